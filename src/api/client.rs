@@ -1,0 +1,197 @@
+//! The client side: what `fabricsim status|exec|cli`, the harness and joining members use.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Streaming};
+
+use super::AUTHORIZATION;
+use super::proto::fabric::admin_client::AdminClient;
+use super::proto::fabric::member_client::MemberClient;
+use super::proto::fabric::{CliReply, CliRequest, JoinRequest, StatusRequest, cli_request};
+use crate::cli::Reply;
+use crate::node::NodeState;
+use crate::topology::Role;
+
+/// How long connecting to a node may take before it counts as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Deadline of a status call.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a call to a node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: tonic::transport::Error,
+    },
+    #[error("{addr} answered: {}", .status.message())]
+    Call { addr: SocketAddr, status: tonic::Status },
+    #[error("{addr} closed the CLI session")]
+    SessionClosed { addr: SocketAddr },
+}
+
+async fn channel(addr: SocketAddr) -> Result<Channel, ClientError> {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a socket address makes a valid URI")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect { addr, source })
+}
+
+/// Asks the root at `root` to admit a member; answers whether it became a voter.
+pub async fn join(root: SocketAddr, request: JoinRequest) -> Result<bool, ClientError> {
+    let mut client = MemberClient::new(channel(root).await?);
+    let reply = client
+        .join(request)
+        .await
+        .map_err(|status| ClientError::Call { addr: root, status })?;
+    Ok(reply.into_inner().voter)
+}
+
+/// An authenticated connection to one node's admin service.
+pub struct AdminConnection {
+    addr: SocketAddr,
+    token: MetadataValue<tonic::metadata::Ascii>,
+    client: AdminClient<Channel>,
+}
+
+impl AdminConnection {
+    pub async fn connect(addr: SocketAddr, token: &str) -> Result<AdminConnection, ClientError> {
+        let token = format!("Bearer {token}")
+            .parse()
+            .expect("the admin token is printable ASCII");
+        Ok(AdminConnection {
+            addr,
+            token,
+            client: AdminClient::new(channel(addr).await?),
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.metadata_mut().insert(AUTHORIZATION, self.token.clone());
+        request
+    }
+
+    /// The node's current state.
+    pub async fn status(&mut self) -> Result<NodeState, ClientError> {
+        let mut request = self.request(StatusRequest {});
+        request.set_timeout(STATUS_TIMEOUT);
+        let status = self
+            .client
+            .status(request)
+            .await
+            .map_err(|status| ClientError::Call {
+                addr: self.addr,
+                status,
+            })?
+            .into_inner();
+        Ok(NodeState {
+            id: status.node_id,
+            name: status.name,
+            serial: status.serial,
+            hostname: status.hostname,
+            role: if status.role == "root" {
+                Role::Root
+            } else {
+                Role::Member
+            },
+            raft_state: status.raft_state,
+            term: status.term,
+            applied: status.applied,
+            revision: status.revision,
+            config_hash: status.config_hash,
+            leader: status.leader,
+            voters: status.voters,
+            learners: status.learners,
+        })
+    }
+
+    /// Opens a CLI session and returns it with its first prompt.
+    pub async fn session(&mut self) -> Result<CliSession, ClientError> {
+        let (request_tx, request_rx) = mpsc::channel(16);
+        let request = self.request(ReceiverStream::new(request_rx));
+        let replies = self
+            .client
+            .cli(request)
+            .await
+            .map_err(|status| ClientError::Call {
+                addr: self.addr,
+                status,
+            })?
+            .into_inner();
+        let mut session = CliSession {
+            addr: self.addr,
+            request_tx,
+            replies,
+            prompt: String::new(),
+        };
+        session.run("").await?;
+        Ok(session)
+    }
+}
+
+/// A CLI session on a node: lines go in one at a time, each gets its reply.
+pub struct CliSession {
+    addr: SocketAddr,
+    request_tx: mpsc::Sender<CliRequest>,
+    replies: Streaming<CliReply>,
+    prompt: String,
+}
+
+impl CliSession {
+    /// The prompt for the next line.
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    async fn call(&mut self, kind: cli_request::Kind, line: &str) -> Result<CliReply, ClientError> {
+        let request = CliRequest {
+            kind: kind as i32,
+            line: line.to_owned(),
+        };
+        let closed = ClientError::SessionClosed { addr: self.addr };
+        if self.request_tx.send(request).await.is_err() {
+            return Err(closed);
+        }
+        let reply = match self.replies.message().await {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return Err(closed),
+            Err(status) => {
+                return Err(ClientError::Call {
+                    addr: self.addr,
+                    status,
+                });
+            }
+        };
+        self.prompt = reply.prompt.clone();
+        Ok(reply)
+    }
+
+    /// Runs one CLI line.
+    pub async fn run(&mut self, line: &str) -> Result<Reply, ClientError> {
+        let reply = self.call(cli_request::Kind::Line, line).await?;
+        Ok(Reply {
+            output: reply.output,
+            failed: reply.failed,
+        })
+    }
+
+    /// Candidates for the last word of `line`.
+    pub async fn complete(&mut self, line: &str) -> Result<Vec<String>, ClientError> {
+        Ok(self.call(cli_request::Kind::Complete, line).await?.completions)
+    }
+
+    /// The `?` help after `line`.
+    pub async fn help(&mut self, line: &str) -> Result<String, ClientError> {
+        Ok(self.call(cli_request::Kind::Help, line).await?.output)
+    }
+}

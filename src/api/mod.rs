@@ -1,0 +1,45 @@
+//! The gRPC edge of a node: the services it serves and the client the commands use.
+//!
+//! - `Raft` (peers only): openraft's RPCs, handed to the node's `Raft`.
+//! - `Member`: a member asks the root to admit it.
+//! - `Admin`: a CLI session and the node's status, behind the state directory's token.
+//!
+//! Protobuf types stay here and in `raft::network`; the rest of the crate sees
+//! [`crate::node::NodeState`] and [`crate::cli::Reply`].
+
+pub mod client;
+mod services;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+
+/// The generated protobuf and gRPC code.
+pub mod proto {
+    pub mod fabric {
+        tonic::include_proto!("fabricsim.fabric");
+    }
+    pub mod raft {
+        tonic::include_proto!("fabricsim.raft");
+    }
+}
+
+/// The metadata key that carries the admin token.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// Serves every service of `node` on `listener` until `shutdown` is cancelled.
+pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToken) {
+    let name = node.name().to_owned();
+    let result = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(services::raft_server(node.clone()))
+        .add_service(services::member_server(node.clone()))
+        .add_service(services::admin_server(node))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await;
+    if let Err(e) = result {
+        tracing::error!(node = name, error = %e, "gRPC server stopped");
+    }
+}

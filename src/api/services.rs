@@ -1,0 +1,177 @@
+//! The server side of the node's gRPC services.
+
+use std::pin::Pin;
+
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::AUTHORIZATION;
+use super::proto::fabric::admin_server::{Admin, AdminServer};
+use super::proto::fabric::member_server::{Member, MemberServer};
+use super::proto::fabric::{
+    CliReply, CliRequest, JoinReply, JoinRequest, NodeStatus, StatusRequest, cli_request,
+};
+use super::proto::raft::RaftPayload;
+use super::proto::raft::raft_server::{Raft, RaftServer};
+use crate::cli::{Backend, Session};
+use crate::node::{JoinError, Node};
+use crate::raft::network::MAX_MESSAGE_BYTES;
+
+pub(super) fn raft_server(node: Node) -> RaftServer<RaftService> {
+    RaftServer::new(RaftService { node })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+pub(super) fn member_server(node: Node) -> MemberServer<MemberService> {
+    MemberServer::new(MemberService { node })
+}
+
+pub(super) fn admin_server(
+    node: Node,
+) -> tonic::service::interceptor::InterceptedService<AdminServer<AdminService>, TokenCheck> {
+    let check = TokenCheck {
+        expected: format!("Bearer {}", node.admin_token()),
+    };
+    AdminServer::with_interceptor(AdminService { node }, check)
+}
+
+/// Refuses admin calls without the state directory's token.
+#[derive(Clone)]
+pub(super) struct TokenCheck {
+    expected: String,
+}
+
+impl tonic::service::Interceptor for TokenCheck {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let given = request
+            .metadata()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given == Some(self.expected.as_str()) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated(
+                "missing or wrong admin token (see admin.token in the state directory)",
+            ))
+        }
+    }
+}
+
+pub(super) struct RaftService {
+    node: Node,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(payload: RaftPayload) -> Result<T, Status> {
+    serde_json::from_slice(&payload.json)
+        .map_err(|e| Status::invalid_argument(format!("bad Raft payload: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Response<RaftPayload> {
+    Response::new(RaftPayload {
+        json: serde_json::to_vec(value).expect("Raft responses serialize to JSON"),
+    })
+}
+
+#[tonic::async_trait]
+impl Raft for RaftService {
+    async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let rpc = decode(request.into_inner())?;
+        Ok(encode(&self.node.raft().append_entries(rpc).await))
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let rpc = decode(request.into_inner())?;
+        Ok(encode(&self.node.raft().vote(rpc).await))
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let rpc = decode(request.into_inner())?;
+        Ok(encode(&self.node.raft().install_snapshot(rpc).await))
+    }
+}
+
+pub(super) struct MemberService {
+    node: Node,
+}
+
+impl From<JoinError> for Status {
+    fn from(e: JoinError) -> Status {
+        match e {
+            JoinError::NotRoot => Status::failed_precondition(e.to_string()),
+            JoinError::NotLeader | JoinError::Membership(_) => Status::unavailable(e.to_string()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Member for MemberService {
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        let join = request.into_inner();
+        let voter = self.node.admit(join.node_id, join.addr).await?;
+        Ok(Response::new(JoinReply { voter }))
+    }
+}
+
+pub(super) struct AdminService {
+    node: Node,
+}
+
+type CliStream = Pin<Box<dyn Stream<Item = Result<CliReply, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    type CliStream = CliStream;
+
+    async fn cli(&self, request: Request<Streaming<CliRequest>>) -> Result<Response<CliStream>, Status> {
+        let mut inbound = request.into_inner();
+        let node = self.node.clone();
+        let (reply_tx, reply_rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut session = Session::new();
+            while let Ok(Some(request)) = inbound.message().await {
+                let reply = answer(&mut session, &node, request).await;
+                if reply_tx.send(Ok(reply)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(reply_rx))))
+    }
+
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<NodeStatus>, Status> {
+        let state = self.node.state();
+        Ok(Response::new(NodeStatus {
+            node_id: state.id,
+            name: state.name,
+            serial: state.serial,
+            hostname: state.hostname,
+            role: state.role.to_string(),
+            raft_state: state.raft_state,
+            term: state.term,
+            applied: state.applied,
+            revision: state.revision,
+            config_hash: state.config_hash,
+            leader: state.leader,
+            voters: state.voters,
+            learners: state.learners,
+        }))
+    }
+}
+
+async fn answer(session: &mut Session, node: &Node, request: CliRequest) -> CliReply {
+    let mut reply = CliReply::default();
+    match request.kind() {
+        cli_request::Kind::Line => {
+            let result = session.execute(node, &request.line).await;
+            reply.output = result.output;
+            reply.failed = result.failed;
+        }
+        cli_request::Kind::Complete => reply.completions = session.complete(node, &request.line),
+        cli_request::Kind::Help => reply.output = session.help(node, &request.line),
+    }
+    reply.prompt = session.prompt(node.identity());
+    reply
+}

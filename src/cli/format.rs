@@ -1,0 +1,280 @@
+//! Rendering configuration the way FortiOS prints it: `show` blocks, `get` field lists
+//! and `get system status`.
+//!
+//! Everything here is a pure function of a schema, stored values and (for the status page)
+//! the node identity and a UNIX time, returning output lines without line terminators.
+
+use crate::config::ConfigDb;
+use crate::config::schema::{FieldKind, FieldSpec, Lookup, TableKind, TableSchema};
+
+use super::NodeIdentity;
+
+/// `show` indents each nesting level by four spaces (DOMAIN.md section 3).
+const INDENT: &str = "    ";
+
+/// `get` pads field names to 20 columns; longer names run straight into the colon, as on
+/// a FortiGate.
+const GET_NAME_WIDTH: usize = 20;
+
+/// The firmware the simulator presents itself as (DOMAIN.md section 3).
+const FIRMWARE_VERSION: &str = "FortiGate-VM64 v7.0.5,build0304,220208 (GA)";
+
+/// The build number of [`FIRMWARE_VERSION`], printed as the branch point.
+const FIRMWARE_BRANCH_POINT: &str = "0304";
+
+/// `show` (or `show full-configuration`) of every table in `registry`, in registry order.
+pub(crate) fn show_all(registry: &[TableSchema], db: &ConfigDb, full: bool) -> Vec<String> {
+    registry
+        .iter()
+        .flat_map(|table| show_table(table, db, full))
+        .collect()
+}
+
+/// `show` of one table or object as stored in `db`.
+pub(crate) fn show_table(table: &TableSchema, db: &ConfigDb, full: bool) -> Vec<String> {
+    let mut lines = vec![format!("config {}", table.path)];
+    match table.kind {
+        TableKind::Table { .. } => {
+            for (key, entry) in db.entries(table.path) {
+                lines.extend(edit_block(table, key, entry, full));
+            }
+        }
+        TableKind::Object => {
+            let entry = db.entry(table.path, "").cloned().unwrap_or_default();
+            lines.extend(set_lines(table, &entry, full, INDENT));
+        }
+    }
+    lines.push("end".to_owned());
+    lines
+}
+
+/// `show` inside an entry or object: the `config` (and `edit`) wrapper around its values.
+pub(crate) fn show_entry(table: &TableSchema, key: &str, values: &impl Lookup, full: bool) -> Vec<String> {
+    let mut lines = vec![format!("config {}", table.path)];
+    match table.kind {
+        TableKind::Table { .. } => lines.extend(edit_block(table, key, values, full)),
+        TableKind::Object => lines.extend(set_lines(table, values, full, INDENT)),
+    }
+    lines.push("end".to_owned());
+    lines
+}
+
+fn edit_block(table: &TableSchema, key: &str, values: &impl Lookup, full: bool) -> Vec<String> {
+    let mut lines = vec![format!("{INDENT}edit {}", quote(key))];
+    lines.extend(set_lines(table, values, full, &INDENT.repeat(2)));
+    lines.push(format!("{INDENT}next"));
+    lines
+}
+
+fn set_lines(table: &TableSchema, values: &impl Lookup, full: bool, indent: &str) -> Vec<String> {
+    table
+        .value_fields()
+        .filter(|field| table.is_visible(values, field))
+        .filter_map(|field| {
+            let value = field.value_in(values);
+            (full || value != field.default)
+                .then(|| format!("{indent}set {} {}", field.name, show_value(field, value)))
+        })
+        .collect()
+}
+
+/// A value as `show` writes it: strings quoted, numbers, addresses and keywords bare,
+/// empty values as `''`.
+fn show_value(field: &FieldSpec, value: &str) -> String {
+    if value.is_empty() {
+        return "''".to_owned();
+    }
+    match field.kind {
+        FieldKind::String { .. } | FieldKind::Ipv4OrFqdn { .. } => quote(value),
+        FieldKind::Ipv4
+        | FieldKind::Integer { .. }
+        | FieldKind::EnableDisable
+        | FieldKind::Option(_)
+        | FieldKind::Set(_) => value.to_owned(),
+    }
+}
+
+/// Double-quotes `text`, escaping backslashes and double quotes so the CLI reads it back.
+pub(crate) fn quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// `get` of one entry (key given) or object (`key` is `None`): every visible field.
+pub(crate) fn get_entry(table: &TableSchema, key: Option<&str>, values: &impl Lookup) -> Vec<String> {
+    table
+        .fields
+        .iter()
+        .filter_map(|field| {
+            let value = if table.is_key(field.name) {
+                key.unwrap_or_default()
+            } else if table.is_visible(values, field) {
+                field.value_in(values)
+            } else {
+                return None;
+            };
+            let line = format!("{:<width$}: {value}", field.name, width = GET_NAME_WIDTH);
+            Some(line.trim_end().to_owned())
+        })
+        .collect()
+}
+
+/// `get` of a whole table (`== [ key ]` before each entry) or of an object.
+pub(crate) fn get_table(table: &TableSchema, db: &ConfigDb) -> Vec<String> {
+    match table.kind {
+        TableKind::Table { .. } => db
+            .entries(table.path)
+            .flat_map(|(key, entry)| {
+                std::iter::once(format!("== [ {key} ]")).chain(get_entry(table, Some(key), entry))
+            })
+            .collect(),
+        TableKind::Object => {
+            let entry = db.entry(table.path, "").cloned().unwrap_or_default();
+            get_entry(table, None, &entry)
+        }
+    }
+}
+
+/// `get system status` for `identity` at `unix_seconds` (UTC).
+pub(crate) fn system_status(identity: &NodeIdentity, unix_seconds: u64) -> Vec<String> {
+    [
+        format!("Version: {FIRMWARE_VERSION}"),
+        "Security Level: 1".to_owned(),
+        format!("Serial-Number: {}", identity.serial),
+        "License Status: Valid".to_owned(),
+        format!("Hostname: {}", identity.hostname),
+        "Operation Mode: NAT".to_owned(),
+        "Current virtual domain: root".to_owned(),
+        "Max number of virtual domains: 1".to_owned(),
+        "Virtual domain configuration: disable".to_owned(),
+        "FIPS-CC mode: disable".to_owned(),
+        "Current HA mode: standalone".to_owned(),
+        format!("Branch point: {FIRMWARE_BRANCH_POINT}"),
+        "Release Version Information: GA".to_owned(),
+        format!("System time: {}", ctime(unix_seconds)),
+    ]
+    .into()
+}
+
+/// Formats a UNIX time (UTC) as C's `ctime` does: `Wed Nov 25 17:30:00 2026`, the day of
+/// the month padded with a space.
+pub(crate) fn ctime(unix_seconds: u64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const SECONDS_PER_DAY: u64 = 86_400;
+    let days = unix_seconds / SECONDS_PER_DAY;
+    let of_day = unix_seconds % SECONDS_PER_DAY;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{} {} {:>2} {:02}:{:02}:{:02} {}",
+        WEEKDAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60,
+        year
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`): `(year, month 1-12, day 1-31)`.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of each 400-year era.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::schema::FCTEMS;
+
+    #[test]
+    fn ctime_matches_c() {
+        assert_eq!(ctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(ctime(1_795_627_800), "Wed Nov 25 17:30:00 2026");
+        assert_eq!(ctime(951_782_400), "Tue Feb 29 00:00:00 2000");
+        assert_eq!(ctime(4_107_542_399), "Sun Feb 28 23:59:59 2100");
+        assert_eq!(ctime(1_709_251_199), "Thu Feb 29 23:59:59 2024");
+    }
+
+    #[test]
+    fn show_quotes_strings_but_not_numbers_or_keywords() {
+        let values = BTreeMap::from([
+            ("server".to_owned(), "10.0.0.1".to_owned()),
+            ("https-port".to_owned(), "8443".to_owned()),
+            ("source-ip".to_owned(), "10.9.9.9".to_owned()),
+            ("certificate".to_owned(), "a \"b\"".to_owned()),
+            ("capabilities".to_owned(), "fabric-auth websocket".to_owned()),
+        ]);
+        assert_eq!(
+            show_entry(&FCTEMS, "ems1", &values, false),
+            [
+                "config endpoint-control fctems",
+                "    edit \"ems1\"",
+                "        set server \"10.0.0.1\"",
+                "        set https-port 8443",
+                "        set source-ip 10.9.9.9",
+                "        set certificate \"a \\\"b\\\"\"",
+                "        set capabilities fabric-auth websocket",
+                "    next",
+                "end",
+            ]
+        );
+    }
+
+    #[test]
+    fn get_pads_names_and_trims_empty_values() {
+        let values = BTreeMap::from([("server".to_owned(), "ems.example.com".to_owned())]);
+        let lines = get_entry(&FCTEMS, Some("ems1"), &values);
+        assert_eq!(lines[0], "name                : ems1");
+        assert_eq!(lines[1], "server              : ems.example.com");
+        assert_eq!(lines[4], "certificate         :");
+        assert_eq!(lines[5], "fortinetone-cloud-authentication: disable");
+        assert!(!lines.iter().any(|line| line.starts_with("interface ")));
+        assert_eq!(lines.len(), FCTEMS.fields.len() - 1);
+    }
+
+    #[test]
+    fn system_status_names_the_node() {
+        let identity = NodeIdentity {
+            name: "root".into(),
+            hostname: "FGT-root".into(),
+            serial: "FGVM01TM22000001".into(),
+            is_root: true,
+        };
+        let lines = system_status(&identity, 0);
+        assert_eq!(lines[0], "Version: FortiGate-VM64 v7.0.5,build0304,220208 (GA)");
+        assert!(lines.contains(&"Serial-Number: FGVM01TM22000001".to_owned()));
+        assert!(lines.contains(&"Hostname: FGT-root".to_owned()));
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("System time: Thu Jan  1 00:00:00 1970")
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! The FortiOS command line of one node.
+//!
+//! A [`Session`] is one administrator's terminal: it keeps the context stack (top level,
+//! inside `config endpoint-control fctems`, inside `edit "ems1"`) and the pending edit of
+//! the current entry. Lines enter through [`Session::execute`]; help (`?`) and completion
+//! through [`Session::help`] and [`Session::complete`]. The session reads the node's
+//! applied configuration and writes through a [`Backend`], the seam to the rest of the node:
+//!
+//! - reads come from [`Backend::config`], a snapshot of the node's `ConfigDb`;
+//! - writes leave as one [`ConfigCommand`] per `next`/`end` of a changed entry, per `delete`
+//!   and per `purge`, through [`Backend::commit`], which on the root proposes it to Raft and
+//!   returns what `ConfigDb::apply` said. Nothing is written while an entry is being edited,
+//!   and a refused commit leaves the session in the entry with its pending values.
+//!
+//! Output leaves as a [`Reply`]: the exact text a FortiGate prints (DOMAIN.md section 3) and
+//! whether the command failed. [`transcript`] replays terminal transcripts for golden tests.
+//!
+//! Submodules: `tokenize` (words, quotes, `| grep`), `session` (the context stack and
+//! commands), `format` (`show`, `get`, `get system status`), `help` (`?` and completion).
+
+mod format;
+mod help;
+mod session;
+pub mod tokenize;
+pub mod transcript;
+
+#[cfg(test)]
+pub(crate) mod test_backend;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::config::{
+    Applied, CommandError, ConfigCommand, ConfigDb, RC_INVALID_VALUE, TableSchema, fail_line,
+};
+
+pub use session::Session;
+
+/// Who this node is, as the CLI shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    /// The node's name in the topology (`root`, `branch1`).
+    pub name: String,
+    /// The FortiGate hostname, shown in the prompt (`FGT-root`).
+    pub hostname: String,
+    /// The FortiGate serial number (`FGVM01TM22000001`).
+    pub serial: String,
+    /// Whether this node is the fabric root, which owns the synced tables.
+    pub is_root: bool,
+}
+
+/// Why a configuration change was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// `ConfigDb::apply` refused the command; nothing changed.
+    #[error(transparent)]
+    Refused(CommandError),
+    /// The change could not be proposed now (for example, the fabric root is not leading
+    /// yet); the text says why and is printed as is.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl CommitError {
+    /// The lines a FortiGate prints for this failure.
+    pub fn cli_lines(&self) -> Vec<String> {
+        match self {
+            Self::Refused(error) => error.cli_lines(),
+            Self::Unavailable(reason) => vec![reason.clone(), fail_line(RC_INVALID_VALUE)],
+        }
+    }
+}
+
+/// The node as the CLI sees it: identity, applied configuration, and the way to change it.
+pub trait Backend: Send + Sync {
+    /// This node's identity.
+    fn identity(&self) -> &NodeIdentity;
+    /// This node's current applied configuration.
+    fn config(&self) -> Arc<ConfigDb>;
+    /// Proposes `cmd` and resolves once it was applied or refused.
+    fn commit(&self, cmd: ConfigCommand) -> impl Future<Output = Result<Applied, CommitError>> + Send;
+}
+
+/// What one command line printed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// The complete output, every line ending in `"\n"`; empty when nothing was printed.
+    pub output: String,
+    /// Whether the command failed (`fabricsim exec` exits 1 when any line failed).
+    pub failed: bool,
+}
+
+/// The FortiOS refusal printed when a member tries to change a synced table.
+pub const MODIFICATION_NOT_ALLOWED: &str =
+    "Modification not allowed unless 'configuration-sync' is set to 'local'";
+
+/// Whether this node may change `table`: the root may change everything, a member only
+/// the tables that are not synchronized from the root (DOMAIN.md section 1).
+pub fn may_modify(identity: &NodeIdentity, table: &TableSchema) -> bool {
+    identity.is_root || !table.synced
+}

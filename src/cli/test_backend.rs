@@ -1,0 +1,78 @@
+//! A test double for [`Backend`]: a `ConfigDb` behind a mutex whose `commit` calls `apply`.
+
+use std::sync::{Arc, Mutex};
+
+use super::{Backend, CommitError, NodeIdentity};
+use crate::config::{Applied, ConfigCommand, ConfigDb};
+
+/// An in-memory node: commits apply directly, or fail with `unavailable` when it is set.
+pub(crate) struct MemoryBackend {
+    identity: NodeIdentity,
+    db: Mutex<Arc<ConfigDb>>,
+    pub(crate) unavailable: Option<String>,
+}
+
+impl MemoryBackend {
+    /// The fabric root of the golden transcripts.
+    pub(crate) fn root() -> Self {
+        Self::new(NodeIdentity {
+            name: "root".to_owned(),
+            hostname: "FGT-root".to_owned(),
+            serial: "FGVM01TM22000001".to_owned(),
+            is_root: true,
+        })
+    }
+
+    /// The member `branch1` of the golden transcripts.
+    pub(crate) fn branch1() -> Self {
+        Self::new(NodeIdentity {
+            name: "branch1".to_owned(),
+            hostname: "FGT-branch1".to_owned(),
+            serial: "FGVM01TM22000002".to_owned(),
+            is_root: false,
+        })
+    }
+
+    /// The node named in a transcript's `#! node:` header.
+    pub(crate) fn named(name: &str) -> Option<Self> {
+        match name {
+            "root" => Some(Self::root()),
+            "branch1" => Some(Self::branch1()),
+            _ => None,
+        }
+    }
+
+    fn new(identity: NodeIdentity) -> Self {
+        Self {
+            identity,
+            db: Mutex::new(Arc::new(ConfigDb::new())),
+            unavailable: None,
+        }
+    }
+
+    /// Replaces the configuration, as replication from the root would.
+    pub(crate) fn replace(&self, db: ConfigDb) {
+        *self.db.lock().expect("test mutex") = Arc::new(db);
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn identity(&self) -> &NodeIdentity {
+        &self.identity
+    }
+
+    fn config(&self) -> Arc<ConfigDb> {
+        Arc::clone(&self.db.lock().expect("test mutex"))
+    }
+
+    async fn commit(&self, cmd: ConfigCommand) -> Result<Applied, CommitError> {
+        if let Some(reason) = &self.unavailable {
+            return Err(CommitError::Unavailable(reason.clone()));
+        }
+        let mut guard = self.db.lock().expect("test mutex");
+        let mut next = ConfigDb::clone(&guard);
+        let applied = next.apply(&cmd).map_err(CommitError::Refused)?;
+        *guard = Arc::new(next);
+        Ok(applied)
+    }
+}

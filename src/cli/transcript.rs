@@ -1,0 +1,190 @@
+//! Terminal transcripts: read the input lines out of one, and replay them.
+//!
+//! A transcript is exactly what a terminal shows: every command as `<prompt><command>`
+//! followed by its output. Input lines are recognised by the prompt shape
+//! `^\S+( \([^)]*\))? # ` (`FGT-root # `, `FGT-root (ems1) # `). Lines starting with `#!`
+//! are headers and comments for the reader and the test harness (`#! node: branch1`); they
+//! belong at the top of the file, and [`preamble`] returns them so that
+//! `preamble(text) + play(inputs(text))` reproduces a correct transcript byte for byte.
+
+use super::{Backend, Session};
+
+/// Marks a header or comment line.
+const HEADER_MARK: &str = "#!";
+
+/// The commands typed in `text`, in order, without their prompts.
+pub fn inputs(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| !line.starts_with(HEADER_MARK))
+        .filter_map(input_of)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The leading `#!` lines of `text`, each with its line end.
+pub fn preamble(text: &str) -> String {
+    text.lines()
+        .take_while(|line| line.starts_with(HEADER_MARK))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// The values of every `#! <name>: <value>` header in `text`, in order.
+pub fn headers<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(HEADER_MARK))
+        .filter_map(|header| {
+            let (key, value) = header.split_once(':')?;
+            (key.trim() == name).then_some(value.trim())
+        })
+        .collect()
+}
+
+/// Runs `inputs` in a fresh session on `backend` and renders the terminal: each input after
+/// the prompt it was typed at, then its output.
+pub async fn play<B: Backend>(backend: &B, inputs: &[String]) -> String {
+    let mut session = Session::new();
+    let mut screen = String::new();
+    for input in inputs {
+        screen.push_str(&session.prompt(backend.identity()));
+        screen.push_str(input);
+        screen.push('\n');
+        screen.push_str(&session.execute(backend, input).await.output);
+    }
+    screen
+}
+
+/// The command typed on `line` if the line starts with a prompt.
+fn input_of(line: &str) -> Option<&str> {
+    let hostname_end = line.find(char::is_whitespace)?;
+    if hostname_end == 0 {
+        return None;
+    }
+    let mut rest = &line[hostname_end..];
+    if let Some(context) = rest.strip_prefix(" (") {
+        let close = context.find(')')?;
+        rest = &context[close + 1..];
+    }
+    rest.strip_prefix(" # ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::cli::test_backend::MemoryBackend;
+
+    /// Golden transcripts; `UPDATE_GOLDEN=1` rewrites them from the current behaviour.
+    const GOLDEN: &[&str] = &[
+        "fctems-basic.txt",
+        "fctems-errors.txt",
+        "member-refused.txt",
+        "help.txt",
+    ];
+
+    fn golden_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("cli")
+    }
+
+    /// The node named by the transcript's `#! node:` header; the root when there is none.
+    fn backend_for(text: &str) -> MemoryBackend {
+        let node = headers(text, "node").first().copied().unwrap_or("root");
+        MemoryBackend::named(node).unwrap_or_else(|| panic!("unknown node {node}"))
+    }
+
+    async fn replay(name: &str) {
+        let path = golden_dir().join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let backend = backend_for(&text);
+        let rendered = preamble(&text) + &play(&backend, &inputs(&text)).await;
+        if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+            std::fs::write(&path, rendered).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            return;
+        }
+        if rendered != text {
+            let line = rendered
+                .lines()
+                .zip(text.lines())
+                .position(|(got, want)| got != want)
+                .unwrap_or_else(|| rendered.lines().count().min(text.lines().count()));
+            panic!(
+                "{name} differs from line {}:\n--- expected\n{}\n--- rendered\n{}\n(UPDATE_GOLDEN=1 rewrites the file)",
+                line + 1,
+                text.lines().skip(line).take(5).collect::<Vec<_>>().join("\n"),
+                rendered.lines().skip(line).take(5).collect::<Vec<_>>().join("\n"),
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn fctems_basic() {
+        replay("fctems-basic.txt").await;
+    }
+
+    #[tokio::test]
+    async fn fctems_errors() {
+        replay("fctems-errors.txt").await;
+    }
+
+    #[tokio::test]
+    async fn member_refused() {
+        replay("member-refused.txt").await;
+    }
+
+    #[tokio::test]
+    async fn help() {
+        replay("help.txt").await;
+    }
+
+    #[test]
+    fn every_golden_file_is_replayed() {
+        let mut found: Vec<String> = std::fs::read_dir(golden_dir())
+            .expect("tests/cli exists")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".txt"))
+            .collect();
+        found.sort();
+        let mut listed: Vec<String> = GOLDEN.iter().map(|name| (*name).to_owned()).collect();
+        listed.sort();
+        assert_eq!(found, listed);
+    }
+
+    #[test]
+    fn inputs_are_recognised_by_the_prompt() {
+        let text = "#! node: root\n\
+                    FGT-root # config endpoint-control fctems\n\
+                    FGT-root (fctems) # edit \"my ems\"\n\
+                    new entry 'my ems' added\n\
+                    FGT-root (my ems) # set server 10.0.0.1\n\
+                    config endpoint-control fctems\n\
+                    \x20   edit \"x\"\n\
+                    name                : x\n\
+                    FGT-root (ems1) #\n";
+        assert_eq!(
+            inputs(text),
+            [
+                "config endpoint-control fctems",
+                "edit \"my ems\"",
+                "set server 10.0.0.1"
+            ]
+        );
+        assert_eq!(preamble(text), "#! node: root\n");
+        assert_eq!(headers(text, "node"), ["root"]);
+        assert!(headers(text, "other").is_empty());
+    }
+
+    #[tokio::test]
+    async fn play_renders_prompts_and_output() {
+        let backend = MemoryBackend::root();
+        let inputs = ["config endpoint-control fctems".to_owned(), "frob".to_owned()];
+        assert_eq!(
+            play(&backend, &inputs).await,
+            "FGT-root # config endpoint-control fctems\n\
+             FGT-root (fctems) # frob\n\
+             command parse error before 'frob'\n\
+             Command fail. Return code -61\n"
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! `fabricsim bench`: start an in-process fabric on ephemeral ports, write through the
+//! root's Raft log from several clients at once, and measure.
+//!
+//! - `up_ms`: from starting the first node until every member has joined and converged.
+//! - `commit_*`: from proposing a configuration command on the root until the root has
+//!   applied it and answered (a quorum of voters has it on disk).
+//! - `converge_*`: from the same submission until every member has applied it.
+//! - `writes_per_sec`: writes divided by the time from the first submission to the last
+//!   acknowledgement.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::Error;
+use crate::config::ConfigCommand;
+use crate::harness::{Fabric, HarnessError, generated_topology};
+use crate::raft::Raft;
+use tokio_util::sync::CancellationToken;
+
+/// How long the members may take to apply the last write once the root acknowledged it.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Nodes in the fabric, the root included.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Configuration writes in all.
+    #[arg(long, default_value_t = 1000)]
+    writes: usize,
+    /// Clients writing concurrently.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    nodes: usize,
+    writes: usize,
+    clients: usize,
+    up_ms: u64,
+    commit_p50_us: u64,
+    commit_p99_us: u64,
+    converge_p50_us: u64,
+    converge_p99_us: u64,
+    writes_per_sec: f64,
+    peak_rss_mb: f64,
+}
+
+/// One acknowledged write: when it was submitted, at which log index it landed, and how
+/// long the root took to acknowledge it.
+struct Write {
+    submitted: Instant,
+    index: u64,
+    commit: Duration,
+}
+
+pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
+    let nodes = args.nodes.max(1);
+    let clients = args.clients.max(1);
+    let started = Instant::now();
+    let fabric = Fabric::start(generated_topology("bench", nodes)).await?;
+    fabric.wait_converged(CONVERGE_TIMEOUT).await?;
+    let up = started.elapsed();
+
+    // Every member's applied index over time, recorded as it advances.
+    let members: Vec<Raft> = fabric
+        .topology()
+        .members()
+        .map(|spec| fabric.node(&spec.name).map(|n| n.raft().clone()))
+        .collect::<Result<_, _>>()?;
+    let stop_recording = CancellationToken::new();
+    let recorders: Vec<_> = members
+        .iter()
+        .map(|raft| tokio::spawn(record_applied(raft.clone(), stop_recording.clone())))
+        .collect();
+
+    let root = fabric.node(&fabric.topology().root().name)?.raft().clone();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writing = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(write_until_done(root.clone(), next.clone(), args.writes)))
+        .collect();
+    let mut writes = Vec::with_capacity(args.writes);
+    for task in tasks {
+        writes.extend(task.await.expect("bench client panicked")?);
+    }
+    let write_time = writing.elapsed();
+
+    let last = writes.iter().map(|w| w.index).max().unwrap_or(0);
+    let mut timelines = Vec::new();
+    for raft in &members {
+        raft.wait(Some(CONVERGE_TIMEOUT))
+            .applied_index_at_least(Some(last), "bench: member applies the last write")
+            .await
+            .map_err(|e| HarnessError::Timeout {
+                timeout: CONVERGE_TIMEOUT,
+                what: "every member applies the last write".to_owned(),
+                last: e.to_string(),
+            })?;
+    }
+    stop_recording.cancel();
+    for recorder in recorders {
+        timelines.push(recorder.await.expect("applied-index recorder panicked"));
+    }
+
+    let mut commits: Vec<u64> = writes.iter().map(|w| w.commit.as_micros() as u64).collect();
+    let mut converges: Vec<u64> = writes
+        .iter()
+        .map(|w| {
+            let applied_everywhere = timelines
+                .iter()
+                .map(|timeline| first_at_least(timeline, w.index).unwrap_or(w.submitted + w.commit))
+                .max()
+                .unwrap_or(w.submitted + w.commit);
+            applied_everywhere
+                .saturating_duration_since(w.submitted)
+                .as_micros() as u64
+        })
+        .collect();
+    fabric.stop().await;
+
+    let report = Report {
+        nodes,
+        writes: writes.len(),
+        clients,
+        up_ms: up.as_millis() as u64,
+        commit_p50_us: percentile(&mut commits, 50.0),
+        commit_p99_us: percentile(&mut commits, 99.0),
+        converge_p50_us: percentile(&mut converges, 50.0),
+        converge_p99_us: percentile(&mut converges, 99.0),
+        writes_per_sec: (writes.len() as f64 / write_time.as_secs_f64() * 10.0).round() / 10.0,
+        peak_rss_mb: peak_rss_mb(),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("the report serializes")
+        );
+    } else {
+        println!("{report:#?}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn write_until_done(
+    root: Raft,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+    total: usize,
+) -> Result<Vec<Write>, Error> {
+    let mut done = Vec::new();
+    loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if i >= total {
+            return Ok(done);
+        }
+        let command = ConfigCommand::SetEntry {
+            table: "endpoint-control fctems".to_owned(),
+            key: format!("ems{}", i % 3 + 1),
+            values: BTreeMap::from([
+                (
+                    "server".to_owned(),
+                    format!("10.{}.{}.{}", i % 3 + 1, (i / 250) % 250, i % 250 + 1),
+                ),
+                ("https-port".to_owned(), (1 + i % 65_000).to_string()),
+            ]),
+        };
+        let submitted = Instant::now();
+        let response = root
+            .client_write(command)
+            .await
+            .map_err(|e| HarnessError::Timeout {
+                timeout: Duration::ZERO,
+                what: "the root acknowledges a write".to_owned(),
+                last: e.to_string(),
+            })?;
+        done.push(Write {
+            submitted,
+            index: response.log_id.index,
+            commit: submitted.elapsed(),
+        });
+    }
+}
+
+/// A member's applied index over time: `(index, when first seen)`, in order.
+type Timeline = Vec<(u64, Instant)>;
+
+/// Records a member's applied index each time it advances, until `stop` is cancelled.
+async fn record_applied(raft: Raft, stop: CancellationToken) -> Timeline {
+    let mut metrics = raft.metrics();
+    let mut timeline = Timeline::new();
+    loop {
+        let applied = metrics.borrow_and_update().last_applied.map_or(0, |id| id.index);
+        timeline.push((applied, Instant::now()));
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return timeline },
+            () = stop.cancelled() => return timeline,
+        }
+    }
+}
+
+/// When the member had first applied `index`, if it has.
+fn first_at_least(timeline: &Timeline, index: u64) -> Option<Instant> {
+    timeline
+        .iter()
+        .find(|(applied, _)| *applied >= index)
+        .map(|(_, at)| *at)
+}
+
+fn percentile(values: &mut [u64], p: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    values.sort_unstable();
+    let rank = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
+    values[rank.min(values.len() - 1)]
+}
+
+/// The process's peak resident set (VmHWM), in MiB; 0 where /proc is not available.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    (kib / 1024.0 * 10.0).round() / 10.0
+}

@@ -1,0 +1,224 @@
+//! The `fabricsim` commands (DESIGN.md's command-line contract). `main` parses the command
+//! line into [`Command`] and calls [`run`]; every command returns its exit status or an
+//! error that `main` prints once.
+
+mod bench;
+mod check;
+mod exec;
+mod interactive;
+mod up;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::client::ClientError;
+use crate::harness::HarnessError;
+use crate::node::NodeError;
+use crate::state_dir::{StateDir, StateError};
+use crate::topology::{Topology, TopologyError};
+
+/// The topology `fabricsim` runs when `-c` is not given.
+pub const DEFAULT_CONFIG: &str = "cluster-configs/default.toml";
+
+/// A simulator of the FortiGate Security Fabric: a root and members replicating the
+/// FortiClient EMS connector settings over Raft, each with a FortiOS CLI.
+#[derive(Debug, Parser)]
+#[command(name = "fabricsim", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the whole fabric in this process; Ctrl-C stops it.
+    Up {
+        #[command(flatten)]
+        topology: TopologyArg,
+        /// Discard the fabric's persisted state and start from nothing.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Show every node's role, Raft position, revision and hash.
+    Status {
+        #[command(flatten)]
+        topology: TopologyArg,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Wait up to SECS for every node to apply the root's latest revision; exit 1 with
+        /// each node's lag when time runs out.
+        #[arg(long, value_name = "SECS")]
+        wait: Option<f64>,
+    },
+    /// Run CLI lines (or standard input) on NODE; exit 1 if a command failed.
+    Exec {
+        #[command(flatten)]
+        topology: TopologyArg,
+        /// The node to run the lines on.
+        node: String,
+        /// CLI lines, one per argument; read from standard input when none are given.
+        lines: Vec<String>,
+    },
+    /// Interactive FortiOS CLI on NODE, with history, completion and `?` help.
+    Cli {
+        #[command(flatten)]
+        topology: TopologyArg,
+        node: String,
+    },
+    /// Run one node of the topology as its own process.
+    Node {
+        #[command(flatten)]
+        topology: TopologyArg,
+        node: String,
+    },
+    /// Validate a topology file and explain every error.
+    Check {
+        #[command(flatten)]
+        topology: TopologyArg,
+    },
+    /// Measure start-up, commit and convergence on an in-process fabric.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopologyArg {
+    /// The topology file.
+    #[arg(short = 'c', long = "config", value_name = "CONFIG", default_value = DEFAULT_CONFIG)]
+    pub path: PathBuf,
+}
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
+    #[error("no node named {node:?} in {path}; its nodes are: {known}")]
+    UnknownNode {
+        node: String,
+        path: PathBuf,
+        known: String,
+    },
+    #[error(
+        "node {node} cannot listen on {addr}: {source}{hint}",
+        hint = if .source.kind() == std::io::ErrorKind::AddrInUse {
+            " (another fabricsim, or another program, uses that address; stop it or change `listen` in the topology)"
+        } else { "" }
+    )]
+    Listen {
+        node: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Up { topology, fresh } => up::up(&topology.path, fresh).await,
+        Command::Status { topology, json, wait } => status(&topology.path, json, wait).await,
+        Command::Exec {
+            topology,
+            node,
+            lines,
+        } => exec::exec(&topology.path, &node, lines).await,
+        Command::Cli { topology, node } => interactive::cli(&topology.path, &node).await,
+        Command::Node { topology, node } => up::single_node(&topology.path, &node).await,
+        Command::Check { topology } => check::check(&topology.path),
+        Command::Bench(args) => bench::bench(args).await,
+    }
+}
+
+/// The topology, its state directory in the current directory, and each node's address
+/// (as recorded by the running process, else as written in the topology).
+struct Fabric {
+    topology: Topology,
+    state: StateDir,
+    addrs: BTreeMap<String, SocketAddr>,
+}
+
+impl Fabric {
+    fn open(path: &Path) -> Result<Fabric, Error> {
+        let topology = Topology::load(path)?;
+        let cwd = std::env::current_dir().map_err(|source| Error::Io {
+            context: "cannot read the current directory".to_owned(),
+            source,
+        })?;
+        let state = StateDir::new(&cwd, &topology);
+        let addrs = topology
+            .nodes
+            .iter()
+            .map(|spec| {
+                (
+                    spec.name.clone(),
+                    state.read_listen(&spec.name).unwrap_or(spec.listen),
+                )
+            })
+            .collect();
+        Ok(Fabric {
+            topology,
+            state,
+            addrs,
+        })
+    }
+
+    fn addr(&self, node: &str) -> Result<SocketAddr, Error> {
+        self.addrs.get(node).copied().ok_or_else(|| Error::UnknownNode {
+            node: node.to_owned(),
+            path: self.topology.source.clone(),
+            known: self
+                .topology
+                .nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+/// How often `status --wait` asks again.
+const STATUS_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn status(path: &Path, json: bool, wait: Option<f64>) -> Result<ExitCode, Error> {
+    let fabric = Fabric::open(path)?;
+    let token = fabric.state.token()?;
+    let deadline =
+        wait.map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs_f64(secs.max(0.0)));
+    let status = loop {
+        let status = crate::status::collect(&fabric.topology, &fabric.addrs, &token).await;
+        match deadline {
+            Some(deadline) if !status.converged && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(STATUS_POLL).await;
+            }
+            _ => break status,
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("status serializes to JSON")
+        );
+    } else {
+        print!("{}", status.table());
+    }
+    if wait.is_some() && !status.converged {
+        eprint!("not converged:\n{}", status.lag());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

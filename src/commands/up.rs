@@ -1,0 +1,198 @@
+//! `fabricsim up` (every node in this process) and `fabricsim node` (one node).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::{Error, Fabric};
+use crate::node::{NodeConfig, RunningNode};
+use crate::state_dir::NodeLock;
+use crate::topology::{NodeSpec, Role};
+
+/// How long `up` waits for every node to join and converge before it reports the lag.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often `up` looks at the fabric while it comes up.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+async fn bind(spec: &NodeSpec) -> Result<TcpListener, Error> {
+    TcpListener::bind(spec.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            node: spec.name.clone(),
+            addr: spec.listen,
+            source,
+        })
+}
+
+/// Resolves when the process receives Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler succeeds on Unix");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
+    let fabric = Fabric::open(path)?;
+    let topology = &fabric.topology;
+    let state = &fabric.state;
+    let locks: Vec<NodeLock> = topology
+        .nodes
+        .iter()
+        .map(|spec| state.lock_node(&spec.name))
+        .collect::<Result<_, _>>()?;
+    if fresh {
+        for (spec, lock) in topology.nodes.iter().zip(&locks) {
+            state.clear_node(&spec.name, lock)?;
+        }
+    }
+    let token = state.ensure_token()?;
+    println!(
+        "fabric {}: {} nodes from {}, state in {}{}",
+        topology.fabric.name,
+        topology.nodes.len(),
+        path.display(),
+        state.path().display(),
+        if fresh { " (fresh)" } else { "" }
+    );
+
+    // Bind every address before starting anything, so a taken port stops nothing halfway.
+    let mut listeners = Vec::new();
+    for spec in &topology.nodes {
+        listeners.push((spec, bind(spec).await?));
+    }
+    listeners.sort_by_key(|(spec, _)| spec.role != Role::Root);
+
+    let mut running: Vec<RunningNode> = Vec::new();
+    let mut root_addr = None;
+    for (spec, listener) in listeners {
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            node: spec.name.clone(),
+            addr: spec.listen,
+            source,
+        })?;
+        let config = NodeConfig::from_topology(topology, spec, state.node_dir(&spec.name), root_addr, &token);
+        let node = match RunningNode::start(config, listener).await {
+            Ok(node) => node,
+            Err(e) => {
+                stop_all(running).await;
+                return Err(e.into());
+            }
+        };
+        state.write_listen(&spec.name, addr)?;
+        if spec.role == Role::Root {
+            root_addr = Some(addr);
+        }
+        println!(
+            "  started {:<12} {}  {:<6}  {addr}",
+            spec.name, spec.serial, spec.role
+        );
+        running.push(node);
+    }
+
+    let ready = tokio::select! {
+        ready = wait_ready(&fabric, &token) => ready,
+        () = stop_signal() => None,
+    };
+    match ready {
+        Some(status) => {
+            print!("{}", status.table());
+            println!("fabric {} is up; Ctrl-C stops it", topology.fabric.name);
+            stop_signal().await;
+        }
+        None => println!("stopping before the fabric was ready"),
+    }
+    println!("stopping {} nodes", running.len());
+    stop_all(running).await;
+    drop(locks);
+    println!("fabric {} stopped", topology.fabric.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until every node has joined and applied the root's revision, printing progress;
+/// gives up after [`READY_TIMEOUT`] with each node's lag.
+async fn wait_ready(fabric: &Fabric, token: &str) -> Option<crate::status::FabricStatus> {
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    let total = fabric.topology.nodes.len();
+    let mut shown = usize::MAX;
+    loop {
+        let status = crate::status::collect(&fabric.topology, &fabric.addrs_running(), token).await;
+        let converged = status.nodes.iter().filter(|n| n.converged).count();
+        if converged != shown {
+            println!("  {converged}/{total} nodes converged");
+            shown = converged;
+        }
+        if status.converged {
+            return Some(status);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            print!("{}", status.table());
+            println!(
+                "the fabric did not converge within {READY_TIMEOUT:?}:\n{}",
+                status.lag()
+            );
+            return Some(status);
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+impl Fabric {
+    /// The addresses the nodes of this process just recorded.
+    fn addrs_running(&self) -> std::collections::BTreeMap<String, std::net::SocketAddr> {
+        self.topology
+            .nodes
+            .iter()
+            .map(|spec| {
+                (
+                    spec.name.clone(),
+                    self.state.read_listen(&spec.name).unwrap_or(spec.listen),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Members first, concurrently, then the root, so no member sees its root vanish first.
+async fn stop_all(running: Vec<RunningNode>) {
+    let (roots, members): (Vec<_>, Vec<_>) = running.into_iter().partition(|n| n.node().role() == Role::Root);
+    futures::future::join_all(members.into_iter().map(RunningNode::shutdown)).await;
+    futures::future::join_all(roots.into_iter().map(RunningNode::shutdown)).await;
+}
+
+pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Error> {
+    let fabric = Fabric::open(path)?;
+    fabric.addr(name)?;
+    let topology = &fabric.topology;
+    let spec = topology.node(name).expect("addr() checked the name");
+    let state = &fabric.state;
+    let _lock = state.lock_node(name)?;
+    let token = state.ensure_token()?;
+    let listener = bind(spec).await?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen {
+        node: spec.name.clone(),
+        addr: spec.listen,
+        source,
+    })?;
+    let root = topology.root();
+    let root_addr = state.read_listen(&root.name).unwrap_or(root.listen);
+    let config = NodeConfig::from_topology(topology, spec, state.node_dir(name), Some(root_addr), &token);
+    state.write_listen(name, addr)?;
+    println!(
+        "node {name} ({}, {}) listening on {addr}; Ctrl-C stops it",
+        spec.serial, spec.role
+    );
+    crate::node::run(config, listener, stop_signal()).await?;
+    println!("node {name} stopped");
+    Ok(ExitCode::SUCCESS)
+}

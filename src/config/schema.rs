@@ -1,0 +1,771 @@
+//! The configuration schema: which tables exist, which fields they have, and how a typed
+//! value becomes the canonical string that the database stores.
+//!
+//! The schema is static data, as FortiOS's cmdb is: a [`TableSchema`] names a path such as
+//! `endpoint-control fctems`, says whether it is a keyed table or a single object, and lists
+//! its fields in the order FortiOS prints them. Adding a table means writing one more
+//! schema constant and one more line in the registry behind [`schemas`]; the database, `apply` and the CLI
+//! read everything else from here.
+//!
+//! Values enter as raw CLI words and leave through [`parse_value`] as canonical strings
+//! (lowercase host names, integers without leading zeros, set members in schema order), so
+//! two equal configurations always store equal text and hash alike.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// Most EMS connector entries one FortiGate holds: FortiOS 6.4 to 7.0.7 allow three EMS
+/// servers, at most one of them EMS Cloud (DOMAIN.md section 2).
+pub const MAX_FCTEMS_ENTRIES: usize = 3;
+
+/// Longest entry name FortiOS accepts for `endpoint-control fctems` (`name`, max 35).
+const FCTEMS_NAME_MAX: usize = 35;
+
+/// Longest `server` value: a DNS name is at most 255 characters.
+const SERVER_MAX: usize = 255;
+
+/// A DNS label holds 1 to 63 characters (RFC 1035).
+const DNS_LABEL_MAX: usize = 63;
+
+/// One allowed word of an [`FieldKind::Option`] or [`FieldKind::Set`] field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    /// The word typed in the CLI and stored in the database.
+    pub name: &'static str,
+    /// The description shown by `?`.
+    pub help: &'static str,
+}
+
+/// The type of a field, which decides how a value is parsed, printed and completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Free text of at most `max` characters.
+    String {
+        /// Longest accepted value, in characters.
+        max: usize,
+    },
+    /// A dotted-quad IPv4 address.
+    Ipv4,
+    /// An IPv4 address or a host name of at most `max` characters, stored lowercase.
+    Ipv4OrFqdn {
+        /// Longest accepted value, in characters.
+        max: usize,
+    },
+    /// A decimal integer in `min..=max`.
+    Integer {
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// `enable` or `disable`.
+    EnableDisable,
+    /// Exactly one of the listed words.
+    Option(&'static [Choice]),
+    /// A space-separated subset of the listed words; empty means unset.
+    Set(&'static [Choice]),
+}
+
+/// One field of a table or object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// The FortiOS field name, hyphenated (`https-port`).
+    pub name: &'static str,
+    /// How values are parsed and printed.
+    pub kind: FieldKind,
+    /// The canonical value an entry has when the field was never set.
+    pub default: &'static str,
+    /// The description shown by `?`.
+    pub help: &'static str,
+    /// `Some((field, value))`: the field exists only while `field` holds `value`; otherwise
+    /// `get`, `show` and completion hide it and `set` refuses it.
+    pub visible_if: Option<(&'static str, &'static str)>,
+}
+
+impl FieldSpec {
+    /// The value of this field in an entry whose stored (non-default) values are `stored`.
+    pub fn value_in<'a>(&self, stored: &'a impl Lookup) -> &'a str {
+        stored.lookup(self.name).unwrap_or(self.default)
+    }
+}
+
+/// Whether a path holds keyed entries or exactly one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// Entries keyed by the field `key`, at most `max_entries` of them.
+    Table {
+        /// The key field, listed first in [`TableSchema::fields`].
+        key: &'static str,
+        /// Most entries the table accepts.
+        max_entries: usize,
+    },
+    /// A single settings block (`config system settings`), stored under the empty key.
+    Object,
+}
+
+/// A consistency rule that `apply` checks on the entry being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// At most one entry of the table may hold `value` in `field`; `what` names such an
+    /// entry in the refusal ("EMS Cloud entry").
+    AtMostOne {
+        /// The field compared across entries.
+        field: &'static str,
+        /// The value only one entry may hold.
+        value: &'static str,
+        /// A noun phrase for an entry holding the value.
+        what: &'static str,
+    },
+    /// `field` must not be empty unless the field `unless.0` holds `unless.1`.
+    RequiredUnless {
+        /// The field that must be set.
+        field: &'static str,
+        /// The exemption: field name and value.
+        unless: (&'static str, &'static str),
+    },
+}
+
+/// The schema of one configuration path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSchema {
+    /// The path as typed after `config`, words separated by one space.
+    pub path: &'static str,
+    /// The description `?` shows for the last path word.
+    pub help: &'static str,
+    /// Keyed table or single object.
+    pub kind: TableKind,
+    /// Whether the table is replicated from the fabric root; members may not edit it.
+    pub synced: bool,
+    /// Every field in FortiOS order; for a table the key field comes first.
+    pub fields: &'static [FieldSpec],
+    /// Rules checked on every write, in order.
+    pub rules: &'static [Rule],
+}
+
+impl TableSchema {
+    /// The field called `name`, visible or not.
+    pub fn field(&self, name: &str) -> Option<&'static FieldSpec> {
+        self.fields.iter().find(|field| field.name == name)
+    }
+
+    /// The key field of a table; `None` for an object.
+    pub fn key_field(&self) -> Option<&'static FieldSpec> {
+        match self.kind {
+            TableKind::Table { key, .. } => self.field(key),
+            TableKind::Object => None,
+        }
+    }
+
+    /// Whether `name` is the key field of this table.
+    pub fn is_key(&self, name: &str) -> bool {
+        matches!(self.kind, TableKind::Table { key, .. } if key == name)
+    }
+
+    /// The fields an entry holds values for: every field except the key.
+    pub fn value_fields(&self) -> impl Iterator<Item = &'static FieldSpec> + '_ {
+        self.fields.iter().filter(|field| !self.is_key(field.name))
+    }
+
+    /// Whether `field` is visible in an entry whose stored values are `stored`.
+    pub fn is_visible(&self, stored: &impl Lookup, field: &FieldSpec) -> bool {
+        match field.visible_if {
+            None => true,
+            Some((other, required)) => {
+                let current = stored
+                    .lookup(other)
+                    .or_else(|| self.field(other).map(|spec| spec.default));
+                current == Some(required)
+            }
+        }
+    }
+
+    /// The word the CLI prompt shows inside this path: its last word (`fctems`).
+    pub fn context_name(&self) -> &'static str {
+        self.path.rsplit(' ').next().unwrap_or(self.path)
+    }
+}
+
+/// Read access to stored field values, implemented by the database entry and the CLI's
+/// pending edit alike.
+pub trait Lookup {
+    /// The stored value of `field`, `None` when it holds its default.
+    fn lookup(&self, field: &str) -> Option<&str>;
+}
+
+impl Lookup for std::collections::BTreeMap<String, String> {
+    fn lookup(&self, field: &str) -> Option<&str> {
+        self.get(field).map(String::as_str)
+    }
+}
+
+/// Why a raw value does not fit a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ValueError {
+    /// The value is empty where the field needs one.
+    #[error("a value is required")]
+    Empty,
+    /// The value has more characters than the field allows.
+    #[error("{value:?} is longer than {max} characters")]
+    TooLong {
+        /// The refused value.
+        value: String,
+        /// The limit.
+        max: usize,
+    },
+    /// The value contains a control character.
+    #[error("{value:?} contains a control character")]
+    ControlCharacter {
+        /// The refused value.
+        value: String,
+    },
+    /// The value is not a dotted-quad IPv4 address.
+    #[error("{value:?} is not an IPv4 address")]
+    NotIpv4 {
+        /// The refused value.
+        value: String,
+    },
+    /// The value is neither an IPv4 address nor a valid host name.
+    #[error("{value:?} is neither an IPv4 address nor a host name")]
+    NotHost {
+        /// The refused value.
+        value: String,
+    },
+    /// The value is not a decimal integer.
+    #[error("{value:?} is not an integer")]
+    NotInteger {
+        /// The refused value.
+        value: String,
+    },
+    /// The integer lies outside the field's range.
+    #[error("{value} is outside {min} - {max}")]
+    OutOfRange {
+        /// The refused value.
+        value: String,
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// The word is not one of the field's choices.
+    #[error("{value:?} is not one of: {allowed}")]
+    NotAChoice {
+        /// The refused word.
+        value: String,
+        /// The accepted words, space-separated.
+        allowed: String,
+    },
+}
+
+/// Parses `raw` as a value of `field` and returns its canonical form.
+///
+/// Canonical forms: IPv4 addresses as Rust prints them (no leading zeros), host names in
+/// lowercase, integers in plain decimal, set members deduplicated in schema order and
+/// joined by one space. An empty string is accepted where the field's default is empty
+/// (strings, servers, sets) and means "unset".
+pub fn parse_value(field: &FieldSpec, raw: &str) -> Result<String, ValueError> {
+    match field.kind {
+        FieldKind::String { max } => parse_string(raw, max),
+        FieldKind::Ipv4 => parse_ipv4(raw),
+        FieldKind::Ipv4OrFqdn { max } => parse_host(raw, max),
+        FieldKind::Integer { min, max } => parse_integer(raw, min, max),
+        FieldKind::EnableDisable => parse_choice(raw, ENABLE_DISABLE),
+        FieldKind::Option(choices) => parse_choice(raw, choices),
+        FieldKind::Set(choices) => parse_set(raw, choices),
+    }
+}
+
+fn parse_string(raw: &str, max: usize) -> Result<String, ValueError> {
+    if raw.chars().any(char::is_control) {
+        return Err(ValueError::ControlCharacter {
+            value: raw.to_owned(),
+        });
+    }
+    if raw.chars().count() > max {
+        return Err(ValueError::TooLong {
+            value: raw.to_owned(),
+            max,
+        });
+    }
+    Ok(raw.to_owned())
+}
+
+fn parse_ipv4(raw: &str) -> Result<String, ValueError> {
+    raw.parse::<Ipv4Addr>()
+        .map(|address| address.to_string())
+        .map_err(|_| ValueError::NotIpv4 {
+            value: raw.to_owned(),
+        })
+}
+
+fn parse_host(raw: &str, max: usize) -> Result<String, ValueError> {
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
+    let all_numeric = raw
+        .split('.')
+        .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()));
+    if all_numeric {
+        return parse_ipv4(raw).map_err(|_| ValueError::NotHost {
+            value: raw.to_owned(),
+        });
+    }
+    if raw.len() > max {
+        return Err(ValueError::TooLong {
+            value: raw.to_owned(),
+            max,
+        });
+    }
+    let valid_label = |label: &str| {
+        (1..=DNS_LABEL_MAX).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if raw.split('.').all(valid_label) {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(ValueError::NotHost {
+            value: raw.to_owned(),
+        })
+    }
+}
+
+fn parse_integer(raw: &str, min: u64, max: u64) -> Result<String, ValueError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ValueError::NotInteger {
+            value: raw.to_owned(),
+        });
+    }
+    // All digits: the only parse failure left is overflow, which is out of range too.
+    match raw.parse::<u64>() {
+        Ok(number) if (min..=max).contains(&number) => Ok(number.to_string()),
+        _ => Err(ValueError::OutOfRange {
+            value: raw.to_owned(),
+            min,
+            max,
+        }),
+    }
+}
+
+fn parse_choice(raw: &str, choices: &[Choice]) -> Result<String, ValueError> {
+    choices
+        .iter()
+        .find(|choice| choice.name == raw)
+        .map(|choice| choice.name.to_owned())
+        .ok_or_else(|| ValueError::NotAChoice {
+            value: raw.to_owned(),
+            allowed: choice_names(choices),
+        })
+}
+
+fn parse_set(raw: &str, choices: &[Choice]) -> Result<String, ValueError> {
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    if let Some(unknown) = words
+        .iter()
+        .find(|word| !choices.iter().any(|choice| choice.name == **word))
+    {
+        return Err(ValueError::NotAChoice {
+            value: (*unknown).to_owned(),
+            allowed: choice_names(choices),
+        });
+    }
+    let members: Vec<&str> = choices
+        .iter()
+        .map(|choice| choice.name)
+        .filter(|name| words.contains(name))
+        .collect();
+    Ok(members.join(" "))
+}
+
+fn choice_names(choices: &[Choice]) -> String {
+    choices
+        .iter()
+        .map(|choice| choice.name)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The two words of [`FieldKind::EnableDisable`], with FortiOS's descriptions.
+pub const ENABLE_DISABLE: &[Choice] = &[
+    Choice {
+        name: "enable",
+        help: "Enable setting.",
+    },
+    Choice {
+        name: "disable",
+        help: "Disable setting.",
+    },
+];
+
+const fn field(name: &'static str, kind: FieldKind, default: &'static str, help: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind,
+        default,
+        help,
+        visible_if: None,
+    }
+}
+
+const INTERFACE_SELECT_METHODS: &[Choice] = &[
+    Choice {
+        name: "auto",
+        help: "Set outgoing interface automatically.",
+    },
+    Choice {
+        name: "sdwan",
+        help: "Set outgoing interface by SD-WAN or policy routing rules.",
+    },
+    Choice {
+        name: "specify",
+        help: "Set outgoing interface manually.",
+    },
+];
+
+const EMS_CAPABILITIES: &[Choice] = &[
+    Choice {
+        name: "fabric-auth",
+        help: "Allow this FortiGate unit to load the authentication page provided by EMS to authenticate itself with EMS.",
+    },
+    Choice {
+        name: "silent-approval",
+        help: "Allow silent approval of non-root or FortiGate HA clusters on EMS in the Security Fabric.",
+    },
+    Choice {
+        name: "websocket",
+        help: "Enable/disable websockets for this FortiGate unit.",
+    },
+    Choice {
+        name: "websocket-malware",
+        help: "Allow this FortiGate unit to request malware hash notifications over websocket.",
+    },
+    Choice {
+        name: "push-ca-certs",
+        help: "Enable/disable pushing FortiGate CA certificates to EMS.",
+    },
+    Choice {
+        name: "common-tags-api",
+        help: "Can recognize /api/v1/report/fct/tags API.",
+    },
+];
+
+/// `config endpoint-control fctems`: the FortiClient EMS connectors, in the FortiOS
+/// 6.4 - 7.0.7 form keyed by name (DOMAIN.md section 2), synchronized fabric-wide.
+pub const FCTEMS: TableSchema = TableSchema {
+    path: "endpoint-control fctems",
+    help: "Configure FortiClient Enterprise Management Server (EMS) entries.",
+    kind: TableKind::Table {
+        key: "name",
+        max_entries: MAX_FCTEMS_ENTRIES,
+    },
+    synced: true,
+    fields: &[
+        field(
+            "name",
+            FieldKind::String { max: FCTEMS_NAME_MAX },
+            "",
+            "FortiClient Enterprise Management Server (EMS) name.",
+        ),
+        field(
+            "server",
+            FieldKind::Ipv4OrFqdn { max: SERVER_MAX },
+            "",
+            "FortiClient EMS FQDN or IPv4 address.",
+        ),
+        field(
+            "https-port",
+            FieldKind::Integer { min: 1, max: 65535 },
+            "443",
+            "FortiClient EMS HTTPS access port number.",
+        ),
+        field(
+            "source-ip",
+            FieldKind::Ipv4,
+            "0.0.0.0",
+            "REST API call source IP.",
+        ),
+        field(
+            "certificate",
+            FieldKind::String { max: 35 },
+            "",
+            "FortiClient EMS certificate.",
+        ),
+        field(
+            "fortinetone-cloud-authentication",
+            FieldKind::EnableDisable,
+            "disable",
+            "Enable/disable authentication of FortiClient EMS Cloud through FortiCloud account.",
+        ),
+        field(
+            "serial-number",
+            FieldKind::String { max: 16 },
+            "",
+            "FortiClient EMS serial number.",
+        ),
+        field("tenant-id", FieldKind::String { max: 32 }, "", "EMS tenant ID."),
+        field(
+            "pull-sysinfo",
+            FieldKind::EnableDisable,
+            "enable",
+            "Enable/disable pulling SysInfo from EMS.",
+        ),
+        field(
+            "pull-vulnerabilities",
+            FieldKind::EnableDisable,
+            "enable",
+            "Enable/disable pulling vulnerabilities from EMS.",
+        ),
+        field(
+            "pull-avatars",
+            FieldKind::EnableDisable,
+            "enable",
+            "Enable/disable pulling avatars from EMS.",
+        ),
+        field(
+            "pull-tags",
+            FieldKind::EnableDisable,
+            "enable",
+            "Enable/disable pulling FortiClient user tags from EMS.",
+        ),
+        field(
+            "pull-malware-hash",
+            FieldKind::EnableDisable,
+            "enable",
+            "Enable/disable pulling FortiClient malware hash from EMS.",
+        ),
+        field(
+            "capabilities",
+            FieldKind::Set(EMS_CAPABILITIES),
+            "",
+            "List of EMS capabilities.",
+        ),
+        field(
+            "call-timeout",
+            FieldKind::Integer { min: 1, max: 180 },
+            "30",
+            "FortiClient EMS call timeout in seconds.",
+        ),
+        field(
+            "websocket-override",
+            FieldKind::EnableDisable,
+            "disable",
+            "Enable/disable override behavior for how this FortiGate unit connects to EMS using a WebSocket connection.",
+        ),
+        field(
+            "preserve-ssl-session",
+            FieldKind::EnableDisable,
+            "disable",
+            "Enable/disable preservation of EMS SSL session connection.",
+        ),
+        field(
+            "interface-select-method",
+            FieldKind::Option(INTERFACE_SELECT_METHODS),
+            "auto",
+            "Specify how to select outgoing interface to reach server.",
+        ),
+        FieldSpec {
+            name: "interface",
+            kind: FieldKind::String { max: 15 },
+            default: "",
+            help: "Specify outgoing interface to reach server.",
+            visible_if: Some(("interface-select-method", "specify")),
+        },
+    ],
+    rules: &[
+        Rule::AtMostOne {
+            field: "fortinetone-cloud-authentication",
+            value: "enable",
+            what: "EMS Cloud entry",
+        },
+        Rule::RequiredUnless {
+            field: "server",
+            unless: ("fortinetone-cloud-authentication", "enable"),
+        },
+    ],
+};
+
+/// Every configuration path this build knows, in the order a bare `show` prints them.
+static REGISTRY: &[TableSchema] = &[FCTEMS];
+
+/// Every known table and object schema.
+pub fn schemas() -> &'static [TableSchema] {
+    REGISTRY
+}
+
+/// The schema of `path` (`"endpoint-control fctems"`), if it exists.
+pub fn schema(path: &str) -> Option<&'static TableSchema> {
+    REGISTRY.iter().find(|table| table.path == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fctems_field(name: &str) -> &'static FieldSpec {
+        FCTEMS.field(name).expect("field exists")
+    }
+
+    #[test]
+    fn fctems_lists_every_field_in_fortios_order() {
+        let names: Vec<&str> = FCTEMS.fields.iter().map(|field| field.name).collect();
+        assert_eq!(
+            names,
+            [
+                "name",
+                "server",
+                "https-port",
+                "source-ip",
+                "certificate",
+                "fortinetone-cloud-authentication",
+                "serial-number",
+                "tenant-id",
+                "pull-sysinfo",
+                "pull-vulnerabilities",
+                "pull-avatars",
+                "pull-tags",
+                "pull-malware-hash",
+                "capabilities",
+                "call-timeout",
+                "websocket-override",
+                "preserve-ssl-session",
+                "interface-select-method",
+                "interface",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_default_parses_to_itself() {
+        for table in schemas() {
+            for field in table.value_fields() {
+                assert_eq!(
+                    parse_value(field, field.default).as_deref(),
+                    Ok(field.default),
+                    "{} {}",
+                    table.path,
+                    field.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn registry_finds_fctems() {
+        assert_eq!(schema("endpoint-control fctems"), Some(&FCTEMS));
+        assert_eq!(schema("endpoint-control"), None);
+        assert_eq!(FCTEMS.context_name(), "fctems");
+        assert_eq!(FCTEMS.key_field().map(|field| field.name), Some("name"));
+    }
+
+    #[test]
+    fn ipv4_is_canonical_dotted_quad() {
+        let source = fctems_field("source-ip");
+        assert_eq!(parse_value(source, "10.0.0.1").as_deref(), Ok("10.0.0.1"));
+        assert!(parse_value(source, "10.0.0").is_err());
+        assert!(parse_value(source, "256.0.0.1").is_err());
+        assert!(parse_value(source, "ems.example.com").is_err());
+        assert!(parse_value(source, "").is_err());
+    }
+
+    #[test]
+    fn server_takes_ipv4_or_lowercased_fqdn() {
+        let server = fctems_field("server");
+        assert_eq!(parse_value(server, "10.1.2.3").as_deref(), Ok("10.1.2.3"));
+        assert_eq!(
+            parse_value(server, "Default.EMS.example.com").as_deref(),
+            Ok("default.ems.example.com")
+        );
+        assert_eq!(parse_value(server, "ems").as_deref(), Ok("ems"));
+        assert_eq!(parse_value(server, "").as_deref(), Ok(""));
+        for bad in [
+            "300.1.1.1",
+            "1.2.3",
+            "-ems.example.com",
+            "ems-.example.com",
+            "ems..example.com",
+            "ems.example.com.",
+            "ems_1.example.com",
+            "ems example",
+        ] {
+            assert!(parse_value(server, bad).is_err(), "{bad}");
+        }
+        let long_label = format!("{}.example.com", "a".repeat(64));
+        assert!(parse_value(server, &long_label).is_err());
+        let long_name = vec!["a".repeat(63); 5].join(".");
+        assert!(matches!(
+            parse_value(server, &long_name),
+            Err(ValueError::TooLong { max: 255, .. })
+        ));
+    }
+
+    #[test]
+    fn integers_respect_range_and_drop_leading_zeros() {
+        let port = fctems_field("https-port");
+        assert_eq!(parse_value(port, "8443").as_deref(), Ok("8443"));
+        assert_eq!(parse_value(port, "0443").as_deref(), Ok("443"));
+        assert_eq!(
+            parse_value(port, "0"),
+            Err(ValueError::OutOfRange {
+                value: "0".into(),
+                min: 1,
+                max: 65535
+            })
+        );
+        assert!(parse_value(port, "65536").is_err());
+        assert!(parse_value(port, "99999999999999999999999").is_err());
+        assert!(parse_value(port, "-1").is_err());
+        assert!(parse_value(port, "port").is_err());
+        let timeout = fctems_field("call-timeout");
+        assert!(parse_value(timeout, "181").is_err());
+        assert_eq!(parse_value(timeout, "180").as_deref(), Ok("180"));
+    }
+
+    #[test]
+    fn choices_are_exact_words() {
+        let tags = fctems_field("pull-tags");
+        assert_eq!(parse_value(tags, "disable").as_deref(), Ok("disable"));
+        assert!(parse_value(tags, "Disable").is_err());
+        assert!(parse_value(tags, "off").is_err());
+        let method = fctems_field("interface-select-method");
+        assert_eq!(parse_value(method, "sdwan").as_deref(), Ok("sdwan"));
+        assert!(parse_value(method, "manual").is_err());
+    }
+
+    #[test]
+    fn sets_are_deduplicated_in_schema_order() {
+        let capabilities = fctems_field("capabilities");
+        assert_eq!(
+            parse_value(capabilities, "websocket fabric-auth websocket").as_deref(),
+            Ok("fabric-auth websocket")
+        );
+        assert_eq!(parse_value(capabilities, "").as_deref(), Ok(""));
+        assert_eq!(
+            parse_value(capabilities, "fabric-auth telepathy"),
+            Err(ValueError::NotAChoice {
+                value: "telepathy".into(),
+                allowed: choice_names(EMS_CAPABILITIES)
+            })
+        );
+    }
+
+    #[test]
+    fn strings_respect_max_length() {
+        let name = fctems_field("name");
+        assert!(parse_value(name, &"n".repeat(35)).is_ok());
+        assert!(parse_value(name, &"n".repeat(36)).is_err());
+        assert!(parse_value(name, "bad\nname").is_err());
+        assert_eq!(parse_value(name, "my ems").as_deref(), Ok("my ems"));
+    }
+
+    #[test]
+    fn interface_is_visible_only_with_specify() {
+        let interface = fctems_field("interface");
+        let mut values = std::collections::BTreeMap::new();
+        assert!(!FCTEMS.is_visible(&values, interface));
+        values.insert("interface-select-method".to_owned(), "specify".to_owned());
+        assert!(FCTEMS.is_visible(&values, interface));
+        values.insert("interface-select-method".to_owned(), "sdwan".to_owned());
+        assert!(!FCTEMS.is_visible(&values, interface));
+    }
+}

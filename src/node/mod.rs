@@ -1,0 +1,533 @@
+//! One FortiGate of the fabric: its identity, its Raft group membership and the tasks that
+//! keep it in the fabric.
+//!
+//! [`RunningNode::start`] opens the node's data directory, starts openraft and the gRPC
+//! server on a listener the caller bound, and then, depending on the role:
+//! - the **root** initializes the Raft group on first boot and keeps the leadership: when it
+//!   is not the leader it calls `trigger().elect()` until it is;
+//! - a **member** asks the root to admit it (as a voter while the fabric has fewer than
+//!   `voters`, as a learner after that) and retries until the root answers.
+//!
+//! Members never start elections. Only the root accepts configuration writes, so a member
+//! leading the group while the root is away would have nothing to commit; the members keep
+//! serving their last applied configuration and the root, back, leads again without
+//! having to take the leadership from anyone.
+//!
+//! Shutdown is a parameter ([`run`]) or an explicit call ([`RunningNode::shutdown`]);
+//! either way every task the node spawned is joined before it returns.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::cli::{Backend, CommitError, NodeIdentity};
+use crate::config::{Applied, ConfigCommand, ConfigDb};
+use crate::raft::network::Network;
+use crate::raft::state_machine::StateMachine;
+use crate::raft::store::{LogStore, OpenError, Store};
+use crate::raft::{NodeId, Raft};
+use crate::topology::{RaftSettings, Role};
+
+/// How long the root waits for its own leadership before refusing a write.
+const LEADERSHIP_WAIT: Duration = Duration::from_secs(5);
+/// How often the root checks that it leads, and a member retries joining.
+const KEEPER_INTERVAL: Duration = Duration::from_millis(300);
+/// `add_learner` waits for the learner to catch up; past this the member asks again
+/// rather than holding the root's join lock forever.
+const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a node needs to start, resolved from the topology and the state directory.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub name: String,
+    pub serial: String,
+    pub hostname: String,
+    pub role: Role,
+    /// The fabric name; doubles as openraft's cluster name.
+    pub fabric: String,
+    /// Where the Raft database lives.
+    pub data_dir: PathBuf,
+    /// For members: the root's gRPC address, to ask for admission.
+    pub root_addr: Option<SocketAddr>,
+    /// Raft voters including the root; members past this join as learners.
+    pub voters: usize,
+    pub raft: RaftSettings,
+    /// The bearer token the admin service requires.
+    pub admin_token: String,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node {node}: {source}")]
+    Storage { node: String, source: Box<OpenError> },
+    #[error("node {node}: cannot restore its state: {source}")]
+    Restore { node: String, source: Box<redb::Error> },
+    #[error("node {node}: invalid Raft settings: {message}")]
+    RaftConfig { node: String, message: String },
+    #[error("node {node}: Raft failed: {message}")]
+    Raft { node: String, message: String },
+    #[error("node {node}: cannot read its listener address: {source}")]
+    Listener { node: String, source: std::io::Error },
+    #[error("node {node} is a member but no root address was given")]
+    NoRoot { node: String },
+}
+
+/// Why the root refused to admit a member.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("only the fabric root admits members")]
+    NotRoot,
+    #[error("the fabric root is not leading yet; ask again")]
+    NotLeader,
+    #[error("membership change failed: {0}")]
+    Membership(String),
+}
+
+/// A handle on a started node, cheap to clone; what the gRPC services and the harness use.
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: NodeConfig,
+    identity: NodeIdentity,
+    addr: SocketAddr,
+    raft: Raft,
+    config_rx: watch::Receiver<Arc<ConfigDb>>,
+    /// Serializes membership changes on the root: openraft allows one at a time.
+    join_lock: tokio::sync::Mutex<()>,
+}
+
+/// A point-in-time view of one node, as `fabricsim status` shows it.
+#[derive(Clone, Debug)]
+pub struct NodeState {
+    pub id: NodeId,
+    pub name: String,
+    pub serial: String,
+    pub hostname: String,
+    pub role: Role,
+    pub raft_state: String,
+    pub term: u64,
+    pub applied: u64,
+    pub revision: u64,
+    pub config_hash: String,
+    pub leader: Option<NodeId>,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+}
+
+impl Node {
+    pub fn id(&self) -> NodeId {
+        self.shared.config.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    pub fn role(&self) -> Role {
+        self.shared.config.role
+    }
+
+    /// The address the node's gRPC server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.shared.raft
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.shared.config.admin_token
+    }
+
+    /// A receiver that sees every configuration this node applies.
+    pub fn config_watch(&self) -> watch::Receiver<Arc<ConfigDb>> {
+        self.shared.config_rx.clone()
+    }
+
+    pub fn state(&self) -> NodeState {
+        let metrics = self.shared.raft.metrics().borrow().clone();
+        let config = self.shared.config_rx.borrow().clone();
+        let membership = metrics.membership_config.membership();
+        NodeState {
+            id: self.id(),
+            name: self.shared.config.name.clone(),
+            serial: self.shared.config.serial.clone(),
+            hostname: self.shared.config.hostname.clone(),
+            role: self.shared.config.role,
+            raft_state: server_state_name(metrics.state, membership.learner_ids().any(|id| id == self.id())),
+            term: metrics.current_term,
+            applied: metrics.last_applied.map_or(0, |id| id.index),
+            revision: config.revision(),
+            config_hash: config.hash(),
+            leader: metrics.current_leader,
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
+        }
+    }
+
+    /// Proposes a configuration command. Only the root proposes; it waits a bounded time
+    /// for its own leadership (after a restart it may not lead yet).
+    pub async fn propose(&self, command: ConfigCommand) -> Result<Applied, CommitError> {
+        if self.role() != Role::Root {
+            return Err(CommitError::Unavailable(
+                "configuration changes are made on the fabric root".to_owned(),
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + LEADERSHIP_WAIT;
+        loop {
+            match self.shared.raft.client_write(command.clone()).await {
+                Ok(response) => return response.data.map_err(CommitError::Refused),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    let _ = self.shared.raft.trigger().elect().await;
+                    tokio::time::sleep(KEEPER_INTERVAL).await;
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    return Err(CommitError::Unavailable(
+                        "the fabric root has not regained the Raft leadership yet; try again".to_owned(),
+                    ));
+                }
+                Err(e) => {
+                    return Err(CommitError::Unavailable(format!(
+                        "the Raft log refused the change: {e}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Admits a member on the root: as a learner first, then as a voter while the fabric
+    /// has fewer voters than configured. Asking again is harmless.
+    pub async fn admit(&self, id: NodeId, addr: String) -> Result<bool, JoinError> {
+        if self.role() != Role::Root {
+            return Err(JoinError::NotRoot);
+        }
+        let _guard = self.shared.join_lock.lock().await;
+        let raft = &self.shared.raft;
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.id()) {
+            return Err(JoinError::NotLeader);
+        }
+        let membership = metrics.membership_config.membership().clone();
+        let node = BasicNode { addr: addr.clone() };
+        match membership.get_node(&id) {
+            None => {
+                let add = raft.add_learner(id, node, true);
+                match tokio::time::timeout(ADD_LEARNER_TIMEOUT, add).await {
+                    Ok(result) => {
+                        result.map_err(|e| JoinError::Membership(e.to_string()))?;
+                    }
+                    Err(_) => {
+                        return Err(JoinError::Membership(format!(
+                            "node {id} is a learner but has not caught up yet; ask again"
+                        )));
+                    }
+                }
+            }
+            Some(known) if known.addr != addr => {
+                let nodes = BTreeMap::from([(id, node)]);
+                raft.change_membership(ChangeMembers::SetNodes(nodes), false)
+                    .await
+                    .map_err(|e| JoinError::Membership(e.to_string()))?;
+            }
+            Some(_) => {}
+        }
+        let voters: BTreeSet<NodeId> = raft.metrics().borrow().membership_config.voter_ids().collect();
+        if voters.contains(&id) {
+            return Ok(true);
+        }
+        if voters.len() >= self.shared.config.voters {
+            return Ok(false);
+        }
+        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| JoinError::Membership(e.to_string()))?;
+        Ok(true)
+    }
+}
+
+fn server_state_name(state: ServerState, is_learner: bool) -> String {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Candidate => "candidate",
+        ServerState::Shutdown => "shutdown",
+        ServerState::Learner => "learner",
+        ServerState::Follower if is_learner => "learner",
+        ServerState::Follower => "follower",
+    }
+    .to_owned()
+}
+
+impl Backend for Node {
+    fn identity(&self) -> &NodeIdentity {
+        &self.shared.identity
+    }
+
+    fn config(&self) -> Arc<ConfigDb> {
+        self.shared.config_rx.borrow().clone()
+    }
+
+    async fn commit(&self, command: ConfigCommand) -> Result<Applied, CommitError> {
+        self.propose(command).await
+    }
+}
+
+/// A node with its tasks running.
+pub struct RunningNode {
+    node: Node,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl RunningNode {
+    /// Starts a node on `listener`. Returns once the node serves gRPC; joining the fabric
+    /// continues in the background.
+    pub async fn start(config: NodeConfig, listener: TcpListener) -> Result<RunningNode, NodeError> {
+        let name = config.name.clone();
+        let addr = listener.local_addr().map_err(|source| NodeError::Listener {
+            node: name.clone(),
+            source,
+        })?;
+        if config.role == Role::Member && config.root_addr.is_none() {
+            return Err(NodeError::NoRoot { node: name });
+        }
+        let store = Store::open(&config.data_dir).map_err(|source| NodeError::Storage {
+            node: name.clone(),
+            source: Box::new(source),
+        })?;
+        let (state_machine, config_rx) =
+            StateMachine::open(store.clone()).map_err(|source| NodeError::Restore {
+                node: name.clone(),
+                source: Box::new(source),
+            })?;
+        let raft_config = raft_config(&config).map_err(|e| NodeError::RaftConfig {
+            node: name.clone(),
+            message: e.to_string(),
+        })?;
+        let raft = Raft::new(
+            config.id,
+            Arc::new(raft_config),
+            Network::default(),
+            LogStore::new(store),
+            state_machine,
+        )
+        .await
+        .map_err(|e| NodeError::Raft {
+            node: name.clone(),
+            message: e.to_string(),
+        })?;
+
+        let identity = NodeIdentity {
+            name: config.name.clone(),
+            hostname: config.hostname.clone(),
+            serial: config.serial.clone(),
+            is_root: config.role == Role::Root,
+        };
+        let node = Node {
+            shared: Arc::new(Shared {
+                config,
+                identity,
+                addr,
+                raft,
+                config_rx,
+                join_lock: tokio::sync::Mutex::new(()),
+            }),
+        };
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(api::serve(node.clone(), listener, shutdown.clone()));
+        match node.role() {
+            Role::Root => {
+                initialize_once(&node).await?;
+                tasks.spawn(keep_leadership(node.clone(), shutdown.clone()));
+            }
+            Role::Member => {
+                tasks.spawn(join_fabric(node.clone(), shutdown.clone()));
+            }
+        }
+        Ok(RunningNode {
+            node,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Stops serving, shuts Raft down and joins every task.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        let _ = self.node.shared.raft.shutdown().await;
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Stops the node as abruptly as a process kill: tasks are aborted, not asked. What is
+    /// on disk is what an acknowledged write left there.
+    pub async fn kill(mut self) {
+        self.shutdown.cancel();
+        self.tasks.abort_all();
+        let _ = self.node.shared.raft.shutdown().await;
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Runs a node until `shutdown` completes, then stops it cleanly.
+pub async fn run(
+    config: NodeConfig,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let running = RunningNode::start(config, listener).await?;
+    shutdown.await;
+    running.shutdown().await;
+    Ok(())
+}
+
+fn raft_config(config: &NodeConfig) -> Result<openraft::Config, Box<openraft::ConfigError>> {
+    let settings = &config.raft;
+    openraft::Config {
+        cluster_name: config.fabric.clone(),
+        heartbeat_interval: settings.heartbeat_ms,
+        election_timeout_min: settings.election_timeout_min_ms,
+        election_timeout_max: settings.election_timeout_max_ms,
+        // See the module docs: members never start elections.
+        enable_elect: config.role == Role::Root,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+        max_in_snapshot_log_to_keep: settings.keep_logs,
+        // A snapshot of the configuration is small: send it in one message.
+        snapshot_max_chunk_size: (crate::raft::network::MAX_MESSAGE_BYTES / 2) as u64,
+        install_snapshot_timeout: 10_000,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(Box::new)
+}
+
+/// On the root's first boot, creates the Raft group with the root as its only voter.
+async fn initialize_once(node: &Node) -> Result<(), NodeError> {
+    let raft = node.raft();
+    let raft_error = |message: String| NodeError::Raft {
+        node: node.name().to_owned(),
+        message,
+    };
+    if raft
+        .is_initialized()
+        .await
+        .map_err(|e| raft_error(e.to_string()))?
+    {
+        return Ok(());
+    }
+    let members = BTreeMap::from([(
+        node.id(),
+        BasicNode {
+            addr: node.addr().to_string(),
+        },
+    )]);
+    raft.initialize(members)
+        .await
+        .map_err(|e| raft_error(e.to_string()))
+}
+
+/// The root's leadership keeper: elects itself when it does not lead, and keeps its own
+/// address current in the membership (it changes when the root restarts on port 0).
+async fn keep_leadership(node: Node, shutdown: CancellationToken) {
+    let raft = node.raft().clone();
+    let mut interval = tokio::time::interval(KEEPER_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let metrics = raft.metrics().borrow().clone();
+        match metrics.state {
+            ServerState::Leader => {
+                let addr = node.addr().to_string();
+                let known = metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&node.id())
+                    .map(|n| n.addr.clone());
+                if known.is_some_and(|known| known != addr) {
+                    let nodes = BTreeMap::from([(node.id(), BasicNode { addr })]);
+                    let _ = raft
+                        .change_membership(ChangeMembers::SetNodes(nodes), false)
+                        .await;
+                }
+            }
+            ServerState::Follower => {
+                let _ = raft.trigger().elect().await;
+            }
+            ServerState::Candidate | ServerState::Learner | ServerState::Shutdown => {}
+        }
+    }
+}
+
+/// A member's admission: asks the root until it answers, then stops.
+async fn join_fabric(node: Node, shutdown: CancellationToken) {
+    let root = node.shared.config.root_addr.expect("members have a root address");
+    let mut backoff = KEEPER_INTERVAL;
+    loop {
+        let request = api::proto::fabric::JoinRequest {
+            node_id: node.id(),
+            name: node.name().to_owned(),
+            serial: node.shared.config.serial.clone(),
+            addr: node.addr().to_string(),
+        };
+        match api::client::join(root, request).await {
+            Ok(voter) => {
+                tracing::info!(node = node.name(), voter, "admitted to the fabric");
+                return;
+            }
+            Err(e) => tracing::debug!(node = node.name(), error = %e, "join: root did not admit yet"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+impl NodeConfig {
+    /// The configuration of `spec`'s node in `topology`, with its data in `data_dir`.
+    pub fn from_topology(
+        topology: &crate::topology::Topology,
+        spec: &crate::topology::NodeSpec,
+        data_dir: PathBuf,
+        root_addr: Option<SocketAddr>,
+        admin_token: &str,
+    ) -> NodeConfig {
+        NodeConfig {
+            id: spec.id,
+            name: spec.name.clone(),
+            serial: spec.serial.clone(),
+            hostname: spec.hostname.clone(),
+            role: spec.role,
+            fabric: topology.fabric.name.clone(),
+            data_dir,
+            root_addr: if spec.role == Role::Root { None } else { root_addr },
+            voters: topology.fabric.voters,
+            raft: topology.raft.clone(),
+            admin_token: admin_token.to_owned(),
+        }
+    }
+}

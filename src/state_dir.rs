@@ -1,0 +1,178 @@
+//! The state directory `.fabricsim/<fabric>/`: one data directory per node, the admin
+//! token, the addresses the running nodes listen on, and the locks that keep two
+//! processes from running the same node.
+//!
+//! ```text
+//! .fabricsim/default/
+//!     admin.token        bearer token of the admin service (mode 0600)
+//!     root.lock          held while a process runs node `root`; holds that process's id
+//!     root/raft.redb     the node's Raft log, vote and snapshot
+//!     root/listen        the address node `root` listens on while it runs
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::topology::Topology;
+
+const TOKEN_FILE: &str = "admin.token";
+const LISTEN_FILE: &str = "listen";
+/// Bytes of randomness in a fresh admin token.
+const TOKEN_BYTES: usize = 24;
+
+/// Why the state directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "node {node} is already running in another fabricsim process{holder} (lock {path}); \
+         stop that process first, or use another state directory"
+    )]
+    Locked {
+        node: String,
+        path: PathBuf,
+        holder: String,
+    },
+    #[error(
+        "no admin token at {path}: the fabric has not been started here (run `fabricsim up` \
+         in this directory first)"
+    )]
+    NoToken { path: PathBuf },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The state directory of one fabric.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+/// Held while a process runs a node; dropping it releases the node.
+#[derive(Debug)]
+pub struct NodeLock {
+    _file: File,
+}
+
+impl StateDir {
+    /// `.fabricsim/<fabric>/` below `base`.
+    pub fn new(base: &Path, topology: &Topology) -> StateDir {
+        StateDir {
+            path: base.join(".fabricsim").join(&topology.fabric.name),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The data directory of one node.
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.path.join(node)
+    }
+
+    fn create(&self) -> Result<(), StateError> {
+        std::fs::create_dir_all(&self.path).map_err(io(&self.path))
+    }
+
+    /// Takes the node's lock, or says which process holds it.
+    pub fn lock_node(&self, node: &str) -> Result<NodeLock, StateError> {
+        self.create()?;
+        let path = self.path.join(format!("{node}.lock"));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(StateError::Locked {
+                    node: node.to_owned(),
+                    holder: if pid.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (process {pid})")
+                    },
+                    path,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+        }
+        file.set_len(0).map_err(io(&path))?;
+        write!(file, "{}", std::process::id()).map_err(io(&path))?;
+        Ok(NodeLock { _file: file })
+    }
+
+    /// Removes a node's data; only with its lock held.
+    pub fn clear_node(&self, node: &str, _lock: &NodeLock) -> Result<(), StateError> {
+        let dir = self.node_dir(node);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&dir)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the admin token, creating it (mode 0600) if there is none yet.
+    pub fn ensure_token(&self) -> Result<String, StateError> {
+        self.create()?;
+        let path = self.path.join(TOKEN_FILE);
+        if let Ok(token) = std::fs::read_to_string(&path) {
+            return Ok(token.trim().to_owned());
+        }
+        let token = random_token(&path)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io(&path))?;
+        file.write_all(token.as_bytes()).map_err(io(&path))?;
+        Ok(token)
+    }
+
+    /// Reads the admin token of a fabric started in this directory.
+    pub fn token(&self) -> Result<String, StateError> {
+        let path = self.path.join(TOKEN_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(token) => Ok(token.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StateError::NoToken { path }),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Records the address a running node listens on.
+    pub fn write_listen(&self, node: &str, addr: SocketAddr) -> Result<(), StateError> {
+        let dir = self.node_dir(node);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(LISTEN_FILE);
+        std::fs::write(&path, addr.to_string()).map_err(io(&path))
+    }
+
+    /// The address a node listens on, if a process recorded one.
+    pub fn read_listen(&self, node: &str) -> Option<SocketAddr> {
+        std::fs::read_to_string(self.node_dir(node).join(LISTEN_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+    }
+}
+
+fn random_token(context: &Path) -> Result<String, StateError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io(context))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,239 @@
+//! The fabric's status as `fabricsim status` prints it: one report per node, gathered over
+//! gRPC, with convergence judged against the root.
+//!
+//! A node has converged when it is reachable, belongs to the root's Raft group, and has
+//! applied the root's configuration revision with the same content hash.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::client::AdminConnection;
+use crate::node::NodeState;
+use crate::topology::{Role, Topology};
+
+/// The whole fabric at one moment. Its JSON form is a contract: keep the keys stable.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FabricStatus {
+    pub fabric: String,
+    /// The root's node name.
+    pub root: String,
+    /// The root's configuration revision, `null` when the root cannot be reached.
+    pub revision: Option<u64>,
+    /// True when every node has converged.
+    pub converged: bool,
+    pub nodes: Vec<NodeReport>,
+}
+
+/// One node's line of the status.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NodeReport {
+    pub name: String,
+    pub serial: String,
+    pub role: Role,
+    pub raft: RaftReport,
+    pub revision: Option<u64>,
+    pub config_hash: Option<String>,
+    pub converged: bool,
+    /// The node's own EMS reachability results, one per fctems entry.
+    pub ems: Vec<serde_json::Value>,
+    /// Why the node could not be asked, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// The node's position in the Raft group.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RaftReport {
+    /// "leader", "follower", "learner", "candidate", "shutdown", or "unreachable".
+    pub state: String,
+    pub term: Option<u64>,
+    pub applied: Option<u64>,
+}
+
+impl FabricStatus {
+    /// Judges convergence from what each node answered (or why it did not).
+    pub fn assemble(
+        topology: &Topology,
+        answers: &BTreeMap<String, Result<NodeState, String>>,
+    ) -> FabricStatus {
+        let root_spec = topology.root();
+        let root = answers.get(&root_spec.name).and_then(|a| a.as_ref().ok());
+        let root_group: Vec<u64> = root
+            .map(|r| r.voters.iter().chain(&r.learners).copied().collect())
+            .unwrap_or_default();
+        let nodes: Vec<NodeReport> = topology
+            .nodes
+            .iter()
+            .map(|spec| {
+                let answer = answers
+                    .get(&spec.name)
+                    .cloned()
+                    .unwrap_or_else(|| Err("not asked".to_owned()));
+                match answer {
+                    Ok(state) => {
+                        let in_group = root_group.contains(&state.id)
+                            && state
+                                .voters
+                                .iter()
+                                .chain(&state.learners)
+                                .any(|id| *id == state.id);
+                        let converged = root.is_some_and(|r| {
+                            in_group && state.revision == r.revision && state.config_hash == r.config_hash
+                        });
+                        NodeReport {
+                            name: spec.name.clone(),
+                            serial: spec.serial.clone(),
+                            role: spec.role,
+                            raft: RaftReport {
+                                state: state.raft_state,
+                                term: Some(state.term),
+                                applied: Some(state.applied),
+                            },
+                            revision: Some(state.revision),
+                            config_hash: Some(state.config_hash),
+                            converged,
+                            ems: Vec::new(),
+                            error: None,
+                        }
+                    }
+                    Err(error) => NodeReport {
+                        name: spec.name.clone(),
+                        serial: spec.serial.clone(),
+                        role: spec.role,
+                        raft: RaftReport {
+                            state: "unreachable".to_owned(),
+                            term: None,
+                            applied: None,
+                        },
+                        revision: None,
+                        config_hash: None,
+                        converged: false,
+                        ems: Vec::new(),
+                        error: Some(error),
+                    },
+                }
+            })
+            .collect();
+        FabricStatus {
+            fabric: topology.fabric.name.clone(),
+            root: root_spec.name.clone(),
+            revision: root.map(|r| r.revision),
+            converged: nodes.iter().all(|n| n.converged),
+            nodes,
+        }
+    }
+
+    /// The status as a table, one row per node.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let revision = self.revision.map_or("unknown".to_owned(), |r| r.to_string());
+        let verdict = if self.converged {
+            "converged"
+        } else {
+            "not converged"
+        };
+        let _ = writeln!(
+            out,
+            "fabric {}: root {}, revision {}, {}",
+            self.fabric, self.root, revision, verdict
+        );
+        let header = [
+            "NODE",
+            "SERIAL",
+            "ROLE",
+            "RAFT",
+            "TERM",
+            "APPLIED",
+            "REVISION",
+            "HASH",
+            "CONVERGED",
+        ];
+        let rows: Vec<[String; 9]> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let opt = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+                [
+                    n.name.clone(),
+                    n.serial.clone(),
+                    n.role.to_string(),
+                    n.raft.state.clone(),
+                    opt(n.raft.term),
+                    opt(n.raft.applied),
+                    opt(n.revision),
+                    n.config_hash
+                        .as_deref()
+                        .map_or("-".to_owned(), |h| h.chars().take(12).collect()),
+                    if n.converged { "yes" } else { "no" }.to_owned(),
+                ]
+            })
+            .collect();
+        let widths: Vec<usize> = (0..header.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].len())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut line = |cells: Vec<&str>| {
+            let text: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            let _ = writeln!(out, "{}", text.join("  ").trim_end());
+        };
+        line(header.to_vec());
+        for row in &rows {
+            line(row.iter().map(String::as_str).collect());
+        }
+        out
+    }
+
+    /// For each node that has not converged, what it lacks; empty when all have.
+    pub fn lag(&self) -> String {
+        let mut out = String::new();
+        for node in self.nodes.iter().filter(|n| !n.converged) {
+            let _ = match (&node.error, node.revision, self.revision) {
+                (Some(error), _, _) => writeln!(out, "{}: unreachable: {error}", node.name),
+                (None, Some(have), Some(want)) if have != want => writeln!(
+                    out,
+                    "{}: revision {have} of {want} ({} behind), applied index {}",
+                    node.name,
+                    want.saturating_sub(have),
+                    node.raft.applied.unwrap_or(0)
+                ),
+                (None, _, None) => writeln!(out, "{}: the root cannot be reached", node.name),
+                (None, _, _) => writeln!(
+                    out,
+                    "{}: revision {} but not yet a member of the root's Raft group, or its content hash differs ({})",
+                    node.name,
+                    node.revision.unwrap_or(0),
+                    node.config_hash.as_deref().unwrap_or("-")
+                ),
+            };
+        }
+        out
+    }
+}
+
+/// Asks every node of `topology` for its state, concurrently.
+pub async fn collect(topology: &Topology, addrs: &BTreeMap<String, SocketAddr>, token: &str) -> FabricStatus {
+    let asks = topology.nodes.iter().map(|spec| {
+        let addr = addrs.get(&spec.name).copied().unwrap_or(spec.listen);
+        async move {
+            let answer = match AdminConnection::connect(addr, token).await {
+                Ok(mut connection) => connection.status().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (spec.name.clone(), answer)
+        }
+    });
+    let answers = futures::future::join_all(asks).await.into_iter().collect();
+    FabricStatus::assemble(topology, &answers)
+}

@@ -1,0 +1,279 @@
+//! The `fabricsim` binary, run the way a user runs it: `up` as a child process, then
+//! `status`, `exec` and `check` against it from the same directory.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fabricsim");
+const READY: Duration = Duration::from_secs(60);
+
+/// A three-node topology on ephemeral ports, written into `dir`.
+fn write_topology(dir: &Path) -> PathBuf {
+    let path = dir.join("fabric.toml");
+    let mut text = String::from(
+        "[fabric]\nname = \"e2e\"\n\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n",
+    );
+    for (i, name) in ["root", "branch1", "branch2"].iter().enumerate() {
+        let role = if i == 0 { "root" } else { "member" };
+        text.push_str(&format!(
+            "\n[[node]]\nname = \"{name}\"\nserial = \"FGVM01TM2200000{}\"\nrole = \"{role}\"\nlisten = \"127.0.0.1:0\"\n",
+            i + 1
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn fabricsim(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("fabricsim runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `fabricsim up` running in the background, its output read line by line.
+struct Up {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Up {
+    fn start(dir: &Path, extra: &[&str]) -> Up {
+        let mut child = Command::new(BIN)
+            .current_dir(dir)
+            .args(["up", "-c", "fabric.toml"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("fabricsim up starts");
+        let stdout = child.stdout.take().unwrap();
+        let (line_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Up {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for an output line containing `needle`.
+    fn wait_for_line(&mut self, needle: &str) {
+        let deadline = std::time::Instant::now() + READY;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {READY:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.wait_for_line("stopped");
+        let (done_tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(self.child.wait());
+        });
+        let status = done.recv_timeout(READY).expect("up exits after SIGTERM").unwrap();
+        assert!(status.success(), "up exited with {status}");
+    }
+}
+
+#[test]
+fn up_status_exec_restart_and_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    write_topology(dir.path());
+    let d = dir.path();
+
+    let mut up = Up::start(d, &[]);
+    up.wait_for_line("is up");
+    let status = fabricsim(d, &["status", "-c", "fabric.toml", "--wait", "30"]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("converged"));
+
+    let config = fabricsim(
+        d,
+        &[
+            "exec",
+            "-c",
+            "fabric.toml",
+            "root",
+            "config endpoint-control fctems",
+            "edit ems1",
+            "set server ems.lab.example",
+            "set https-port 8443",
+            "end",
+        ],
+    );
+    assert!(config.status.success(), "{}", text(&config));
+    let wait = fabricsim(d, &["status", "-c", "fabric.toml", "--wait", "30", "--json"]);
+    assert!(wait.status.success(), "{}", text(&wait));
+    let json: serde_json::Value = serde_json::from_slice(&wait.stdout).expect("status --json is JSON");
+    assert_eq!(json["revision"], 1);
+    assert_eq!(json["converged"], true);
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        assert_eq!(node["revision"], 1, "{node}");
+        assert_eq!(node["config_hash"], nodes[0]["config_hash"], "{node}");
+        assert!(
+            node["raft"]["term"].is_u64() && node["raft"]["applied"].is_u64(),
+            "{node}"
+        );
+        assert_eq!(node["ems"], serde_json::json!([]));
+    }
+    let root_show = fabricsim(
+        d,
+        &[
+            "exec",
+            "-c",
+            "fabric.toml",
+            "root",
+            "show endpoint-control fctems",
+        ],
+    );
+    let member_show = fabricsim(
+        d,
+        &[
+            "exec",
+            "-c",
+            "fabric.toml",
+            "branch2",
+            "show endpoint-control fctems",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&member_show.stdout).contains("set server \"ems.lab.example\""));
+    assert_eq!(root_show.stdout, member_show.stdout);
+
+    // A refused command exits 1 and prints FortiOS's words.
+    let refused = fabricsim(
+        d,
+        &[
+            "exec",
+            "-c",
+            "fabric.toml",
+            "branch1",
+            "config endpoint-control fctems",
+            "delete ems1",
+            "end",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("Modification not allowed"));
+
+    // A second `up` on the same state directory is refused while the first runs.
+    let second = fabricsim(d, &["up", "-c", "fabric.toml"]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already running"),
+        "{}",
+        text(&second)
+    );
+
+    up.terminate();
+
+    // Started again, the fabric still has the entry.
+    let mut up = Up::start(d, &[]);
+    up.wait_for_line("is up");
+    let shown = fabricsim(
+        d,
+        &[
+            "exec",
+            "-c",
+            "fabric.toml",
+            "branch1",
+            "show endpoint-control fctems",
+        ],
+    );
+    assert_eq!(shown.stdout, root_show.stdout, "{}", text(&shown));
+    up.terminate();
+
+    // --fresh starts from nothing.
+    let mut up = Up::start(d, &["--fresh"]);
+    up.wait_for_line("is up");
+    let shown = fabricsim(
+        d,
+        &[
+            "exec",
+            "-c",
+            "fabric.toml",
+            "root",
+            "show endpoint-control fctems",
+        ],
+    );
+    assert!(
+        !String::from_utf8_lossy(&shown.stdout).contains("ems1"),
+        "{}",
+        text(&shown)
+    );
+    up.terminate();
+}
+
+#[test]
+fn check_explains_every_problem_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[fabric]\nname = \"bad\"\n\n[[node]]\nname = \"root\"\nserial = \"FGVM01TM22000001\"\nrole = \"root\"\n\
+         listen = \"127.0.0.11:8013\"\n\n[[node]]\nname = \"branch1\"\nserial = \"FGVM01TM22000001\"\n\
+         role = \"root\"\nlisen = \"127.0.0.12:8013\"\n",
+    )
+    .unwrap();
+    let out = fabricsim(dir.path(), &["check", "-c", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "bad.toml:12:",
+        "bad.toml:13:",
+        "bad.toml:14:1: unknown key \"lisen\"",
+        "did you mean \"listen\"?",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} missing from:\n{stdout}");
+    }
+
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster-configs");
+    for file in ["default.toml", "ten-nodes.toml"] {
+        let out = fabricsim(&good, &["check", "-c", file]);
+        assert!(out.status.success(), "{file}: {}", text(&out));
+    }
+}

@@ -1,0 +1,110 @@
+//! Kills and restarts: nothing acknowledged is lost, and a member that was away catches up.
+
+use fabricsim::harness::{Fabric, generated_topology};
+
+use crate::{CONVERGE, ems_entry};
+
+/// Rewrites entry `ems1`'s port `count` times, each write acknowledged.
+async fn write_many(fabric: &Fabric, count: u16) {
+    let mut session = fabric
+        .connect("root")
+        .await
+        .expect("connect to root")
+        .session()
+        .await
+        .expect("session");
+    for line in [
+        "config endpoint-control fctems",
+        "edit ems1",
+        "set server 10.1.1.1",
+    ] {
+        session.run(line).await.expect("line runs");
+    }
+    for port in 1..=count {
+        let set = session.run(&format!("set https-port {port}")).await.expect("set");
+        assert!(!set.failed, "{}", set.output);
+        let next = session.run("next").await.expect("next");
+        assert!(!next.failed, "{}", next.output);
+        session.run("edit ems1").await.expect("edit");
+    }
+    session.run("end").await.expect("end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_away_for_many_entries_catches_up_by_snapshot() {
+    let mut topology = generated_topology("catchup", 3);
+    topology.raft.snapshot_every = 20;
+    topology.raft.keep_logs = 5;
+    let mut fabric = Fabric::start(topology).await.expect("fabric starts");
+    fabric.wait_converged(CONVERGE).await.expect("converges");
+
+    fabric.kill("branch2").await.expect("kill");
+    write_many(&fabric, 120).await;
+    let root_applied = fabric
+        .node("root")
+        .unwrap()
+        .raft()
+        .metrics()
+        .borrow()
+        .last_applied
+        .unwrap()
+        .index;
+
+    fabric.restart("branch2").await.expect("restart");
+    let status = fabric.wait_converged(CONVERGE).await.expect("branch2 catches up");
+    assert_eq!(status.revision, Some(120));
+
+    let member = fabric.node("branch2").unwrap().raft().metrics().borrow().clone();
+    let snapshot = member.snapshot.expect("branch2 received a snapshot");
+    assert!(
+        snapshot.index > 5,
+        "branch2's snapshot ({snapshot}) should come from the root, past the entries it had"
+    );
+    let root_purged = fabric.node("root").unwrap().raft().metrics().borrow().purged;
+    assert!(
+        root_purged.is_some_and(|p| p.index > 5),
+        "the root purged its log: {root_purged:?}"
+    );
+    assert!(member.last_applied.unwrap().index >= root_applied);
+    fabric.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_restart_keeps_acknowledged_writes_and_leads_again() {
+    let mut fabric = Fabric::start(generated_topology("rootrestart", 3))
+        .await
+        .expect("fabric starts");
+    fabric.wait_converged(CONVERGE).await.expect("converges");
+    let mut lines = ems_entry("ems1", "10.0.0.1", 8443);
+    lines.extend(ems_entry("ems2", "10.0.0.2", 10443));
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    assert!(!fabric.exec("root", &lines).await.unwrap().failed);
+    let before = fabric.wait_converged(CONVERGE).await.expect("converges");
+
+    fabric.kill("root").await.expect("kill root");
+    // The members keep serving what they applied while the root is away.
+    let shown = fabric
+        .exec("branch1", &["show endpoint-control fctems"])
+        .await
+        .unwrap();
+    assert!(shown.output.contains("set https-port 10443"), "{}", shown.output);
+
+    fabric.restart("root").await.expect("restart root");
+    let after = fabric
+        .wait_for("the root leads and every node converged", CONVERGE, |s| {
+            s.converged && s.nodes[0].raft.state == "leader"
+        })
+        .await
+        .expect("root leads again");
+    assert_eq!(after.revision, before.revision);
+    assert_eq!(after.nodes[0].config_hash, before.nodes[0].config_hash);
+
+    // And it accepts writes again.
+    let lines = ems_entry("ems3", "10.0.0.3", 443);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = fabric.exec("root", &lines).await.unwrap();
+    assert!(!out.failed, "{}", out.output);
+    let status = fabric.wait_converged(CONVERGE).await.expect("converges");
+    assert_eq!(status.revision, before.revision.map(|r| r + 1));
+    fabric.stop().await;
+}

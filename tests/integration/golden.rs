@@ -1,0 +1,48 @@
+//! The golden CLI transcripts of `tests/cli/`, played against a real fabric over gRPC.
+//! The CLI's unit tests play the same files against an in-memory backend.
+
+use std::path::Path;
+
+use fabricsim::cli::transcript;
+use fabricsim::harness::{Fabric, generated_topology};
+
+use crate::CONVERGE;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_transcripts_hold_on_a_real_fabric() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/cli exists")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no transcripts in {}", dir.display());
+    for file in files {
+        // A fresh fabric per transcript: each starts from an empty configuration.
+        let fabric = Fabric::start(generated_topology("golden", 2))
+            .await
+            .expect("fabric starts");
+        fabric.wait_converged(CONVERGE).await.expect("converges");
+        let expected = std::fs::read_to_string(&file).unwrap();
+        let node = expected
+            .lines()
+            .find_map(|line| line.strip_prefix("#! node: "))
+            .unwrap_or("root")
+            .trim();
+        let inputs = transcript::inputs(&expected);
+        let played = fabric.transcript(node, &inputs).await.expect("transcript plays");
+        let expected_body: String = expected
+            .lines()
+            .filter(|line| !line.starts_with("#!"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_eq!(
+            played,
+            expected_body,
+            "{} differs on a real fabric",
+            file.display()
+        );
+        fabric.stop().await;
+    }
+}
