@@ -46,6 +46,9 @@ const KEEPER_INTERVAL: Duration = Duration::from_millis(300);
 /// rather than holding the root's join lock forever.
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a stopping node waits for openraft's tasks to release its storage.
+const STORAGE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything a node needs to start, resolved from the topology and the state directory.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -294,6 +297,8 @@ pub struct RunningNode {
     node: Node,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    /// Dangles once openraft's tasks have all dropped the node's database.
+    database: std::sync::Weak<redb::Database>,
 }
 
 impl RunningNode {
@@ -312,6 +317,7 @@ impl RunningNode {
             node: name.clone(),
             source: Box::new(source),
         })?;
+        let database = store.watch_closed();
         let (state_machine, config_rx) =
             StateMachine::open(store.clone()).map_err(|source| NodeError::Restore {
                 node: name.clone(),
@@ -366,6 +372,7 @@ impl RunningNode {
             node,
             shutdown,
             tasks,
+            database,
         })
     }
 
@@ -378,6 +385,7 @@ impl RunningNode {
         self.shutdown.cancel();
         let _ = self.node.shared.raft.shutdown().await;
         while self.tasks.join_next().await.is_some() {}
+        self.wait_storage_closed().await;
     }
 
     /// Stops the node as abruptly as a process kill: tasks are aborted, not asked. What is
@@ -387,6 +395,23 @@ impl RunningNode {
         self.tasks.abort_all();
         let _ = self.node.shared.raft.shutdown().await;
         while self.tasks.join_next().await.is_some() {}
+        self.wait_storage_closed().await;
+    }
+
+    /// openraft's replication and snapshot tasks end shortly after its core; the node is
+    /// gone, and its database can be opened again, only once they have.
+    async fn wait_storage_closed(&self) {
+        let deadline = tokio::time::Instant::now() + STORAGE_CLOSE_TIMEOUT;
+        while self.database.strong_count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    node = self.node.name(),
+                    "Raft storage still in use after shutdown"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -85,6 +85,12 @@ impl Store {
         Ok(store)
     }
 
+    /// A weak reference to the database: it dangles once every task that used the store
+    /// has let go, which is when the file can be opened again.
+    pub fn watch_closed(&self) -> std::sync::Weak<Database> {
+        Arc::downgrade(&self.db)
+    }
+
     fn check_readable(&self) -> Result<(), redb::Error> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
