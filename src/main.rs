@@ -6,11 +6,17 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
+/// What the nodes log when `FABRICSIM_LOG` is not set: fabricsim's own warnings. openraft
+/// reports every unreachable peer as an error, which is routine while nodes stop and start.
+const DEFAULT_LOG: &str = "warn,openraft=off";
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = fabricsim::commands::Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("FABRICSIM_LOG").unwrap_or_else(|_| EnvFilter::new("error")))
+        .with_env_filter(
+            EnvFilter::try_from_env("FABRICSIM_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+        )
         .with_writer(std::io::stderr)
         .init();
     match fabricsim::commands::run(cli).await {

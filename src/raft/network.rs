@@ -121,10 +121,12 @@ impl Peer {
 
 fn status_to_rpc_error<E: std::error::Error>(status: tonic::Status) -> RPCError<NodeId, BasicNode, E> {
     match status.code() {
-        // The peer is down, restarting, or its Raft is shut down: back off.
-        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::DeadlineExceeded => {
-            RPCError::Unreachable(Unreachable::new(&status))
-        }
+        // The peer is down, restarting, or its Raft is shut down: back off. A connection
+        // reset in the middle of a call arrives as `Unknown`.
+        tonic::Code::Unavailable
+        | tonic::Code::Cancelled
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::Unknown => RPCError::Unreachable(Unreachable::new(&status)),
         _ => RPCError::Network(NetworkError::new(&status)),
     }
 }
