@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(
             error.cli_lines(),
             [
-                "Entry \"ems1\" has no server; it is required unless fortinetone-cloud-authentication is enable.",
+                "Entry \"ems1\" has no server; it is required unless fortinetone-cloud-authentication is set to enable.",
                 "node_check_object fail! for server ",
                 "Command fail. Return code -1"
             ]

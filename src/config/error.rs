@@ -189,7 +189,7 @@ impl CommandError {
                 ..
             } => vec![
                 format!(
-                    "Entry \"{key}\" has no {field}; it is required unless {unless_field} is {unless_value}."
+                    "Entry \"{key}\" has no {field}; it is required unless {unless_field} is set to {unless_value}."
                 ),
                 format!("node_check_object fail! for {field} "),
                 fail_line(RC_INVALID_VALUE),
