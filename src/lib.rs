@@ -13,7 +13,9 @@
 //! | [`config`] | the replicated configuration database: schema, `ConfigDb`, `ConfigCommand`, pure `apply` |
 //! | [`cli`] | the FortiOS CLI: tokenizer, session contexts, `show`/`get` formatting, help, transcripts |
 //! | [`raft`] | openraft's type configuration, the redb log store, the state machine, the tonic network |
-//! | [`node`] | one FortiGate: start, join the fabric (members) or lead it (root), shutdown |
+//! | [`node`] | one FortiGate: start, join the fabric (members) or lead it (root), its EMS checker, shutdown |
+//! | [`ems`] | what a FortiGate does to reach its EMS: resolve, connect from its source, TLS, classify the certificate, ask the EMS |
+//! | [`sim`] | the simulated world around the fabric: the PKI and the EMS servers |
 //! | [`api`] | gRPC services (admin CLI and status, member join, Raft transport) and their client |
 //! | [`status`] | the fabric's status: per-node reports, convergence, table and JSON |
 //! | [`state_dir`] | `.fabricsim/<fabric>/`: node data, admin token, listen addresses, locks |
@@ -32,9 +34,11 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod ems;
 pub mod harness;
 pub mod node;
 pub mod raft;
+pub mod sim;
 pub mod state_dir;
 pub mod status;
 pub mod topology;

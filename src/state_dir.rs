@@ -8,6 +8,8 @@
 //!     root.lock          held while a process runs node `root`; holds that process's id
 //!     root/raft.redb     the node's Raft log, vote and snapshot
 //!     root/listen        the address node `root` listens on while it runs
+//!     pki/               the simulated CAs and EMS certificates (PEM), made on first use
+//!     sim.listen         the address of the simulators' control service while `up` runs
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -19,6 +21,7 @@ use crate::topology::Topology;
 
 const TOKEN_FILE: &str = "admin.token";
 const LISTEN_FILE: &str = "listen";
+const SIM_LISTEN_FILE: &str = "sim.listen";
 /// Bytes of randomness in a fresh admin token.
 const TOKEN_BYTES: usize = 24;
 
@@ -151,6 +154,25 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StateError::NoToken { path }),
             Err(e) => Err(io(&path)(e)),
         }
+    }
+
+    /// Where the simulated CAs and EMS certificates are kept.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.path.join("pki")
+    }
+
+    /// Records the address of the simulators' control service.
+    pub fn write_sim_listen(&self, addr: SocketAddr) -> Result<(), StateError> {
+        self.create()?;
+        let path = self.path.join(SIM_LISTEN_FILE);
+        std::fs::write(&path, addr.to_string()).map_err(io(&path))
+    }
+
+    /// The address of the simulators' control service, if `up` recorded one.
+    pub fn read_sim_listen(&self) -> Option<SocketAddr> {
+        std::fs::read_to_string(self.path.join(SIM_LISTEN_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
     }
 
     /// Records the address a running node listens on.

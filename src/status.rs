@@ -1,8 +1,9 @@
 //! The fabric's status as `fabricsim status` prints it: one report per node, gathered over
 //! gRPC, with convergence judged against the root.
 //!
-//! A node has converged when it is reachable, belongs to the root's Raft group, and has
-//! applied the root's configuration revision with the same content hash.
+//! A node has converged when it is reachable, belongs to the root's Raft group, has
+//! applied the root's configuration revision with the same content hash, and has finished
+//! one EMS check round against that revision.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::api::client::AdminConnection;
+use crate::ems::{CertificateState, Connection, DeviceState, EmsStatus};
 use crate::node::NodeState;
 use crate::topology::{Role, Topology};
 
@@ -38,7 +40,10 @@ pub struct NodeReport {
     pub config_hash: Option<String>,
     pub converged: bool,
     /// The node's own EMS reachability results, one per fctems entry.
-    pub ems: Vec<serde_json::Value>,
+    pub ems: Vec<EmsStatus>,
+    /// The configuration revision the node's last completed EMS check round covered.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checked_revision: Option<u64>,
     /// Why the node could not be asked, when it could not.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
@@ -81,7 +86,10 @@ impl FabricStatus {
                                 .chain(&state.learners)
                                 .any(|id| *id == state.id);
                         let converged = root.is_some_and(|r| {
-                            in_group && state.revision == r.revision && state.config_hash == r.config_hash
+                            in_group
+                                && state.revision == r.revision
+                                && state.config_hash == r.config_hash
+                                && state.checked_revision == Some(r.revision)
                         });
                         NodeReport {
                             name: spec.name.clone(),
@@ -95,7 +103,8 @@ impl FabricStatus {
                             revision: Some(state.revision),
                             config_hash: Some(state.config_hash),
                             converged,
-                            ems: Vec::new(),
+                            ems: state.ems,
+                            checked_revision: state.checked_revision,
                             error: None,
                         }
                     }
@@ -112,6 +121,7 @@ impl FabricStatus {
                         config_hash: None,
                         converged: false,
                         ems: Vec::new(),
+                        checked_revision: None,
                         error: Some(error),
                     },
                 }
@@ -192,6 +202,77 @@ impl FabricStatus {
         for row in &rows {
             line(row.iter().map(String::as_str).collect());
         }
+        out.push_str(&self.ems_table());
+        out
+    }
+
+    /// Every node's EMS results, one row per node and entry, with the detail of each row
+    /// that is not fully authorized; empty when no node has an entry.
+    fn ems_table(&self) -> String {
+        let rows: Vec<(&str, &EmsStatus)> = self
+            .nodes
+            .iter()
+            .flat_map(|node| node.ems.iter().map(move |ems| (node.name.as_str(), ems)))
+            .collect();
+        if rows.is_empty() {
+            return String::new();
+        }
+        let header = [
+            "NODE",
+            "EMS",
+            "SERVER",
+            "CONNECTION",
+            "CERTIFICATE",
+            "DEVICE",
+            "EMS SERIAL",
+            "CHECKED",
+        ];
+        let cells: Vec<[String; 8]> = rows
+            .iter()
+            .map(|(node, ems)| {
+                [
+                    (*node).to_owned(),
+                    ems.name.clone(),
+                    ems.server.clone(),
+                    ems.connection.as_str().to_owned(),
+                    ems.certificate.as_str().to_owned(),
+                    ems.device.as_str().to_owned(),
+                    ems.ems_serial.clone().unwrap_or_else(|| "-".to_owned()),
+                    ems.checked_at.clone().unwrap_or_else(|| "-".to_owned()),
+                ]
+            })
+            .collect();
+        let widths: Vec<usize> = (0..header.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|r| r[i].len())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let render = |cells: Vec<&str>| {
+            let text: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            format!("{}\n", text.join("  ").trim_end())
+        };
+        let mut out = String::from("\n");
+        out.push_str(&render(header.to_vec()));
+        for row in &cells {
+            out.push_str(&render(row.iter().map(String::as_str).collect()));
+        }
+        for (node, ems) in rows {
+            let healthy = ems.connection == Connection::Connected
+                && ems.certificate == CertificateState::Authorized
+                && ems.device == DeviceState::Authorized;
+            if !healthy && !ems.detail.is_empty() {
+                let _ = writeln!(out, "{node}/{}: {}", ems.name, ems.detail);
+            }
+        }
         out
     }
 
@@ -209,6 +290,11 @@ impl FabricStatus {
                     node.raft.applied.unwrap_or(0)
                 ),
                 (None, _, None) => writeln!(out, "{}: the root cannot be reached", node.name),
+                (None, Some(have), Some(_)) if node.checked_revision != Some(have) => writeln!(
+                    out,
+                    "{}: revision {have} applied, its EMS check round has not finished yet",
+                    node.name
+                ),
                 (None, _, _) => writeln!(
                     out,
                     "{}: revision {} but not yet a member of the root's Raft group, or its content hash differs ({})",

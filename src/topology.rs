@@ -1,11 +1,17 @@
-//! The topology file: which FortiGates make up a fabric, where they listen, and how the
-//! fabric's Raft group is tuned.
+//! The topology file: which FortiGates make up a fabric, where they listen, how the
+//! fabric's Raft group is tuned, and the world around it: simulated FortiClient EMS
+//! servers, the names the nodes resolve, how often they check their EMS connectors and
+//! what the root runs on the fabric's first start.
 //!
 //! This module owns the TOML format of `cluster-configs/*.toml` and its validation. Text
 //! enters through [`Topology::load`] (a path) or [`Topology::parse`] (a string) and leaves
 //! either as a [`Topology`], in which every default is filled in and every rule holds, or
 //! as a [`TopologyError`] that lists *every* problem found, each with its line, column,
 //! what is wrong and what to write instead. `fabricsim check` prints that error as it is.
+//!
+//! The file holds the tables `[fabric]` (required), `[raft]`, `[[node]]` (one per
+//! FortiGate), `[[ems]]` (one per simulated EMS server), `[dns]`, `[checks]` and
+//! `[bootstrap]`; `cluster-configs/default.toml` shows and explains each of them.
 //!
 //! Reading happens in three passes over one parse of the text:
 //!
@@ -16,16 +22,19 @@
 //!    are reported with the closest valid key, each known key is deserialized on its own so
 //!    that every wrongly typed value is reported (serde alone stops at the first), and
 //!    missing required keys are named. The surviving keys are deserialized into the
-//!    file-layer structs (`FabricTable`, `RaftTable`, `NodeTable`), whose fields keep
-//!    their spans.
-//! 3. **Meaning.** Rules that span fields or nodes: names, serials and addresses well
-//!    formed, exactly one root, no duplicates, every `upstream` chain ending at the root,
-//!    and Raft timings in a workable order.
+//!    file-layer structs (`FabricTable`, `RaftTable`, `NodeTable`, `EmsTable`,
+//!    `ChecksTable`, `BootstrapTable`), whose fields keep their spans. `[dns]` is the one
+//!    table whose keys are not a fixed set (they are the names it resolves), so
+//!    `Reader::dns` walks it by hand.
+//! 3. **Meaning.** Rules that span fields or tables: names, serials, hostnames and
+//!    addresses well formed, exactly one root, no duplicates, every `upstream` chain ending
+//!    at the root, Raft timings in a workable order, every serial an EMS authorizes naming
+//!    a node, and every `[dns]` name of an EMS pointing at that EMS.
 //!
-//! Adding a table (say `[[ems]]`) takes a file-layer struct, a `Section` constant listed
-//! in `SECTIONS`, one call to `Reader::one` or `Reader::many`, and its rules.
+//! Adding a table takes a file-layer struct, a `Section` constant listed in `SECTIONS`,
+//! one call to `Reader::one` or `Reader::many`, and its rules.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
@@ -72,11 +81,50 @@ pub const MAX_HOSTNAME_LEN: usize = 35;
 pub const DEFAULT_HOSTNAME_PREFIX: &str = "FGT-";
 /// The [`Topology::source`] of a topology parsed from text that came from no file.
 pub const MEMORY_SOURCE: &str = "<memory>";
+/// Every FortiClient EMS serial number starts with these letters, as in `FCTEMS8822001234`.
+pub const EMS_SERIAL_PREFIX: &str = "FCTEMS";
+/// Digits after [`EMS_SERIAL_PREFIX`] in an EMS serial: 16 characters in all, the length of
+/// the `serial-number` field of an `fctems` entry (DOMAIN.md section 2).
+pub const EMS_SERIAL_DIGITS: usize = 10;
+/// The site every multitenant EMS has; it is added first to `sites` when the file leaves
+/// it out, because FortiOS reaches it as `default.<hostname>` (DOMAIN.md section 2).
+pub const DEFAULT_EMS_SITE: &str = "Default";
+/// The capabilities an EMS can report, in the order FortiOS lists them: the values of the
+/// `capabilities` set of an `fctems` entry (DOMAIN.md section 2). An EMS reports all of
+/// them unless its `[[ems]]` table lists fewer.
+pub const EMS_CAPABILITIES: &[&str] = &[
+    "fabric-auth",
+    "silent-approval",
+    "websocket",
+    "websocket-malware",
+    "push-ca-certs",
+    "common-tags-api",
+];
+/// Longest label of a DNS name (RFC 1035 section 2.3.4). A site name becomes the first
+/// label of `<site>.<hostname>`, so it is held to the same bound.
+pub const MAX_DNS_LABEL_LEN: usize = 63;
+/// Longest DNS name as written: 255 octets on the wire (RFC 1035 section 2.3.4) less the
+/// length octet of the first label and the closing empty label.
+pub const MAX_DNS_NAME_LEN: usize = 253;
 /// TCP port FortiGates use for fabric connections by default (DOMAIN.md section 1); used in
 /// the addresses this module suggests.
 const FABRIC_PORT: u16 = 8013;
 /// Serials this module suggests are this prefix and a six-digit number.
 const SUGGESTED_SERIAL_PREFIX: &str = "FGVM01TM22";
+/// Port this module suggests in EMS addresses: the one the example topologies use, since
+/// the EMS default of 443 needs privileges to bind.
+const SUGGESTED_EMS_PORT: u16 = 8443;
+/// Address this module suggests for an EMS (and its `[dns]` names): the one the default
+/// topology gives its EMS.
+const SUGGESTED_EMS_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 31);
+/// EMS serials this module suggests are this prefix and a six-digit number.
+const SUGGESTED_EMS_SERIAL_PREFIX: &str = "FCTEMS8822";
+/// The hostname this module suggests when nothing of the written one can be kept.
+const SUGGESTED_EMS_HOSTNAME: &str = "ems.lab.example";
+/// The site name this module suggests when nothing of the written one can be kept.
+const SUGGESTED_SITE: &str = "SiteA";
+/// Most node serials a fix lists, so that a fix stays one line in a large fabric.
+const MAX_LISTED_SERIALS: usize = 5;
 /// Longest edit distance at which an unknown key is taken for a misspelling of a valid one.
 const MAX_TYPO_DISTANCE: usize = 2;
 /// Shortest unknown key taken for a shortening of a valid key it starts (or that starts it);
@@ -98,8 +146,95 @@ pub struct Topology {
     pub raft: RaftSettings,
     /// The nodes in the order the file lists them; exactly one has [`Role::Root`].
     pub nodes: Vec<NodeSpec>,
+    /// Simulated FortiClient EMS servers: the `[[ems]]` tables, in file order.
+    pub ems: Vec<EmsSpec>,
+    /// The name table nodes consult before the system resolver: the `[dns]` table,
+    /// lowercase FQDN to address.
+    pub dns: BTreeMap<String, IpAddr>,
+    /// How often and how the nodes check their EMS connectors: the `[checks]` table.
+    pub checks: CheckSettings,
+    /// CLI lines the root runs once, on the fabric's first start: `[bootstrap] root = [...]`.
+    /// Questions (`(y/n)`) are answered with `y`.
+    pub bootstrap: Vec<String>,
     /// The file the topology was read from, or [`MEMORY_SOURCE`].
     pub source: PathBuf,
+}
+
+/// One simulated FortiClient EMS server: an `[[ems]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmsSpec {
+    /// Name used on the command line (`fabricsim ems NAME ...`); letters, digits, `-`, `_`.
+    pub name: String,
+    /// EMS serial number: `FCTEMS` followed by 10 digits, e.g. `FCTEMS8822001234`.
+    pub serial: String,
+    /// The EMS's own FQDN: its certificate's subject CN and SAN (and `*.<hostname>` for
+    /// multitenant servers, whose sites are `<site>.<hostname>`).
+    pub hostname: String,
+    /// HTTPS address on loopback IPv4; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Which certificate the EMS presents.
+    pub certificate: CertProfile,
+    /// Multitenancy: the site names (`Default` is always one of them when any are given).
+    /// Empty means a single-tenant EMS.
+    pub sites: Vec<String>,
+    /// FortiGate serials authorized under *Administration > Fabric Devices* from the start;
+    /// others register as pending.
+    pub authorized: Vec<String>,
+    /// Capabilities the EMS reports; default all of them.
+    pub capabilities: Vec<String>,
+    /// False for an EMS that accepts TCP connections and never answers.
+    pub respond: bool,
+}
+
+/// The certificate a simulated EMS presents; [`CertProfile::Trusted`] when not given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertProfile {
+    /// Signed by the fabric CA, which every node trusts.
+    #[default]
+    Trusted,
+    /// Signed by a CA no node trusts (FortiOS: "certificate not trusted").
+    Untrusted,
+    /// Self-signed.
+    SelfSigned,
+    /// Signed by the fabric CA but past its validity.
+    Expired,
+    /// Signed by the fabric CA for another hostname.
+    WrongHost,
+}
+
+impl fmt::Display for CertProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertProfile::Trusted => "trusted",
+            CertProfile::Untrusted => "untrusted",
+            CertProfile::SelfSigned => "self-signed",
+            CertProfile::Expired => "expired",
+            CertProfile::WrongHost => "wrong-host",
+        })
+    }
+}
+
+/// EMS reachability checks: the `[checks]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSettings {
+    /// Seconds between two check rounds on each node (besides the rounds a configuration
+    /// change or `diagnose endpoint fctems test-connectivity` starts).
+    pub interval_secs: u64,
+}
+
+/// Default seconds between EMS check rounds.
+pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 30;
+/// Fewest seconds between EMS check rounds: zero would start one round after another
+/// without pause.
+pub const MIN_CHECK_INTERVAL_SECS: u64 = 1;
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings {
+            interval_secs: DEFAULT_CHECK_INTERVAL_SECS,
+        }
+    }
 }
 
 /// Fabric-wide settings: the `[fabric]` table.
@@ -191,15 +326,10 @@ impl Topology {
     /// [`Topology::source`] (pass `Path::new(MEMORY_SOURCE)` for text from no file).
     pub fn parse(text: &str, source: &Path) -> Result<Topology, TopologyError> {
         let mut reader = Reader::new(text);
-        let topology = reader.read();
+        let topology = reader.read(source);
         let mut problems = reader.problems;
         match topology {
-            Some((fabric, raft, nodes)) if problems.is_empty() => Ok(Topology {
-                fabric,
-                raft,
-                nodes,
-                source: source.to_path_buf(),
-            }),
+            Some(topology) if problems.is_empty() => Ok(topology),
             _ => {
                 problems.sort_by_key(|problem| (problem.line, problem.column));
                 Err(TopologyError::Invalid {
@@ -225,6 +355,11 @@ impl Topology {
     /// The node called `name`, if there is one.
     pub fn node(&self, name: &str) -> Option<&NodeSpec> {
         self.nodes.iter().find(|node| node.name == name)
+    }
+
+    /// The simulated EMS server called `name`, if there is one.
+    pub fn ems_server(&self, name: &str) -> Option<&EmsSpec> {
+        self.ems.iter().find(|ems| ems.name == name)
     }
 
     /// The members (every node but the root), in file order.
@@ -386,8 +521,54 @@ const NODE: Section = Section {
     ],
 };
 
+/// `[[ems]]`: one per simulated EMS server; a fabric may have none.
+const EMS: Section = Section {
+    key: "ems",
+    repeated: true,
+    required: false,
+    keys: &[
+        required("name", "\"ems1\""),
+        required("serial", "\"FCTEMS8822001234\""),
+        required("hostname", "\"ems.lab.example\""),
+        required("listen", "\"127.0.0.31:8443\""),
+        optional("certificate", "\"trusted\""),
+        optional("sites", "[\"Default\", \"SiteA\"]"),
+        optional("authorized", "[\"FGVM01TM22000001\"]"),
+        optional("capabilities", "[\"fabric-auth\", \"websocket\"]"),
+        optional("respond", "true"),
+    ],
+};
+
+/// `[dns]`: optional. Its keys are the names it resolves, not a fixed set, so `keys` is
+/// empty and `Reader::dns` reads it.
+const DNS: Section = Section {
+    key: "dns",
+    repeated: false,
+    required: false,
+    keys: &[],
+};
+
+/// `[checks]`: optional, every key has a default.
+const CHECKS: Section = Section {
+    key: "checks",
+    repeated: false,
+    required: false,
+    keys: &[optional("interval_secs", "30")],
+};
+
+/// `[bootstrap]`: optional, the CLI lines run on the fabric's first start.
+const BOOTSTRAP: Section = Section {
+    key: "bootstrap",
+    repeated: false,
+    required: false,
+    keys: &[optional(
+        "root",
+        "[\"config endpoint-control fctems\", \"edit ems1\", \"end\"]",
+    )],
+};
+
 /// Every table the file may contain.
-const SECTIONS: &[&Section] = &[&FABRIC, &RAFT, &NODE];
+const SECTIONS: &[&Section] = &[&FABRIC, &RAFT, &NODE, &EMS, &DNS, &CHECKS, &BOOTSTRAP];
 
 /// `[fabric]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -441,6 +622,59 @@ struct NodeTable {
     id: Option<Spanned<u64>>,
     /// Members only: the node this member connects upstream to. Default: the root.
     upstream: Option<Spanned<String>>,
+}
+
+/// One `[[ems]]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmsTable {
+    /// Name used on the command line (`fabricsim ems NAME`). Letters, digits, `-` and `_`,
+    /// at most [`MAX_NAME_LEN`] characters, unique among the EMS servers. Required.
+    name: Option<Spanned<String>>,
+    /// EMS serial: [`EMS_SERIAL_PREFIX`] and [`EMS_SERIAL_DIGITS`] digits. Required.
+    serial: Option<Spanned<String>>,
+    /// The EMS's FQDN, its certificate's CN; kept in lowercase. Required.
+    hostname: Option<Spanned<String>>,
+    /// HTTPS address, `ip:port` on loopback IPv4, shared with no node and no other EMS;
+    /// port 0 picks a free port. Required.
+    listen: Option<Spanned<String>>,
+    /// Which certificate the EMS presents. Default [`CertProfile::Trusted`].
+    certificate: Option<Spanned<CertProfile>>,
+    /// Site names of a multitenant EMS; [`DEFAULT_EMS_SITE`] is added first when missing.
+    /// Default: none, a single-tenant EMS.
+    sites: Option<Vec<Spanned<String>>>,
+    /// Serials of the nodes the EMS authorizes from the start. Default: none.
+    authorized: Option<Vec<Spanned<String>>>,
+    /// Capabilities the EMS reports, out of [`EMS_CAPABILITIES`]. Default: all of them.
+    capabilities: Option<Vec<Spanned<String>>>,
+    /// `false` for an EMS that accepts connections and never answers. Default `true`.
+    respond: Option<Spanned<bool>>,
+}
+
+/// `[checks]` as written; the whole table is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksTable {
+    /// Seconds between EMS check rounds on each node. Default
+    /// [`DEFAULT_CHECK_INTERVAL_SECS`], at least [`MIN_CHECK_INTERVAL_SECS`].
+    interval_secs: Option<Spanned<u64>>,
+}
+
+/// `[bootstrap]` as written; the whole table is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BootstrapTable {
+    /// CLI lines the root runs once, on the fabric's first start, each a single line.
+    /// Default: none.
+    root: Option<Vec<Spanned<String>>>,
+}
+
+/// One `[dns]` entry as written: a name and the text of its address.
+struct DnsEntry {
+    /// The name as written (any case).
+    name: Spanned<String>,
+    /// The address as written.
+    address: Spanned<String>,
 }
 
 /// A table read from the file, with the span of its header.
@@ -514,6 +748,61 @@ impl NodeDraft {
     }
 }
 
+/// One `[[ems]]` on its way to an [`EmsSpec`]: the table, where it is, and what its values
+/// turned out to be.
+struct EmsDraft {
+    /// Line of the `[[ems]]` header.
+    header_line: usize,
+    table: EmsTable,
+    /// The `listen` address, when it parsed.
+    listen: Option<SocketAddr>,
+    /// The hostname in lowercase, when it is a well-formed name.
+    hostname: Option<String>,
+    /// The well-formed sites, [`DEFAULT_EMS_SITE`] added when sites were given.
+    sites: Vec<String>,
+    /// The well-formed authorized serials, each once.
+    authorized: Vec<String>,
+    /// The known capabilities, in the order of [`EMS_CAPABILITIES`].
+    capabilities: Vec<String>,
+}
+
+impl EmsDraft {
+    fn name(&self) -> Option<&str> {
+        self.table.name.as_ref().map(|name| name.get_ref().as_str())
+    }
+
+    /// How problems refer to this EMS: `EMS "ems1"`, or its header when it has no name.
+    fn label(&self) -> String {
+        match self.name() {
+            Some(name) => format!("EMS \"{name}\""),
+            None => format!("the [[ems]] at line {}", self.header_line),
+        }
+    }
+
+    /// The finished EMS; `None` while a required value is missing or unusable.
+    fn spec(&self) -> Option<EmsSpec> {
+        Some(EmsSpec {
+            name: self.name()?.to_string(),
+            serial: self.table.serial.as_ref()?.get_ref().clone(),
+            hostname: self.hostname.clone()?,
+            listen: self.listen?,
+            certificate: self
+                .table
+                .certificate
+                .as_ref()
+                .map_or_else(CertProfile::default, |certificate| *certificate.get_ref()),
+            sites: self.sites.clone(),
+            authorized: self.authorized.clone(),
+            capabilities: self.capabilities.clone(),
+            respond: self
+                .table
+                .respond
+                .as_ref()
+                .is_none_or(|respond| *respond.get_ref()),
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading and validating
 // ---------------------------------------------------------------------------------------
@@ -565,7 +854,7 @@ impl<'t> Reader<'t> {
     }
 
     /// All three passes; the result is complete only when no problem was reported.
-    fn read(&mut self) -> Option<(FabricSettings, RaftSettings, Vec<NodeSpec>)> {
+    fn read(&mut self, source: &Path) -> Option<Topology> {
         let text = self.text;
         let (document, errors) = DeTable::parse_recoverable(text);
         if !errors.is_empty() {
@@ -581,11 +870,33 @@ impl<'t> Reader<'t> {
         let fabric = self.one::<FabricTable>(&document, &FABRIC);
         let raft = self.one::<RaftTable>(&document, &RAFT);
         let nodes = self.many::<NodeTable>(&document, &NODE);
+        let ems = self.many::<EmsTable>(&document, &EMS);
+        let dns = self.dns(&document);
+        let checks = self.one::<ChecksTable>(&document, &CHECKS);
+        let bootstrap = self.one::<BootstrapTable>(&document, &BOOTSTRAP);
 
         let fabric = self.fabric_settings(fabric);
         let raft = self.raft_settings(raft);
-        let nodes = self.nodes(nodes);
-        Some((fabric?, raft, nodes?))
+        let node_drafts = self.node_drafts(nodes);
+        let nodes = node_drafts.as_deref().and_then(|drafts| self.nodes(drafts));
+        let ems_drafts = self.ems_drafts(ems, node_drafts.as_deref());
+        let dns = self.dns_names(dns, ems_drafts.as_deref().unwrap_or_default());
+        let checks = self.check_settings(checks);
+        let bootstrap = self.bootstrap_lines(bootstrap);
+        let ems = ems_drafts?
+            .iter()
+            .map(EmsDraft::spec)
+            .collect::<Option<Vec<EmsSpec>>>()?;
+        Some(Topology {
+            fabric: fabric?,
+            raft,
+            nodes: nodes?,
+            ems,
+            dns,
+            checks,
+            bootstrap,
+            source: source.to_path_buf(),
+        })
     }
 
     // --- pass 2: shape ---
@@ -606,6 +917,11 @@ impl<'t> Reader<'t> {
                 format!(
                     "\"{name}\" belongs in {}; move it below that table's header",
                     owners.join(" or ")
+                )
+            } else if name.contains('.') && fqdn_fault(name).is_none() {
+                format!(
+                    "names to resolve belong in {}; move the line below that header",
+                    DNS.header()
                 )
             } else if let Some(section) = closest(name, SECTIONS.iter().map(|s| s.key))
                 .and_then(|key| SECTIONS.iter().find(|s| s.key == key))
@@ -628,6 +944,17 @@ impl<'t> Reader<'t> {
         document: &DeTable<'_>,
         section: &Section,
     ) -> Option<Read<T>> {
+        let (header, table) = self.section_table(document, section)?;
+        Some(self.table(section, header, table))
+    }
+
+    /// The span and contents of a single table; `None` when it is absent (reported when the
+    /// section is required) or not a table (reported).
+    fn section_table<'d, 'i>(
+        &mut self,
+        document: &'d DeTable<'i>,
+        section: &Section,
+    ) -> Option<(Span, &'d DeTable<'i>)> {
         let Some((key, value)) = document.get_key_value(section.key) else {
             if section.required {
                 self.missing_section(section);
@@ -635,7 +962,7 @@ impl<'t> Reader<'t> {
             return None;
         };
         match value.get_ref() {
-            DeValue::Table(table) => Some(self.table(section, value.span(), table)),
+            DeValue::Table(table) => Some((value.span(), table)),
             other => {
                 self.report(
                     &key.span(),
@@ -789,6 +1116,67 @@ impl<'t> Reader<'t> {
         }
     }
 
+    /// The entries of `[dns]` whose value is a string, in any order; none when the table is
+    /// absent or not a table. A value of another type is reported, and so is a name that
+    /// TOML split into nested tables because it was written without quotes.
+    fn dns(&mut self, document: &DeTable<'_>) -> Vec<DnsEntry> {
+        let Some((_, table)) = self.section_table(document, &DNS) else {
+            return Vec::new();
+        };
+        let mut entries = Vec::new();
+        for (key, value) in table.iter() {
+            let name = key.get_ref().as_ref();
+            match value.get_ref() {
+                DeValue::String(address) => entries.push(DnsEntry {
+                    name: Spanned::new(key.span(), name.to_string()),
+                    address: Spanned::new(value.span(), address.to_string()),
+                }),
+                DeValue::Table(nested) => {
+                    let mut leaves = Vec::new();
+                    dotted_leaves(name, key.span(), nested, &mut leaves);
+                    for (dotted, key_span, value_span) in leaves {
+                        let written = value_span
+                            .and_then(|span| self.text.get(span))
+                            .map_or_else(|| format!("\"{SUGGESTED_EMS_IP}\""), str::to_string);
+                        let start = self.first_on_line(key_span.start);
+                        self.report(
+                            &(start..start),
+                            format!(
+                                "the name {dotted} in {} is not quoted, so TOML reads it as \
+                                 nested tables split at the dots",
+                                DNS.header()
+                            ),
+                            format!("quote the name: \"{dotted}\" = {written}"),
+                        );
+                    }
+                }
+                other => self.report(
+                    &value.span(),
+                    format!(
+                        "wrong value for \"{name}\" in {}: found {}, expected an IPv4 address \
+                         as a string",
+                        DNS.header(),
+                        article(other.type_str())
+                    ),
+                    format!("write it like \"{name}\" = \"{SUGGESTED_EMS_IP}\""),
+                ),
+            }
+        }
+        entries
+    }
+
+    /// Byte offset of the first character on the line of `offset` that is not white space.
+    fn first_on_line(&self, offset: usize) -> usize {
+        let line = self.line(&(offset..offset));
+        let start = self.line_starts[line - 1];
+        let indent = self.text[start..]
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .map(char::len_utf8)
+            .sum::<usize>();
+        start + indent
+    }
+
     // --- pass 3: meaning ---
 
     fn fabric_settings(&mut self, fabric: Option<Read<FabricTable>>) -> Option<FabricSettings> {
@@ -889,8 +1277,9 @@ impl<'t> Reader<'t> {
         settings
     }
 
-    /// Per-node rules, then the rules between nodes; the nodes when all hold.
-    fn nodes(&mut self, nodes: Option<Vec<Read<NodeTable>>>) -> Option<Vec<NodeSpec>> {
+    /// Per-node rules; the nodes on their way to [`NodeSpec`]s, or `None` when there are
+    /// none or `[[node]]` is not an array of tables.
+    fn node_drafts(&mut self, nodes: Option<Vec<Read<NodeTable>>>) -> Option<Vec<NodeDraft>> {
         let nodes = nodes?;
         if nodes.is_empty() {
             self.report(
@@ -922,9 +1311,14 @@ impl<'t> Reader<'t> {
                 }
             })
             .collect();
-        self.check_roots(&drafts);
-        self.check_duplicates(&drafts);
-        self.check_upstreams(&drafts);
+        Some(drafts)
+    }
+
+    /// The rules between nodes; the nodes when all hold.
+    fn nodes(&mut self, drafts: &[NodeDraft]) -> Option<Vec<NodeSpec>> {
+        self.check_roots(drafts);
+        self.check_duplicates(drafts);
+        self.check_upstreams(drafts);
         drafts.iter().map(NodeDraft::spec).collect()
     }
 
@@ -940,7 +1334,10 @@ impl<'t> Reader<'t> {
         if let Some(hostname) = &node.hostname {
             self.check_hostname(hostname);
         }
-        node.listen.as_ref().and_then(|listen| self.check_listen(listen))
+        let example = SocketAddr::from(([127, 0, 0, 12], FABRIC_PORT));
+        node.listen
+            .as_ref()
+            .and_then(|listen| self.check_listen(listen, "nodes", example))
     }
 
     fn check_name(&mut self, what: &str, fallback: &str, name: &Spanned<String>) {
@@ -976,20 +1373,7 @@ impl<'t> Reader<'t> {
 
     fn check_serial(&mut self, serial: &Spanned<String>, used: &HashSet<&str>) {
         let value = serial.get_ref();
-        let length = value.chars().count();
-        let mut faults = Vec::new();
-        if length != SERIAL_LEN {
-            faults.push(format!("has {length} characters ({SERIAL_LEN} needed)"));
-        }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        {
-            faults.push("may only use A-Z and 0-9".to_string());
-        }
-        if !value.starts_with(SERIAL_PREFIX) {
-            faults.push(format!("does not start with \"{SERIAL_PREFIX}\""));
-        }
+        let faults = serial_faults(value);
         if faults.is_empty() {
             return;
         }
@@ -1031,9 +1415,15 @@ impl<'t> Reader<'t> {
         );
     }
 
-    fn check_listen(&mut self, listen: &Spanned<String>) -> Option<SocketAddr> {
+    /// Parses a `listen` address and holds it to loopback IPv4; `who` ("nodes") and
+    /// `example` make the fixes fit the table.
+    fn check_listen(
+        &mut self,
+        listen: &Spanned<String>,
+        who: &str,
+        example: SocketAddr,
+    ) -> Option<SocketAddr> {
         let value = listen.get_ref();
-        let example = format!("127.0.0.12:{FABRIC_PORT}");
         let address = match value.parse::<SocketAddr>() {
             Ok(address) => address,
             Err(_) => {
@@ -1056,7 +1446,7 @@ impl<'t> Reader<'t> {
                 self.report(
                     &listen.span(),
                     format!("listen \"{value}\" is not a loopback address"),
-                    format!("nodes listen on 127.0.0.0/8 only; e.g. listen = \"{suggestion}\""),
+                    format!("{who} listen on 127.0.0.0/8 only; e.g. listen = \"{suggestion}\""),
                 );
                 None
             }
@@ -1065,7 +1455,7 @@ impl<'t> Reader<'t> {
                     &listen.span(),
                     format!("listen \"{value}\" is an IPv6 address"),
                     format!(
-                        "nodes listen on loopback IPv4 (127.0.0.0/8); e.g. listen = \"127.0.0.1:{}\"",
+                        "{who} listen on loopback IPv4 (127.0.0.0/8); e.g. listen = \"127.0.0.1:{}\"",
                         address.port()
                     ),
                 );
@@ -1150,7 +1540,10 @@ impl<'t> Reader<'t> {
                         ),
                         format!(
                             "node names are unique; rename the node on line {line}, e.g. name = \"{}\"",
-                            unused_name(name.get_ref(), drafts)
+                            unused_name(
+                                name.get_ref(),
+                                &drafts.iter().filter_map(NodeDraft::name).collect::<Vec<_>>()
+                            )
                         ),
                     );
                 }
@@ -1393,6 +1786,602 @@ impl<'t> Reader<'t> {
             ),
         );
     }
+
+    /// Per-EMS rules, then the rules between EMS servers and nodes; the EMS servers on
+    /// their way to [`EmsSpec`]s, or `None` when `[[ems]]` is not an array of tables.
+    /// `nodes` is `None` when the nodes could not be read, which quiets the rules that
+    /// compare with them.
+    fn ems_drafts(
+        &mut self,
+        ems: Option<Vec<Read<EmsTable>>>,
+        nodes: Option<&[NodeDraft]>,
+    ) -> Option<Vec<EmsDraft>> {
+        let ems = ems?;
+        let serials: Vec<String> = ems
+            .iter()
+            .filter_map(|read| read.table.serial.as_ref())
+            .map(|serial| serial.get_ref().clone())
+            .collect();
+        let serials: HashSet<&str> = serials.iter().map(String::as_str).collect();
+        let node_serials: Option<Vec<&str>> = nodes.map(|drafts| {
+            drafts
+                .iter()
+                .filter_map(|draft| draft.table.serial.as_ref())
+                .map(|serial| serial.get_ref().as_str())
+                .collect()
+        });
+        let example = SocketAddr::from((SUGGESTED_EMS_IP, SUGGESTED_EMS_PORT));
+        let mut drafts = Vec::new();
+        for read in ems {
+            let table = read.table;
+            if let Some(name) = &table.name {
+                self.check_name("EMS name", "ems1", name);
+            }
+            if let Some(serial) = &table.serial {
+                self.check_ems_serial(serial, &serials);
+            }
+            let hostname = table
+                .hostname
+                .as_ref()
+                .and_then(|hostname| self.check_ems_hostname(hostname));
+            let listen = table
+                .listen
+                .as_ref()
+                .and_then(|listen| self.check_listen(listen, "EMS servers", example));
+            let sites = table
+                .sites
+                .as_deref()
+                .map_or_else(Vec::new, |sites| self.ems_sites(sites));
+            let authorized = table.authorized.as_deref().map_or_else(Vec::new, |authorized| {
+                self.ems_authorized(authorized, node_serials.as_deref())
+            });
+            let capabilities = match table.capabilities.as_deref() {
+                Some(capabilities) => self.ems_capabilities(capabilities),
+                None => EMS_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            };
+            drafts.push(EmsDraft {
+                header_line: self.line(&read.header),
+                table,
+                listen,
+                hostname,
+                sites,
+                authorized,
+                capabilities,
+            });
+        }
+        self.check_ems_duplicates(&drafts, nodes.unwrap_or_default());
+        Some(drafts)
+    }
+
+    fn check_ems_serial(&mut self, serial: &Spanned<String>, used: &HashSet<&str>) {
+        let value = serial.get_ref();
+        let length = value.chars().count();
+        let needed = EMS_SERIAL_PREFIX.len() + EMS_SERIAL_DIGITS;
+        let mut faults = Vec::new();
+        if length != needed {
+            faults.push(format!("has {length} characters ({needed} needed)"));
+        }
+        match value.strip_prefix(EMS_SERIAL_PREFIX) {
+            None => faults.push(format!("does not start with \"{EMS_SERIAL_PREFIX}\"")),
+            Some(rest) if !rest.chars().all(|c| c.is_ascii_digit()) => faults.push(format!(
+                "has characters other than digits after \"{EMS_SERIAL_PREFIX}\""
+            )),
+            Some(_) => {}
+        }
+        if faults.is_empty() {
+            return;
+        }
+        let upper = value.to_ascii_uppercase();
+        let example = if is_ems_serial(&upper) && !used.contains(upper.as_str()) {
+            upper
+        } else {
+            unused_ems_serial(used)
+        };
+        self.report(
+            &serial.span(),
+            format!("EMS serial \"{value}\" {}", faults.join(", ")),
+            format!(
+                "an EMS serial is \"{EMS_SERIAL_PREFIX}\" followed by {EMS_SERIAL_DIGITS} digits; \
+                 e.g. serial = \"{example}\""
+            ),
+        );
+    }
+
+    /// The hostname in lowercase when it is a well-formed DNS name; reported otherwise.
+    fn check_ems_hostname(&mut self, hostname: &Spanned<String>) -> Option<String> {
+        let value = hostname.get_ref();
+        match fqdn_fault(value) {
+            None => Some(value.to_ascii_lowercase()),
+            Some(fault) => {
+                self.report(
+                    &hostname.span(),
+                    format!("EMS hostname \"{value}\" {fault}"),
+                    format!(
+                        "write a DNS name of {}, e.g. hostname = \"{}\"",
+                        fqdn_rule(),
+                        fqdn_suggestion(value)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The well-formed sites, each once, with [`DEFAULT_EMS_SITE`] added first when it is
+    /// missing; an empty list stays empty (a single-tenant EMS).
+    fn ems_sites(&mut self, sites: &[Spanned<String>]) -> Vec<String> {
+        let mut seen: HashMap<String, &Spanned<String>> = HashMap::new();
+        let mut kept = Vec::new();
+        for site in sites {
+            let value = site.get_ref();
+            let length = value.chars().count();
+            let fault = if value.is_empty() {
+                Some("is empty".to_string())
+            } else if length > MAX_DNS_LABEL_LEN {
+                Some(format!(
+                    "has {length} characters (at most {MAX_DNS_LABEL_LEN}, as it is the first \
+                     label of <site>.<hostname>)"
+                ))
+            } else if !value.chars().all(is_name_char) {
+                Some("may only use letters, digits, \"-\" and \"_\"".to_string())
+            } else {
+                None
+            };
+            if let Some(fault) = fault {
+                let cleaned: String = value
+                    .chars()
+                    .map(|c| if is_name_char(c) { c } else { '-' })
+                    .take(MAX_DNS_LABEL_LEN)
+                    .collect();
+                let cleaned = cleaned.trim_matches('-');
+                let suggestion = if cleaned.is_empty() {
+                    SUGGESTED_SITE
+                } else {
+                    cleaned
+                };
+                self.report(
+                    &site.span(),
+                    format!("site name \"{value}\" {fault}"),
+                    format!(
+                        "write a site name of 1 to {MAX_DNS_LABEL_LEN} letters, digits, \"-\" and \
+                         \"_\", e.g. \"{suggestion}\""
+                    ),
+                );
+                continue;
+            }
+            let folded = value.to_ascii_lowercase();
+            if let Some(first) = seen.get(&folded) {
+                let first_line = self.line(&first.span());
+                let message = if first.get_ref() == value {
+                    format!(
+                        "site \"{value}\" is listed twice: line {first_line} and line {}",
+                        self.line(&site.span())
+                    )
+                } else {
+                    format!(
+                        "site \"{value}\" (line {}) repeats \"{}\" (line {first_line}); site names \
+                         are case-insensitive",
+                        self.line(&site.span()),
+                        first.get_ref()
+                    )
+                };
+                self.report(
+                    &site.span(),
+                    message,
+                    format!("remove the second \"{value}\" from sites"),
+                );
+                continue;
+            }
+            seen.insert(folded, site);
+            kept.push(value.clone());
+        }
+        if !kept.is_empty()
+            && !kept
+                .iter()
+                .any(|site| site.eq_ignore_ascii_case(DEFAULT_EMS_SITE))
+        {
+            kept.insert(0, DEFAULT_EMS_SITE.to_string());
+        }
+        kept
+    }
+
+    /// The well-formed authorized serials, each once. `nodes` holds the serials of the
+    /// nodes in the file, or is `None` when the nodes could not be read.
+    fn ems_authorized(&mut self, authorized: &[Spanned<String>], nodes: Option<&[&str]>) -> Vec<String> {
+        let node_serials = nodes.unwrap_or_default();
+        let listed = || {
+            let mut listed: Vec<String> = node_serials
+                .iter()
+                .take(MAX_LISTED_SERIALS)
+                .map(|serial| format!("\"{serial}\""))
+                .collect();
+            if node_serials.len() > MAX_LISTED_SERIALS {
+                listed.push("...".to_string());
+            }
+            listed.join(", ")
+        };
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut kept = Vec::new();
+        for serial in authorized {
+            let value = serial.get_ref();
+            let faults = serial_faults(value);
+            if !faults.is_empty() {
+                let upper = value.to_ascii_uppercase();
+                let example = if node_serials.contains(&upper.as_str()) {
+                    upper
+                } else {
+                    closest(&upper, node_serials.iter().copied())
+                        .or_else(|| node_serials.first().copied())
+                        .map_or_else(|| unused_serial(&HashSet::new()), str::to_string)
+                };
+                self.report(
+                    &serial.span(),
+                    format!("authorized serial \"{value}\" {}", faults.join(", ")),
+                    format!(
+                        "list FortiGate serials ({SERIAL_LEN} characters, A-Z and 0-9, starting with \
+                         \"{SERIAL_PREFIX}\") of nodes in this file, e.g. \"{example}\""
+                    ),
+                );
+                continue;
+            }
+            if let Some(first) = seen.get(value.as_str()) {
+                let first_line = self.line(first);
+                self.report(
+                    &serial.span(),
+                    format!(
+                        "authorized serial \"{value}\" is listed twice: line {first_line} and line {}",
+                        self.line(&serial.span())
+                    ),
+                    format!("remove the second \"{value}\" from authorized"),
+                );
+                continue;
+            }
+            seen.insert(value, serial.span());
+            if nodes.is_some() && !node_serials.contains(&value.as_str()) {
+                // Suggest a node the list does not authorize yet.
+                let unlisted = node_serials
+                    .iter()
+                    .copied()
+                    .filter(|node| !authorized.iter().any(|listed| listed.get_ref() == node));
+                let fix = match closest(value, unlisted) {
+                    Some(close) => {
+                        format!("did you mean \"{close}\"? an EMS authorizes nodes by serial")
+                    }
+                    None if node_serials.is_empty() => {
+                        format!("remove \"{value}\", or add a [[node]] with serial = \"{value}\"")
+                    }
+                    None => format!("list serials of nodes in this file: {}", listed()),
+                };
+                self.report(
+                    &serial.span(),
+                    format!("authorized serial \"{value}\" names no node in this file"),
+                    fix,
+                );
+            }
+            kept.push(value.clone());
+        }
+        kept
+    }
+
+    /// The listed capabilities that are known, in the order of [`EMS_CAPABILITIES`].
+    fn ems_capabilities(&mut self, capabilities: &[Spanned<String>]) -> Vec<String> {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for capability in capabilities {
+            let value = capability.get_ref().as_str();
+            if !EMS_CAPABILITIES.contains(&value) {
+                let fix = match closest(value, EMS_CAPABILITIES.iter().copied()) {
+                    Some(close) => format!("did you mean \"{close}\"?"),
+                    None => format!("capabilities are: {}", EMS_CAPABILITIES.join(", ")),
+                };
+                self.report(&capability.span(), format!("unknown capability \"{value}\""), fix);
+                continue;
+            }
+            match seen.get(value) {
+                Some(first) => {
+                    let first_line = self.line(first);
+                    self.report(
+                        &capability.span(),
+                        format!(
+                            "capability \"{value}\" is listed twice: line {first_line} and line {}",
+                            self.line(&capability.span())
+                        ),
+                        format!("remove the second \"{value}\" from capabilities"),
+                    );
+                }
+                None => {
+                    seen.insert(value, capability.span());
+                }
+            }
+        }
+        EMS_CAPABILITIES
+            .iter()
+            .filter(|capability| seen.contains_key(*capability))
+            .map(|capability| capability.to_string())
+            .collect()
+    }
+
+    /// Names and serials unique among the EMS servers; addresses unique among the EMS
+    /// servers and the nodes (port 0 picks a free port, so those never collide).
+    fn check_ems_duplicates(&mut self, drafts: &[EmsDraft], nodes: &[NodeDraft]) {
+        let names: Vec<&str> = drafts.iter().filter_map(EmsDraft::name).collect();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for draft in drafts {
+            let Some(name) = &draft.table.name else {
+                continue;
+            };
+            match seen.get(name.get_ref().as_str()) {
+                Some(first) => {
+                    let first_line = self.line(first);
+                    let line = self.line(&name.span());
+                    self.report(
+                        &name.span(),
+                        format!(
+                            "two EMS servers are named \"{}\": line {first_line} and line {line}",
+                            name.get_ref()
+                        ),
+                        format!(
+                            "EMS names are unique; rename the EMS on line {line}, e.g. name = \"{}\"",
+                            unused_name(name.get_ref(), &names)
+                        ),
+                    );
+                }
+                None => {
+                    seen.insert(name.get_ref(), name.span());
+                }
+            }
+        }
+
+        let serials: HashSet<&str> = drafts
+            .iter()
+            .filter_map(|d| d.table.serial.as_ref().map(|s| s.get_ref().as_str()))
+            .collect();
+        let mut seen: HashMap<&str, (&EmsDraft, Span)> = HashMap::new();
+        for draft in drafts {
+            let Some(serial) = &draft.table.serial else {
+                continue;
+            };
+            match seen.get(serial.get_ref().as_str()) {
+                Some((first, span)) => {
+                    let first_line = self.line(span);
+                    self.report(
+                        &serial.span(),
+                        format!(
+                            "two EMS servers have serial \"{}\": {} (line {first_line}) and {} (line {})",
+                            serial.get_ref(),
+                            first.label(),
+                            draft.label(),
+                            self.line(&serial.span())
+                        ),
+                        format!(
+                            "every EMS has its own serial; e.g. serial = \"{}\" on {}",
+                            unused_ems_serial(&serials),
+                            draft.label()
+                        ),
+                    );
+                }
+                None => {
+                    seen.insert(serial.get_ref(), (draft, serial.span()));
+                }
+            }
+        }
+
+        let mut used: HashSet<SocketAddr> = nodes.iter().filter_map(|d| d.listen).collect();
+        used.extend(drafts.iter().filter_map(|d| d.listen));
+        let mut seen: HashMap<SocketAddr, (String, Span)> = HashMap::new();
+        for node in nodes {
+            if let (Some(address), Some(listen)) = (node.listen, &node.table.listen) {
+                let label = match node.name() {
+                    Some(name) => format!("node \"{name}\""),
+                    None => node.label(),
+                };
+                seen.entry(address).or_insert((label, listen.span()));
+            }
+        }
+        for draft in drafts {
+            let (Some(address), Some(listen)) = (draft.listen, &draft.table.listen) else {
+                continue;
+            };
+            if address.port() == 0 {
+                continue;
+            }
+            match seen.get(&address) {
+                Some((first, span)) => {
+                    let first_line = self.line(span);
+                    self.report(
+                        &listen.span(),
+                        format!(
+                            "{} listens on {address} (line {}), as does {first} (line {first_line})",
+                            draft.label(),
+                            self.line(&listen.span())
+                        ),
+                        format!(
+                            "give {} its own address, e.g. listen = \"{}\", or port 0 to pick a free port",
+                            draft.label(),
+                            unused_address(address.port(), &used)
+                        ),
+                    );
+                }
+                None => {
+                    seen.insert(address, (draft.label(), listen.span()));
+                }
+            }
+        }
+    }
+
+    /// The `[dns]` table, names in lowercase, when each entry is well formed; each name
+    /// of an EMS (`<hostname>`, `<site>.<hostname>`) must point at that EMS.
+    fn dns_names(&mut self, mut entries: Vec<DnsEntry>, ems: &[EmsDraft]) -> BTreeMap<String, IpAddr> {
+        entries.sort_by_key(|entry| entry.name.span().start);
+        // Every name an EMS answers to, and the EMS servers (with the site) behind it.
+        let mut served: HashMap<String, Vec<(&EmsDraft, Option<&str>)>> = HashMap::new();
+        for draft in ems {
+            let (Some(hostname), Some(_)) = (&draft.hostname, draft.listen) else {
+                continue;
+            };
+            served.entry(hostname.clone()).or_default().push((draft, None));
+            for site in &draft.sites {
+                let name = format!("{}.{hostname}", site.to_ascii_lowercase());
+                served.entry(name).or_default().push((draft, Some(site.as_str())));
+            }
+        }
+        let mut names = BTreeMap::new();
+        let mut seen: HashMap<String, &DnsEntry> = HashMap::new();
+        for entry in &entries {
+            let written = entry.name.get_ref();
+            let servers = served.get(&written.to_ascii_lowercase());
+            let expected = servers
+                .and_then(|servers| servers.first())
+                .and_then(|(draft, _)| draft.listen)
+                .map(|listen| listen.ip());
+            if let Some(fault) = fqdn_fault(written) {
+                self.report(
+                    &entry.name.span(),
+                    format!("[dns] name \"{written}\" {fault}"),
+                    format!(
+                        "write a name of {}, e.g. \"{}\" = \"{}\"",
+                        fqdn_rule(),
+                        fqdn_suggestion(written),
+                        entry.address.get_ref()
+                    ),
+                );
+                continue;
+            }
+            let name = written.to_ascii_lowercase();
+            if let Some(first) = seen.get(&name) {
+                let first_line = self.line(&first.name.span());
+                self.report(
+                    &entry.name.span(),
+                    format!(
+                        "two [dns] entries are for \"{name}\": \"{}\" (line {first_line}) and \
+                         \"{written}\" (line {}); names are case-insensitive",
+                        first.name.get_ref(),
+                        self.line(&entry.name.span())
+                    ),
+                    format!(
+                        "remove line {}; one entry per name",
+                        self.line(&entry.name.span())
+                    ),
+                );
+                continue;
+            }
+            seen.insert(name.clone(), entry);
+            let Some(address) = self.check_dns_address(entry, expected) else {
+                continue;
+            };
+            if let Some(servers) = servers
+                && !servers
+                    .iter()
+                    .any(|(draft, _)| draft.listen.map(|listen| listen.ip()) == Some(address))
+                && let Some((draft, site)) = servers.first()
+                && let (Some(listen), Some(listen_at)) = (draft.listen, &draft.table.listen)
+            {
+                let what = match site {
+                    Some(site) => format!("site \"{site}\" of {}", draft.label()),
+                    None => format!("the hostname of {}", draft.label()),
+                };
+                self.report(
+                    &entry.address.span(),
+                    format!(
+                        "[dns] name \"{name}\" points at {address}, but it is {what}, which \
+                         listens on {} (line {})",
+                        listen.ip(),
+                        self.line(&listen_at.span())
+                    ),
+                    format!("write \"{written}\" = \"{}\"", listen.ip()),
+                );
+            }
+            names.insert(name, address);
+        }
+        names
+    }
+
+    /// The address of a `[dns]` entry when it is IPv4; reported otherwise. `expected` is
+    /// the address of the EMS the name belongs to, for the fix.
+    fn check_dns_address(&mut self, entry: &DnsEntry, expected: Option<IpAddr>) -> Option<IpAddr> {
+        let value = entry.address.get_ref();
+        let name = entry.name.get_ref();
+        let example = expected.unwrap_or(IpAddr::V4(SUGGESTED_EMS_IP));
+        let fault = match value.parse::<IpAddr>() {
+            Ok(address @ IpAddr::V4(_)) => return Some(address),
+            Ok(IpAddr::V6(_)) => {
+                format!("\"{value}\" is an IPv6 address; [dns] holds IPv4 addresses")
+            }
+            Err(_) => match value.parse::<SocketAddr>() {
+                Ok(with_port) => {
+                    let address = match with_port.ip() {
+                        address @ IpAddr::V4(_) => expected.unwrap_or(address),
+                        IpAddr::V6(_) => example,
+                    };
+                    self.report(
+                        &entry.address.span(),
+                        format!(
+                            "\"{value}\" for \"{name}\" has a port; [dns] maps names to addresses \
+                             (the port is the fctems https-port)"
+                        ),
+                        format!("write \"{name}\" = \"{address}\""),
+                    );
+                    return None;
+                }
+                Err(_) => format!("\"{value}\" is not an IPv4 address"),
+            },
+        };
+        self.report(
+            &entry.address.span(),
+            format!("[dns] address {fault}"),
+            format!("write an IPv4 address, e.g. \"{name}\" = \"{example}\""),
+        );
+        None
+    }
+
+    fn check_settings(&mut self, checks: Option<Read<ChecksTable>>) -> CheckSettings {
+        let Some(checks) = checks else {
+            return CheckSettings::default();
+        };
+        let interval = checks.table.interval_secs;
+        if let Some(interval) = &interval
+            && *interval.get_ref() < MIN_CHECK_INTERVAL_SECS
+        {
+            self.report(
+                &interval.span(),
+                format!(
+                    "interval_secs = {} would start EMS check rounds without pause",
+                    interval.get_ref()
+                ),
+                format!(
+                    "write interval_secs = {DEFAULT_CHECK_INTERVAL_SECS} (at least \
+                     {MIN_CHECK_INTERVAL_SECS})"
+                ),
+            );
+        }
+        CheckSettings {
+            interval_secs: interval.map_or(DEFAULT_CHECK_INTERVAL_SECS, Spanned::into_inner),
+        }
+    }
+
+    /// The root's bootstrap lines; each must be one CLI line.
+    fn bootstrap_lines(&mut self, bootstrap: Option<Read<BootstrapTable>>) -> Vec<String> {
+        let lines = bootstrap.and_then(|read| read.table.root).unwrap_or_default();
+        for line in &lines {
+            if line.get_ref().contains(['\n', '\r']) {
+                let parts: Vec<String> = line
+                    .get_ref()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|part| !part.is_empty())
+                    .map(|part| format!("{part:?}"))
+                    .collect();
+                self.report(
+                    &line.span(),
+                    "a [bootstrap] line holds a line break",
+                    format!(
+                        "write each CLI line as its own string: root = [{}]",
+                        parts.join(", ")
+                    ),
+                );
+            }
+        }
+        lines.into_iter().map(Spanned::into_inner).collect()
+    }
 }
 
 /// Deserializes a table, keeping the spans of its values.
@@ -1418,6 +2407,124 @@ fn is_serial(value: &str) -> bool {
         && value
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// What keeps `value` from being a FortiGate serial; empty when it is one.
+fn serial_faults(value: &str) -> Vec<String> {
+    let length = value.chars().count();
+    let mut faults = Vec::new();
+    if length != SERIAL_LEN {
+        faults.push(format!("has {length} characters ({SERIAL_LEN} needed)"));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        faults.push("may only use A-Z and 0-9".to_string());
+    }
+    if !value.starts_with(SERIAL_PREFIX) {
+        faults.push(format!("does not start with \"{SERIAL_PREFIX}\""));
+    }
+    faults
+}
+
+fn is_ems_serial(value: &str) -> bool {
+    value.len() == EMS_SERIAL_PREFIX.len() + EMS_SERIAL_DIGITS
+        && value
+            .strip_prefix(EMS_SERIAL_PREFIX)
+            .is_some_and(|digits| digits.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// How a DNS name is written, for fixes.
+fn fqdn_rule() -> String {
+    format!(
+        "dot-separated labels of letters, digits and \"-\", each 1 to {MAX_DNS_LABEL_LEN} characters \
+         and not starting or ending with \"-\""
+    )
+}
+
+/// What keeps `name` from being a DNS name the nodes can resolve; `None` when it is one.
+fn fqdn_fault(name: &str) -> Option<String> {
+    let length = name.chars().count();
+    if name.is_empty() {
+        return Some("is empty".to_string());
+    }
+    if length > MAX_DNS_NAME_LEN {
+        return Some(format!("has {length} characters (at most {MAX_DNS_NAME_LEN})"));
+    }
+    if name.parse::<Ipv4Addr>().is_ok() {
+        return Some("is an IP address, not a name".to_string());
+    }
+    if name.ends_with('.') {
+        return Some("ends with \".\"".to_string());
+    }
+    for label in name.split('.') {
+        let length = label.chars().count();
+        let fault = if label.is_empty() {
+            return Some("has an empty label (a leading dot or two dots in a row)".to_string());
+        } else if length > MAX_DNS_LABEL_LEN {
+            format!("has {length} characters (at most {MAX_DNS_LABEL_LEN})")
+        } else if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            "may only use letters, digits and \"-\"".to_string()
+        } else if label.starts_with('-') || label.ends_with('-') {
+            "starts or ends with \"-\"".to_string()
+        } else {
+            continue;
+        };
+        return Some(format!("has the label \"{label}\", which {fault}"));
+    }
+    None
+}
+
+/// `name` made into a DNS name: lowercase, other characters turned into `-`, empty labels
+/// dropped; [`SUGGESTED_EMS_HOSTNAME`] when nothing usable is left.
+fn fqdn_suggestion(name: &str) -> String {
+    let labels: Vec<String> = name
+        .split('.')
+        .map(|label| {
+            let cleaned: String = label
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .take(MAX_DNS_LABEL_LEN)
+                .collect();
+            cleaned.trim_matches('-').to_string()
+        })
+        .filter(|label| !label.is_empty())
+        .collect();
+    let suggestion = labels.join(".");
+    if fqdn_fault(&suggestion).is_none() {
+        suggestion
+    } else {
+        SUGGESTED_EMS_HOSTNAME.to_string()
+    }
+}
+
+/// Every value below a `[dns]` key that holds a table, as `(dotted name, key span, value
+/// span)`: what `ems.lab.example = "..."` written without quotes turns into. An empty
+/// table yields its own name without a value span.
+fn dotted_leaves(
+    prefix: &str,
+    span: Span,
+    table: &DeTable<'_>,
+    leaves: &mut Vec<(String, Span, Option<Span>)>,
+) {
+    if table.is_empty() {
+        leaves.push((prefix.to_string(), span, None));
+        return;
+    }
+    for (key, value) in table.iter() {
+        let dotted = format!("{prefix}.{}", key.get_ref());
+        match value.get_ref() {
+            DeValue::Table(nested) => dotted_leaves(&dotted, key.span(), nested, leaves),
+            _ => leaves.push((dotted, key.span(), Some(value.span()))),
+        }
+    }
 }
 
 /// The valid key closest to `unknown`, if it is close enough to be a misspelling or a
@@ -1457,12 +2564,20 @@ fn unused_serial(used: &HashSet<&str>) -> String {
         .unwrap_or_default()
 }
 
-/// `name` with the smallest numeric suffix no node in the file uses.
-fn unused_name(name: &str, drafts: &[NodeDraft]) -> String {
+/// `name` with the smallest numeric suffix that is not `taken`.
+fn unused_name(name: &str, taken: &[&str]) -> String {
     let base: String = name.chars().take(MAX_NAME_LEN - 3).collect();
     (2u32..)
         .map(|n| format!("{base}-{n}"))
-        .find(|candidate| drafts.iter().all(|d| d.name() != Some(candidate.as_str())))
+        .find(|candidate| !taken.contains(&candidate.as_str()))
+        .unwrap_or_default()
+}
+
+/// An EMS serial no EMS in the file uses.
+fn unused_ems_serial(used: &HashSet<&str>) -> String {
+    (1u32..)
+        .map(|n| format!("{SUGGESTED_EMS_SERIAL_PREFIX}{n:06}"))
+        .find(|serial| !used.contains(serial.as_str()))
         .unwrap_or_default()
 }
 
@@ -1488,6 +2603,8 @@ mod tests {
 
     const DEFAULT_TOML: &str = include_str!("../cluster-configs/default.toml");
     const TEN_NODES_TOML: &str = include_str!("../cluster-configs/ten-nodes.toml");
+    const EMS_UNTRUSTED_TOML: &str = include_str!("../cluster-configs/ems-untrusted.toml");
+    const EMS_UNAUTHORIZED_TOML: &str = include_str!("../cluster-configs/ems-unauthorized.toml");
 
     fn parse(text: &str) -> Result<Topology, TopologyError> {
         Topology::parse(text, Path::new(MEMORY_SOURCE))
@@ -1997,10 +3114,683 @@ cluster-configs/bad.toml:14:1: unknown key "lisen" in [[node]]
                 "fabric" => drop(reader.one::<FabricTable>(&document, section)),
                 "raft" => drop(reader.one::<RaftTable>(&document, section)),
                 "node" => drop(reader.many::<NodeTable>(&document, section)),
+                "ems" => drop(reader.many::<EmsTable>(&document, section)),
+                "dns" => drop(reader.dns(&document)),
+                "checks" => drop(reader.one::<ChecksTable>(&document, section)),
+                "bootstrap" => drop(reader.one::<BootstrapTable>(&document, section)),
                 other => panic!("section {other} has no test"),
             }
             assert!(reader.problems.is_empty(), "{text}{:#?}", reader.problems);
         }
+    }
+
+    /// [`SMALL`] and one valid EMS on lines 15 to 19; `extra` starts on line 20.
+    fn with_ems(extra: &str) -> String {
+        format!(
+            "{SMALL}\n[[ems]]\nname = \"ems1\"\nserial = \"FCTEMS8822001234\"\nhostname = \"ems.lab.example\"\n\
+             listen = \"127.0.0.31:8443\"\n{extra}"
+        )
+    }
+
+    /// The fix of the one problem whose message contains `part`.
+    fn fix_for(found: &[Problem], part: &str) -> String {
+        let matching: Vec<&Problem> = found.iter().filter(|p| p.message.contains(part)).collect();
+        assert_eq!(matching.len(), 1, "one problem about {part:?}: {found:#?}");
+        matching[0].fix.clone()
+    }
+
+    fn all_capabilities() -> Vec<String> {
+        EMS_CAPABILITIES.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn default_topology_has_an_ems_its_names_checks_and_a_bootstrap() {
+        let topology = parse(DEFAULT_TOML).expect("default.toml is valid");
+        assert_eq!(topology.checks, CheckSettings { interval_secs: 30 });
+        let ip: IpAddr = "127.0.0.31".parse().unwrap();
+        let dns: Vec<(&str, IpAddr)> = topology
+            .dns
+            .iter()
+            .map(|(name, ip)| (name.as_str(), *ip))
+            .collect();
+        assert_eq!(
+            dns,
+            [
+                ("default.ems.lab.example", ip),
+                ("ems.lab.example", ip),
+                ("sitea.ems.lab.example", ip)
+            ]
+        );
+        let serials: Vec<String> = topology.nodes.iter().map(|n| n.serial.clone()).collect();
+        assert_eq!(topology.ems.len(), 1);
+        assert_eq!(
+            topology.ems_server("ems1"),
+            Some(&EmsSpec {
+                name: "ems1".to_string(),
+                serial: "FCTEMS8822001234".to_string(),
+                hostname: "ems.lab.example".to_string(),
+                listen: "127.0.0.31:8443".parse().unwrap(),
+                certificate: CertProfile::Trusted,
+                sites: vec!["Default".to_string(), "SiteA".to_string()],
+                authorized: serials,
+                capabilities: all_capabilities(),
+                respond: true,
+            })
+        );
+        assert_eq!(topology.ems_server("ems2"), None);
+        assert_eq!(
+            topology.bootstrap,
+            [
+                "config endpoint-control fctems",
+                "edit ems1",
+                "set server default.ems.lab.example",
+                "set https-port 8443",
+                "end",
+                "execute fctems verify ems1",
+            ]
+        );
+    }
+
+    #[test]
+    fn example_topologies_parse_and_can_run_side_by_side() {
+        let files = [
+            ("default.toml", DEFAULT_TOML),
+            ("ten-nodes.toml", TEN_NODES_TOML),
+            ("ems-untrusted.toml", EMS_UNTRUSTED_TOML),
+            ("ems-unauthorized.toml", EMS_UNAUTHORIZED_TOML),
+        ];
+        let mut owners: HashMap<IpAddr, &str> = HashMap::new();
+        let mut fabrics = HashSet::new();
+        for (file, text) in files {
+            let topology = parse(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(
+                fabrics.insert(topology.fabric.name.clone()),
+                "{file}: fabric name repeats"
+            );
+            let ips = topology
+                .nodes
+                .iter()
+                .map(|n| n.listen.ip())
+                .chain(topology.ems.iter().map(|e| e.listen.ip()));
+            for ip in ips {
+                let owner = *owners.entry(ip).or_insert(file);
+                assert_eq!(owner, file, "{ip} is used by {owner} and {file}");
+            }
+            let serials: HashSet<&str> = topology
+                .nodes
+                .iter()
+                .map(|n| n.serial.as_str())
+                .chain(topology.ems.iter().map(|e| e.serial.as_str()))
+                .collect();
+            assert_eq!(serials.len(), topology.nodes.len() + topology.ems.len(), "{file}");
+        }
+
+        let ten = parse(TEN_NODES_TOML).unwrap();
+        assert!(ten.ems.is_empty() && ten.dns.is_empty() && ten.bootstrap.is_empty());
+
+        let untrusted = parse(EMS_UNTRUSTED_TOML).unwrap();
+        assert_eq!(untrusted.fabric.name, "untrusted");
+        let listens: Vec<SocketAddr> = untrusted.nodes.iter().map(|n| n.listen).collect();
+        let expected: Vec<SocketAddr> = (41..=43)
+            .map(|last| SocketAddr::from(([127, 0, 0, last], 8013)))
+            .collect();
+        assert_eq!(listens, expected);
+        let ems = untrusted.ems_server("ems1").expect("ems1");
+        assert_eq!(ems.listen, "127.0.0.44:8443".parse().unwrap());
+        assert_eq!(ems.certificate, CertProfile::Untrusted);
+        let serials: Vec<&str> = untrusted.nodes.iter().map(|n| n.serial.as_str()).collect();
+        assert_eq!(ems.authorized, serials);
+        assert_eq!(untrusted.dns[&ems.hostname], ems.listen.ip());
+        assert!(untrusted.bootstrap.contains(&"edit ems1".to_string()));
+        assert!(
+            !untrusted.bootstrap.iter().any(|line| line.contains("verify")),
+            "verifying is left to the reader"
+        );
+
+        let unauthorized = parse(EMS_UNAUTHORIZED_TOML).unwrap();
+        assert_eq!(unauthorized.fabric.name, "unauthorized");
+        let listens: Vec<SocketAddr> = unauthorized.nodes.iter().map(|n| n.listen).collect();
+        let expected: Vec<SocketAddr> = (51..=53)
+            .map(|last| SocketAddr::from(([127, 0, 0, last], 8013)))
+            .collect();
+        assert_eq!(listens, expected);
+        let ems = unauthorized.ems_server("ems1").expect("ems1");
+        assert_eq!(ems.listen, "127.0.0.54:8443".parse().unwrap());
+        assert_eq!(ems.certificate, CertProfile::Trusted);
+        assert_eq!(ems.authorized, [unauthorized.root().serial.clone()]);
+        assert_eq!(unauthorized.dns[&ems.hostname], ems.listen.ip());
+        // The file's comments authorize branch1 by this serial.
+        assert_eq!(unauthorized.node("branch1").unwrap().serial, "FGVM01TM22000502");
+        assert_eq!(
+            unauthorized.bootstrap.last().unwrap(),
+            "execute fctems verify ems1"
+        );
+    }
+
+    #[test]
+    fn the_new_tables_default_when_absent() {
+        let topology = parse(SMALL).expect("valid");
+        assert!(topology.ems.is_empty());
+        assert!(topology.dns.is_empty());
+        assert_eq!(topology.checks.interval_secs, DEFAULT_CHECK_INTERVAL_SECS);
+        assert!(topology.bootstrap.is_empty());
+        let empty = format!("{SMALL}\n[checks]\n\n[dns]\n\n[bootstrap]\n");
+        let topology = parse(&empty).expect("valid");
+        assert_eq!(topology.checks, CheckSettings::default());
+        assert!(topology.dns.is_empty() && topology.bootstrap.is_empty());
+    }
+
+    #[test]
+    fn ems_keys_default_one_by_one() {
+        let topology = parse(&with_ems("")).expect("valid");
+        assert_eq!(
+            topology.ems,
+            [EmsSpec {
+                name: "ems1".to_string(),
+                serial: "FCTEMS8822001234".to_string(),
+                hostname: "ems.lab.example".to_string(),
+                listen: "127.0.0.31:8443".parse().unwrap(),
+                certificate: CertProfile::Trusted,
+                sites: Vec::new(),
+                authorized: Vec::new(),
+                capabilities: all_capabilities(),
+                respond: true,
+            }]
+        );
+        let text = with_ems(
+            "certificate = \"wrong-host\"\nsites = [\"SiteA\", \"b_2\"]\nauthorized = [\"FGVM01TM22000002\"]\n\
+             capabilities = [\"websocket\", \"fabric-auth\"]\nrespond = false\n",
+        )
+        .replace("\"ems.lab.example\"", "\"EMS.Lab.Example\"")
+        .replace("127.0.0.31:8443", "127.0.0.31:0");
+        let ems = parse(&text).expect("valid").ems.remove(0);
+        assert_eq!(ems.hostname, "ems.lab.example", "kept in lowercase");
+        assert_eq!(ems.listen.port(), 0, "port 0 is kept");
+        assert_eq!(ems.certificate, CertProfile::WrongHost);
+        assert_eq!(ems.sites, ["Default", "SiteA", "b_2"]);
+        assert_eq!(ems.authorized, ["FGVM01TM22000002"]);
+        assert_eq!(ems.capabilities, ["fabric-auth", "websocket"], "in FortiOS order");
+        assert!(!ems.respond);
+    }
+
+    #[test]
+    fn sites_gain_default_unless_it_is_there_in_any_case() {
+        let sites = |list: &str| {
+            parse(&with_ems(&format!("sites = {list}\n")))
+                .expect("valid")
+                .ems
+                .remove(0)
+                .sites
+        };
+        assert_eq!(sites("[\"SiteB\"]"), ["Default", "SiteB"]);
+        assert_eq!(sites("[\"SiteB\", \"default\"]"), ["SiteB", "default"]);
+        assert_eq!(sites("[\"DEFAULT\"]"), ["DEFAULT"]);
+        assert_eq!(sites("[]"), Vec::<String>::new(), "no sites: a single-tenant EMS");
+    }
+
+    #[test]
+    fn every_certificate_profile_reads_as_it_displays() {
+        for profile in ["trusted", "untrusted", "self-signed", "expired", "wrong-host"] {
+            let text = with_ems(&format!("certificate = \"{profile}\"\n"));
+            let ems = parse(&text).unwrap_or_else(|e| panic!("{e}")).ems.remove(0);
+            assert_eq!(ems.certificate.to_string(), profile);
+        }
+        assert_eq!(CertProfile::default(), CertProfile::Trusted);
+    }
+
+    #[test]
+    fn checks_dns_and_bootstrap_are_read() {
+        let text = format!(
+            "{SMALL}\n[checks]\ninterval_secs = 5\n\n[dns]\n\"Fabric.Example\" = \"10.1.2.3\"\n\
+             localhost = \"127.0.0.1\"\n\n[bootstrap]\nroot = [\"config system global\", \"set hostname X\", \"end\"]\n"
+        );
+        let topology = parse(&text).expect("valid");
+        assert_eq!(topology.checks.interval_secs, 5);
+        let dns: Vec<(&str, String)> = topology
+            .dns
+            .iter()
+            .map(|(name, ip)| (name.as_str(), ip.to_string()))
+            .collect();
+        assert_eq!(
+            dns,
+            [
+                ("fabric.example", "10.1.2.3".to_string()),
+                ("localhost", "127.0.0.1".to_string())
+            ]
+        );
+        assert_eq!(
+            topology.bootstrap,
+            ["config system global", "set hostname X", "end"]
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_bad_ems_table_is_reported_on_its_line() {
+        let text = format!(
+            r#"{SMALL}
+[[ems]]
+name = "ems 1"
+serial = "FCTEMS12345"
+hostname = "ems_lab.example"
+listen = "10.0.0.31:8443"
+certificate = "trusty"
+sites = ["SiteA", "sitea", "Site B"]
+authorized = ["FGVM01TM22000001", "FGVM01TM22000009", "fgvm01tm22000002", "FGVM01TM22000001"]
+capabilities = ["fabric_auth", "websocket", "websocket", "telepathy"]
+respond = "yes"
+colour = "blue"
+"#
+        );
+        assert_problems(
+            &text,
+            &[
+                (16, "EMS name \"ems 1\" may only use letters"),
+                (17, "EMS serial \"FCTEMS12345\" has 11 characters (16 needed)"),
+                (18, "EMS hostname \"ems_lab.example\" has the label \"ems_lab\""),
+                (19, "listen \"10.0.0.31:8443\" is not a loopback address"),
+                (
+                    20,
+                    "wrong value for \"certificate\" in [[ems]]: unknown variant `trusty`",
+                ),
+                (
+                    21,
+                    "site \"sitea\" (line 21) repeats \"SiteA\" (line 21); site names are case-insensitive",
+                ),
+                (21, "site name \"Site B\" may only use letters"),
+                (
+                    22,
+                    "authorized serial \"FGVM01TM22000009\" names no node in this file",
+                ),
+                (
+                    22,
+                    "authorized serial \"fgvm01tm22000002\" may only use A-Z and 0-9",
+                ),
+                (22, "authorized serial \"FGVM01TM22000001\" is listed twice"),
+                (23, "unknown capability \"fabric_auth\""),
+                (23, "capability \"websocket\" is listed twice"),
+                (23, "unknown capability \"telepathy\""),
+                (24, "wrong value for \"respond\" in [[ems]]"),
+                (25, "unknown key \"colour\" in [[ems]]"),
+            ],
+        );
+        let found = problems(&text);
+        assert_eq!(fix_for(&found, "\"ems 1\""), "write name = \"ems-1\"");
+        assert_eq!(
+            fix_for(&found, "FCTEMS12345"),
+            "an EMS serial is \"FCTEMS\" followed by 10 digits; e.g. serial = \"FCTEMS8822000001\""
+        );
+        assert!(fix_for(&found, "ems_lab").ends_with("e.g. hostname = \"ems-lab.example\""));
+        assert_eq!(
+            fix_for(&found, "10.0.0.31"),
+            "EMS servers listen on 127.0.0.0/8 only; e.g. listen = \"127.0.0.31:8443\""
+        );
+        assert_eq!(
+            fix_for(&found, "certificate"),
+            "write it like certificate = \"trusted\""
+        );
+        assert_eq!(
+            fix_for(&found, "\"Site B\""),
+            "write a site name of 1 to 63 letters, digits, \"-\" and \"_\", e.g. \"Site-B\""
+        );
+        assert_eq!(fix_for(&found, "fabric_auth"), "did you mean \"fabric-auth\"?");
+        assert!(fix_for(&found, "telepathy").starts_with("capabilities are: fabric-auth, silent-approval"));
+        assert_eq!(fix_for(&found, "respond"), "write it like respond = true");
+        assert_eq!(
+            fix_for(&found, "colour"),
+            "valid keys in [[ems]]: name, serial, hostname, listen, certificate, sites, authorized, \
+             capabilities, respond"
+        );
+    }
+
+    #[test]
+    fn ems_required_keys_and_wrong_shapes_are_explained() {
+        let text =
+            format!("{SMALL}\n[[ems]]\ncertificate = \"untrusted\"\nsites = \"Default\"\nrespond = 1\n");
+        assert_problems(
+            &text,
+            &[
+                (15, "missing key \"name\" in [[ems]]"),
+                (15, "missing key \"serial\" in [[ems]]"),
+                (15, "missing key \"hostname\" in [[ems]]"),
+                (15, "missing key \"listen\" in [[ems]]"),
+                (17, "wrong value for \"sites\" in [[ems]]"),
+                (18, "wrong value for \"respond\" in [[ems]]"),
+            ],
+        );
+        let found = problems(&text);
+        assert_eq!(
+            fix_for(&found, "\"hostname\""),
+            "add hostname = \"ems.lab.example\""
+        );
+        assert_eq!(
+            fix_for(&found, "\"sites\""),
+            "write it like sites = [\"Default\", \"SiteA\"]"
+        );
+
+        assert_problems(
+            &format!("ems = 1\ndns = 3\nchecks = 5\nbootstrap = []\n{SMALL}"),
+            &[
+                (1, "\"ems\" must be an array of tables, found an integer"),
+                (2, "\"dns\" must be a table, found an integer"),
+                (3, "\"checks\" must be a table, found an integer"),
+                (4, "\"bootstrap\" must be a table, found an array"),
+            ],
+        );
+        assert_problems(
+            &format!("{SMALL}\n[ems]\nname = \"ems1\"\n"),
+            &[(15, "\"ems\" must be an array of tables, found a table")],
+        );
+    }
+
+    #[test]
+    fn ems_names_serials_and_addresses_are_unique_and_port_zero_may_repeat() {
+        let more = |name: &str, serial: &str, listen: &str| {
+            format!(
+                "\n[[ems]]\nname = \"{name}\"\nserial = \"{serial}\"\nhostname = \"{name}.lab.example\"\n\
+                 listen = \"{listen}\"\n"
+            )
+        };
+        let text = with_ems("")
+            + &more("ems1", "FCTEMS8822001234", "127.0.0.31:8443")
+            + &more("ems3", "FCTEMS8822000003", "127.0.0.12:8013")
+            + &more("ems4", "FCTEMS8822000004", "127.0.0.12:0")
+            + &more("ems5", "FCTEMS8822000005", "127.0.0.12:0");
+        assert_problems(
+            &text,
+            &[
+                (22, "two EMS servers are named \"ems1\": line 16 and line 22"),
+                (
+                    23,
+                    "two EMS servers have serial \"FCTEMS8822001234\": EMS \"ems1\" (line 17) and \
+                     EMS \"ems1\" (line 23)",
+                ),
+                (
+                    25,
+                    "EMS \"ems1\" listens on 127.0.0.31:8443 (line 25), as does EMS \"ems1\" (line 19)",
+                ),
+                (
+                    31,
+                    "EMS \"ems3\" listens on 127.0.0.12:8013 (line 31), as does node \"branch1\" (line 13)",
+                ),
+            ],
+        );
+        let found = problems(&text);
+        assert!(fix_for(&found, "are named").ends_with("e.g. name = \"ems1-2\""));
+        assert!(fix_for(&found, "have serial").contains("serial = \"FCTEMS8822000001\""));
+        assert_eq!(
+            fix_for(&found, "as does node"),
+            "give EMS \"ems3\" its own address, e.g. listen = \"127.0.0.32:8013\", or port 0 to pick a free port"
+        );
+    }
+
+    #[test]
+    fn authorized_serials_are_well_formed_and_name_nodes() {
+        let text =
+            with_ems("authorized = [\"FGVM01TM22000003\", \"FGVM01TM22000777\", \"fgvm01tm22000002\"]\n");
+        let found = problems(&text);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert_eq!(
+            fix_for(&found, "\"FGVM01TM22000003\""),
+            "did you mean \"FGVM01TM22000001\"? an EMS authorizes nodes by serial"
+        );
+        assert_eq!(
+            fix_for(&found, "\"FGVM01TM22000777\""),
+            "list serials of nodes in this file: \"FGVM01TM22000001\", \"FGVM01TM22000002\""
+        );
+        assert!(
+            fix_for(&found, "fgvm01tm22000002").ends_with("of nodes in this file, e.g. \"FGVM01TM22000002\"")
+        );
+
+        // Nodes that could not be read are not compared with.
+        let text = with_ems("authorized = [\"FGVM01TM22000777\"]\n").replacen("[[node]]", "[[nodes]]", 2);
+        let found = problems(&text);
+        assert!(
+            !found.iter().any(|p| p.message.contains("names no node")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn dns_entries_are_names_with_ipv4_addresses() {
+        let text = format!(
+            r#"{SMALL}
+[dns]
+"ems_lab.example" = "127.0.0.31"
+"a.example" = "::1"
+"b.example" = "127.0.0.31:8443"
+"c.example" = "somewhere"
+"d.example" = 31
+"E.example" = "127.0.0.5"
+"e.example" = "127.0.0.6"
+fabric.example = "127.0.0.7"
+"-bad.example" = "127.0.0.8"
+"127.0.0.9" = "127.0.0.9"
+"x..example" = "127.0.0.10"
+"#
+        );
+        assert_problems(
+            &text,
+            &[
+                (
+                    16,
+                    "[dns] name \"ems_lab.example\" has the label \"ems_lab\", which may only use",
+                ),
+                (17, "[dns] address \"::1\" is an IPv6 address"),
+                (18, "\"127.0.0.31:8443\" for \"b.example\" has a port"),
+                (19, "[dns] address \"somewhere\" is not an IPv4 address"),
+                (20, "wrong value for \"d.example\" in [dns]: found an integer"),
+                (
+                    22,
+                    "two [dns] entries are for \"e.example\": \"E.example\" (line 21) and \"e.example\" (line 22)",
+                ),
+                (23, "the name fabric.example in [dns] is not quoted"),
+                (24, "has the label \"-bad\", which starts or ends with \"-\""),
+                (25, "[dns] name \"127.0.0.9\" is an IP address, not a name"),
+                (26, "[dns] name \"x..example\" has an empty label"),
+            ],
+        );
+        let found = problems(&text);
+        assert!(fix_for(&found, "ems_lab").ends_with("e.g. \"ems-lab.example\" = \"127.0.0.31\""));
+        assert_eq!(
+            fix_for(&found, "has a port"),
+            "write \"b.example\" = \"127.0.0.31\""
+        );
+        assert_eq!(
+            fix_for(&found, "not quoted"),
+            "quote the name: \"fabric.example\" = \"127.0.0.7\""
+        );
+        assert_eq!(
+            fix_for(&found, "somewhere"),
+            "write an IPv4 address, e.g. \"c.example\" = \"127.0.0.31\""
+        );
+        let unquoted = found.iter().find(|p| p.message.contains("not quoted")).unwrap();
+        assert_eq!(unquoted.column, 1);
+    }
+
+    #[test]
+    fn dns_names_of_an_ems_point_at_its_address() {
+        let text = with_ems("sites = [\"SiteA\"]\n")
+            + "\n[dns]\n\"EMS.lab.example\" = \"127.0.0.31\"\n\"default.ems.lab.example\" = \"127.0.0.99\"\n\
+               \"sitea.ems.lab.example\" = \"127.0.0.31\"\n\"siteb.ems.lab.example\" = \"127.0.0.77\"\n\
+               \"ems.lab.example.other\" = \"127.0.0.78\"\n";
+        assert_problems(
+            &text,
+            &[(
+                24,
+                "[dns] name \"default.ems.lab.example\" points at 127.0.0.99, but it is site \"Default\" \
+                 of EMS \"ems1\", which listens on 127.0.0.31 (line 19)",
+            )],
+        );
+        let found = problems(&text);
+        assert_eq!(found[0].fix, "write \"default.ems.lab.example\" = \"127.0.0.31\"");
+
+        let text = with_ems("") + "\n[dns]\n\"ems.lab.example\" = \"127.0.0.32\"\n";
+        assert_problems(
+            &text,
+            &[(
+                22,
+                "it is the hostname of EMS \"ems1\", which listens on 127.0.0.31 (line 19)",
+            )],
+        );
+
+        // A site name that is not a site of the EMS may point anywhere; a good file keeps
+        // the names lowercase.
+        let text = with_ems("sites = [\"SiteA\"]\n")
+            + "\n[dns]\n\"EMS.lab.example\" = \"127.0.0.31\"\n\"siteb.ems.lab.example\" = \"127.0.0.77\"\n";
+        let dns = parse(&text).expect("valid").dns;
+        assert_eq!(
+            dns.keys().collect::<Vec<_>>(),
+            ["ems.lab.example", "siteb.ems.lab.example"]
+        );
+    }
+
+    #[test]
+    fn checks_interval_and_bootstrap_lines_are_held_to_their_rules() {
+        let text = format!(
+            "{SMALL}\n[checks]\ninterval_secs = 0\ninterval = 5\n\n[bootstrap]\n\
+             root = [\"config system global\", \"\"\"set hostname X\nend\"\"\"]\nbranch1 = []\n"
+        );
+        assert_problems(
+            &text,
+            &[
+                (16, "interval_secs = 0 would start EMS check rounds without pause"),
+                (17, "unknown key \"interval\" in [checks]"),
+                (20, "a [bootstrap] line holds a line break"),
+                (22, "unknown key \"branch1\" in [bootstrap]"),
+            ],
+        );
+        let found = problems(&text);
+        assert_eq!(
+            fix_for(&found, "interval_secs = 0"),
+            "write interval_secs = 30 (at least 1)"
+        );
+        assert_eq!(fix_for(&found, "\"interval\""), "did you mean \"interval_secs\"?");
+        assert_eq!(
+            fix_for(&found, "line break"),
+            "write each CLI line as its own string: root = [\"set hostname X\", \"end\"]"
+        );
+        assert_eq!(fix_for(&found, "branch1"), "valid keys in [bootstrap]: root");
+
+        let text = format!("{SMALL}\n[checks]\ninterval_secs = \"30\"\n");
+        let found = problems(&text);
+        assert_eq!(
+            fix_for(&found, "interval_secs"),
+            "write it like interval_secs = 30"
+        );
+    }
+
+    #[test]
+    fn a_name_above_the_tables_is_pointed_to_dns() {
+        let text = format!("\"ems.lab.example\" = \"127.0.0.31\"\n{SMALL}");
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(
+            found[0].message,
+            "unknown key \"ems.lab.example\" at the top level"
+        );
+        assert_eq!(
+            found[0].fix,
+            "names to resolve belong in [dns]; move the line below that header"
+        );
+    }
+
+    #[test]
+    fn dns_names_follow_the_label_rules() {
+        for good in [
+            "ems.lab.example",
+            "localhost",
+            "a-1.B2.example",
+            "xn--bcher-kva.example",
+        ] {
+            assert_eq!(fqdn_fault(good), None, "{good}");
+        }
+        let label = "a".repeat(MAX_DNS_LABEL_LEN);
+        assert_eq!(fqdn_fault(&format!("{label}.example")), None);
+        let fault = |name: &str| fqdn_fault(name).unwrap_or_else(|| panic!("{name} passed"));
+        assert!(fault(&format!("{label}a.example")).contains("64 characters"));
+        assert!(fault(&[label.as_str(); 4].join(".")).starts_with("has 255 characters (at most 253)"));
+        assert_eq!(fault(""), "is empty");
+        assert_eq!(fault("ems.lab.example."), "ends with \".\"");
+        assert!(fault(".ems").contains("empty label"));
+        assert!(fault("ems-.lab").contains("starts or ends with"));
+        assert!(fault("ems lab").contains("may only use letters, digits and \"-\""));
+        assert_eq!(fault("10.0.0.1"), "is an IP address, not a name");
+
+        assert_eq!(fqdn_suggestion("EMS_Lab..Example."), "ems-lab.example");
+        assert_eq!(fqdn_suggestion("___"), SUGGESTED_EMS_HOSTNAME);
+        assert_eq!(fqdn_suggestion("10.0.0.1"), SUGGESTED_EMS_HOSTNAME);
+    }
+
+    #[test]
+    fn ems_serials_are_fctems_and_ten_digits() {
+        assert!(is_ems_serial("FCTEMS8822001234"));
+        for bad in [
+            "FCTEMS882200123",
+            "FCTEMS88220012345",
+            "fctems8822001234",
+            "FCTEMS88220012AB",
+            "FGVM01TM22000001",
+        ] {
+            assert!(!is_ems_serial(bad), "{bad}");
+        }
+        let found = problems(&with_ems("").replace("FCTEMS8822001234", "fctems8822001234"));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(
+            found[0].message,
+            "EMS serial \"fctems8822001234\" does not start with \"FCTEMS\""
+        );
+        assert!(
+            found[0].fix.ends_with("e.g. serial = \"FCTEMS8822001234\""),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_ems_table_renders_with_fixes_and_a_count() {
+        let text = r#"[fabric]
+name = "lab"
+
+[[node]]
+name = "root"
+serial = "FGVM01TM22000001"
+role = "root"
+listen = "127.0.0.11:8013"
+
+[[node]]
+name = "branch1"
+serial = "FGVM01TM22000002"
+listen = "127.0.0.12:8013"
+
+[[ems]]
+name = "ems1"
+serial = "FCTEMS88220012"
+hostname = "ems.lab.example"
+listen = "127.0.0.12:8013"
+certificate = "trustd"
+sites = ["SiteA", "sitea"]
+authorized = ["FGVM01TM22000001", "FGVM01TM22000003"]
+capabilites = ["websocket"]
+
+[dns]
+"sitea.ems.lab.example" = "127.0.0.31"
+"#;
+        let error = Topology::parse(text, Path::new("cluster-configs/bad-ems.toml")).unwrap_err();
+        let expected = r#"cluster-configs/bad-ems.toml:17:10: EMS serial "FCTEMS88220012" has 14 characters (16 needed)
+    fix: an EMS serial is "FCTEMS" followed by 10 digits; e.g. serial = "FCTEMS8822000001"
+cluster-configs/bad-ems.toml:19:10: EMS "ems1" listens on 127.0.0.12:8013 (line 19), as does node "branch1" (line 13)
+    fix: give EMS "ems1" its own address, e.g. listen = "127.0.0.13:8013", or port 0 to pick a free port
+cluster-configs/bad-ems.toml:20:15: wrong value for "certificate" in [[ems]]: unknown variant `trustd`, expected one of `trusted`, `untrusted`, `self-signed`, `expired`, `wrong-host`
+    fix: write it like certificate = "trusted"
+cluster-configs/bad-ems.toml:21:19: site "sitea" (line 21) repeats "SiteA" (line 21); site names are case-insensitive
+    fix: remove the second "sitea" from sites
+cluster-configs/bad-ems.toml:22:35: authorized serial "FGVM01TM22000003" names no node in this file
+    fix: did you mean "FGVM01TM22000002"? an EMS authorizes nodes by serial
+cluster-configs/bad-ems.toml:23:1: unknown key "capabilites" in [[ems]]
+    fix: did you mean "capabilities"?
+cluster-configs/bad-ems.toml:26:27: [dns] name "sitea.ems.lab.example" points at 127.0.0.31, but it is site "SiteA" of EMS "ems1", which listens on 127.0.0.12 (line 19)
+    fix: write "sitea.ems.lab.example" = "127.0.0.12"
+7 problems in cluster-configs/bad-ems.toml"#;
+        assert_eq!(error.to_string(), expected);
     }
 
     #[test]

@@ -56,6 +56,25 @@ pub async fn join(root: SocketAddr, request: JoinRequest) -> Result<bool, Client
     Ok(reply.into_inner().voter)
 }
 
+/// Runs one `fabricsim ems` action on the simulators of a running `fabricsim up`.
+pub async fn sim_ems(
+    addr: SocketAddr,
+    token: &str,
+    command: super::proto::fabric::EmsCommand,
+) -> Result<String, ClientError> {
+    let mut client = super::proto::fabric::sim_client::SimClient::new(channel(addr).await?);
+    let mut request = Request::new(command);
+    let token: MetadataValue<tonic::metadata::Ascii> = format!("Bearer {token}")
+        .parse()
+        .expect("the admin token is printable ASCII");
+    request.metadata_mut().insert(AUTHORIZATION, token);
+    let reply = client
+        .ems(request)
+        .await
+        .map_err(|status| ClientError::Call { addr, status })?;
+    Ok(reply.into_inner().output)
+}
+
 /// An authenticated connection to one node's admin service.
 pub struct AdminConnection {
     addr: SocketAddr,
@@ -112,6 +131,12 @@ impl AdminConnection {
             leader: status.leader,
             voters: status.voters,
             learners: status.learners,
+            ems: status
+                .ems
+                .into_iter()
+                .map(super::convert::ems_from_proto)
+                .collect(),
+            checked_revision: status.checked_revision,
         })
     }
 
@@ -182,7 +207,25 @@ impl CliSession {
         Ok(Reply {
             output: reply.output,
             failed: reply.failed,
+            awaiting_answer: reply.awaiting_answer,
         })
+    }
+
+    /// Runs `lines` as one script; every question is answered with `answer`.
+    pub async fn script(&mut self, lines: &[String], answer: &str) -> Result<Reply, ClientError> {
+        let mut all = Reply::default();
+        for line in lines {
+            let mut reply = self.run(line).await?;
+            while reply.awaiting_answer {
+                all.output.push_str(&reply.output);
+                all.output.push_str(answer);
+                all.output.push('\n');
+                reply = self.run(answer).await?;
+            }
+            all.output.push_str(&reply.output);
+            all.failed |= reply.failed;
+        }
+        Ok(all)
     }
 
     /// Candidates for the last word of `line`.

@@ -8,6 +8,7 @@
 //! [`crate::node::NodeState`] and [`crate::cli::Reply`].
 
 pub mod client;
+mod convert;
 mod services;
 
 use tokio::net::TcpListener;
@@ -28,6 +29,22 @@ pub mod proto {
 
 /// The metadata key that carries the admin token.
 pub const AUTHORIZATION: &str = "authorization";
+
+/// Serves the lab's `Sim` service on `listener` until `shutdown` is cancelled.
+pub async fn serve_sim(
+    lab: std::sync::Arc<crate::sim::lab::Lab>,
+    token: String,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    let result = tonic::transport::Server::builder()
+        .add_service(services::sim_server(lab, &token))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "simulator control server stopped");
+    }
+}
 
 /// Serves every service of `node` on `listener` until `shutdown` is cancelled.
 pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToken) {

@@ -1,6 +1,7 @@
 //! The server side of the node's gRPC services.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -10,14 +11,17 @@ use tonic::{Request, Response, Status, Streaming};
 use super::AUTHORIZATION;
 use super::proto::fabric::admin_server::{Admin, AdminServer};
 use super::proto::fabric::member_server::{Member, MemberServer};
+use super::proto::fabric::sim_server::{Sim, SimServer};
 use super::proto::fabric::{
     CliReply, CliRequest, JoinReply, JoinRequest, NodeStatus, StatusRequest, cli_request,
 };
+use super::proto::fabric::{EmsCommand, SimReply};
 use super::proto::raft::RaftPayload;
 use super::proto::raft::raft_server::{Raft, RaftServer};
 use crate::cli::{Backend, Session};
 use crate::node::{JoinError, Node};
 use crate::raft::network::MAX_MESSAGE_BYTES;
+use crate::sim::lab::{Lab, LabError};
 
 pub(super) fn raft_server(node: Node) -> RaftServer<RaftService> {
     RaftServer::new(RaftService { node })
@@ -32,16 +36,51 @@ pub(super) fn member_server(node: Node) -> MemberServer<MemberService> {
 pub(super) fn admin_server(
     node: Node,
 ) -> tonic::service::interceptor::InterceptedService<AdminServer<AdminService>, TokenCheck> {
-    let check = TokenCheck {
-        expected: format!("Bearer {}", node.admin_token()),
-    };
+    let check = TokenCheck::new(node.admin_token());
     AdminServer::with_interceptor(AdminService { node }, check)
+}
+
+pub(super) fn sim_server(
+    lab: Arc<Lab>,
+    token: &str,
+) -> tonic::service::interceptor::InterceptedService<SimServer<SimService>, TokenCheck> {
+    SimServer::with_interceptor(SimService { lab }, TokenCheck::new(token))
+}
+
+pub(super) struct SimService {
+    lab: Arc<Lab>,
+}
+
+#[tonic::async_trait]
+impl Sim for SimService {
+    async fn ems(&self, request: Request<EmsCommand>) -> Result<Response<SimReply>, Status> {
+        let command = request.into_inner();
+        let output = self
+            .lab
+            .command(&command.ems, &command.action, &command.serial)
+            .await
+            .map_err(|e| match e {
+                LabError::UnknownEms { .. }
+                | LabError::UnknownAction { .. }
+                | LabError::MissingSerial { .. } => Status::invalid_argument(e.to_string()),
+                _ => Status::internal(e.to_string()),
+            })?;
+        Ok(Response::new(SimReply { output }))
+    }
 }
 
 /// Refuses admin calls without the state directory's token.
 #[derive(Clone)]
 pub(super) struct TokenCheck {
     expected: String,
+}
+
+impl TokenCheck {
+    fn new(token: &str) -> TokenCheck {
+        TokenCheck {
+            expected: format!("Bearer {token}"),
+        }
+    }
 }
 
 impl tonic::service::Interceptor for TokenCheck {
@@ -157,6 +196,8 @@ impl Admin for AdminService {
             leader: state.leader,
             voters: state.voters,
             learners: state.learners,
+            ems: state.ems.iter().map(super::convert::ems_to_proto).collect(),
+            checked_revision: state.checked_revision,
         }))
     }
 }
@@ -168,6 +209,7 @@ async fn answer(session: &mut Session, node: &Node, request: CliRequest) -> CliR
             let result = session.execute(node, &request.line).await;
             reply.output = result.output;
             reply.failed = result.failed;
+            reply.awaiting_answer = result.awaiting_answer;
         }
         cli_request::Kind::Complete => reply.completions = session.complete(node, &request.line),
         cli_request::Kind::Help => reply.output = session.help(node, &request.line),

@@ -85,7 +85,7 @@ fn show_value(field: &FieldSpec, value: &str) -> String {
         return "''".to_owned();
     }
     match field.kind {
-        FieldKind::String { .. } | FieldKind::Ipv4OrFqdn { .. } => quote(value),
+        FieldKind::String { .. } | FieldKind::Ipv4OrFqdn { .. } | FieldKind::Pem { .. } => quote(value),
         FieldKind::Ipv4
         | FieldKind::Integer { .. }
         | FieldKind::EnableDisable

@@ -365,6 +365,10 @@ fn value_suggestions(field: &FieldSpec, given: &[String]) -> Result<Vec<Suggesti
                 "<string>",
                 format!("Please input string value (max {max} chars)."),
             )],
+            FieldKind::Pem { max } => vec![Suggestion::placeholder(
+                "<string>",
+                format!("Please input string value (max {max} chars)."),
+            )],
             FieldKind::Ipv4 => vec![Suggestion::placeholder(
                 "<ipv4-address>",
                 "Please input IPv4 address.".to_owned(),

@@ -18,6 +18,7 @@
 //! Submodules: `tokenize` (words, quotes, `| grep`), `session` (the context stack and
 //! commands), `format` (`show`, `get`, `get system status`), `help` (`?` and completion).
 
+mod execute;
 mod format;
 mod help;
 mod session;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use crate::config::{
     Applied, CommandError, ConfigCommand, ConfigDb, RC_INVALID_VALUE, TableSchema, fail_line,
 };
+use crate::ems::EmsStatus;
 
 pub use session::Session;
 
@@ -79,6 +81,30 @@ pub trait Backend: Send + Sync {
     fn config(&self) -> Arc<ConfigDb>;
     /// Proposes `cmd` and resolves once it was applied or refused.
     fn commit(&self, cmd: ConfigCommand) -> impl Future<Output = Result<Applied, CommitError>> + Send;
+
+    /// Connects to the EMS of fctems entry `entry` from this node and returns the
+    /// certificate it presents, for `execute fctems verify`; the error is one printable line.
+    fn fetch_certificate(&self, entry: &str)
+    -> impl Future<Output = Result<CertificateOffer, String>> + Send;
+
+    /// Checks fctems entry `entry` now, records the result as this node's status for it,
+    /// and returns it (`diagnose endpoint fctems test-connectivity`).
+    fn test_connectivity(&self, entry: &str) -> impl Future<Output = Result<EmsStatus, String>> + Send;
+}
+
+/// The certificate an EMS presented, as `execute fctems verify` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateOffer {
+    /// The FortiOS rendering of the leaf certificate (`Server certificate:` ...).
+    pub rendered: String,
+    /// The leaf certificate as PEM, what `vpn certificate remote` stores.
+    pub pem: String,
+    /// Whether the chain verifies against the node's CA certificates.
+    pub trusted_by_ca: bool,
+    /// The EMS serial number, when the EMS told it.
+    pub ems_serial: Option<String>,
+    /// The capabilities the EMS reported.
+    pub capabilities: Vec<String>,
 }
 
 /// What one command line printed.
@@ -88,6 +114,8 @@ pub struct Reply {
     pub output: String,
     /// Whether the command failed (`fabricsim exec` exits 1 when any line failed).
     pub failed: bool,
+    /// Whether the output ends in a question (`(y/n)`) that the next line answers.
+    pub awaiting_answer: bool,
 }
 
 /// The FortiOS refusal printed when a member tries to change a synced table.

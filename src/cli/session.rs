@@ -12,10 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::schema::{FieldKind, FieldSpec, TableKind, TableSchema};
 use crate::config::{
-    ConfigCommand, RC_INCOMPLETE, RC_INVALID_VALUE, fail_line, parse_error_lines, parse_value, schemas,
-    value_error_lines,
+    ConfigCommand, RC_INCOMPLETE, RC_INVALID_VALUE, RC_NOT_FOUND, fail_line, parse_error_lines, parse_value,
+    schemas, value_error_lines,
 };
 
+use super::execute::{self, Question};
 use super::tokenize::{TokenizeError, parse_line};
 use super::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, Reply, format, help};
 
@@ -30,6 +31,8 @@ pub(super) const FULL_CONFIGURATION: &str = "full-configuration";
 pub struct Session {
     pub(super) registry: &'static [TableSchema],
     pub(super) context: Context,
+    /// A question (`(y/n)`) the next line answers.
+    question: Option<Question>,
 }
 
 /// Where a session is.
@@ -103,6 +106,12 @@ pub(super) enum CliError {
     /// The backend did not commit the change.
     #[error(transparent)]
     Commit(#[from] CommitError),
+    /// An `execute` or `diagnose` command could not do its work; the text says why.
+    #[error("{0}")]
+    Failed(String),
+    /// A command names an entry that does not exist.
+    #[error("no entry {0:?}")]
+    NotFound(String),
 }
 
 impl CliError {
@@ -118,6 +127,11 @@ impl CliError {
             Self::UnknownAction => vec!["Unknown action 0".to_owned()],
             Self::NotAllowed => vec![MODIFICATION_NOT_ALLOWED.to_owned(), fail_line(RC_INVALID_VALUE)],
             Self::Commit(error) => error.cli_lines(),
+            Self::Failed(reason) => vec![reason.clone(), fail_line(RC_INVALID_VALUE)],
+            Self::NotFound(_) => vec![
+                "entry not found in datasource".to_owned(),
+                fail_line(RC_NOT_FOUND),
+            ],
         }
     }
 }
@@ -137,11 +151,16 @@ impl From<TokenizeError> for CliError {
 struct Done {
     lines: Vec<String>,
     next: Option<Context>,
+    question: Option<Question>,
 }
 
 impl Done {
     fn print(lines: Vec<String>) -> Self {
-        Self { lines, next: None }
+        Self {
+            lines,
+            next: None,
+            question: None,
+        }
     }
 
     fn quiet() -> Self {
@@ -152,6 +171,7 @@ impl Done {
         Self {
             lines: Vec::new(),
             next: Some(next),
+            question: None,
         }
     }
 }
@@ -175,12 +195,17 @@ impl Session {
         Self {
             registry,
             context: Context::Top,
+            question: None,
         }
     }
 
     /// The prompt FortiOS shows in the current context: `FGT-root # `,
     /// `FGT-root (fctems) # `, `FGT-root (ems1) # `.
     pub fn prompt(&self, identity: &NodeIdentity) -> String {
+        if self.question.is_some() {
+            // The question itself, ending in `(y/n)`, is the prompt.
+            return String::new();
+        }
         let hostname = &identity.hostname;
         match &self.context {
             Context::Top => format!("{hostname} # "),
@@ -195,10 +220,22 @@ impl Session {
     /// Runs one command line and returns what FortiOS would print. A line ending in an
     /// unquoted `?` prints help for the text before it instead.
     pub async fn execute<B: Backend>(&mut self, backend: &B, line: &str) -> Reply {
+        if let Some(question) = self.question.take() {
+            let (lines, failed) = match execute::answer(backend, question, line).await {
+                Ok(lines) => (lines, false),
+                Err(error) => (error.lines(), true),
+            };
+            return Reply {
+                output: lines.iter().map(|line| format!("{line}\n")).collect(),
+                failed,
+                awaiting_answer: false,
+            };
+        }
         if let Some(partial) = help::help_request(line) {
             return Reply {
                 output: self.help(backend, partial),
                 failed: false,
+                awaiting_answer: false,
             };
         }
         let (lines, failed) = match parse_line(line) {
@@ -217,6 +254,7 @@ impl Session {
         Reply {
             output: lines.iter().map(|line| format!("{line}\n")).collect(),
             failed,
+            awaiting_answer: self.question.is_some(),
         }
     }
 
@@ -233,6 +271,7 @@ impl Session {
         if let Some(next) = done.next {
             self.context = next;
         }
+        self.question = done.question;
         Ok(done.lines)
     }
 }
@@ -271,9 +310,15 @@ async fn at_top<B: Backend>(
             Ok(Done::print(format::get_table(table, &backend.config())))
         }
         "exit" | "end" => no_args(args).map(|()| Done::quiet()),
-        "execute" | "diagnose" => Err(args
-            .first()
-            .map_or(CliError::Incomplete, |word| CliError::Parse(word.clone()))),
+        "execute" => {
+            let executed = execute::execute(backend, args).await?;
+            Ok(Done {
+                lines: executed.lines,
+                next: None,
+                question: executed.question,
+            })
+        }
+        "diagnose" => execute::diagnose(backend, args).await.map(Done::print),
         _ => Err(CliError::UnknownAction),
     }
 }
@@ -299,6 +344,7 @@ async fn in_table<B: Backend>(
                             key,
                             values: BTreeMap::new(),
                         })),
+                        question: None,
                     });
                 }
             };
@@ -897,6 +943,14 @@ mod tests {
                 .map_err(CommitError::Refused)?;
             self.inner.replace(next);
             Ok(applied)
+        }
+
+        async fn fetch_certificate(&self, entry: &str) -> Result<crate::cli::CertificateOffer, String> {
+            Err(format!("no EMS behind {entry}"))
+        }
+
+        async fn test_connectivity(&self, entry: &str) -> Result<crate::ems::EmsStatus, String> {
+            Err(format!("no EMS behind {entry}"))
         }
     }
 }

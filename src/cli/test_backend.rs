@@ -2,14 +2,20 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, CommitError, NodeIdentity};
+use super::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
+use crate::ems::EmsStatus;
 
 /// An in-memory node: commits apply directly, or fail with `unavailable` when it is set.
+/// Its EMS is whatever the test puts in `offer` and `status`.
 pub(crate) struct MemoryBackend {
     identity: NodeIdentity,
     db: Mutex<Arc<ConfigDb>>,
     pub(crate) unavailable: Option<String>,
+    /// The certificate `execute fctems verify` is shown; `None`: the EMS cannot be reached.
+    pub(crate) offer: Option<CertificateOffer>,
+    /// What `diagnose endpoint fctems test-connectivity` reports.
+    pub(crate) status: Option<EmsStatus>,
 }
 
 impl MemoryBackend {
@@ -47,6 +53,8 @@ impl MemoryBackend {
             identity,
             db: Mutex::new(Arc::new(ConfigDb::new())),
             unavailable: None,
+            offer: None,
+            status: None,
         }
     }
 
@@ -74,5 +82,17 @@ impl Backend for MemoryBackend {
         let applied = next.apply(&cmd).map_err(CommitError::Refused)?;
         *guard = Arc::new(next);
         Ok(applied)
+    }
+
+    async fn fetch_certificate(&self, entry: &str) -> Result<CertificateOffer, String> {
+        self.offer
+            .clone()
+            .ok_or_else(|| format!("cannot connect to the EMS of {entry}: connection refused"))
+    }
+
+    async fn test_connectivity(&self, entry: &str) -> Result<EmsStatus, String> {
+        self.status
+            .clone()
+            .ok_or_else(|| format!("no EMS status for {entry}"))
     }
 }

@@ -12,14 +12,24 @@ use super::{Backend, Session};
 /// Marks a header or comment line.
 const HEADER_MARK: &str = "#!";
 
-/// The commands typed in `text`, in order, without their prompts.
+/// The commands typed in `text`, in order, without their prompts. The line after a
+/// question ending in `(y/n)` is the answer typed to it.
 pub fn inputs(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|line| !line.starts_with(HEADER_MARK))
-        .filter_map(input_of)
-        .map(str::to_owned)
-        .collect()
+    let mut typed = Vec::new();
+    let mut after_question = false;
+    for line in text.lines().filter(|line| !line.starts_with(HEADER_MARK)) {
+        if after_question {
+            typed.push(line.to_owned());
+        } else if let Some(input) = input_of(line) {
+            typed.push(input.to_owned());
+        }
+        after_question = line.ends_with(QUESTION_MARK);
+    }
+    typed
 }
+
+/// How a question the next line answers ends.
+const QUESTION_MARK: &str = "(y/n)";
 
 /// The leading `#!` lines of `text`, each with its line end.
 pub fn preamble(text: &str) -> String {

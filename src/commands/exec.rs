@@ -1,33 +1,49 @@
 //! `fabricsim exec NODE [LINE...]`: run CLI lines on a node, as a script would.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::{Error, Fabric};
 use crate::api::client::AdminConnection;
 
-pub(super) async fn exec(path: &Path, node: &str, lines: Vec<String>) -> Result<ExitCode, Error> {
+pub(super) async fn exec(path: &Path, node: &str, lines: Vec<String>, yes: bool) -> Result<ExitCode, Error> {
     let fabric = Fabric::open(path)?;
     let addr = fabric.addr(node)?;
     let token = fabric.state.token()?;
-    let lines = if lines.is_empty() {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| Error::Io {
-                context: "cannot read CLI lines from standard input".to_owned(),
-                source,
-            })?
+    let read_stdin = |source| Error::Io {
+        context: "cannot read from standard input".to_owned(),
+        source,
+    };
+    let from_args = !lines.is_empty();
+    let mut lines: Box<dyn Iterator<Item = std::io::Result<String>>> = if from_args {
+        Box::new(lines.into_iter().map(Ok))
     } else {
-        lines
+        Box::new(std::io::stdin().lines())
     };
     let mut session = AdminConnection::connect(addr, &token).await?.session().await?;
     let mut failed = false;
-    let mut stdout = std::io::stdout().lock();
-    for line in &lines {
-        let reply = session.run(line).await?;
+    let mut stdout = std::io::stdout();
+    while let Some(line) = lines.next() {
+        let mut reply = session.run(&line.map_err(read_stdin)?).await?;
+        while reply.awaiting_answer {
+            let _ = stdout.write_all(reply.output.as_bytes());
+            let _ = stdout.flush();
+            // The answer: `y` with --yes, else the script's next line, else (lines given as
+            // arguments) a line typed on standard input. No answer at all declines.
+            let answer = if yes {
+                Some("y".to_owned())
+            } else {
+                match lines.next().transpose().map_err(read_stdin)? {
+                    Some(line) => Some(line),
+                    None if from_args => std::io::stdin().lines().next().transpose().map_err(read_stdin)?,
+                    None => None,
+                }
+            };
+            let answer = answer.unwrap_or_else(|| "n".to_owned());
+            let _ = writeln!(stdout, "{answer}");
+            reply = session.run(&answer).await?;
+        }
         failed |= reply.failed;
         let _ = stdout.write_all(reply.output.as_bytes());
     }

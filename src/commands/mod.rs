@@ -56,9 +56,16 @@ pub enum Command {
         wait: Option<f64>,
     },
     /// Run CLI lines (or standard input) on NODE; exit 1 if a command failed.
+    ///
+    /// A question such as `execute fctems verify`'s `(y/n)` is answered by the next line of
+    /// standard input (the next line of the script when the lines come from standard
+    /// input), or `y` with --yes.
     Exec {
         #[command(flatten)]
         topology: TopologyArg,
+        /// Answer every question with `y`.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// The node to run the lines on.
         node: String,
         /// CLI lines, one per argument; read from standard input when none are given.
@@ -75,6 +82,18 @@ pub enum Command {
         #[command(flatten)]
         topology: TopologyArg,
         node: String,
+    },
+    /// Drive a simulated EMS of a running `fabricsim up`: authorize or deny a FortiGate
+    /// under Fabric Devices, list them, or stop and start the server.
+    Ems {
+        #[command(flatten)]
+        topology: TopologyArg,
+        /// The EMS's name in the topology.
+        ems: String,
+        /// authorize | deny | list-devices | stop | start
+        action: String,
+        /// The FortiGate serial, for authorize and deny.
+        serial: Option<String>,
     },
     /// Validate a topology file and explain every error.
     Check {
@@ -105,6 +124,8 @@ pub enum Error {
     Client(#[from] ClientError),
     #[error(transparent)]
     Harness(#[from] HarnessError),
+    #[error(transparent)]
+    Lab(#[from] crate::sim::lab::LabError),
     #[error("no node named {node:?} in {path}; its nodes are: {known}")]
     UnknownNode {
         node: String,
@@ -133,9 +154,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Status { topology, json, wait } => status(&topology.path, json, wait).await,
         Command::Exec {
             topology,
+            yes,
             node,
             lines,
-        } => exec::exec(&topology.path, &node, lines).await,
+        } => exec::exec(&topology.path, &node, lines, yes).await,
+        Command::Ems {
+            topology,
+            ems,
+            action,
+            serial,
+        } => ems_command(&topology.path, ems, action, serial.unwrap_or_default()).await,
         Command::Cli { topology, node } => interactive::cli(&topology.path, &node).await,
         Command::Node { topology, node } => up::single_node(&topology.path, &node).await,
         Command::Check { topology } => check::check(&topology.path),
@@ -189,6 +217,22 @@ impl Fabric {
                 .join(", "),
         })
     }
+}
+
+async fn ems_command(path: &Path, ems: String, action: String, serial: String) -> Result<ExitCode, Error> {
+    let fabric = Fabric::open(path)?;
+    let token = fabric.state.token()?;
+    let addr = fabric.state.read_sim_listen().ok_or_else(|| Error::Io {
+        context: format!(
+            "no simulators are running for fabric {} (start them with `fabricsim up`)",
+            fabric.topology.fabric.name
+        ),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })?;
+    let command = crate::api::proto::fabric::EmsCommand { ems, action, serial };
+    let output = crate::api::client::sim_ems(addr, &token, command).await?;
+    print!("{output}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// How often `status --wait` asks again.

@@ -6,8 +6,14 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
 use super::{Error, Fabric};
+use crate::api::client::AdminConnection;
 use crate::node::{NodeConfig, RunningNode};
+use crate::sim::lab::Lab;
 use crate::state_dir::NodeLock;
 use crate::topology::{NodeSpec, Role};
 
@@ -73,6 +79,34 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
     }
     listeners.sort_by_key(|(spec, _)| spec.role != Role::Root);
 
+    let lab = Arc::new(Lab::start(topology, &state.pki_dir()).await?);
+    for server in lab.servers() {
+        println!(
+            "  started EMS {:<8} {}  {:<11}  {}",
+            server.name(),
+            server.spec().serial,
+            server.spec().certificate.to_string(),
+            server.addr()
+        );
+    }
+    let sim_shutdown = CancellationToken::new();
+    let sim_listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|source| Error::Io {
+            context: "cannot listen for simulator control on 127.0.0.1".to_owned(),
+            source,
+        })?;
+    state.write_sim_listen(sim_listener.local_addr().map_err(|source| Error::Io {
+        context: "simulator control listener".to_owned(),
+        source,
+    })?)?;
+    let sim_server = tokio::spawn(crate::api::serve_sim(
+        lab.clone(),
+        token.clone(),
+        sim_listener,
+        sim_shutdown.clone(),
+    ));
+
     let mut running: Vec<RunningNode> = Vec::new();
     let mut root_addr = None;
     for (spec, listener) in listeners {
@@ -81,7 +115,14 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
             addr: spec.listen,
             source,
         })?;
-        let config = NodeConfig::from_topology(topology, spec, state.node_dir(&spec.name), root_addr, &token);
+        let config = NodeConfig::from_topology(
+            topology,
+            spec,
+            state.node_dir(&spec.name),
+            root_addr,
+            &token,
+            lab.trust_anchors(),
+        );
         let node = match RunningNode::start(config, listener).await {
             Ok(node) => node,
             Err(e) => {
@@ -105,7 +146,14 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
         () = stop_signal() => None,
     };
     match ready {
-        Some(status) => {
+        Some(mut status) => {
+            if status.revision == Some(0) && !topology.bootstrap.is_empty() {
+                status = tokio::select! {
+                    status = bootstrap(&fabric, &token) => status?,
+                    () = stop_signal() => None,
+                }
+                .unwrap_or(status);
+            }
             print!("{}", status.table());
             println!("fabric {} is up; Ctrl-C stops it", topology.fabric.name);
             stop_signal().await;
@@ -114,9 +162,32 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
     }
     println!("stopping {} nodes", running.len());
     stop_all(running).await;
+    sim_shutdown.cancel();
+    let _ = sim_server.await;
+    if let Ok(lab) = Arc::try_unwrap(lab) {
+        lab.shutdown().await;
+    }
     drop(locks);
     println!("fabric {} stopped", topology.fabric.name);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the topology's `[bootstrap]` lines on the root (questions answered `y`) and waits
+/// for the fabric to converge on the result.
+async fn bootstrap(fabric: &Fabric, token: &str) -> Result<Option<crate::status::FabricStatus>, Error> {
+    let root = &fabric.topology.root().name;
+    let addr = fabric.addrs_running()[root];
+    println!(
+        "bootstrap: running {} lines on {root}",
+        fabric.topology.bootstrap.len()
+    );
+    let mut session = AdminConnection::connect(addr, token).await?.session().await?;
+    let reply = session.script(&fabric.topology.bootstrap, "y").await?;
+    if reply.failed {
+        print!("{}", reply.output);
+        println!("bootstrap: a line failed (above); the fabric runs with what was applied");
+    }
+    Ok(wait_ready(fabric, token).await)
 }
 
 /// Waits until every node has joined and applied the root's revision, printing progress;
@@ -186,7 +257,17 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
     })?;
     let root = topology.root();
     let root_addr = state.read_listen(&root.name).unwrap_or(root.listen);
-    let config = NodeConfig::from_topology(topology, spec, state.node_dir(name), Some(root_addr), &token);
+    let anchors = crate::sim::pki::Pki::open(&state.pki_dir())
+        .map_err(crate::sim::lab::LabError::from)?
+        .trust_anchors();
+    let config = NodeConfig::from_topology(
+        topology,
+        spec,
+        state.node_dir(name),
+        Some(root_addr),
+        &token,
+        anchors,
+    );
     state.write_listen(name, addr)?;
     println!(
         "node {name} ({}, {}) listening on {addr}; Ctrl-C stops it",

@@ -71,6 +71,9 @@ pub enum ConfigCommand {
         /// The table path.
         table: String,
     },
+    /// Several changes that stand or fall together, as one revision: accepting an EMS
+    /// certificate adds it to `vpn certificate remote` and names it in the fctems entry.
+    Batch(Vec<ConfigCommand>),
 }
 
 /// What a successfully applied command did.
@@ -167,10 +170,33 @@ impl ConfigDb {
         registry: &[TableSchema],
         cmd: &ConfigCommand,
     ) -> Result<Applied, CommandError> {
+        match cmd {
+            ConfigCommand::Batch(commands) => {
+                let mut next = self.clone();
+                for command in commands {
+                    next.change(registry, command)?;
+                }
+                *self = next;
+            }
+            command => self.change(registry, command)?,
+        }
+        self.revision += 1;
+        Ok(Applied {
+            revision: self.revision,
+        })
+    }
+
+    /// Applies one change without advancing the revision; on error nothing changes.
+    fn change(&mut self, registry: &[TableSchema], cmd: &ConfigCommand) -> Result<(), CommandError> {
         let path = match cmd {
             ConfigCommand::SetEntry { table, .. }
             | ConfigCommand::DeleteEntry { table, .. }
             | ConfigCommand::Purge { table } => table,
+            ConfigCommand::Batch(commands) => {
+                return commands
+                    .iter()
+                    .try_for_each(|command| self.change(registry, command));
+            }
         };
         let table = registry
             .iter()
@@ -203,12 +229,10 @@ impl ConfigDb {
                 require_table(table)?;
                 self.tables.remove(table.path);
             }
+            ConfigCommand::Batch(_) => unreachable!("batches are unpacked above"),
         }
         self.tables.retain(|_, entries| !entries.is_empty());
-        self.revision += 1;
-        Ok(Applied {
-            revision: self.revision,
-        })
+        Ok(())
     }
 
     /// Validates a `SetEntry` without changing anything and returns the canonical key and

@@ -47,6 +47,11 @@ pub enum FieldKind {
     },
     /// A dotted-quad IPv4 address.
     Ipv4,
+    /// A PEM-encoded X.509 certificate, several lines, of at most `max` characters.
+    Pem {
+        /// Longest accepted value, in characters.
+        max: usize,
+    },
     /// An IPv4 address or a host name of at most `max` characters, stored lowercase.
     Ipv4OrFqdn {
         /// Longest accepted value, in characters.
@@ -219,6 +224,12 @@ pub enum ValueError {
         /// The refused value.
         value: String,
     },
+    /// The value is not one PEM certificate.
+    #[error("the value is not a PEM certificate")]
+    NotPem {
+        /// The refused value.
+        value: String,
+    },
     /// The value is not a dotted-quad IPv4 address.
     #[error("{value:?} is not an IPv4 address")]
     NotIpv4 {
@@ -267,6 +278,7 @@ pub fn parse_value(field: &FieldSpec, raw: &str) -> Result<String, ValueError> {
     match field.kind {
         FieldKind::String { max } => parse_string(raw, max),
         FieldKind::Ipv4 => parse_ipv4(raw),
+        FieldKind::Pem { max } => parse_pem(raw, max),
         FieldKind::Ipv4OrFqdn { max } => parse_host(raw, max),
         FieldKind::Integer { min, max } => parse_integer(raw, min, max),
         FieldKind::EnableDisable => parse_choice(raw, ENABLE_DISABLE),
@@ -288,6 +300,31 @@ fn parse_string(raw: &str, max: usize) -> Result<String, ValueError> {
         });
     }
     Ok(raw.to_owned())
+}
+
+fn parse_pem(raw: &str, max: usize) -> Result<String, ValueError> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = raw.trim().replace("\r\n", "\n");
+    let body = text
+        .strip_prefix(BEGIN)
+        .and_then(|rest| rest.strip_suffix(END))
+        .ok_or_else(|| ValueError::NotPem {
+            value: raw.to_owned(),
+        })?;
+    let base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '\n');
+    if body.trim().is_empty() || !body.chars().all(base64) {
+        return Err(ValueError::NotPem {
+            value: raw.to_owned(),
+        });
+    }
+    if text.chars().count() > max {
+        return Err(ValueError::TooLong {
+            value: raw.to_owned(),
+            max,
+        });
+    }
+    Ok(format!("{text}\n"))
 }
 
 fn parse_ipv4(raw: &str) -> Result<String, ValueError> {
@@ -585,8 +622,76 @@ pub const FCTEMS: TableSchema = TableSchema {
     ],
 };
 
+/// Most remote certificates the fabric keeps; FortiOS's own limit depends on the model,
+/// this one only bounds what a runaway script can add.
+pub const MAX_REMOTE_CERTIFICATES: usize = 256;
+
+/// Longest PEM certificate accepted: a 4096-bit RSA certificate with extensions fits well.
+const PEM_MAX: usize = 16_384;
+
+const CERTIFICATE_RANGES: &[Choice] = &[
+    Choice {
+        name: "global",
+        help: "Global range.",
+    },
+    Choice {
+        name: "vdom",
+        help: "VDOM IP address range.",
+    },
+];
+
+const CERTIFICATE_SOURCES: &[Choice] = &[
+    Choice {
+        name: "factory",
+        help: "Factory installed certificate.",
+    },
+    Choice {
+        name: "user",
+        help: "User generated certificate.",
+    },
+    Choice {
+        name: "bundle",
+        help: "Bundle file certificate.",
+    },
+];
+
+/// `config vpn certificate remote`: server certificates accepted by the administrator,
+/// such as an EMS certificate confirmed with `execute fctems verify` (named
+/// `REMOTE_Cert_<n>`). Synced, so the whole fabric trusts what the root accepted.
+pub const REMOTE_CERTIFICATES: TableSchema = TableSchema {
+    path: "vpn certificate remote",
+    help: "Remote certificate as a PEM file.",
+    kind: TableKind::Table {
+        key: "name",
+        max_entries: MAX_REMOTE_CERTIFICATES,
+    },
+    synced: true,
+    fields: &[
+        field("name", FieldKind::String { max: 35 }, "", "Name."),
+        field(
+            "remote",
+            FieldKind::Pem { max: PEM_MAX },
+            "",
+            "Remote certificate.",
+        ),
+        field(
+            "range",
+            FieldKind::Option(CERTIFICATE_RANGES),
+            "global",
+            "Either the global or VDOM IP address range for the remote certificate.",
+        ),
+        field(
+            "source",
+            FieldKind::Option(CERTIFICATE_SOURCES),
+            "user",
+            "Remote certificate source type.",
+        ),
+    ],
+    rules: &[],
+};
+
 /// Every configuration path this build knows, in the order a bare `show` prints them.
-static REGISTRY: &[TableSchema] = &[FCTEMS];
+static REGISTRY: &[TableSchema] = &[FCTEMS, REMOTE_CERTIFICATES];
 
 /// Every known table and object schema.
 pub fn schemas() -> &'static [TableSchema] {

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::api::client::{AdminConnection, ClientError};
 use crate::node::{Node, NodeConfig, NodeError, RunningNode};
+use crate::sim::lab::{Lab, LabError};
 use crate::status::{self, FabricStatus};
 use crate::topology::{Role, Topology};
 
@@ -53,6 +54,10 @@ pub enum HarnessError {
     },
     #[error("cannot create the fabric's data directory: {0}")]
     TempDir(std::io::Error),
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error("the topology's bootstrap failed:\n{0}")]
+    Bootstrap(String),
     #[error(transparent)]
     Node(#[from] NodeError),
     #[error(transparent)]
@@ -85,12 +90,13 @@ struct Slot {
     running: Option<RunningNode>,
 }
 
-/// A running fabric of in-process nodes.
+/// A running fabric of in-process nodes, with the simulated EMS servers of its topology.
 pub struct Fabric {
     topology: Topology,
     data: tempfile::TempDir,
     token: String,
     slots: BTreeMap<String, Slot>,
+    lab: Option<Lab>,
 }
 
 impl Fabric {
@@ -100,11 +106,13 @@ impl Fabric {
             .prefix("fabricsim-")
             .tempdir()
             .map_err(HarnessError::TempDir)?;
+        let lab = Lab::start(&topology, &data.path().join("pki")).await?;
         let mut fabric = Fabric {
             topology,
             data,
             token: "harness-token".to_owned(),
             slots: BTreeMap::new(),
+            lab: Some(lab),
         };
         let mut listeners = Vec::new();
         for spec in &fabric.topology.nodes {
@@ -123,7 +131,26 @@ impl Fabric {
         for (name, listener) in listeners {
             fabric.launch(&name, listener).await?;
         }
+        if !fabric.topology.bootstrap.is_empty() {
+            let root = fabric.topology.root().name.clone();
+            let lines = fabric.topology.bootstrap.clone();
+            let reply = fabric
+                .connect(&root)
+                .await?
+                .session()
+                .await?
+                .script(&lines, "y")
+                .await?;
+            if reply.failed {
+                return Err(HarnessError::Bootstrap(reply.output));
+            }
+        }
         Ok(fabric)
+    }
+
+    /// The simulated EMS servers.
+    pub fn lab(&self) -> &Lab {
+        self.lab.as_ref().expect("the lab runs until the fabric stops")
     }
 
     async fn launch(&mut self, name: &str, listener: TcpListener) -> Result<(), HarnessError> {
@@ -132,8 +159,14 @@ impl Fabric {
             .node(name)
             .ok_or_else(|| HarnessError::UnknownNode(name.to_owned()))?;
         let root_addr = self.slots.get(&self.topology.root().name).map(|s| s.addr);
-        let config =
-            NodeConfig::from_topology(&self.topology, spec, self.data_dir(name), root_addr, &self.token);
+        let config = NodeConfig::from_topology(
+            &self.topology,
+            spec,
+            self.data_dir(name),
+            root_addr,
+            &self.token,
+            self.lab().trust_anchors(),
+        );
         let running = RunningNode::start(config, listener).await?;
         self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
         Ok(())
@@ -181,7 +214,8 @@ impl Fabric {
             .ok_or_else(|| HarnessError::NotRunning(name.to_owned()))
     }
 
-    /// Runs CLI lines on a node in one session, as `fabricsim exec` does.
+    /// Runs CLI lines on a node in one session, as `fabricsim exec` does. A question
+    /// (`(y/n)`) is answered by the next line.
     pub async fn exec(&self, name: &str, lines: &[&str]) -> Result<ExecOutput, HarnessError> {
         let mut session = self.connect(name).await?.session().await?;
         let mut result = ExecOutput::default();
@@ -191,6 +225,20 @@ impl Fabric {
             result.failed |= reply.failed;
         }
         Ok(result)
+    }
+
+    /// Every node's report of its EMS entry `entry`, by node name; a node without a result
+    /// for it is left out.
+    pub async fn ems_status(&self, entry: &str) -> BTreeMap<String, crate::ems::EmsStatus> {
+        self.status()
+            .await
+            .nodes
+            .into_iter()
+            .filter_map(|node| {
+                let found = node.ems.into_iter().find(|ems| ems.name == entry)?;
+                Some((node.name, found))
+            })
+            .collect()
     }
 
     /// Runs CLI lines on a node and renders the session as a terminal shows it: each line
@@ -298,6 +346,9 @@ impl Fabric {
         futures::future::join_all(members.into_iter().map(RunningNode::shutdown)).await;
         if let Some(running) = self.slots.get_mut(&root).and_then(|s| s.running.take()) {
             running.shutdown().await;
+        }
+        if let Some(lab) = self.lab.take() {
+            lab.shutdown().await;
         }
     }
 }

@@ -16,8 +16,10 @@
 //! Shutdown is a parameter ([`run`]) or an explicit call ([`RunningNode::shutdown`]);
 //! either way every task the node spawned is joined before it returns.
 
+pub mod checker;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +31,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::checker::{CheckerSetup, EmsReport};
 use crate::api;
-use crate::cli::{Backend, CommitError, NodeIdentity};
+use crate::cli::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
+use crate::ems::{self, EmsStatus, Resolver};
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
@@ -68,6 +72,12 @@ pub struct NodeConfig {
     pub raft: RaftSettings,
     /// The bearer token the admin service requires.
     pub admin_token: String,
+    /// CA certificates the node trusts out of the box (the fabric's bundle).
+    pub trust_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Names resolved before the system resolver (the topology's `[dns]`).
+    pub dns: BTreeMap<String, IpAddr>,
+    /// Time between two EMS check rounds.
+    pub check_interval: Duration,
 }
 
 /// Why a node could not start.
@@ -112,6 +122,10 @@ struct Shared {
     config_rx: watch::Receiver<Arc<ConfigDb>>,
     /// Serializes membership changes on the root: openraft allows one at a time.
     join_lock: tokio::sync::Mutex<()>,
+    checker: CheckerSetup,
+    ems_tx: watch::Sender<EmsReport>,
+    /// Starts a check round now.
+    ems_wake: Arc<tokio::sync::Notify>,
 }
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
@@ -130,6 +144,10 @@ pub struct NodeState {
     pub leader: Option<NodeId>,
     pub voters: Vec<NodeId>,
     pub learners: Vec<NodeId>,
+    /// The node's own EMS results, one per fctems entry, by name.
+    pub ems: Vec<EmsStatus>,
+    /// The configuration revision the node's last completed EMS check round covered.
+    pub checked_revision: Option<u64>,
 }
 
 impl Node {
@@ -166,6 +184,7 @@ impl Node {
     pub fn state(&self) -> NodeState {
         let metrics = self.shared.raft.metrics().borrow().clone();
         let config = self.shared.config_rx.borrow().clone();
+        let report = self.shared.ems_tx.borrow().clone();
         let membership = metrics.membership_config.membership();
         NodeState {
             id: self.id(),
@@ -181,7 +200,19 @@ impl Node {
             leader: metrics.current_leader,
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
+            ems: report.results.into_values().collect(),
+            checked_revision: report.checked_revision,
         }
+    }
+
+    /// A receiver that sees every change of this node's EMS results.
+    pub fn ems_watch(&self) -> watch::Receiver<EmsReport> {
+        self.shared.ems_tx.subscribe()
+    }
+
+    /// Starts an EMS check round now.
+    pub fn check_ems_now(&self) {
+        self.shared.ems_wake.notify_one();
     }
 
     /// Proposes a configuration command. Only the root proposes; it waits a bounded time
@@ -290,6 +321,47 @@ impl Backend for Node {
     async fn commit(&self, command: ConfigCommand) -> Result<Applied, CommitError> {
         self.propose(command).await
     }
+
+    async fn fetch_certificate(&self, entry: &str) -> Result<CertificateOffer, String> {
+        let checker = &self.shared.checker;
+        let db = Backend::config(self);
+        let target = checker
+            .target(&db, entry)
+            .ok_or_else(|| format!("EMS {entry} has no server to connect to."))?;
+        let offer = ems::fetch_offer(&target, &checker.trust(&db), &checker.resolver)
+            .await
+            .map_err(|e| e.to_string())?;
+        let leaf = offer
+            .chain
+            .first()
+            .ok_or_else(|| format!("EMS {entry} presented no certificate."))?;
+        let pem = pem::encode_config(
+            &pem::Pem::new("CERTIFICATE", leaf.to_vec()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
+        Ok(CertificateOffer {
+            rendered: offer.rendered,
+            pem: crate::config::parse_value(
+                crate::config::schema::REMOTE_CERTIFICATES
+                    .field("remote")
+                    .expect("the remote certificate table has a remote field"),
+                &pem,
+            )
+            .map_err(|e| format!("EMS {entry} presented a certificate that cannot be stored: {e}"))?,
+            trusted_by_ca: offer.trusted_by_ca,
+            ems_serial: offer.ems_serial,
+            capabilities: offer.capabilities,
+        })
+    }
+
+    async fn test_connectivity(&self, entry: &str) -> Result<EmsStatus, String> {
+        let db = Backend::config(self);
+        let status = self.shared.checker.check(&db, entry).await;
+        self.shared.ems_tx.send_modify(|report| {
+            report.results.insert(entry.to_owned(), status.clone());
+        });
+        Ok(status)
+    }
 }
 
 /// A node with its tasks running.
@@ -340,6 +412,17 @@ impl RunningNode {
             message: e.to_string(),
         })?;
 
+        let checker = CheckerSetup {
+            own_ip: addr.ip(),
+            serial: config.serial.clone(),
+            hostname: config.hostname.clone(),
+            anchors: config.trust_anchors.clone(),
+            resolver: Resolver {
+                table: config.dns.clone(),
+            },
+            interval: config.check_interval,
+        };
+        let (ems_tx, _) = watch::channel(EmsReport::default());
         let identity = NodeIdentity {
             name: config.name.clone(),
             hostname: config.hostname.clone(),
@@ -354,11 +437,21 @@ impl RunningNode {
                 raft,
                 config_rx,
                 join_lock: tokio::sync::Mutex::new(()),
+                checker,
+                ems_tx,
+                ems_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(api::serve(node.clone(), listener, shutdown.clone()));
+        tasks.spawn(checker::run(
+            node.shared.checker.clone(),
+            node.config_watch(),
+            node.shared.ems_tx.clone(),
+            node.shared.ems_wake.clone(),
+            shutdown.clone(),
+        ));
         match node.role() {
             Role::Root => {
                 initialize_once(&node).await?;
@@ -533,13 +626,15 @@ async fn join_fabric(node: Node, shutdown: CancellationToken) {
 }
 
 impl NodeConfig {
-    /// The configuration of `spec`'s node in `topology`, with its data in `data_dir`.
+    /// The configuration of `spec`'s node in `topology`, with its data in `data_dir`, trusting
+    /// `trust_anchors`.
     pub fn from_topology(
         topology: &crate::topology::Topology,
         spec: &crate::topology::NodeSpec,
         data_dir: PathBuf,
         root_addr: Option<SocketAddr>,
         admin_token: &str,
+        trust_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> NodeConfig {
         NodeConfig {
             id: spec.id,
@@ -553,6 +648,9 @@ impl NodeConfig {
             voters: topology.fabric.voters,
             raft: topology.raft.clone(),
             admin_token: admin_token.to_owned(),
+            trust_anchors,
+            dns: topology.dns.clone(),
+            check_interval: Duration::from_secs(topology.checks.interval_secs),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod binary;
 mod convergence;
+mod ems;
 mod faults;
 mod golden;
 mod refusals;

@@ -1,0 +1,271 @@
+//! `execute` and `diagnose` commands: the EMS connector's certificate confirmation
+//! (`execute fctems verify|unverify|is-verified`) and its on-demand check
+//! (`diagnose endpoint fctems test-connectivity`).
+//!
+//! `execute fctems verify` is the one command that asks a question. It fetches the
+//! certificate the EMS presents to this node, prints it as FortiOS does and leaves a
+//! [`Question`] in the session; the next line is the answer. `y` pins the certificate
+//! fabric-wide: one [`ConfigCommand::Batch`] adds it to `vpn certificate remote` as
+//! `REMOTE_Cert_<n>` and records its name, the EMS serial and the EMS capabilities in the
+//! fctems entry.
+
+use std::collections::BTreeMap;
+
+use super::session::CliError;
+use super::{Backend, CertificateOffer};
+use crate::config::ConfigCommand;
+use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
+use crate::ems::{CertificateState, Connection, DeviceState, EmsStatus};
+
+/// The question `execute fctems verify` asks before it trusts a certificate.
+pub const VERIFY_QUESTION: &str = "EMS configuration needs user to confirm server certificate. \
+     Do you wish to add the above certificate to trusted remote certificates? (y/n)";
+
+/// What FortiOS prints when the certificate chains to no installed CA (the seed's text,
+/// then what real devices add).
+const UNTRUSTED_LINES: &[&str] = &[
+    "certificate not configured/verified: 2 Could not verify server certificate based on current certificate authorities. Error 1--5208",
+    "Error in requesting EMS fabric connection: -4",
+    "issue in getting capabilities. EMS server certificate is not signed by any known CA.",
+];
+
+/// Name prefix FortiOS gives certificates accepted from a remote server.
+const REMOTE_CERT_PREFIX: &str = "REMOTE_Cert_";
+
+/// A question waiting for the administrator's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Question {
+    entry: String,
+    offer: CertificateOffer,
+}
+
+/// What a command printed and, for `verify`, the question it leaves open.
+pub(super) struct Executed {
+    pub(super) lines: Vec<String>,
+    pub(super) question: Option<Question>,
+}
+
+impl Executed {
+    fn print(lines: Vec<String>) -> Executed {
+        Executed {
+            lines,
+            question: None,
+        }
+    }
+}
+
+/// `execute <args>` at the top level.
+pub(super) async fn execute<B: Backend>(backend: &B, args: &[String]) -> Result<Executed, CliError> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["fctems", "verify", name] => verify(backend, name).await,
+        ["fctems", "unverify", name] => unverify(backend, name).await.map(Executed::print),
+        ["fctems", "is-verified", name] => is_verified(backend, name).map(Executed::print),
+        ["fctems", "verify" | "unverify" | "is-verified"] | ["fctems"] | [] => Err(CliError::Incomplete),
+        ["fctems", _, _, extra, ..] => Err(CliError::Parse((*extra).to_owned())),
+        ["fctems", other, ..] | [other, ..] => Err(CliError::Parse((*other).to_owned())),
+    }
+}
+
+/// `diagnose <args>` at the top level.
+pub(super) async fn diagnose<B: Backend>(backend: &B, args: &[String]) -> Result<Vec<String>, CliError> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["endpoint", "fctems", "test-connectivity", name] => {
+            entry_exists(backend, name)?;
+            let status = backend.test_connectivity(name).await.map_err(CliError::Failed)?;
+            Ok(connectivity_lines(&status))
+        }
+        ["endpoint", "fctems", "test-connectivity", _, extra, ..] => {
+            Err(CliError::Parse((*extra).to_owned()))
+        }
+        [] | ["endpoint"] | ["endpoint", "fctems"] | ["endpoint", "fctems", "test-connectivity"] => {
+            Err(CliError::Incomplete)
+        }
+        ["endpoint", "fctems", other, ..] | ["endpoint", other, ..] | [other, ..] => {
+            Err(CliError::Parse((*other).to_owned()))
+        }
+    }
+}
+
+/// The answer to an open question: `y` (or `Y`) accepts, anything else declines.
+pub(super) async fn answer<B: Backend>(
+    backend: &B,
+    question: Question,
+    line: &str,
+) -> Result<Vec<String>, CliError> {
+    if !matches!(line.trim(), "y" | "Y") {
+        return Ok(Vec::new());
+    }
+    let db = backend.config();
+    let Some(entry) = db.entry(FCTEMS.path, &question.entry) else {
+        return Err(CliError::Failed(format!(
+            "EMS entry {} no longer exists.",
+            question.entry
+        )));
+    };
+    let existing = db
+        .entries(REMOTE_CERTIFICATES.path)
+        .find(|(_, cert)| cert.get("remote") == Some(question.offer.pem.as_str()))
+        .map(|(name, _)| name.to_owned());
+    let mut commands = Vec::new();
+    let cert_name = match existing {
+        Some(name) => name,
+        None => {
+            let name = unused_certificate_name(&db);
+            commands.push(ConfigCommand::SetEntry {
+                table: REMOTE_CERTIFICATES.path.to_owned(),
+                key: name.clone(),
+                values: BTreeMap::from([("remote".to_owned(), question.offer.pem.clone())]),
+            });
+            name
+        }
+    };
+    let mut values = entry.values().clone();
+    values.insert("certificate".to_owned(), cert_name);
+    if let Some(serial) = &question.offer.ems_serial {
+        values.insert("serial-number".to_owned(), serial.clone());
+    }
+    if !question.offer.capabilities.is_empty() {
+        values.insert("capabilities".to_owned(), question.offer.capabilities.join(" "));
+    }
+    commands.push(ConfigCommand::SetEntry {
+        table: FCTEMS.path.to_owned(),
+        key: question.entry.clone(),
+        values,
+    });
+    backend
+        .commit(ConfigCommand::Batch(commands))
+        .await
+        .map_err(CliError::Commit)?;
+    Ok(Vec::new())
+}
+
+async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Executed, CliError> {
+    entry_exists(backend, name)?;
+    if !super::may_modify(backend.identity(), &FCTEMS) {
+        return Err(CliError::NotAllowed);
+    }
+    let offer = backend.fetch_certificate(name).await.map_err(CliError::Failed)?;
+    if pinned_for(backend, name, &offer).is_some() {
+        return Ok(Executed::print(vec!["EMS already verified.".to_owned()]));
+    }
+    let mut lines: Vec<String> = offer.rendered.lines().map(str::to_owned).collect();
+    if !offer.trusted_by_ca {
+        lines.extend(UNTRUSTED_LINES.iter().map(|line| (*line).to_owned()));
+    }
+    lines.push(VERIFY_QUESTION.to_owned());
+    Ok(Executed {
+        lines,
+        question: Some(Question {
+            entry: name.to_owned(),
+            offer,
+        }),
+    })
+}
+
+async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
+    entry_exists(backend, name)?;
+    if !super::may_modify(backend.identity(), &FCTEMS) {
+        return Err(CliError::NotAllowed);
+    }
+    let db = backend.config();
+    let entry = db.entry(FCTEMS.path, name).expect("entry_exists checked it");
+    let Some(cert) = entry.get("certificate").map(str::to_owned) else {
+        return Ok(vec![format!("EMS {name} is not verified.")]);
+    };
+    let mut values = entry.values().clone();
+    values.remove("certificate");
+    let mut commands = vec![ConfigCommand::SetEntry {
+        table: FCTEMS.path.to_owned(),
+        key: name.to_owned(),
+        values,
+    }];
+    let still_used = db
+        .entries(FCTEMS.path)
+        .any(|(other, entry)| other != name && entry.get("certificate") == Some(cert.as_str()));
+    if !still_used && db.entry(REMOTE_CERTIFICATES.path, &cert).is_some() {
+        commands.push(ConfigCommand::DeleteEntry {
+            table: REMOTE_CERTIFICATES.path.to_owned(),
+            key: cert,
+        });
+    }
+    backend
+        .commit(ConfigCommand::Batch(commands))
+        .await
+        .map_err(CliError::Commit)?;
+    Ok(Vec::new())
+}
+
+fn is_verified<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
+    entry_exists(backend, name)?;
+    let db = backend.config();
+    let verified = db
+        .entry(FCTEMS.path, name)
+        .and_then(|entry| entry.get("certificate"))
+        .is_some_and(|cert| db.entry(REMOTE_CERTIFICATES.path, cert).is_some());
+    Ok(vec![if verified {
+        format!("EMS {name} is verified.")
+    } else {
+        format!("EMS {name} is not verified.")
+    }])
+}
+
+/// The remote certificate already pinned for `name` that equals what the EMS presents.
+fn pinned_for<B: Backend>(backend: &B, name: &str, offer: &CertificateOffer) -> Option<String> {
+    let db = backend.config();
+    let cert = db.entry(FCTEMS.path, name)?.get("certificate")?.to_owned();
+    let pem = db.entry(REMOTE_CERTIFICATES.path, &cert)?.get("remote")?;
+    (pem == offer.pem).then_some(cert)
+}
+
+fn entry_exists<B: Backend>(backend: &B, name: &str) -> Result<(), CliError> {
+    if backend.config().entry(FCTEMS.path, name).is_some() {
+        Ok(())
+    } else {
+        Err(CliError::NotFound(name.to_owned()))
+    }
+}
+
+/// The first `REMOTE_Cert_<n>` not in use.
+fn unused_certificate_name(db: &crate::config::ConfigDb) -> String {
+    (1..)
+        .map(|n| format!("{REMOTE_CERT_PREFIX}{n}"))
+        .find(|name| db.entry(REMOTE_CERTIFICATES.path, name).is_none())
+        .expect("some certificate number is free")
+}
+
+/// `diagnose endpoint fctems test-connectivity`: the connector status as the GUI's
+/// Refresh shows it.
+pub(super) fn connectivity_lines(status: &EmsStatus) -> Vec<String> {
+    let connection = match status.connection {
+        Connection::Connected => "Successful",
+        Connection::Failed => "Failed",
+        Connection::Timeout => "Timed out",
+        Connection::Unknown => "Unknown",
+    };
+    let certificate = match status.certificate {
+        CertificateState::Authorized => "Authorized",
+        CertificateState::Untrusted => "Not trusted",
+        CertificateState::Expired => "Expired",
+        CertificateState::NameMismatch => "Name mismatch",
+        CertificateState::Unknown => "Unknown",
+    };
+    let device = match status.device {
+        DeviceState::Authorized => "Authorized",
+        DeviceState::Pending => "Not authorized (pending)",
+        DeviceState::Denied => "Denied",
+        DeviceState::Unknown => "Unknown",
+    };
+    vec![
+        format!("EMS: {} ({})", status.name, status.server),
+        format!("Connection: {connection}"),
+        format!("Certificate: {certificate}"),
+        format!("FortiGate authorization: {device}"),
+        format!(
+            "EMS serial: {}",
+            status.ems_serial.as_deref().unwrap_or("unknown")
+        ),
+        format!("Detail: {}", status.detail),
+    ]
+}

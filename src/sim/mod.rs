@@ -1,0 +1,42 @@
+//! The world around the FortiGates: simulated FortiClient EMS servers and the certificate
+//! authorities their certificates come from.
+//!
+//! - [`pki`] keeps three CAs as PEM files in a directory (the fabric CA every node trusts,
+//!   an untrusted CA, and a public root for EMS Cloud) and issues each EMS the certificate
+//!   its [`CertProfile`](crate::topology::CertProfile) asks for: trusted, untrusted,
+//!   self-signed, expired or issued for another host.
+//! - [`ems`] runs one EMS per [`EmsSpec`](crate::topology::EmsSpec): real TLS on a real
+//!   socket, the HTTPS API a FortiGate calls (`/api/v1/system/serial_number`,
+//!   `/api/v1/fabric/device/register`, ...), the *Administration > Fabric Devices* list,
+//!   multitenant sites chosen by SNI, and the faults a test needs: stop and start again,
+//!   hang (accept TCP, never answer), and cut one FortiGate off by its source address.
+//!
+//! Only this module and `ems/` (the nodes' checker) know rustls; the rest of the crate sees
+//! DER certificates, [`EmsServer`] handles and [`FabricDevice`] records.
+//!
+//! A test drives the simulation like this:
+//!
+//! ```no_run
+//! # async fn example(spec: fabricsim::topology::EmsSpec) -> Result<(), Box<dyn std::error::Error>> {
+//! use fabricsim::sim::{EmsServer, Pki};
+//!
+//! let pki = Pki::open(std::path::Path::new(".fabricsim/lab/pki"))?;
+//! let listener = tokio::net::TcpListener::bind(spec.listen).await?;
+//! let ip = listener.local_addr()?.ip();
+//! let identity = pki.server_identity(&spec.name, &spec.hostname, Some(ip), spec.certificate)?;
+//! let ems = EmsServer::start(spec, identity, listener).await?;
+//! // ... a node registers: ems.devices() lists it as pending ...
+//! ems.authorize("FGVM01TM22000002");
+//! ems.stop().await; // the node now sees "connection refused"
+//! ems.start_again().await?;
+//! ems.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod ems;
+pub mod lab;
+pub mod pki;
+
+pub use ems::{DeviceState, EmsServer, FabricDevice, SimError};
+pub use pki::{Pki, PkiError, ServerIdentity};
