@@ -457,7 +457,7 @@ mod tests {
         assert_eq!(session.help(&backend, "con"), "config    Configure object.\n");
         assert_eq!(
             session.help(&backend, "config "),
-            "endpoint-control    endpoint-control\n"
+            "endpoint-control    endpoint-control\nvpn                 vpn\n"
         );
         assert_eq!(
             session.help(&backend, "config endpoint-control "),
@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(top.complete(&backend, "config endpoint-control "), ["fctems"]);
         assert_eq!(
             top.complete(&backend, "show "),
-            ["full-configuration", "endpoint-control"]
+            ["full-configuration", "endpoint-control", "vpn"]
         );
         assert_eq!(top.complete(&backend, "get sys"), ["system"]);
         assert_eq!(top.complete(&backend, "get system "), ["status"]);

@@ -867,7 +867,10 @@ mod tests {
         .await;
         assert_eq!(after, before);
         let bare = run(&mut session, &backend, "show").await;
-        assert_eq!(bare.output, "config endpoint-control fctems\nend\n");
+        assert_eq!(
+            bare.output,
+            "config endpoint-control fctems\nend\nconfig vpn certificate remote\nend\n"
+        );
     }
 
     const DEMO_OBJECT: TableSchema = TableSchema {

@@ -91,16 +91,48 @@ mod tests {
         "fctems-errors.txt",
         "member-refused.txt",
         "help.txt",
+        "fctems-verify.txt",
     ];
 
     fn golden_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("cli")
     }
 
-    /// The node named by the transcript's `#! node:` header; the root when there is none.
+    /// The node named by the transcript's `#! node:` header (the root when there is none),
+    /// its EMS presenting the certificate of the `#! ems:` header, a PEM file beside the
+    /// transcripts whose first certificate is the leaf.
     fn backend_for(text: &str) -> MemoryBackend {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+
         let node = headers(text, "node").first().copied().unwrap_or("root");
-        MemoryBackend::named(node).unwrap_or_else(|| panic!("unknown node {node}"))
+        let mut backend = MemoryBackend::named(node).unwrap_or_else(|| panic!("unknown node {node}"));
+        if let Some(file) = headers(text, "ems").first() {
+            let chain = std::fs::read(golden_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let leaf = CertificateDer::pem_slice_iter(&chain)
+                .next()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| panic!("{file} holds no certificate"));
+            let pem = pem::encode_config(
+                &pem::Pem::new("CERTIFICATE", leaf.to_vec()),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            );
+            backend.offer = Some(crate::cli::CertificateOffer {
+                rendered: crate::ems::render_certificate(&leaf).expect("the fixture renders"),
+                pem,
+                trusted_by_ca: false,
+                ems_serial: Some("FCTEMS8822004401".to_owned()),
+                capabilities: vec!["fabric-auth".to_owned(), "websocket".to_owned()],
+            });
+            let mut status = crate::ems::EmsStatus::unknown("ems1", "ems.untrusted.example");
+            status.connection = crate::ems::Connection::Connected;
+            status.certificate = crate::ems::CertificateState::Authorized;
+            status.device = crate::ems::DeviceState::Authorized;
+            status.detail = crate::ems::DETAIL_AUTHORIZED.to_owned();
+            status.ems_serial = Some("FCTEMS8822004401".to_owned());
+            backend.status = Some(status);
+        }
+        backend
     }
 
     async fn replay(name: &str) {
@@ -146,6 +178,11 @@ mod tests {
     #[tokio::test]
     async fn help() {
         replay("help.txt").await;
+    }
+
+    #[tokio::test]
+    async fn fctems_verify() {
+        replay("fctems-verify.txt").await;
     }
 
     #[test]

@@ -305,6 +305,9 @@ fn parse_string(raw: &str, max: usize) -> Result<String, ValueError> {
 fn parse_pem(raw: &str, max: usize) -> Result<String, ValueError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
     let text = raw.trim().replace("\r\n", "\n");
     let body = text
         .strip_prefix(BEGIN)

@@ -19,6 +19,11 @@ async fn golden_transcripts_hold_on_a_real_fabric() {
     files.sort();
     assert!(!files.is_empty(), "no transcripts in {}", dir.display());
     for file in files {
+        // Transcripts with an `#! ems:` certificate need that exact certificate; the CLI's
+        // unit tests play them.
+        if std::fs::read_to_string(&file).unwrap().contains("\n#! ems:") {
+            continue;
+        }
         // A fresh fabric per transcript: each starts from an empty configuration.
         let fabric = Fabric::start(generated_topology("golden", 2))
             .await
