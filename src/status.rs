@@ -39,6 +39,8 @@ pub struct NodeReport {
     pub revision: Option<u64>,
     pub config_hash: Option<String>,
     pub converged: bool,
+    /// "default", or "local" when the node keeps its own EMS tables.
+    pub configuration_sync: String,
     /// The node's own EMS reachability results, one per fctems entry.
     pub ems: Vec<EmsStatus>,
     /// The configuration revision the node's last completed EMS check round covered.
@@ -103,6 +105,7 @@ impl FabricStatus {
                             revision: Some(state.revision),
                             config_hash: Some(state.config_hash),
                             converged,
+                            configuration_sync: sync_word(state.sync_local),
                             ems: state.ems,
                             checked_revision: state.checked_revision,
                             error: None,
@@ -120,6 +123,7 @@ impl FabricStatus {
                         revision: None,
                         config_hash: None,
                         converged: false,
+                        configuration_sync: "unknown".to_owned(),
                         ems: Vec::new(),
                         checked_revision: None,
                         error: Some(error),
@@ -161,7 +165,7 @@ impl FabricStatus {
             "HASH",
             "CONVERGED",
         ];
-        let rows: Vec<[String; 9]> = self
+        let rows: Vec<[String; 10]> = self
             .nodes
             .iter()
             .map(|n| {
@@ -178,6 +182,7 @@ impl FabricStatus {
                         .as_deref()
                         .map_or("-".to_owned(), |h| h.chars().take(12).collect()),
                     if n.converged { "yes" } else { "no" }.to_owned(),
+                    n.configuration_sync.clone(),
                 ]
             })
             .collect();
@@ -306,6 +311,10 @@ impl FabricStatus {
         }
         out
     }
+}
+
+fn sync_word(local: bool) -> String {
+    if local { "local" } else { "default" }.to_owned()
 }
 
 /// Asks every node of `topology` for its state, concurrently.

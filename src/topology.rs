@@ -1,7 +1,8 @@
 //! The topology file: which FortiGates make up a fabric, where they listen, how the
 //! fabric's Raft group is tuned, and the world around it: simulated FortiClient EMS
-//! servers, the names the nodes resolve, how often they check their EMS connectors and
-//! what the root runs on the fabric's first start.
+//! servers, the simulated FortiCloud account with its EMS Cloud server, the names the
+//! nodes resolve, how often they check their EMS connectors and what the root runs on the
+//! fabric's first start.
 //!
 //! This module owns the TOML format of `cluster-configs/*.toml` and its validation. Text
 //! enters through [`Topology::load`] (a path) or [`Topology::parse`] (a string) and leaves
@@ -10,8 +11,9 @@
 //! what is wrong and what to write instead. `fabricsim check` prints that error as it is.
 //!
 //! The file holds the tables `[fabric]` (required), `[raft]`, `[[node]]` (one per
-//! FortiGate), `[[ems]]` (one per simulated EMS server), `[dns]`, `[checks]` and
-//! `[bootstrap]`; `cluster-configs/default.toml` shows and explains each of them.
+//! FortiGate), `[[ems]]` (one per simulated EMS server), `[forticloud]` (with its
+//! `[[forticloud.contract]]` entries), `[dns]`, `[checks]` and `[bootstrap]`;
+//! `cluster-configs/default.toml` shows and explains most of them.
 //!
 //! Reading happens in three passes over one parse of the text:
 //!
@@ -23,13 +25,17 @@
 //!    that every wrongly typed value is reported (serde alone stops at the first), and
 //!    missing required keys are named. The surviving keys are deserialized into the
 //!    file-layer structs (`FabricTable`, `RaftTable`, `NodeTable`, `EmsTable`,
-//!    `ChecksTable`, `BootstrapTable`), whose fields keep their spans. `[dns]` is the one
-//!    table whose keys are not a fixed set (they are the names it resolves), so
-//!    `Reader::dns` walks it by hand.
+//!    `ForticloudTable`, `ContractTable`, `ChecksTable`, `BootstrapTable`), whose fields
+//!    keep their spans. `[dns]` is the one table whose keys are not a fixed set (they are
+//!    the names it resolves), so `Reader::dns` walks it by hand. `[[forticloud.contract]]`
+//!    is an array of tables inside `[forticloud]`: its `Section` names that parent, and
+//!    `Reader::many` reads it from the parent table instead of the document.
 //! 3. **Meaning.** Rules that span fields or tables: names, serials, hostnames and
 //!    addresses well formed, exactly one root, no duplicates, every `upstream` chain ending
-//!    at the root, Raft timings in a workable order, every serial an EMS authorizes naming
-//!    a node, and every `[dns]` name of an EMS pointing at that EMS.
+//!    at the root, Raft timings in a workable order, every serial an EMS authorizes or
+//!    FortiCloud knows naming a node, contract dates that are dates, and every `[dns]` name
+//!    of an EMS, of FortiCloud or of EMS Cloud pointing at that server. FortiCloud's and EMS
+//!    Cloud's names resolve without a `[dns]` entry: they are added to [`Topology::dns`].
 //!
 //! Adding a table takes a file-layer struct, a `Section` constant listed in `SECTIONS`,
 //! one call to `Reader::one` or `Reader::many`, and its rules.
@@ -40,7 +46,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -106,6 +112,28 @@ pub const MAX_DNS_LABEL_LEN: usize = 63;
 /// Longest DNS name as written: 255 octets on the wire (RFC 1035 section 2.3.4) less the
 /// length octet of the first label and the closing empty label.
 pub const MAX_DNS_NAME_LEN: usize = 253;
+/// The EMS Cloud server's name: its certificate's CN and the SNI a FortiGate sends it.
+/// `.example` is reserved (RFC 2606), so the simulator never reaches a real service.
+pub const EMS_CLOUD_HOSTNAME: &str = "fortigate.ems-cloud.example";
+/// The FortiCloud API's name: its certificate's CN and the SNI a FortiGate sends it.
+pub const FORTICLOUD_HOSTNAME: &str = "forticloud.example";
+/// The EMS Cloud server's serial number; no `[[ems]]` may use it while `[forticloud]` is
+/// given.
+pub const EMS_CLOUD_SERIAL: &str = "FCTEMS0000000001";
+/// The name the EMS Cloud server is driven by (`fabricsim ems ems-cloud ...`); no
+/// `[[ems]]` may use it while `[forticloud]` is given.
+pub const EMS_CLOUD_NAME: &str = "ems-cloud";
+/// The FortiCloud account when `[forticloud] account` is not given.
+pub const DEFAULT_FORTICLOUD_ACCOUNT: &str = "admin@lab.example";
+/// Contract type of the FortiClient EMS Cloud entitlement: `diagnose test update info`
+/// lists it as an FCEM contract under `Account contracts:` (DOMAIN.md section 3).
+pub const FCEM_CONTRACT: &str = "FCEM";
+/// Contract types a `[[forticloud.contract]]` may name: only the EMS Cloud entitlement is
+/// simulated, because it is the only contract the EMS connector depends on.
+pub const CONTRACT_TYPES: &[&str] = &[FCEM_CONTRACT];
+/// Longest FortiCloud account, an email address: RFC 5321 section 4.5.3.1.3 bounds a
+/// path to 256 octets, which leaves 254 for the address between its angle brackets.
+pub const MAX_ACCOUNT_LEN: usize = 254;
 /// TCP port FortiGates use for fabric connections by default (DOMAIN.md section 1); used in
 /// the addresses this module suggests.
 const FABRIC_PORT: u16 = 8013;
@@ -123,6 +151,12 @@ const SUGGESTED_EMS_SERIAL_PREFIX: &str = "FCTEMS8822";
 const SUGGESTED_EMS_HOSTNAME: &str = "ems.lab.example";
 /// The site name this module suggests when nothing of the written one can be kept.
 const SUGGESTED_SITE: &str = "SiteA";
+/// Address this module suggests for the FortiCloud API: the one `[forticloud]` examples use.
+const SUGGESTED_FORTICLOUD_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 35);
+/// Address this module suggests for the EMS Cloud server.
+const SUGGESTED_EMS_CLOUD_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 36);
+/// The contract end date this module suggests.
+const SUGGESTED_CONTRACT_DATE: &str = "2027-12-31";
 /// Most node serials a fix lists, so that a fix stays one line in a large fabric.
 const MAX_LISTED_SERIALS: usize = 5;
 /// Longest edit distance at which an unknown key is taken for a misspelling of a valid one.
@@ -148,8 +182,12 @@ pub struct Topology {
     pub nodes: Vec<NodeSpec>,
     /// Simulated FortiClient EMS servers: the `[[ems]]` tables, in file order.
     pub ems: Vec<EmsSpec>,
+    /// The simulated FortiCloud account and its EMS Cloud server: the `[forticloud]`
+    /// table, `None` when the file has none.
+    pub forticloud: Option<ForticloudSpec>,
     /// The name table nodes consult before the system resolver: the `[dns]` table,
-    /// lowercase FQDN to address.
+    /// lowercase FQDN to address, plus [`FORTICLOUD_HOSTNAME`] and [`EMS_CLOUD_HOSTNAME`]
+    /// when `[forticloud]` is given.
     pub dns: BTreeMap<String, IpAddr>,
     /// How often and how the nodes check their EMS connectors: the `[checks]` table.
     pub checks: CheckSettings,
@@ -186,6 +224,55 @@ pub struct EmsSpec {
     pub respond: bool,
 }
 
+/// The FortiCloud account the fabric's FortiGates can be registered to, and the EMS Cloud
+/// server that comes with it: the `[forticloud]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForticloudSpec {
+    /// The account's email address; default [`DEFAULT_FORTICLOUD_ACCOUNT`].
+    pub account: String,
+    /// The FortiCloud API's HTTPS address on loopback IPv4 (named [`FORTICLOUD_HOSTNAME`]);
+    /// port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The EMS Cloud server's HTTPS address on loopback IPv4 (named
+    /// [`EMS_CLOUD_HOSTNAME`]); port 0 picks a free port.
+    pub ems_listen: SocketAddr,
+    /// Serials of the nodes registered to the account from the start, each once.
+    pub registered: Vec<String>,
+    /// Contracts held from the start, in file order; at most one per serial and type.
+    pub contracts: Vec<ContractSpec>,
+}
+
+impl ForticloudSpec {
+    /// The EMS Cloud server as an [`EmsSpec`]: named [`EMS_CLOUD_NAME`], serial
+    /// [`EMS_CLOUD_SERIAL`], hostname [`EMS_CLOUD_HOSTNAME`], on `ems_listen`, with a
+    /// [`CertProfile::Public`] certificate, single-tenant, every capability. Its
+    /// `authorized` list is empty: FortiCloud decides which FortiGates it serves.
+    pub fn ems_cloud(&self) -> EmsSpec {
+        EmsSpec {
+            name: EMS_CLOUD_NAME.to_owned(),
+            serial: EMS_CLOUD_SERIAL.to_owned(),
+            hostname: EMS_CLOUD_HOSTNAME.to_owned(),
+            listen: self.ems_listen,
+            certificate: CertProfile::Public,
+            sites: Vec::new(),
+            authorized: Vec::new(),
+            capabilities: EMS_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            respond: true,
+        }
+    }
+}
+
+/// A contract FortiCloud holds for one FortiGate: a `[[forticloud.contract]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractSpec {
+    /// The FortiGate's serial; it names a node.
+    pub serial: String,
+    /// The contract type, one of [`CONTRACT_TYPES`] (the file's `type` key).
+    pub kind: String,
+    /// The last day of the contract, `YYYY-MM-DD`.
+    pub expires: String,
+}
+
 /// The certificate a simulated EMS presents; [`CertProfile::Trusted`] when not given.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -201,6 +288,9 @@ pub enum CertProfile {
     Expired,
     /// Signed by the fabric CA for another hostname.
     WrongHost,
+    /// Signed by the public root CA every node trusts out of the box, as EMS Cloud's and
+    /// FortiCloud's are.
+    Public,
 }
 
 impl fmt::Display for CertProfile {
@@ -211,6 +301,7 @@ impl fmt::Display for CertProfile {
             CertProfile::SelfSigned => "self-signed",
             CertProfile::Expired => "expired",
             CertProfile::WrongHost => "wrong-host",
+            CertProfile::Public => "public",
         })
     }
 }
@@ -444,8 +535,11 @@ struct Key {
 
 /// A table of the file and the keys it accepts.
 struct Section {
-    /// The top-level key, e.g. `node` for `[[node]]`.
+    /// The key of the table in its parent, e.g. `node` for `[[node]]`.
     key: &'static str,
+    /// The table holding this one: `None` for the top level, `Some("forticloud")` for
+    /// `[[forticloud.contract]]`.
+    parent: Option<&'static str>,
     /// `true` for an array of tables (`[[node]]`), `false` for one table (`[fabric]`).
     repeated: bool,
     /// Whether the file is incomplete without it.
@@ -473,12 +567,17 @@ const fn optional(name: &'static str, example: &'static str) -> Key {
 }
 
 impl Section {
-    /// The table header as a person writes it: `[fabric]` or `[[node]]`.
+    /// The table header as a person writes it: `[fabric]`, `[[node]]` or
+    /// `[[forticloud.contract]]`.
     fn header(&self) -> String {
+        let path = match self.parent {
+            Some(parent) => format!("{parent}.{}", self.key),
+            None => self.key.to_owned(),
+        };
         if self.repeated {
-            format!("[[{}]]", self.key)
+            format!("[[{path}]]")
         } else {
-            format!("[{}]", self.key)
+            format!("[{path}]")
         }
     }
 }
@@ -486,6 +585,7 @@ impl Section {
 /// `[fabric]`: required, for the fabric name.
 const FABRIC: Section = Section {
     key: "fabric",
+    parent: None,
     repeated: false,
     required: true,
     keys: &[required("name", "\"default\""), optional("voters", "5")],
@@ -494,6 +594,7 @@ const FABRIC: Section = Section {
 /// `[raft]`: optional, every key has a default.
 const RAFT: Section = Section {
     key: "raft",
+    parent: None,
     repeated: false,
     required: false,
     keys: &[
@@ -508,6 +609,7 @@ const RAFT: Section = Section {
 /// `[[node]]`: one per FortiGate; an empty list is reported with the rules between nodes.
 const NODE: Section = Section {
     key: "node",
+    parent: None,
     repeated: true,
     required: false,
     keys: &[
@@ -524,6 +626,7 @@ const NODE: Section = Section {
 /// `[[ems]]`: one per simulated EMS server; a fabric may have none.
 const EMS: Section = Section {
     key: "ems",
+    parent: None,
     repeated: true,
     required: false,
     keys: &[
@@ -539,10 +642,43 @@ const EMS: Section = Section {
     ],
 };
 
+/// `[forticloud]`: optional; the FortiCloud account and its EMS Cloud server. `contract`
+/// is listed so the table accepts it; its entries are read through [`CONTRACT`].
+const FORTICLOUD: Section = Section {
+    key: "forticloud",
+    parent: None,
+    repeated: false,
+    required: false,
+    keys: &[
+        optional("account", "\"admin@lab.example\""),
+        required("listen", "\"127.0.0.35:0\""),
+        required("ems_listen", "\"127.0.0.36:0\""),
+        optional("registered", "[\"FGVM01TM22000001\"]"),
+        optional(
+            "contract",
+            "[{ serial = \"FGVM01TM22000001\", type = \"FCEM\", expires = \"2027-12-31\" }]",
+        ),
+    ],
+};
+
+/// `[[forticloud.contract]]`: one per contract FortiCloud holds; none by default.
+const CONTRACT: Section = Section {
+    key: "contract",
+    parent: Some("forticloud"),
+    repeated: true,
+    required: false,
+    keys: &[
+        required("serial", "\"FGVM01TM22000001\""),
+        required("type", "\"FCEM\""),
+        required("expires", "\"2027-12-31\""),
+    ],
+};
+
 /// `[dns]`: optional. Its keys are the names it resolves, not a fixed set, so `keys` is
 /// empty and `Reader::dns` reads it.
 const DNS: Section = Section {
     key: "dns",
+    parent: None,
     repeated: false,
     required: false,
     keys: &[],
@@ -551,6 +687,7 @@ const DNS: Section = Section {
 /// `[checks]`: optional, every key has a default.
 const CHECKS: Section = Section {
     key: "checks",
+    parent: None,
     repeated: false,
     required: false,
     keys: &[optional("interval_secs", "30")],
@@ -559,6 +696,7 @@ const CHECKS: Section = Section {
 /// `[bootstrap]`: optional, the CLI lines run on the fabric's first start.
 const BOOTSTRAP: Section = Section {
     key: "bootstrap",
+    parent: None,
     repeated: false,
     required: false,
     keys: &[optional(
@@ -567,8 +705,20 @@ const BOOTSTRAP: Section = Section {
     )],
 };
 
-/// Every table the file may contain.
-const SECTIONS: &[&Section] = &[&FABRIC, &RAFT, &NODE, &EMS, &DNS, &CHECKS, &BOOTSTRAP];
+/// The arrays of tables that live inside a table of [`SECTIONS`].
+const NESTED_SECTIONS: &[&Section] = &[&CONTRACT];
+
+/// Every table the file may contain at the top level.
+const SECTIONS: &[&Section] = &[
+    &FABRIC,
+    &RAFT,
+    &NODE,
+    &EMS,
+    &FORTICLOUD,
+    &DNS,
+    &CHECKS,
+    &BOOTSTRAP,
+];
 
 /// `[fabric]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -649,6 +799,74 @@ struct EmsTable {
     capabilities: Option<Vec<Spanned<String>>>,
     /// `false` for an EMS that accepts connections and never answers. Default `true`.
     respond: Option<Spanned<bool>>,
+}
+
+/// `[forticloud]` as written; the whole table is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForticloudTable {
+    /// The account's email address, at most [`MAX_ACCOUNT_LEN`] characters. Default
+    /// [`DEFAULT_FORTICLOUD_ACCOUNT`].
+    account: Option<Spanned<String>>,
+    /// The FortiCloud API's HTTPS address, `ip:port` on loopback IPv4, shared with no node,
+    /// no EMS and not with `ems_listen`; port 0 picks a free port. Required.
+    listen: Option<Spanned<String>>,
+    /// The EMS Cloud server's HTTPS address, under the same rules as `listen`. Required.
+    ems_listen: Option<Spanned<String>>,
+    /// Serials of the nodes registered to the account from the start. Default: none.
+    registered: Option<Vec<Spanned<String>>>,
+    /// The `[[forticloud.contract]]` entries: accepted here whatever their shape and read
+    /// as [`ContractTable`]s on their own, so that each entry's keys are checked like any
+    /// table's.
+    #[serde(rename = "contract")]
+    _contract: Option<IgnoredAny>,
+}
+
+/// One `[[forticloud.contract]]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContractTable {
+    /// Serial of the node the contract is for. Required.
+    serial: Option<Spanned<String>>,
+    /// The contract type, one of [`CONTRACT_TYPES`]. Required.
+    #[serde(rename = "type")]
+    kind: Option<Spanned<String>>,
+    /// The contract's last day, `YYYY-MM-DD`, quoted or as a TOML date. Required.
+    expires: Option<Spanned<WrittenDate>>,
+}
+
+/// A contract date as written: a string, or a TOML date (`expires = 2027-12-31`), which a
+/// person writing TOML may well reach for.
+#[derive(Debug)]
+enum WrittenDate {
+    /// `expires = "2027-12-31"`.
+    Text(String),
+    /// `expires = 2027-12-31`, or a date and time.
+    Toml(toml::value::Datetime),
+}
+
+impl<'de> Deserialize<'de> for WrittenDate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DateVisitor;
+        impl<'de> serde::de::Visitor<'de> for DateVisitor {
+            type Value = WrittenDate;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a date written \"YYYY-MM-DD\"")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<WrittenDate, E> {
+                Ok(WrittenDate::Text(text.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<WrittenDate, A::Error> {
+                // TOML hands dates to serde as a one-entry map that `Datetime` reads.
+                toml::value::Datetime::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(WrittenDate::Toml)
+            }
+        }
+        deserializer.deserialize_any(DateVisitor)
+    }
 }
 
 /// `[checks]` as written; the whole table is optional.
@@ -803,6 +1021,57 @@ impl EmsDraft {
     }
 }
 
+/// How a key holding node serials speaks of them in problems.
+struct SerialUse {
+    /// The key, e.g. `authorized`.
+    key: &'static str,
+    /// What one serial is called in messages, e.g. "authorized serial".
+    what: &'static str,
+    /// Why the serial must name a node, said after a suggested one.
+    why: &'static str,
+}
+
+/// `[[ems]] authorized`.
+const AUTHORIZED_SERIALS: SerialUse = SerialUse {
+    key: "authorized",
+    what: "authorized serial",
+    why: "an EMS authorizes nodes by serial",
+};
+
+/// `[forticloud] registered`.
+const REGISTERED_SERIALS: SerialUse = SerialUse {
+    key: "registered",
+    what: "registered serial",
+    why: "FortiCloud registers nodes by serial",
+};
+
+/// `[[forticloud.contract]] serial`.
+const CONTRACT_SERIAL: SerialUse = SerialUse {
+    key: "serial",
+    what: "contract serial",
+    why: "FortiCloud holds contracts for nodes by serial",
+};
+
+/// A server a `[dns]` name belongs to, as problems about that name describe it.
+struct Served {
+    /// `site "SiteA" of EMS "ems1"`, `the hostname of EMS "ems1"`, `the name of FortiCloud`.
+    what: String,
+    /// The address it listens on.
+    ip: IpAddr,
+    /// The line of its `listen` key.
+    listen_line: usize,
+}
+
+/// `[forticloud]` on its way to a [`ForticloudSpec`]: what its values turned out to be.
+struct ForticloudDraft {
+    /// The API address as parsed, with the span of its value.
+    listen: Option<(SocketAddr, Span)>,
+    /// The EMS Cloud address as parsed, with the span of its value.
+    ems_listen: Option<(SocketAddr, Span)>,
+    /// The finished table; `None` while a value is missing or unusable (and reported).
+    spec: Option<ForticloudSpec>,
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading and validating
 // ---------------------------------------------------------------------------------------
@@ -871,6 +1140,7 @@ impl<'t> Reader<'t> {
         let raft = self.one::<RaftTable>(&document, &RAFT);
         let nodes = self.many::<NodeTable>(&document, &NODE);
         let ems = self.many::<EmsTable>(&document, &EMS);
+        let forticloud = self.forticloud(&document);
         let dns = self.dns(&document);
         let checks = self.one::<ChecksTable>(&document, &CHECKS);
         let bootstrap = self.one::<BootstrapTable>(&document, &BOOTSTRAP);
@@ -880,18 +1150,35 @@ impl<'t> Reader<'t> {
         let node_drafts = self.node_drafts(nodes);
         let nodes = node_drafts.as_deref().and_then(|drafts| self.nodes(drafts));
         let ems_drafts = self.ems_drafts(ems, node_drafts.as_deref());
-        let dns = self.dns_names(dns, ems_drafts.as_deref().unwrap_or_default());
+        let forticloud = forticloud.map(|(read, contracts)| {
+            self.forticloud_draft(
+                read,
+                contracts,
+                node_drafts.as_deref(),
+                ems_drafts.as_deref().unwrap_or_default(),
+            )
+        });
+        let dns = self.dns_names(
+            dns,
+            ems_drafts.as_deref().unwrap_or_default(),
+            forticloud.as_ref(),
+        );
         let checks = self.check_settings(checks);
         let bootstrap = self.bootstrap_lines(bootstrap);
         let ems = ems_drafts?
             .iter()
             .map(EmsDraft::spec)
             .collect::<Option<Vec<EmsSpec>>>()?;
+        let forticloud = match forticloud {
+            Some(draft) => Some(draft.spec?),
+            None => None,
+        };
         Some(Topology {
             fabric: fabric?,
             raft,
             nodes: nodes?,
             ems,
+            forticloud,
             dns,
             checks,
             bootstrap,
@@ -913,7 +1200,9 @@ impl<'t> Reader<'t> {
                 .filter(|section| section.keys.iter().any(|k| k.name == name))
                 .map(|section| section.header())
                 .collect();
-            let fix = if !owners.is_empty() {
+            let fix = if let Some(nested) = NESTED_SECTIONS.iter().find(|section| section.key == name) {
+                format!("write the header {} instead", nested.header())
+            } else if !owners.is_empty() {
                 format!(
                     "\"{name}\" belongs in {}; move it below that table's header",
                     owners.join(" or ")
@@ -1163,6 +1452,18 @@ impl<'t> Reader<'t> {
             }
         }
         entries
+    }
+
+    /// `[forticloud]` and its `[[forticloud.contract]]` entries; `None` when the table is
+    /// absent or not a table (which is reported).
+    fn forticloud(
+        &mut self,
+        document: &DeTable<'_>,
+    ) -> Option<(Read<ForticloudTable>, Vec<Read<ContractTable>>)> {
+        let (header, table) = self.section_table(document, &FORTICLOUD)?;
+        let read = self.table::<ForticloudTable>(&FORTICLOUD, header, table);
+        let contracts = self.many::<ContractTable>(table, &CONTRACT).unwrap_or_default();
+        Some((read, contracts))
     }
 
     /// Byte offset of the first character on the line of `offset` that is not white space.
@@ -1423,15 +1724,27 @@ impl<'t> Reader<'t> {
         who: &str,
         example: SocketAddr,
     ) -> Option<SocketAddr> {
+        self.check_address("listen", listen, who, example)
+    }
+
+    /// [`check_listen`](Self::check_listen) for an address under another key, such as
+    /// `ems_listen`.
+    fn check_address(
+        &mut self,
+        key: &str,
+        listen: &Spanned<String>,
+        who: &str,
+        example: SocketAddr,
+    ) -> Option<SocketAddr> {
         let value = listen.get_ref();
         let address = match value.parse::<SocketAddr>() {
             Ok(address) => address,
             Err(_) => {
                 self.report(
                     &listen.span(),
-                    format!("listen \"{value}\" is not an IPv4 address and port"),
+                    format!("{key} \"{value}\" is not an IPv4 address and port"),
                     format!(
-                        "write ip:port on loopback, e.g. listen = \"{example}\" (port 0 picks a free port)"
+                        "write ip:port on loopback, e.g. {key} = \"{example}\" (port 0 picks a free port)"
                     ),
                 );
                 return None;
@@ -1445,17 +1758,17 @@ impl<'t> Reader<'t> {
                     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last.max(1))), address.port());
                 self.report(
                     &listen.span(),
-                    format!("listen \"{value}\" is not a loopback address"),
-                    format!("{who} listen on 127.0.0.0/8 only; e.g. listen = \"{suggestion}\""),
+                    format!("{key} \"{value}\" is not a loopback address"),
+                    format!("{who} listen on 127.0.0.0/8 only; e.g. {key} = \"{suggestion}\""),
                 );
                 None
             }
             IpAddr::V6(_) => {
                 self.report(
                     &listen.span(),
-                    format!("listen \"{value}\" is an IPv6 address"),
+                    format!("{key} \"{value}\" is an IPv6 address"),
                     format!(
-                        "{who} listen on loopback IPv4 (127.0.0.0/8); e.g. listen = \"127.0.0.1:{}\"",
+                        "{who} listen on loopback IPv4 (127.0.0.0/8); e.g. {key} = \"127.0.0.1:{}\"",
                         address.port()
                     ),
                 );
@@ -1833,7 +2146,7 @@ impl<'t> Reader<'t> {
                 .as_deref()
                 .map_or_else(Vec::new, |sites| self.ems_sites(sites));
             let authorized = table.authorized.as_deref().map_or_else(Vec::new, |authorized| {
-                self.ems_authorized(authorized, node_serials.as_deref())
+                self.node_serial_list(&AUTHORIZED_SERIALS, authorized, node_serials.as_deref())
             });
             let capabilities = match table.capabilities.as_deref() {
                 Some(capabilities) => self.ems_capabilities(capabilities),
@@ -1985,43 +2298,20 @@ impl<'t> Reader<'t> {
         kept
     }
 
-    /// The well-formed authorized serials, each once. `nodes` holds the serials of the
-    /// nodes in the file, or is `None` when the nodes could not be read.
-    fn ems_authorized(&mut self, authorized: &[Spanned<String>], nodes: Option<&[&str]>) -> Vec<String> {
+    /// The well-formed serials of a list such as `authorized`, each once. `nodes` holds the
+    /// serials of the nodes in the file, or is `None` when the nodes could not be read.
+    fn node_serial_list(
+        &mut self,
+        usage: &SerialUse,
+        list: &[Spanned<String>],
+        nodes: Option<&[&str]>,
+    ) -> Vec<String> {
         let node_serials = nodes.unwrap_or_default();
-        let listed = || {
-            let mut listed: Vec<String> = node_serials
-                .iter()
-                .take(MAX_LISTED_SERIALS)
-                .map(|serial| format!("\"{serial}\""))
-                .collect();
-            if node_serials.len() > MAX_LISTED_SERIALS {
-                listed.push("...".to_string());
-            }
-            listed.join(", ")
-        };
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let mut kept = Vec::new();
-        for serial in authorized {
+        for serial in list {
             let value = serial.get_ref();
-            let faults = serial_faults(value);
-            if !faults.is_empty() {
-                let upper = value.to_ascii_uppercase();
-                let example = if node_serials.contains(&upper.as_str()) {
-                    upper
-                } else {
-                    closest(&upper, node_serials.iter().copied())
-                        .or_else(|| node_serials.first().copied())
-                        .map_or_else(|| unused_serial(&HashSet::new()), str::to_string)
-                };
-                self.report(
-                    &serial.span(),
-                    format!("authorized serial \"{value}\" {}", faults.join(", ")),
-                    format!(
-                        "list FortiGate serials ({SERIAL_LEN} characters, A-Z and 0-9, starting with \
-                         \"{SERIAL_PREFIX}\") of nodes in this file, e.g. \"{example}\""
-                    ),
-                );
+            if !self.check_listed_serial(usage, serial, node_serials) {
                 continue;
             }
             if let Some(first) = seen.get(value.as_str()) {
@@ -2029,38 +2319,96 @@ impl<'t> Reader<'t> {
                 self.report(
                     &serial.span(),
                     format!(
-                        "authorized serial \"{value}\" is listed twice: line {first_line} and line {}",
+                        "{} \"{value}\" is listed twice: line {first_line} and line {}",
+                        usage.what,
                         self.line(&serial.span())
                     ),
-                    format!("remove the second \"{value}\" from authorized"),
+                    format!("remove the second \"{value}\" from {}", usage.key),
                 );
                 continue;
             }
             seen.insert(value, serial.span());
-            if nodes.is_some() && !node_serials.contains(&value.as_str()) {
-                // Suggest a node the list does not authorize yet.
-                let unlisted = node_serials
-                    .iter()
-                    .copied()
-                    .filter(|node| !authorized.iter().any(|listed| listed.get_ref() == node));
-                let fix = match closest(value, unlisted) {
-                    Some(close) => {
-                        format!("did you mean \"{close}\"? an EMS authorizes nodes by serial")
-                    }
-                    None if node_serials.is_empty() => {
-                        format!("remove \"{value}\", or add a [[node]] with serial = \"{value}\"")
-                    }
-                    None => format!("list serials of nodes in this file: {}", listed()),
-                };
-                self.report(
-                    &serial.span(),
-                    format!("authorized serial \"{value}\" names no node in this file"),
-                    fix,
-                );
-            }
+            // Suggest a node the list does not hold yet.
+            let unlisted = node_serials
+                .iter()
+                .copied()
+                .filter(|node| !list.iter().any(|listed| listed.get_ref() == node));
+            self.check_serial_names_node(usage, serial, nodes, unlisted);
             kept.push(value.clone());
         }
         kept
+    }
+
+    /// Reports `serial` when it is no FortiGate serial, suggesting the node serial it
+    /// resembles; true when it is one. `node_serials` are those of the nodes in the file.
+    fn check_listed_serial(
+        &mut self,
+        usage: &SerialUse,
+        serial: &Spanned<String>,
+        node_serials: &[&str],
+    ) -> bool {
+        let value = serial.get_ref();
+        let faults = serial_faults(value);
+        if faults.is_empty() {
+            return true;
+        }
+        let upper = value.to_ascii_uppercase();
+        let example = if node_serials.contains(&upper.as_str()) {
+            upper
+        } else {
+            closest(&upper, node_serials.iter().copied())
+                .or_else(|| node_serials.first().copied())
+                .map_or_else(|| unused_serial(&HashSet::new()), str::to_string)
+        };
+        self.report(
+            &serial.span(),
+            format!("{} \"{value}\" {}", usage.what, faults.join(", ")),
+            format!(
+                "list FortiGate serials ({SERIAL_LEN} characters, A-Z and 0-9, starting with \
+                 \"{SERIAL_PREFIX}\") of nodes in this file, e.g. \"{example}\""
+            ),
+        );
+        false
+    }
+
+    /// Reports a well-formed `serial` that names no node, suggesting the closest of
+    /// `candidates`. Quiet when the nodes could not be read (`nodes` is `None`).
+    fn check_serial_names_node<'n>(
+        &mut self,
+        usage: &SerialUse,
+        serial: &Spanned<String>,
+        nodes: Option<&[&'n str]>,
+        candidates: impl Iterator<Item = &'n str>,
+    ) {
+        let Some(node_serials) = nodes else {
+            return;
+        };
+        let value = serial.get_ref();
+        if node_serials.contains(&value.as_str()) {
+            return;
+        }
+        let fix = match closest(value, candidates) {
+            Some(close) => format!("did you mean \"{close}\"? {}", usage.why),
+            None if node_serials.is_empty() => {
+                format!("remove \"{value}\", or add a [[node]] with serial = \"{value}\"")
+            }
+            None => {
+                let mut listed: Vec<String> = node_serials
+                    .iter()
+                    .take(MAX_LISTED_SERIALS)
+                    .map(|serial| format!("\"{serial}\""))
+                    .collect();
+                if node_serials.len() > MAX_LISTED_SERIALS {
+                    listed.push("...".to_string());
+                }
+                format!("list serials of nodes in this file: {}", listed.join(", "))
+            }
+        };
+        self.report(
+            &serial.span(),
+            format!("{} \"{value}\" names no node in this file", usage.what),
+            fix,
+        );
     }
 
     /// The listed capabilities that are known, in the order of [`EMS_CAPABILITIES`].
@@ -2208,21 +2556,396 @@ impl<'t> Reader<'t> {
         }
     }
 
-    /// The `[dns]` table, names in lowercase, when each entry is well formed; each name
-    /// of an EMS (`<hostname>`, `<site>.<hostname>`) must point at that EMS.
-    fn dns_names(&mut self, mut entries: Vec<DnsEntry>, ems: &[EmsDraft]) -> BTreeMap<String, IpAddr> {
-        entries.sort_by_key(|entry| entry.name.span().start);
-        // Every name an EMS answers to, and the EMS servers (with the site) behind it.
-        let mut served: HashMap<String, Vec<(&EmsDraft, Option<&str>)>> = HashMap::new();
-        for draft in ems {
-            let (Some(hostname), Some(_)) = (&draft.hostname, draft.listen) else {
+    /// The rules of `[forticloud]` and its contracts, and those between it and the nodes
+    /// and EMS servers. `nodes` is `None` when the nodes could not be read, which quiets the
+    /// rules that compare with them.
+    fn forticloud_draft(
+        &mut self,
+        read: Read<ForticloudTable>,
+        contracts: Vec<Read<ContractTable>>,
+        nodes: Option<&[NodeDraft]>,
+        ems: &[EmsDraft],
+    ) -> ForticloudDraft {
+        let table = read.table;
+        let node_serials: Option<Vec<&str>> = nodes.map(|drafts| {
+            drafts
+                .iter()
+                .filter_map(|draft| draft.table.serial.as_ref())
+                .map(|serial| serial.get_ref().as_str())
+                .collect()
+        });
+        let account = match &table.account {
+            Some(account) => self.check_account(account).then(|| account.get_ref().clone()),
+            None => Some(DEFAULT_FORTICLOUD_ACCOUNT.to_owned()),
+        };
+        let who = "FortiCloud and EMS Cloud";
+        let address = |this: &mut Self, key: &str, listen: &Option<Spanned<String>>, ip: Ipv4Addr| {
+            let listen = listen.as_ref()?;
+            let example = SocketAddr::from((ip, 0));
+            this.check_address(key, listen, who, example)
+                .map(|address| (address, listen.span()))
+        };
+        let listen = address(self, "listen", &table.listen, SUGGESTED_FORTICLOUD_IP);
+        let ems_listen = address(self, "ems_listen", &table.ems_listen, SUGGESTED_EMS_CLOUD_IP);
+        let registered = table.registered.as_deref().map_or_else(Vec::new, |registered| {
+            self.node_serial_list(&REGISTERED_SERIALS, registered, node_serials.as_deref())
+        });
+        let contracts = self.contracts(contracts, node_serials.as_deref());
+        self.check_cloud_addresses(
+            listen.as_ref(),
+            ems_listen.as_ref(),
+            nodes.unwrap_or_default(),
+            ems,
+        );
+        self.check_cloud_names(ems);
+        let spec = match (account, &listen, &ems_listen, contracts) {
+            (Some(account), Some((listen, _)), Some((ems_listen, _)), Some(contracts)) => {
+                Some(ForticloudSpec {
+                    account,
+                    listen: *listen,
+                    ems_listen: *ems_listen,
+                    registered,
+                    contracts,
+                })
+            }
+            _ => None,
+        };
+        ForticloudDraft {
+            listen,
+            ems_listen,
+            spec,
+        }
+    }
+
+    /// Whether the account is an email address; reported when it is not.
+    fn check_account(&mut self, account: &Spanned<String>) -> bool {
+        let value = account.get_ref();
+        let length = value.chars().count();
+        let fault = if value.is_empty() {
+            "is empty".to_owned()
+        } else if length > MAX_ACCOUNT_LEN {
+            format!("has {length} characters (at most {MAX_ACCOUNT_LEN})")
+        } else {
+            match value.split_once('@') {
+                Some((local, domain))
+                    if !local.is_empty()
+                        && !domain.contains('@')
+                        && !local.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    match fqdn_fault(domain) {
+                        None => return true,
+                        Some(fault) => format!("has the domain \"{domain}\", which {fault}"),
+                    }
+                }
+                _ => "is not an email address (name@domain)".to_owned(),
+            }
+        };
+        self.report(
+            &account.span(),
+            format!("FortiCloud account \"{value}\" {fault}"),
+            format!(
+                "write the account's email address, e.g. account = \"{DEFAULT_FORTICLOUD_ACCOUNT}\", \
+                 or remove the line to get that one"
+            ),
+        );
+        false
+    }
+
+    /// The contracts when every one is usable; each problem is reported.
+    fn contracts(
+        &mut self,
+        contracts: Vec<Read<ContractTable>>,
+        nodes: Option<&[&str]>,
+    ) -> Option<Vec<ContractSpec>> {
+        let node_serials = nodes.unwrap_or_default();
+        let mut seen: HashMap<(String, String), Span> = HashMap::new();
+        let mut specs = Vec::new();
+        let mut usable = true;
+        for read in contracts {
+            let table = read.table;
+            let serial = table.serial.as_ref().filter(|serial| {
+                let well_formed = self.check_listed_serial(&CONTRACT_SERIAL, serial, node_serials);
+                if well_formed {
+                    self.check_serial_names_node(
+                        &CONTRACT_SERIAL,
+                        serial,
+                        nodes,
+                        node_serials.iter().copied(),
+                    );
+                }
+                well_formed
+            });
+            let kind = table.kind.as_ref().filter(|kind| self.check_contract_type(kind));
+            let expires = table
+                .expires
+                .as_ref()
+                .and_then(|expires| self.check_contract_date(expires));
+            let (Some(serial), Some(kind), Some(expires)) = (serial, kind, expires) else {
+                usable = false;
                 continue;
             };
-            served.entry(hostname.clone()).or_default().push((draft, None));
+            let key = (serial.get_ref().clone(), kind.get_ref().clone());
+            if let Some(first) = seen.get(&key) {
+                let first_line = self.line(first);
+                let line = self.line(&read.header);
+                self.report(
+                    &read.header,
+                    format!(
+                        "two {} contracts for \"{}\": line {first_line} and line {line}",
+                        key.1, key.0
+                    ),
+                    format!(
+                        "a FortiGate holds one contract of each type; remove the \
+                         [[forticloud.contract]] on line {line}"
+                    ),
+                );
+                usable = false;
+                continue;
+            }
+            seen.insert(key, read.header.clone());
+            specs.push(ContractSpec {
+                serial: serial.get_ref().clone(),
+                kind: kind.get_ref().clone(),
+                expires,
+            });
+        }
+        usable.then_some(specs)
+    }
+
+    /// Whether `kind` is one of [`CONTRACT_TYPES`]; reported when it is not.
+    fn check_contract_type(&mut self, kind: &Spanned<String>) -> bool {
+        let value = kind.get_ref();
+        if CONTRACT_TYPES.contains(&value.as_str()) {
+            return true;
+        }
+        let upper = value.to_ascii_uppercase();
+        let fix = if CONTRACT_TYPES.contains(&upper.as_str()) {
+            format!("write type = \"{upper}\"; contract types are written in capitals")
+        } else if let Some(close) = closest(&upper, CONTRACT_TYPES.iter().copied()) {
+            format!("did you mean \"{close}\"?")
+        } else {
+            format!(
+                "contract types are: {}; {FCEM_CONTRACT} is the FortiClient EMS Cloud entitlement",
+                CONTRACT_TYPES.join(", ")
+            )
+        };
+        self.report(&kind.span(), format!("unknown contract type \"{value}\""), fix);
+        false
+    }
+
+    /// Whether `expires` is a date written `YYYY-MM-DD`; reported when it is not.
+    /// The date `YYYY-MM-DD` when `expires` is one (a string or a TOML date); reported
+    /// otherwise.
+    fn check_contract_date(&mut self, expires: &Spanned<WrittenDate>) -> Option<String> {
+        let (value, fault) = match expires.get_ref() {
+            WrittenDate::Text(text) => match parse_contract_date(text) {
+                Ok(_) => return Some(text.clone()),
+                Err(fault) => (text.clone(), fault),
+            },
+            WrittenDate::Toml(datetime) => match (datetime.date, datetime.time, datetime.offset) {
+                (Some(date), None, None) => {
+                    let text = format!("{:04}-{:02}-{:02}", date.year, date.month, date.day);
+                    return Some(text);
+                }
+                (Some(_), ..) => (
+                    datetime.to_string(),
+                    "is a date and time; a contract ends on a whole day".to_owned(),
+                ),
+                (None, ..) => (datetime.to_string(), "is a time, not a date".to_owned()),
+            },
+        };
+        self.report(
+            &expires.span(),
+            format!("expires \"{value}\" {fault}"),
+            format!(
+                "write the contract's last day as YYYY-MM-DD, e.g. expires = \"{}\"",
+                date_suggestion(&value)
+            ),
+        );
+        None
+    }
+
+    /// FortiCloud's and EMS Cloud's addresses unique among themselves, the nodes and the
+    /// EMS servers (port 0 picks a free port, so those never collide).
+    fn check_cloud_addresses(
+        &mut self,
+        listen: Option<&(SocketAddr, Span)>,
+        ems_listen: Option<&(SocketAddr, Span)>,
+        nodes: &[NodeDraft],
+        ems: &[EmsDraft],
+    ) {
+        let mut used: HashSet<SocketAddr> = nodes.iter().filter_map(|d| d.listen).collect();
+        used.extend(ems.iter().filter_map(|d| d.listen));
+        used.extend(
+            listen
+                .iter()
+                .chain(ems_listen.iter())
+                .map(|(address, _)| *address),
+        );
+        let mut seen: HashMap<SocketAddr, (String, Span)> = HashMap::new();
+        for node in nodes {
+            if let (Some(address), Some(listen)) = (node.listen, &node.table.listen) {
+                let label = match node.name() {
+                    Some(name) => format!("node \"{name}\""),
+                    None => node.label(),
+                };
+                seen.entry(address).or_insert((label, listen.span()));
+            }
+        }
+        for draft in ems {
+            if let (Some(address), Some(listen)) = (draft.listen, &draft.table.listen) {
+                seen.entry(address).or_insert((draft.label(), listen.span()));
+            }
+        }
+        for (who, key, at) in [
+            ("FortiCloud", "listen", listen),
+            ("EMS Cloud", "ems_listen", ems_listen),
+        ] {
+            let Some((address, span)) = at else {
+                continue;
+            };
+            if address.port() == 0 {
+                continue;
+            }
+            match seen.get(address) {
+                Some((first, first_span)) => {
+                    let first_line = self.line(first_span);
+                    self.report(
+                        span,
+                        format!(
+                            "{who} listens on {address} (line {}), as does {first} (line {first_line})",
+                            self.line(span)
+                        ),
+                        format!(
+                            "give {who} its own address, e.g. {key} = \"{}\", or port 0 to pick a free port",
+                            unused_address(address.port(), &used)
+                        ),
+                    );
+                }
+                None => {
+                    seen.insert(*address, (who.to_owned(), span.clone()));
+                }
+            }
+        }
+    }
+
+    /// No `[[ems]]` takes the EMS Cloud server's name, serial or hostname, nor FortiCloud's
+    /// hostname: `fabricsim ems`, the EMS Cloud certificate and `[dns]` could not tell them
+    /// apart.
+    fn check_cloud_names(&mut self, ems: &[EmsDraft]) {
+        let names: Vec<&str> = ems
+            .iter()
+            .filter_map(EmsDraft::name)
+            .chain([EMS_CLOUD_NAME])
+            .collect();
+        let serials: HashSet<&str> = ems
+            .iter()
+            .filter_map(|d| d.table.serial.as_ref().map(|s| s.get_ref().as_str()))
+            .chain([EMS_CLOUD_SERIAL])
+            .collect();
+        for draft in ems {
+            if let Some(name) = &draft.table.name
+                && name.get_ref() == EMS_CLOUD_NAME
+            {
+                self.report(
+                    &name.span(),
+                    format!(
+                        "EMS name \"{EMS_CLOUD_NAME}\" is the name of the EMS Cloud server of [forticloud]"
+                    ),
+                    format!(
+                        "rename the EMS, e.g. name = \"{}\"",
+                        unused_name(EMS_CLOUD_NAME, &names)
+                    ),
+                );
+            }
+            if let Some(serial) = &draft.table.serial
+                && serial.get_ref() == EMS_CLOUD_SERIAL
+            {
+                self.report(
+                    &serial.span(),
+                    format!(
+                        "EMS serial \"{EMS_CLOUD_SERIAL}\" of {} is the serial of the EMS Cloud server of \
+                         [forticloud]",
+                        draft.label()
+                    ),
+                    format!(
+                        "every EMS has its own serial; e.g. serial = \"{}\"",
+                        unused_ems_serial(&serials)
+                    ),
+                );
+            }
+            if let (Some(hostname), Some(written)) = (&draft.hostname, &draft.table.hostname) {
+                let owner = if hostname == EMS_CLOUD_HOSTNAME {
+                    "EMS Cloud"
+                } else if hostname == FORTICLOUD_HOSTNAME {
+                    "FortiCloud"
+                } else {
+                    continue;
+                };
+                self.report(
+                    &written.span(),
+                    format!(
+                        "EMS hostname \"{hostname}\" of {} is the name of {owner}",
+                        draft.label()
+                    ),
+                    format!("give the EMS its own name, e.g. hostname = \"{SUGGESTED_EMS_HOSTNAME}\""),
+                );
+            }
+        }
+    }
+
+    /// The `[dns]` table, names in lowercase, when each entry is well formed; each name
+    /// of an EMS (`<hostname>`, `<site>.<hostname>`) must point at that EMS, and
+    /// FortiCloud's and EMS Cloud's names at them. Those two names are added when the file
+    /// does not give them.
+    fn dns_names(
+        &mut self,
+        mut entries: Vec<DnsEntry>,
+        ems: &[EmsDraft],
+        cloud: Option<&ForticloudDraft>,
+    ) -> BTreeMap<String, IpAddr> {
+        entries.sort_by_key(|entry| entry.name.span().start);
+        // Every name a server answers to, and the servers behind it.
+        let mut served: HashMap<String, Vec<Served>> = HashMap::new();
+        for draft in ems {
+            let (Some(hostname), Some(listen), Some(listen_at)) =
+                (&draft.hostname, draft.listen, &draft.table.listen)
+            else {
+                continue;
+            };
+            let listen_line = self.line(&listen_at.span());
+            served.entry(hostname.clone()).or_default().push(Served {
+                what: format!("the hostname of {}", draft.label()),
+                ip: listen.ip(),
+                listen_line,
+            });
             for site in &draft.sites {
                 let name = format!("{}.{hostname}", site.to_ascii_lowercase());
-                served.entry(name).or_default().push((draft, Some(site.as_str())));
+                served.entry(name).or_default().push(Served {
+                    what: format!("site \"{site}\" of {}", draft.label()),
+                    ip: listen.ip(),
+                    listen_line,
+                });
             }
+        }
+        let cloud_names: Vec<(&str, &str, &(SocketAddr, Span))> = cloud
+            .map(|draft| {
+                [
+                    (FORTICLOUD_HOSTNAME, "FortiCloud", draft.listen.as_ref()),
+                    (EMS_CLOUD_HOSTNAME, "EMS Cloud", draft.ems_listen.as_ref()),
+                ]
+            })
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, who, at)| Some((name, who, at?)))
+            .collect();
+        for &(name, who, (listen, span)) in &cloud_names {
+            let listen_line = self.line(span);
+            served.entry(name.to_owned()).or_default().push(Served {
+                what: format!("the name of {who}"),
+                ip: listen.ip(),
+                listen_line,
+            });
         }
         let mut names = BTreeMap::new();
         let mut seen: HashMap<String, &DnsEntry> = HashMap::new();
@@ -2231,8 +2954,7 @@ impl<'t> Reader<'t> {
             let servers = served.get(&written.to_ascii_lowercase());
             let expected = servers
                 .and_then(|servers| servers.first())
-                .and_then(|(draft, _)| draft.listen)
-                .map(|listen| listen.ip());
+                .map(|server| server.ip);
             if let Some(fault) = fqdn_fault(written) {
                 self.report(
                     &entry.name.span(),
@@ -2269,28 +2991,23 @@ impl<'t> Reader<'t> {
                 continue;
             };
             if let Some(servers) = servers
-                && !servers
-                    .iter()
-                    .any(|(draft, _)| draft.listen.map(|listen| listen.ip()) == Some(address))
-                && let Some((draft, site)) = servers.first()
-                && let (Some(listen), Some(listen_at)) = (draft.listen, &draft.table.listen)
+                && !servers.iter().any(|server| server.ip == address)
+                && let Some(server) = servers.first()
             {
-                let what = match site {
-                    Some(site) => format!("site \"{site}\" of {}", draft.label()),
-                    None => format!("the hostname of {}", draft.label()),
-                };
                 self.report(
                     &entry.address.span(),
                     format!(
-                        "[dns] name \"{name}\" points at {address}, but it is {what}, which \
-                         listens on {} (line {})",
-                        listen.ip(),
-                        self.line(&listen_at.span())
+                        "[dns] name \"{name}\" points at {address}, but it is {}, which listens on {} \
+                         (line {})",
+                        server.what, server.ip, server.listen_line
                     ),
-                    format!("write \"{written}\" = \"{}\"", listen.ip()),
+                    format!("write \"{written}\" = \"{}\"", server.ip),
                 );
             }
             names.insert(name, address);
+        }
+        for (name, _, (listen, _)) in cloud_names {
+            names.entry(name.to_owned()).or_insert(listen.ip());
         }
         names
     }
@@ -2433,6 +3150,66 @@ fn is_ems_serial(value: &str) -> bool {
         && value
             .strip_prefix(EMS_SERIAL_PREFIX)
             .is_some_and(|digits| digits.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A contract date written `YYYY-MM-DD`, as `(year, month, day)`; the error says what
+/// keeps `text` from being one (its shape, or a month or day that does not exist).
+pub fn parse_contract_date(text: &str) -> Result<(i32, u32, u32), String> {
+    let shape = || "is not a date written YYYY-MM-DD".to_owned();
+    let bytes = text.as_bytes();
+    let digits = |range: Range<usize>| {
+        let part = text.get(range)?;
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            part.parse::<u32>().ok()
+        } else {
+            None
+        }
+    };
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return Err(shape());
+    }
+    let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return Err(shape());
+    };
+    if !(1..=12).contains(&month) {
+        return Err(format!("has month {month:02}; months are 01 to 12"));
+    }
+    let year = i32::try_from(year).map_err(|_| shape())?;
+    let length = days_in_month(year, month);
+    if !(1..=length).contains(&day) {
+        return Err(format!(
+            "has day {day:02}, but {year:04}-{month:02} has {length} days"
+        ));
+    }
+    Ok((year, month, day))
+}
+
+/// Days in `month` (1 to 12) of `year` in the Gregorian calendar.
+pub(crate) fn days_in_month(year: i32, month: u32) -> u32 {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// `text` as a `YYYY-MM-DD` date when it is one written another way (`2027-1-5`,
+/// `2027/01/05`), else [`SUGGESTED_CONTRACT_DATE`].
+fn date_suggestion(text: &str) -> String {
+    let parts: Vec<&str> = text.trim().split(['-', '/', '.']).collect();
+    if let [year, month, day] = parts[..]
+        && year.len() == 4
+        && let (Ok(year), Ok(month), Ok(day)) =
+            (year.parse::<u32>(), month.parse::<u32>(), day.parse::<u32>())
+    {
+        let candidate = format!("{year:04}-{month:02}-{day:02}");
+        if parse_contract_date(&candidate).is_ok() {
+            return candidate;
+        }
+    }
+    SUGGESTED_CONTRACT_DATE.to_owned()
 }
 
 /// How a DNS name is written, for fixes.
@@ -3115,9 +3892,33 @@ cluster-configs/bad.toml:14:1: unknown key "lisen" in [[node]]
                 "raft" => drop(reader.one::<RaftTable>(&document, section)),
                 "node" => drop(reader.many::<NodeTable>(&document, section)),
                 "ems" => drop(reader.many::<EmsTable>(&document, section)),
+                "forticloud" => drop(reader.forticloud(&document)),
                 "dns" => drop(reader.dns(&document)),
                 "checks" => drop(reader.one::<ChecksTable>(&document, section)),
                 "bootstrap" => drop(reader.one::<BootstrapTable>(&document, section)),
+                other => panic!("section {other} has no test"),
+            }
+            assert!(reader.problems.is_empty(), "{text}{:#?}", reader.problems);
+        }
+        for section in NESTED_SECTIONS {
+            let mut text = format!("{}\n", section.header());
+            for key in section.keys {
+                text.push_str(&format!("{} = {}\n", key.name, key.example));
+            }
+            let mut reader = Reader::new(&text);
+            let document = DeTable::parse(&text).unwrap().into_inner();
+            let Some(DeValue::Table(parent)) = section
+                .parent
+                .and_then(|parent| document.get(parent))
+                .map(|value| value.get_ref())
+            else {
+                panic!("{} has no parent table", section.header());
+            };
+            match section.key {
+                "contract" => assert_eq!(
+                    reader.many::<ContractTable>(parent, section).map(|r| r.len()),
+                    Some(1)
+                ),
                 other => panic!("section {other} has no test"),
             }
             assert!(reader.problems.is_empty(), "{text}{:#?}", reader.problems);
@@ -3271,6 +4072,7 @@ cluster-configs/bad.toml:14:1: unknown key "lisen" in [[node]]
     fn the_new_tables_default_when_absent() {
         let topology = parse(SMALL).expect("valid");
         assert!(topology.ems.is_empty());
+        assert_eq!(topology.forticloud, None);
         assert!(topology.dns.is_empty());
         assert_eq!(topology.checks.interval_secs, DEFAULT_CHECK_INTERVAL_SECS);
         assert!(topology.bootstrap.is_empty());
@@ -3330,7 +4132,14 @@ cluster-configs/bad.toml:14:1: unknown key "lisen" in [[node]]
 
     #[test]
     fn every_certificate_profile_reads_as_it_displays() {
-        for profile in ["trusted", "untrusted", "self-signed", "expired", "wrong-host"] {
+        for profile in [
+            "trusted",
+            "untrusted",
+            "self-signed",
+            "expired",
+            "wrong-host",
+            "public",
+        ] {
             let text = with_ems(&format!("certificate = \"{profile}\"\n"));
             let ems = parse(&text).unwrap_or_else(|e| panic!("{e}")).ems.remove(0);
             assert_eq!(ems.certificate.to_string(), profile);
@@ -3779,7 +4588,7 @@ capabilites = ["websocket"]
     fix: an EMS serial is "FCTEMS" followed by 10 digits; e.g. serial = "FCTEMS8822000001"
 cluster-configs/bad-ems.toml:19:10: EMS "ems1" listens on 127.0.0.12:8013 (line 19), as does node "branch1" (line 13)
     fix: give EMS "ems1" its own address, e.g. listen = "127.0.0.13:8013", or port 0 to pick a free port
-cluster-configs/bad-ems.toml:20:15: wrong value for "certificate" in [[ems]]: unknown variant `trustd`, expected one of `trusted`, `untrusted`, `self-signed`, `expired`, `wrong-host`
+cluster-configs/bad-ems.toml:20:15: wrong value for "certificate" in [[ems]]: unknown variant `trustd`, expected one of `trusted`, `untrusted`, `self-signed`, `expired`, `wrong-host`, `public`
     fix: write it like certificate = "trusted"
 cluster-configs/bad-ems.toml:21:19: site "sitea" (line 21) repeats "SiteA" (line 21); site names are case-insensitive
     fix: remove the second "sitea" from sites
@@ -3790,6 +4599,408 @@ cluster-configs/bad-ems.toml:23:1: unknown key "capabilites" in [[ems]]
 cluster-configs/bad-ems.toml:26:27: [dns] name "sitea.ems.lab.example" points at 127.0.0.31, but it is site "SiteA" of EMS "ems1", which listens on 127.0.0.12 (line 19)
     fix: write "sitea.ems.lab.example" = "127.0.0.12"
 7 problems in cluster-configs/bad-ems.toml"#;
+        assert_eq!(error.to_string(), expected);
+    }
+
+    /// [`SMALL`] and a minimal `[forticloud]` on lines 15 to 17; `extra` starts on line 18.
+    fn with_cloud(extra: &str) -> String {
+        format!("{SMALL}\n[forticloud]\nlisten = \"127.0.0.35:0\"\nems_listen = \"127.0.0.36:0\"\n{extra}")
+    }
+
+    #[test]
+    fn forticloud_defaults_and_adds_its_names_to_dns() {
+        let topology = parse(&with_cloud("")).expect("valid");
+        let cloud = topology.forticloud.expect("[forticloud] is read");
+        assert_eq!(
+            cloud,
+            ForticloudSpec {
+                account: DEFAULT_FORTICLOUD_ACCOUNT.to_owned(),
+                listen: "127.0.0.35:0".parse().unwrap(),
+                ems_listen: "127.0.0.36:0".parse().unwrap(),
+                registered: Vec::new(),
+                contracts: Vec::new(),
+            }
+        );
+        let dns: Vec<(&str, String)> = topology
+            .dns
+            .iter()
+            .map(|(name, ip)| (name.as_str(), ip.to_string()))
+            .collect();
+        assert_eq!(
+            dns,
+            [
+                (FORTICLOUD_HOSTNAME, "127.0.0.35".to_owned()),
+                (EMS_CLOUD_HOSTNAME, "127.0.0.36".to_owned()),
+            ]
+        );
+        assert_eq!(
+            cloud.ems_cloud(),
+            EmsSpec {
+                name: "ems-cloud".to_owned(),
+                serial: "FCTEMS0000000001".to_owned(),
+                hostname: "fortigate.ems-cloud.example".to_owned(),
+                listen: "127.0.0.36:0".parse().unwrap(),
+                certificate: CertProfile::Public,
+                sites: Vec::new(),
+                authorized: Vec::new(),
+                capabilities: all_capabilities(),
+                respond: true,
+            }
+        );
+    }
+
+    #[test]
+    fn forticloud_keys_and_contracts_are_read() {
+        let text = with_cloud(
+            "account = \"ops@fabric.example\"\nregistered = [\"FGVM01TM22000002\", \"FGVM01TM22000001\"]\n\n\
+             [[forticloud.contract]]\nserial = \"FGVM01TM22000001\"\ntype = \"FCEM\"\nexpires = \"2027-12-31\"\n\n\
+             [[forticloud.contract]]\nserial = \"FGVM01TM22000002\"\ntype = \"FCEM\"\nexpires = \"2024-02-29\"\n\n\
+             [dns]\n\"FortiCloud.example\" = \"127.0.0.35\"\n",
+        );
+        let topology = parse(&text).expect("valid");
+        let cloud = topology.forticloud.expect("[forticloud] is read");
+        assert_eq!(cloud.account, "ops@fabric.example");
+        assert_eq!(
+            cloud.registered,
+            ["FGVM01TM22000002", "FGVM01TM22000001"],
+            "in file order"
+        );
+        let contract = |serial: &str, expires: &str| ContractSpec {
+            serial: serial.to_owned(),
+            kind: FCEM_CONTRACT.to_owned(),
+            expires: expires.to_owned(),
+        };
+        assert_eq!(
+            cloud.contracts,
+            [
+                contract("FGVM01TM22000001", "2027-12-31"),
+                contract("FGVM01TM22000002", "2024-02-29")
+            ]
+        );
+        assert_eq!(
+            topology.dns.len(),
+            2,
+            "a written name is kept once: {:?}",
+            topology.dns
+        );
+
+        // Contracts may also be written inline.
+        let inline = with_cloud(
+            "contract = [{ serial = \"FGVM01TM22000002\", type = \"FCEM\", expires = \"2030-01-01\" }]\n",
+        );
+        let cloud = parse(&inline).expect("valid").forticloud.unwrap();
+        assert_eq!(cloud.contracts, [contract("FGVM01TM22000002", "2030-01-01")]);
+    }
+
+    #[test]
+    fn every_problem_of_a_bad_forticloud_table_is_reported_on_its_line() {
+        let text = format!(
+            r#"{SMALL}
+[forticloud]
+account = "admin at lab"
+listen = "10.0.0.35:443"
+ems_listen = "ems-cloud:443"
+registered = ["FGVM01TM22000001", "FGVM01TM22000001", "FGVM01TM22000003", "fgvm"]
+regsitered = []
+
+[[forticloud.contract]]
+serial = "FGVM01TM22000009"
+type = "fcem"
+expires = "2027-02-30"
+
+[[forticloud.contract]]
+serial = "FGVM01TM22000001"
+type = "FCXX"
+expires = "31/12/2027"
+expiry = "2027-12-31"
+
+[[forticloud.contract]]
+serial = "FGVM01TM22000002"
+type = "FCEM"
+expires = "2027-12-31"
+
+[[forticloud.contract]]
+serial = "FGVM01TM22000002"
+type = "FCEM"
+expires = "2028-12-31"
+"#
+        );
+        assert_problems(
+            &text,
+            &[
+                (16, "FortiCloud account \"admin at lab\" is not an email address"),
+                (17, "listen \"10.0.0.35:443\" is not a loopback address"),
+                (18, "ems_listen \"ems-cloud:443\" is not an IPv4 address and port"),
+                (19, "registered serial \"FGVM01TM22000001\" is listed twice"),
+                (
+                    19,
+                    "registered serial \"FGVM01TM22000003\" names no node in this file",
+                ),
+                (19, "registered serial \"fgvm\" has 4 characters"),
+                (20, "unknown key \"regsitered\" in [forticloud]"),
+                (
+                    23,
+                    "contract serial \"FGVM01TM22000009\" names no node in this file",
+                ),
+                (24, "unknown contract type \"fcem\""),
+                (25, "expires \"2027-02-30\" has day 30, but 2027-02 has 28 days"),
+                (29, "unknown contract type \"FCXX\""),
+                (30, "expires \"31/12/2027\" is not a date written YYYY-MM-DD"),
+                (31, "unknown key \"expiry\" in [[forticloud.contract]]"),
+                (
+                    38,
+                    "two FCEM contracts for \"FGVM01TM22000002\": line 33 and line 38",
+                ),
+            ],
+        );
+        let found = problems(&text);
+        assert_eq!(
+            fix_for(&found, "account"),
+            "write the account's email address, e.g. account = \"admin@lab.example\", or remove the \
+             line to get that one"
+        );
+        assert_eq!(
+            fix_for(&found, "10.0.0.35"),
+            "FortiCloud and EMS Cloud listen on 127.0.0.0/8 only; e.g. listen = \"127.0.0.35:443\""
+        );
+        assert_eq!(
+            fix_for(&found, "ems-cloud:443"),
+            "write ip:port on loopback, e.g. ems_listen = \"127.0.0.36:0\" (port 0 picks a free port)"
+        );
+        assert_eq!(
+            fix_for(&found, "\"FGVM01TM22000003\""),
+            "did you mean \"FGVM01TM22000002\"? FortiCloud registers nodes by serial"
+        );
+        assert_eq!(
+            fix_for(&found, "is listed twice"),
+            "remove the second \"FGVM01TM22000001\" from registered"
+        );
+        assert_eq!(fix_for(&found, "regsitered"), "did you mean \"registered\"?");
+        assert_eq!(
+            fix_for(&found, "\"FGVM01TM22000009\""),
+            "did you mean \"FGVM01TM22000001\"? FortiCloud holds contracts for nodes by serial"
+        );
+        assert_eq!(
+            fix_for(&found, "\"fcem\""),
+            "write type = \"FCEM\"; contract types are written in capitals"
+        );
+        assert_eq!(fix_for(&found, "\"FCXX\""), "did you mean \"FCEM\"?");
+        assert_eq!(
+            fix_for(&found, "2027-02-30"),
+            "write the contract's last day as YYYY-MM-DD, e.g. expires = \"2027-12-31\""
+        );
+        assert_eq!(fix_for(&found, "expiry"), "did you mean \"expires\"?");
+        assert_eq!(
+            fix_for(&found, "two FCEM contracts"),
+            "a FortiGate holds one contract of each type; remove the [[forticloud.contract]] on line 38"
+        );
+    }
+
+    #[test]
+    fn forticloud_required_keys_and_shapes_are_explained() {
+        let text =
+            format!("{SMALL}\n[forticloud]\naccount = 7\n\n[[forticloud.contract]]\ntype = \"FCEM\"\n");
+        assert_problems(
+            &text,
+            &[
+                (15, "missing key \"listen\" in [forticloud]"),
+                (15, "missing key \"ems_listen\" in [forticloud]"),
+                (16, "wrong value for \"account\" in [forticloud]"),
+                (18, "missing key \"serial\" in [[forticloud.contract]]"),
+                (18, "missing key \"expires\" in [[forticloud.contract]]"),
+            ],
+        );
+        let found = problems(&text);
+        assert_eq!(
+            fix_for(&found, "\"ems_listen\""),
+            "add ems_listen = \"127.0.0.36:0\""
+        );
+        assert_eq!(fix_for(&found, "\"expires\""), "add expires = \"2027-12-31\"");
+
+        assert_problems(
+            &format!("forticloud = 1\n{SMALL}"),
+            &[(1, "\"forticloud\" must be a table, found an integer")],
+        );
+        let text = with_cloud("contract = \"FCEM\"\n");
+        assert_problems(
+            &text,
+            &[(18, "\"contract\" must be an array of tables, found a string")],
+        );
+        assert_eq!(
+            problems(&text)[0].fix,
+            "write [[forticloud.contract]] above each entry (two brackets)"
+        );
+        let text = format!("{SMALL}\n[[contract]]\nserial = \"FGVM01TM22000001\"\n");
+        assert_problems(&text, &[(15, "unknown key \"contract\" at the top level")]);
+        assert_eq!(
+            problems(&text)[0].fix,
+            "write the header [[forticloud.contract]] instead"
+        );
+        let text = with_cloud("expires = \"2027-12-31\"\n");
+        assert_problems(&text, &[(18, "unknown key \"expires\" in [forticloud]")]);
+        let contract = |expires: &str| {
+            with_cloud(&format!(
+                "\n[[forticloud.contract]]\nserial = \"FGVM01TM22000001\"\ntype = \"FCEM\"\nexpires = {expires}\n"
+            ))
+        };
+        assert_problems(
+            &contract("20271231"),
+            &[(22, "wrong value for \"expires\" in [[forticloud.contract]]")],
+        );
+        assert_eq!(
+            problems(&contract("[2027, 12, 31]"))[0].fix,
+            "write it like expires = \"2027-12-31\""
+        );
+        assert_problems(
+            &contract("2027-12-31T23:59:59Z"),
+            &[(
+                22,
+                "expires \"2027-12-31T23:59:59Z\" is a date and time; a contract ends on a whole day",
+            )],
+        );
+        // A TOML date is read as the date it is.
+        let cloud = parse(&contract("2027-12-31")).expect("valid").forticloud.unwrap();
+        assert_eq!(cloud.contracts[0].expires, "2027-12-31");
+    }
+
+    #[test]
+    fn forticloud_addresses_and_names_are_its_own() {
+        let text =
+            with_ems("") + "\n[forticloud]\nlisten = \"127.0.0.12:8013\"\nems_listen = \"127.0.0.31:8443\"\n";
+        assert_problems(
+            &text,
+            &[
+                (
+                    22,
+                    "FortiCloud listens on 127.0.0.12:8013 (line 22), as does node \"branch1\" (line 13)",
+                ),
+                (
+                    23,
+                    "EMS Cloud listens on 127.0.0.31:8443 (line 23), as does EMS \"ems1\" (line 19)",
+                ),
+            ],
+        );
+        let found = problems(&text);
+        assert_eq!(
+            fix_for(&found, "FortiCloud listens"),
+            "give FortiCloud its own address, e.g. listen = \"127.0.0.32:8013\", or port 0 to pick a free port"
+        );
+        assert!(fix_for(&found, "EMS Cloud listens").contains("ems_listen = \"127.0.0.32:8443\""));
+
+        let text = with_cloud("")
+            .replace("127.0.0.36:0", "127.0.0.35:443")
+            .replace("127.0.0.35:0", "127.0.0.35:443");
+        assert_problems(
+            &text,
+            &[(
+                17,
+                "EMS Cloud listens on 127.0.0.35:443 (line 17), as does FortiCloud (line 16)",
+            )],
+        );
+        let text = with_cloud("").replace("127.0.0.35:0", "127.0.0.12:0");
+        assert!(parse(&text).is_ok(), "port 0 picks a free port, so it may repeat");
+
+        let text = format!(
+            "{SMALL}\n[[ems]]\nname = \"ems-cloud\"\nserial = \"FCTEMS0000000001\"\n\
+             hostname = \"Fortigate.EMS-Cloud.example\"\nlisten = \"127.0.0.31:8443\"\n\n\
+             [[ems]]\nname = \"ems2\"\nserial = \"FCTEMS8822000002\"\nhostname = \"forticloud.example\"\n\
+             listen = \"127.0.0.32:8443\"\n"
+        );
+        assert!(parse(&text).is_ok(), "the names are free without [forticloud]");
+        let text = text + "\n[forticloud]\nlisten = \"127.0.0.35:0\"\nems_listen = \"127.0.0.36:0\"\n";
+        assert_problems(
+            &text,
+            &[
+                (
+                    16,
+                    "EMS name \"ems-cloud\" is the name of the EMS Cloud server of [forticloud]",
+                ),
+                (
+                    17,
+                    "EMS serial \"FCTEMS0000000001\" of EMS \"ems-cloud\" is the serial of the EMS Cloud \
+                     server",
+                ),
+                (
+                    18,
+                    "EMS hostname \"fortigate.ems-cloud.example\" of EMS \"ems-cloud\" is the name of EMS Cloud",
+                ),
+                (
+                    24,
+                    "EMS hostname \"forticloud.example\" of EMS \"ems2\" is the name of FortiCloud",
+                ),
+            ],
+        );
+        let found = problems(&text);
+        assert_eq!(
+            fix_for(&found, "EMS name"),
+            "rename the EMS, e.g. name = \"ems-cloud-2\""
+        );
+        assert!(fix_for(&found, "EMS serial").ends_with("e.g. serial = \"FCTEMS8822000001\""));
+    }
+
+    #[test]
+    fn dns_names_of_forticloud_point_at_it() {
+        let text = with_cloud(
+            "\n[dns]\n\"forticloud.example\" = \"127.0.0.99\"\n\"fortigate.ems-cloud.example\" = \"127.0.0.36\"\n",
+        );
+        assert_problems(
+            &text,
+            &[(
+                20,
+                "[dns] name \"forticloud.example\" points at 127.0.0.99, but it is the name of FortiCloud, \
+                 which listens on 127.0.0.35 (line 16)",
+            )],
+        );
+        assert_eq!(
+            problems(&text)[0].fix,
+            "write \"forticloud.example\" = \"127.0.0.35\""
+        );
+        let text = format!("{SMALL}\n[dns]\n\"forticloud.example\" = \"127.0.0.99\"\n");
+        let dns = parse(&text)
+            .expect("without [forticloud] the name is anyone's")
+            .dns;
+        assert_eq!(dns[FORTICLOUD_HOSTNAME], "127.0.0.99".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn contract_dates_are_real_days_written_yyyy_mm_dd() {
+        assert_eq!(parse_contract_date("2027-12-31"), Ok((2027, 12, 31)));
+        assert_eq!(parse_contract_date("2028-02-29"), Ok((2028, 2, 29)));
+        assert_eq!(parse_contract_date("2000-02-29"), Ok((2000, 2, 29)));
+        let fault = |text: &str| parse_contract_date(text).unwrap_err();
+        assert_eq!(fault("2100-02-29"), "has day 29, but 2100-02 has 28 days");
+        assert_eq!(fault("2027-13-01"), "has month 13; months are 01 to 12");
+        assert_eq!(fault("2027-04-31"), "has day 31, but 2027-04 has 30 days");
+        assert_eq!(fault("2027-01-00"), "has day 00, but 2027-01 has 31 days");
+        for shape in [
+            "2027-1-05",
+            "27-01-05",
+            "2027/01/05",
+            "2027-01-05T00:00",
+            "２０２７-01-05",
+            "+027-01-05",
+            "",
+        ] {
+            assert_eq!(fault(shape), "is not a date written YYYY-MM-DD", "{shape:?}");
+        }
+        assert_eq!(date_suggestion("2027-1-5"), "2027-01-05");
+        assert_eq!(date_suggestion("2027/12/31"), "2027-12-31");
+        assert_eq!(date_suggestion("31/12/2027"), SUGGESTED_CONTRACT_DATE);
+        assert_eq!(date_suggestion("2027-02-30"), SUGGESTED_CONTRACT_DATE);
+    }
+
+    #[test]
+    fn a_bad_forticloud_table_renders_with_fixes_and_a_count() {
+        let text = with_cloud(
+            "registered = [\"FGVM01TM22000003\"]\n\n[[forticloud.contract]]\nserial = \"FGVM01TM22000001\"\n\
+             type = \"FCEM\"\nexpires = \"2027-12-32\"\n",
+        );
+        let error = Topology::parse(&text, Path::new("cluster-configs/bad-cloud.toml")).unwrap_err();
+        let expected = r#"cluster-configs/bad-cloud.toml:18:15: registered serial "FGVM01TM22000003" names no node in this file
+    fix: did you mean "FGVM01TM22000001"? FortiCloud registers nodes by serial
+cluster-configs/bad-cloud.toml:23:11: expires "2027-12-32" has day 32, but 2027-12 has 31 days
+    fix: write the contract's last day as YYYY-MM-DD, e.g. expires = "2027-12-31"
+2 problems in cluster-configs/bad-cloud.toml"#;
         assert_eq!(error.to_string(), expected);
     }
 

@@ -56,22 +56,31 @@ pub async fn join(root: SocketAddr, request: JoinRequest) -> Result<bool, Client
     Ok(reply.into_inner().voter)
 }
 
-/// Runs one `fabricsim ems` action on the simulators of a running `fabricsim up`.
-pub async fn sim_ems(
-    addr: SocketAddr,
-    token: &str,
-    command: super::proto::fabric::EmsCommand,
-) -> Result<String, ClientError> {
+/// A command for the simulators of a running `fabricsim up`.
+pub enum SimCommand {
+    Ems(super::proto::fabric::EmsCommand),
+    Cloud(super::proto::fabric::CloudCommand),
+}
+
+/// Runs one `fabricsim ems` or `fabricsim cloud` action and returns what to print.
+pub async fn sim(addr: SocketAddr, token: &str, command: SimCommand) -> Result<String, ClientError> {
     let mut client = super::proto::fabric::sim_client::SimClient::new(channel(addr).await?);
-    let mut request = Request::new(command);
     let token: MetadataValue<tonic::metadata::Ascii> = format!("Bearer {token}")
         .parse()
         .expect("the admin token is printable ASCII");
-    request.metadata_mut().insert(AUTHORIZATION, token);
-    let reply = client
-        .ems(request)
-        .await
-        .map_err(|status| ClientError::Call { addr, status })?;
+    let reply = match command {
+        SimCommand::Ems(command) => {
+            let mut request = Request::new(command);
+            request.metadata_mut().insert(AUTHORIZATION, token);
+            client.ems(request).await
+        }
+        SimCommand::Cloud(command) => {
+            let mut request = Request::new(command);
+            request.metadata_mut().insert(AUTHORIZATION, token);
+            client.cloud(request).await
+        }
+    };
+    let reply = reply.map_err(|status| ClientError::Call { addr, status })?;
     Ok(reply.into_inner().output)
 }
 
@@ -137,6 +146,7 @@ impl AdminConnection {
                 .map(super::convert::ems_from_proto)
                 .collect(),
             checked_revision: status.checked_revision,
+            sync_local: status.sync_local,
         })
     }
 

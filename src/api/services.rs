@@ -15,7 +15,7 @@ use super::proto::fabric::sim_server::{Sim, SimServer};
 use super::proto::fabric::{
     CliReply, CliRequest, JoinReply, JoinRequest, NodeStatus, StatusRequest, cli_request,
 };
-use super::proto::fabric::{EmsCommand, SimReply};
+use super::proto::fabric::{CloudCommand, EmsCommand, SimReply};
 use super::proto::raft::RaftPayload;
 use super::proto::raft::raft_server::{Raft, RaftServer};
 use crate::cli::{Backend, Session};
@@ -65,6 +65,15 @@ impl Sim for SimService {
                 | LabError::MissingSerial { .. } => Status::invalid_argument(e.to_string()),
                 _ => Status::internal(e.to_string()),
             })?;
+        Ok(Response::new(SimReply { output }))
+    }
+
+    async fn cloud(&self, request: Request<CloudCommand>) -> Result<Response<SimReply>, Status> {
+        let command = request.into_inner();
+        let output = self
+            .lab
+            .cloud_command(&command.action, &command.serial)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Response::new(SimReply { output }))
     }
 }
@@ -198,6 +207,7 @@ impl Admin for AdminService {
             learners: state.learners,
             ems: state.ems.iter().map(super::convert::ems_to_proto).collect(),
             checked_revision: state.checked_revision,
+            sync_local: state.sync_local,
         }))
     }
 }

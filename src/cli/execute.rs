@@ -71,6 +71,10 @@ pub(super) async fn execute<B: Backend>(backend: &B, args: &[String]) -> Result<
 pub(super) async fn diagnose<B: Backend>(backend: &B, args: &[String]) -> Result<Vec<String>, CliError> {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
+        ["test", "update", "info"] => update_info(backend).await,
+        ["test", "update", "info", extra, ..] => Err(CliError::Parse((*extra).to_owned())),
+        ["test"] | ["test", "update"] => Err(CliError::Incomplete),
+        ["test", other, ..] => Err(CliError::Parse((*other).to_owned())),
         ["endpoint", "fctems", "test-connectivity", name] => {
             entry_exists(backend, name)?;
             let status = backend.test_connectivity(name).await.map_err(CliError::Failed)?;
@@ -143,7 +147,7 @@ pub(super) async fn answer<B: Backend>(
 
 async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Executed, CliError> {
     entry_exists(backend, name)?;
-    if !super::may_modify(backend.identity(), &FCTEMS) {
+    if !super::may_modify(backend.identity(), &FCTEMS, &backend.config()) {
         return Err(CliError::NotAllowed);
     }
     let offer = backend.fetch_certificate(name).await.map_err(CliError::Failed)?;
@@ -166,7 +170,7 @@ async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Executed, CliErro
 
 async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
     entry_exists(backend, name)?;
-    if !super::may_modify(backend.identity(), &FCTEMS) {
+    if !super::may_modify(backend.identity(), &FCTEMS, &backend.config()) {
         return Err(CliError::NotAllowed);
     }
     let db = backend.config();
@@ -233,6 +237,84 @@ fn unused_certificate_name(db: &crate::config::ConfigDb) -> String {
         .map(|n| format!("{REMOTE_CERT_PREFIX}{n}"))
         .find(|name| db.entry(REMOTE_CERTIFICATES.path, name).is_none())
         .expect("some certificate number is free")
+}
+
+/// The field and value that make an fctems entry an EMS Cloud entry.
+const CLOUD_FIELD: &str = "fortinetone-cloud-authentication";
+const CLOUD_ON: &str = "enable";
+
+/// Whether committing `pending` turns an fctems entry into an EMS Cloud entry.
+pub(super) fn enables_ems_cloud(db: &crate::config::ConfigDb, pending: &super::session::Pending) -> bool {
+    pending.table.path == FCTEMS.path
+        && pending.values.get(CLOUD_FIELD).map(String::as_str) == Some(CLOUD_ON)
+        && db
+            .entry(FCTEMS.path, &pending.key)
+            .and_then(|entry| entry.get(CLOUD_FIELD))
+            != Some(CLOUD_ON)
+}
+
+/// EMS Cloud may be enabled only on a FortiGate registered to FortiCloud with a valid EMS
+/// Cloud entitlement (DOMAIN.md section 2); the refusal says which one is missing.
+pub(super) async fn require_ems_cloud<B: Backend>(backend: &B) -> Result<(), CliError> {
+    let serial = &backend.identity().serial;
+    let refuse = |reason: String| CliError::Check {
+        reason,
+        field: CLOUD_FIELD,
+        value: CLOUD_ON,
+    };
+    let record = backend.forticloud().await.map_err(|why| {
+        refuse(format!(
+            "FortiCloud cannot be reached ({why}); EMS Cloud needs a FortiGate registered to FortiCloud."
+        ))
+    })?;
+    if !record.registered {
+        return Err(refuse(format!(
+            "This FortiGate ({serial}) is not registered to FortiCloud; EMS Cloud needs a registered FortiGate."
+        )));
+    }
+    match record.ems_cloud() {
+        None => Err(refuse(format!(
+            "This FortiGate ({serial}) has no FortiClient EMS Cloud entitlement (FCEM) on FortiCloud account {}.",
+            record.account
+        ))),
+        Some(contract) if contract.expired => Err(refuse(format!(
+            "The FortiClient EMS Cloud entitlement (FCEM) of this FortiGate ({serial}) expired on {}.",
+            contract.expires
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `diagnose test update info`: FortiCloud registration and the account's contracts, the
+/// EMS Cloud entitlement as an `FCEM` line.
+async fn update_info<B: Backend>(backend: &B) -> Result<Vec<String>, CliError> {
+    let mut lines = Vec::new();
+    match backend.forticloud().await {
+        Ok(record) if record.registered => {
+            lines.push(format!("FortiCloud account: {}", record.account));
+            lines.push("Registration: registered".to_owned());
+            lines.push("Account contracts:".to_owned());
+            for contract in &record.contracts {
+                let state = if contract.expired { " (expired)" } else { "" };
+                lines.push(format!(
+                    "\t{},{}{state}",
+                    contract.kind,
+                    super::format::contract_date(&contract.expires)
+                ));
+            }
+        }
+        Ok(_) => {
+            lines.push("FortiCloud account: none".to_owned());
+            lines.push("Registration: not registered".to_owned());
+            lines.push("Account contracts:".to_owned());
+        }
+        Err(why) => {
+            lines.push(format!("FortiCloud: unreachable ({why})"));
+            lines.push("Registration: unknown".to_owned());
+            lines.push("Account contracts:".to_owned());
+        }
+    }
+    Ok(lines)
 }
 
 /// `diagnose endpoint fctems test-connectivity`: the connector status as the GUI's

@@ -187,6 +187,30 @@ pub(crate) fn ctime(unix_seconds: u64) -> String {
     )
 }
 
+/// A `YYYY-MM-DD` date as FortiOS lists contracts (`Fri Dec 31 00:00:00 2027`); the text
+/// as given when it is no such date.
+pub(crate) fn contract_date(date: &str) -> String {
+    let parts: Vec<u64> = date.split('-').filter_map(|part| part.parse().ok()).collect();
+    match parts.as_slice() {
+        [year, month @ 1..=12, day @ 1..=31] if *year >= 1970 => {
+            ctime(days_from_civil(*year, *month, *day) * 86_400)
+        }
+        _ => date.to_owned(),
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`), for years from 1970.
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`): `(year, month 1-12, day 1-31)`.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {

@@ -457,7 +457,7 @@ mod tests {
         assert_eq!(session.help(&backend, "con"), "config    Configure object.\n");
         assert_eq!(
             session.help(&backend, "config "),
-            "endpoint-control    endpoint-control\nvpn                 vpn\n"
+            "endpoint-control    endpoint-control\nsystem              system\nvpn                 vpn\n"
         );
         assert_eq!(
             session.help(&backend, "config endpoint-control "),
@@ -503,10 +503,13 @@ mod tests {
         assert_eq!(top.complete(&backend, "config endpoint-control "), ["fctems"]);
         assert_eq!(
             top.complete(&backend, "show "),
-            ["full-configuration", "endpoint-control", "vpn"]
+            ["full-configuration", "endpoint-control", "system", "vpn"]
         );
         assert_eq!(top.complete(&backend, "get sys"), ["system"]);
-        assert_eq!(top.complete(&backend, "get system "), ["status"]);
+        assert_eq!(
+            top.complete(&backend, "get system "),
+            ["csf", "settings", "status"]
+        );
         assert!(top.complete(&backend, "nonsense ").is_empty());
 
         let mut session = session_in(

@@ -35,6 +35,7 @@ use crate::config::{
     Applied, CommandError, ConfigCommand, ConfigDb, RC_INVALID_VALUE, TableSchema, fail_line,
 };
 use crate::ems::EmsStatus;
+use crate::ems::forticloud::CloudRecord;
 
 pub use session::Session;
 
@@ -90,6 +91,10 @@ pub trait Backend: Send + Sync {
     /// Checks fctems entry `entry` now, records the result as this node's status for it,
     /// and returns it (`diagnose endpoint fctems test-connectivity`).
     fn test_connectivity(&self, entry: &str) -> impl Future<Output = Result<EmsStatus, String>> + Send;
+
+    /// What FortiCloud knows of this FortiGate: registration and contracts
+    /// (`diagnose test update info`, and the EMS Cloud prerequisites).
+    fn forticloud(&self) -> impl Future<Output = Result<CloudRecord, String>> + Send;
 }
 
 /// The certificate an EMS presented, as `execute fctems verify` shows it.
@@ -122,8 +127,11 @@ pub struct Reply {
 pub const MODIFICATION_NOT_ALLOWED: &str =
     "Modification not allowed unless 'configuration-sync' is set to 'local'";
 
-/// Whether this node may change `table`: the root may change everything, a member only
-/// the tables that are not synchronized from the root (DOMAIN.md section 1).
-pub fn may_modify(identity: &NodeIdentity, table: &TableSchema) -> bool {
-    identity.is_root || !table.synced
+/// Whether this node may change `table` under its configuration `db`: the root may change
+/// everything; a member the tables that are not synchronized from the root, and the EMS
+/// tables too once its `system csf` says `configuration-sync local` (DOMAIN.md section 1).
+pub fn may_modify(identity: &NodeIdentity, table: &TableSchema, db: &ConfigDb) -> bool {
+    identity.is_root
+        || !table.synced
+        || (db.configuration_sync_local() && crate::config::schema::LOCAL_SYNC_TABLES.contains(&table.path))
 }

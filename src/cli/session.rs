@@ -112,6 +112,13 @@ pub(super) enum CliError {
     /// A command names an entry that does not exist.
     #[error("no entry {0:?}")]
     NotFound(String),
+    /// A commit refused before it was proposed, with FortiOS's `node_check_object` line.
+    #[error("{reason}")]
+    Check {
+        reason: String,
+        field: &'static str,
+        value: &'static str,
+    },
 }
 
 impl CliError {
@@ -131,6 +138,11 @@ impl CliError {
             Self::NotFound(_) => vec![
                 "entry not found in datasource".to_owned(),
                 fail_line(RC_NOT_FOUND),
+            ],
+            Self::Check { reason, field, value } => vec![
+                reason.clone(),
+                format!("node_check_object fail! for {field} {value}"),
+                fail_line(RC_INVALID_VALUE),
             ],
         }
     }
@@ -497,7 +509,7 @@ fn entry_key(table: &TableSchema, raw: &str) -> Result<String, CliError> {
 
 /// Refuses a change this node may not make (see [`super::may_modify`]).
 fn require_modify<B: Backend>(backend: &B, table: &TableSchema) -> Result<(), CliError> {
-    if super::may_modify(backend.identity(), table) {
+    if super::may_modify(backend.identity(), table, &backend.config()) {
         Ok(())
     } else {
         Err(CliError::NotAllowed)
@@ -518,6 +530,9 @@ async fn commit_pending<B: Backend>(backend: &B, pending: &Pending) -> Result<()
         return Ok(());
     }
     require_modify(backend, pending.table)?;
+    if execute::enables_ems_cloud(&backend.config(), pending) {
+        execute::require_ems_cloud(backend).await?;
+    }
     commit(
         backend,
         ConfigCommand::SetEntry {
@@ -869,7 +884,7 @@ mod tests {
         let bare = run(&mut session, &backend, "show").await;
         assert_eq!(
             bare.output,
-            "config endpoint-control fctems\nend\nconfig vpn certificate remote\nend\n"
+            "config endpoint-control fctems\nend\nconfig system csf\nend\nconfig system settings\nend\nconfig vpn certificate remote\nend\n"
         );
     }
 
@@ -954,6 +969,10 @@ mod tests {
 
         async fn test_connectivity(&self, entry: &str) -> Result<crate::ems::EmsStatus, String> {
             Err(format!("no EMS behind {entry}"))
+        }
+
+        async fn forticloud(&self) -> Result<crate::ems::forticloud::CloudRecord, String> {
+            Err("no FortiCloud in this test".to_owned())
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use super::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
 use crate::ems::EmsStatus;
+use crate::ems::forticloud::CloudRecord;
 
 /// An in-memory node: commits apply directly, or fail with `unavailable` when it is set.
 /// Its EMS is whatever the test puts in `offer` and `status`.
@@ -16,6 +17,8 @@ pub(crate) struct MemoryBackend {
     pub(crate) offer: Option<CertificateOffer>,
     /// What `diagnose endpoint fctems test-connectivity` reports.
     pub(crate) status: Option<EmsStatus>,
+    /// What FortiCloud answers; `None`: it cannot be reached.
+    pub(crate) cloud: Option<CloudRecord>,
 }
 
 impl MemoryBackend {
@@ -55,6 +58,7 @@ impl MemoryBackend {
             unavailable: None,
             offer: None,
             status: None,
+            cloud: None,
         }
     }
 
@@ -94,5 +98,11 @@ impl Backend for MemoryBackend {
         self.status
             .clone()
             .ok_or_else(|| format!("no EMS status for {entry}"))
+    }
+
+    async fn forticloud(&self) -> Result<CloudRecord, String> {
+        self.cloud
+            .clone()
+            .ok_or_else(|| "no FortiCloud in this test".to_owned())
     }
 }

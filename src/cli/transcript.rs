@@ -92,6 +92,8 @@ mod tests {
         "member-refused.txt",
         "help.txt",
         "fctems-verify.txt",
+        "system-csf.txt",
+        "update-info.txt",
     ];
 
     fn golden_dir() -> PathBuf {
@@ -131,6 +133,25 @@ mod tests {
             status.detail = crate::ems::DETAIL_AUTHORIZED.to_owned();
             status.ems_serial = Some("FCTEMS8822004401".to_owned());
             backend.status = Some(status);
+        }
+        if let Some(account) = headers(text, "cloud-account").first() {
+            let contracts = headers(text, "cloud-contract")
+                .iter()
+                .map(|contract| {
+                    let words: Vec<&str> = contract.split_whitespace().collect();
+                    crate::ems::forticloud::CloudContract {
+                        kind: words[0].to_owned(),
+                        expires: words[1].to_owned(),
+                        expired: words.get(2) == Some(&"expired"),
+                    }
+                })
+                .collect();
+            backend.cloud = Some(crate::ems::forticloud::CloudRecord {
+                serial: backend.identity().serial.clone(),
+                registered: *account != "none",
+                account: (*account).to_owned(),
+                contracts,
+            });
         }
         backend
     }
@@ -178,6 +199,16 @@ mod tests {
     #[tokio::test]
     async fn help() {
         replay("help.txt").await;
+    }
+
+    #[tokio::test]
+    async fn update_info() {
+        replay("update-info.txt").await;
+    }
+
+    #[tokio::test]
+    async fn system_csf() {
+        replay("system-csf.txt").await;
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::api::client::ClientError;
+use crate::api::client::{ClientError, SimCommand};
 use crate::harness::HarnessError;
 use crate::node::NodeError;
 use crate::state_dir::{StateDir, StateError};
@@ -95,6 +95,16 @@ pub enum Command {
         /// The FortiGate serial, for authorize and deny.
         serial: Option<String>,
     },
+    /// Change the simulated FortiCloud of a running `fabricsim up`: register or unregister
+    /// a FortiGate, give it the EMS Cloud entitlement (FCEM) or revoke it.
+    Cloud {
+        #[command(flatten)]
+        topology: TopologyArg,
+        /// register | unregister | entitle | revoke
+        action: String,
+        /// The FortiGate serial.
+        serial: String,
+    },
     /// Validate a topology file and explain every error.
     Check {
         #[command(flatten)]
@@ -125,7 +135,7 @@ pub enum Error {
     #[error(transparent)]
     Harness(#[from] HarnessError),
     #[error(transparent)]
-    Lab(#[from] crate::sim::lab::LabError),
+    Lab(Box<crate::sim::lab::LabError>),
     #[error("no node named {node:?} in {path}; its nodes are: {known}")]
     UnknownNode {
         node: String,
@@ -163,7 +173,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             ems,
             action,
             serial,
-        } => ems_command(&topology.path, ems, action, serial.unwrap_or_default()).await,
+        } => {
+            let command = crate::api::proto::fabric::EmsCommand {
+                ems,
+                action,
+                serial: serial.unwrap_or_default(),
+            };
+            sim_command(&topology.path, SimCommand::Ems(command)).await
+        }
+        Command::Cloud {
+            topology,
+            action,
+            serial,
+        } => {
+            let command = crate::api::proto::fabric::CloudCommand { action, serial };
+            sim_command(&topology.path, SimCommand::Cloud(command)).await
+        }
         Command::Cli { topology, node } => interactive::cli(&topology.path, &node).await,
         Command::Node { topology, node } => up::single_node(&topology.path, &node).await,
         Command::Check { topology } => check::check(&topology.path),
@@ -219,7 +244,7 @@ impl Fabric {
     }
 }
 
-async fn ems_command(path: &Path, ems: String, action: String, serial: String) -> Result<ExitCode, Error> {
+async fn sim_command(path: &Path, command: SimCommand) -> Result<ExitCode, Error> {
     let fabric = Fabric::open(path)?;
     let token = fabric.state.token()?;
     let addr = fabric.state.read_sim_listen().ok_or_else(|| Error::Io {
@@ -229,8 +254,7 @@ async fn ems_command(path: &Path, ems: String, action: String, serial: String) -
         ),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
-    let command = crate::api::proto::fabric::EmsCommand { ems, action, serial };
-    let output = crate::api::client::sim_ems(addr, &token, command).await?;
+    let output = crate::api::client::sim(addr, &token, command).await?;
     print!("{output}");
     Ok(ExitCode::SUCCESS)
 }
@@ -265,4 +289,10 @@ async fn status(path: &Path, json: bool, wait: Option<f64>) -> Result<ExitCode, 
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+impl From<crate::sim::lab::LabError> for Error {
+    fn from(error: crate::sim::lab::LabError) -> Self {
+        Error::Lab(Box::new(error))
+    }
 }

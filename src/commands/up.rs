@@ -122,6 +122,7 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
             root_addr,
             &token,
             lab.trust_anchors(),
+            lab.cloud_access(),
         );
         let node = match RunningNode::start(config, listener).await {
             Ok(node) => node,
@@ -260,6 +261,14 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
     let anchors = crate::sim::pki::Pki::open(&state.pki_dir())
         .map_err(crate::sim::lab::LabError::from)?
         .trust_anchors();
+    // A lone node finds FortiCloud where the topology says; `up` runs it.
+    let cloud = topology
+        .forticloud
+        .as_ref()
+        .map(|spec| crate::node::checker::CloudAccess {
+            api: spec.listen,
+            ems: spec.ems_listen,
+        });
     let config = NodeConfig::from_topology(
         topology,
         spec,
@@ -267,6 +276,7 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
         Some(root_addr),
         &token,
         anchors,
+        cloud,
     );
     state.write_listen(name, addr)?;
     println!(

@@ -132,6 +132,40 @@ impl ConfigDb {
             .collect()
     }
 
+    /// This database with the tables `paths` taken from `local` instead: a node's view when
+    /// some tables are its own. The revision stays this database's.
+    pub fn overlay(&self, local: &ConfigDb, paths: &[&str]) -> ConfigDb {
+        let mut merged = self.clone();
+        for path in paths {
+            match local.tables.get(*path) {
+                Some(entries) => merged.tables.insert((*path).to_owned(), entries.clone()),
+                None => merged.tables.remove(*path),
+            };
+        }
+        merged
+    }
+
+    /// A database holding only the tables `paths` of this one, at revision 0: what a member
+    /// copies when it starts keeping its own configuration.
+    pub fn extract(&self, paths: &[&str]) -> ConfigDb {
+        ConfigDb {
+            revision: 0,
+            tables: self
+                .tables
+                .iter()
+                .filter(|(path, _)| paths.contains(&path.as_str()))
+                .map(|(path, entries)| (path.clone(), entries.clone()))
+                .collect(),
+        }
+    }
+
+    /// Whether this FortiGate's `system csf` keeps its own copy of the synced tables
+    /// (`configuration-sync local`).
+    pub fn configuration_sync_local(&self) -> bool {
+        self.value(crate::config::schema::SYSTEM_CSF.path, "", "configuration-sync")
+            == crate::config::schema::CONFIGURATION_SYNC_LOCAL
+    }
+
     /// The entries of `path`, sorted by key; nothing for an unknown or empty table.
     pub fn entries(&self, path: &str) -> impl Iterator<Item = (&str, &Entry)> {
         self.tables

@@ -693,8 +693,88 @@ pub const REMOTE_CERTIFICATES: TableSchema = TableSchema {
     rules: &[],
 };
 
+/// The fabric port FortiGates connect upstream on (DOMAIN.md section 1).
+pub const CSF_UPSTREAM_PORT: &str = "8013";
+
+/// `configuration-sync` word that keeps a member's own copy of the synced tables.
+pub const CONFIGURATION_SYNC_LOCAL: &str = "local";
+
+const CONFIGURATION_SYNC: &[Choice] = &[
+    Choice {
+        name: "default",
+        help: "Synchronize configuration for IPAM, FortiAnalyzer, FortiSandbox, and Central Management to root node.",
+    },
+    Choice {
+        name: "local",
+        help: "Do not synchronize configuration with root node.",
+    },
+];
+
+/// `config system settings`: only what the EMS connector needs, Feature Visibility's
+/// *Endpoint Control* card. Synced from the root.
+pub const SYSTEM_SETTINGS: TableSchema = TableSchema {
+    path: "system settings",
+    help: "Configure VDOM settings.",
+    kind: TableKind::Object,
+    synced: true,
+    fields: &[field(
+        "gui-endpoint-control",
+        FieldKind::EnableDisable,
+        "enable",
+        "Enable/disable endpoint control on the GUI.",
+    )],
+    rules: &[],
+};
+
+/// `config system csf`: this FortiGate's own Security Fabric settings. Never synced: every
+/// FortiGate has its own, and a member's `configuration-sync local` keeps its own copy of
+/// the synced tables.
+pub const SYSTEM_CSF: TableSchema = TableSchema {
+    path: "system csf",
+    help: "Add this FortiGate to a Security Fabric or set up a new Security Fabric on this FortiGate.",
+    kind: TableKind::Object,
+    synced: false,
+    fields: &[
+        field(
+            "status",
+            FieldKind::EnableDisable,
+            "disable",
+            "Enable/disable Security Fabric.",
+        ),
+        field(
+            "group-name",
+            FieldKind::String { max: 35 },
+            "",
+            "Security Fabric group name.",
+        ),
+        field(
+            "upstream",
+            FieldKind::Ipv4OrFqdn { max: SERVER_MAX },
+            "",
+            "IP/FQDN of the FortiGate upstream from this FortiGate in the Security Fabric.",
+        ),
+        field(
+            "upstream-port",
+            FieldKind::Integer { min: 1, max: 65535 },
+            CSF_UPSTREAM_PORT,
+            "The port number to use to communicate with the FortiGate upstream from this FortiGate in the Security Fabric (default = 8013).",
+        ),
+        field(
+            "configuration-sync",
+            FieldKind::Option(CONFIGURATION_SYNC),
+            "default",
+            "Configuration sync mode.",
+        ),
+    ],
+    rules: &[],
+};
+
+/// The synced tables a member keeps its own copy of while its `system csf` has
+/// `configuration-sync local`.
+pub const LOCAL_SYNC_TABLES: &[&str] = &[FCTEMS.path, REMOTE_CERTIFICATES.path];
+
 /// Every configuration path this build knows, in the order a bare `show` prints them.
-static REGISTRY: &[TableSchema] = &[FCTEMS, REMOTE_CERTIFICATES];
+static REGISTRY: &[TableSchema] = &[FCTEMS, SYSTEM_CSF, SYSTEM_SETTINGS, REMOTE_CERTIFICATES];
 
 /// Every known table and object schema.
 pub fn schemas() -> &'static [TableSchema] {

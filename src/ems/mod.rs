@@ -29,10 +29,13 @@
 //! | `trust.rs` | the certificate verdict: expired, pinned, chained to an installed CA, name |
 //! | `http.rs` | a minimal HTTP/1.1 client over one TLS stream, several requests per connection |
 //! | `render.rs` | certificate text as `execute fctems verify` prints it, fingerprints, dates |
+//! | `forticloud.rs` | asking FortiCloud for this FortiGate's registration and contracts |
 
+pub mod forticloud;
 mod http;
 mod probe;
 mod render;
+pub(crate) use render::now_rfc3339;
 mod trust;
 
 #[cfg(test)]

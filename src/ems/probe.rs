@@ -292,17 +292,7 @@ impl Session {
             server: server.to_owned(),
         })?;
 
-        let bind_ip = bind_address(target.source, ip)?;
-        let bind_failure = |e: std::io::Error| ProbeFailure::Bind {
-            from: target.source,
-            reason: describe_io(&e),
-        };
-        let socket = match ip {
-            IpAddr::V4(_) => TcpSocket::new_v4(),
-            IpAddr::V6(_) => TcpSocket::new_v6(),
-        }
-        .map_err(bind_failure)?;
-        socket.bind(SocketAddr::new(bind_ip, 0)).map_err(bind_failure)?;
+        let socket = bound_socket(target.source, ip)?;
         let tcp = within(
             target.timeout,
             || format!("connecting to {addr} from {}", target.source),
@@ -468,7 +458,7 @@ impl EmsApi {
 
 /// Sends close_notify and shuts the TCP connection down; failures are of no interest
 /// once the answers are in.
-async fn close_tls(mut tls: TlsStream<TcpStream>, timeout: Duration) {
+pub(super) async fn close_tls(mut tls: TlsStream<TcpStream>, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, tls.shutdown()).await;
 }
 
@@ -488,6 +478,22 @@ fn client_config(trust: &TrustStore, slot: VerdictSlot) -> Result<ClientConfig, 
     Ok(config)
 }
 
+/// A TCP socket bound to `source` (an ephemeral port), ready to connect to `server`.
+pub(super) fn bound_socket(source: IpAddr, server: IpAddr) -> Result<TcpSocket, ProbeFailure> {
+    let bind_ip = bind_address(source, server)?;
+    let bind_failure = |e: std::io::Error| ProbeFailure::Bind {
+        from: source,
+        reason: describe_io(&e),
+    };
+    let socket = match server {
+        IpAddr::V4(_) => TcpSocket::new_v4(),
+        IpAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(bind_failure)?;
+    socket.bind(SocketAddr::new(bind_ip, 0)).map_err(bind_failure)?;
+    Ok(socket)
+}
+
 /// The address to bind: the source, or "any" of the server's family when the source is
 /// `0.0.0.0`. A specific IPv4 source cannot reach an IPv6 server and the other way round.
 fn bind_address(source: IpAddr, server: IpAddr) -> Result<IpAddr, ProbeFailure> {
@@ -503,7 +509,7 @@ fn bind_address(source: IpAddr, server: IpAddr) -> Result<IpAddr, ProbeFailure> 
 }
 
 /// `Host` header value: the server name, with the port unless it is the HTTPS default.
-fn host_header(server: &str, port: u16) -> String {
+pub(super) fn host_header(server: &str, port: u16) -> String {
     /// HTTPS default port: browsers and FortiOS leave it out of `Host`.
     const HTTPS_PORT: u16 = 443;
     match (port, server.parse::<Ipv6Addr>()) {
@@ -529,7 +535,7 @@ async fn within<T>(
 }
 
 /// Short words for the socket errors an EMS check meets, the OS text otherwise.
-fn describe_io(error: &std::io::Error) -> String {
+pub(super) fn describe_io(error: &std::io::Error) -> String {
     use std::io::ErrorKind;
     match error.kind() {
         ErrorKind::ConnectionRefused => "connection refused".to_owned(),
@@ -545,7 +551,7 @@ fn describe_io(error: &std::io::Error) -> String {
 }
 
 /// `300 ms`, `30 s`, `1500 ms`.
-fn show_duration(duration: Duration) -> String {
+pub(super) fn show_duration(duration: Duration) -> String {
     if duration.subsec_millis() == 0 && duration.as_secs() > 0 {
         format!("{} s", duration.as_secs())
     } else {

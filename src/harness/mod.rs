@@ -35,6 +35,9 @@ use crate::sim::lab::{Lab, LabError};
 use crate::status::{self, FabricStatus};
 use crate::topology::{Role, Topology};
 
+/// The serial of the root of [`generated_topology`]; members count up from it.
+pub const ROOT_SERIAL: &str = "FGVM01TM22000001";
+
 /// How often `wait_*` polls the nodes.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -55,7 +58,7 @@ pub enum HarnessError {
     #[error("cannot create the fabric's data directory: {0}")]
     TempDir(std::io::Error),
     #[error(transparent)]
-    Lab(#[from] LabError),
+    Lab(Box<LabError>),
     #[error("the topology's bootstrap failed:\n{0}")]
     Bootstrap(String),
     #[error(transparent)]
@@ -166,6 +169,7 @@ impl Fabric {
             root_addr,
             &self.token,
             self.lab().trust_anchors(),
+            self.lab().cloud_access(),
         );
         let running = RunningNode::start(config, listener).await?;
         self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
@@ -369,12 +373,19 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, HarnessError> {
 }
 
 /// A topology of one root and `nodes - 1` members named `branch1`, `branch2`, …, every
-/// node on 127.0.0.1 and port 0, with Raft timings short enough for tests.
+/// node on 127.0.0.1 and port 0, with Raft timings short enough for tests, and a FortiCloud
+/// account to which the root is registered with an EMS Cloud entitlement (so an EMS Cloud
+/// entry may be configured).
 pub fn generated_topology(fabric: &str, nodes: usize) -> Topology {
     let mut text = format!(
         "[fabric]\nname = \"{fabric}\"\n\n[raft]\nheartbeat_ms = 100\n\
          election_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n"
     );
+    text.push_str(&format!(
+        "\n[forticloud]\nlisten = \"127.0.0.1:0\"\nems_listen = \"127.0.0.1:0\"\n\
+         registered = [\"{ROOT_SERIAL}\"]\n\n[[forticloud.contract]]\nserial = \"{ROOT_SERIAL}\"\n\
+         type = \"FCEM\"\nexpires = \"2099-12-31\"\n"
+    ));
     for i in 0..nodes.max(1) {
         let (name, role) = if i == 0 {
             ("root".to_owned(), "root")
@@ -387,4 +398,10 @@ pub fn generated_topology(fabric: &str, nodes: usize) -> Topology {
         ));
     }
     Topology::parse(&text, Path::new("<generated>")).expect("generated topologies are valid")
+}
+
+impl From<LabError> for HarnessError {
+    fn from(error: LabError) -> Self {
+        HarnessError::Lab(Box::new(error))
+    }
 }

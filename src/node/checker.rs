@@ -8,7 +8,7 @@
 //! command. Results leave through a watch channel as an [`EmsReport`].
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigDb;
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
+use crate::ems::forticloud::{self, CloudRecord};
 use crate::ems::{self, EmsStatus, ProbeTarget, Resolver, TrustStore};
+use crate::topology::{EMS_CLOUD_HOSTNAME, FORTICLOUD_HOSTNAME};
 
 /// What a node knows about its EMS connectors.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41,33 +43,73 @@ pub struct CheckerSetup {
     pub anchors: Vec<CertificateDer<'static>>,
     pub resolver: Resolver,
     pub interval: Duration,
+    /// Where FortiCloud and EMS Cloud are; `None` when the fabric has no FortiCloud account.
+    pub cloud: Option<CloudAccess>,
 }
+
+/// The addresses of the simulated FortiCloud API and EMS Cloud server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloudAccess {
+    pub api: SocketAddr,
+    pub ems: SocketAddr,
+}
+
+/// How long a FortiCloud query may take.
+const FORTICLOUD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// FortiOS's words when a FortiGate's EMS Cloud entitlement is missing or has run out
+/// (DOMAIN.md section 2).
+pub const LICENSE_EXPIRED: &str = "License expired.";
 
 /// The value `source-ip` has when the administrator did not set one.
 const ANY_SOURCE: &str = "0.0.0.0";
 
 impl CheckerSetup {
-    /// How entry `name` of `db` is probed from this node; `None` for an entry without a
-    /// server to dial (an EMS Cloud entry).
+    /// How entry `name` of `db` is probed from this node. An EMS Cloud entry dials the EMS
+    /// Cloud server of the fabric's FortiCloud; `None` when there is none, or when an
+    /// on-premise entry has no server.
     pub fn target(&self, db: &ConfigDb, name: &str) -> Option<ProbeTarget> {
         let value = |field: &str| db.value(FCTEMS.path, name, field);
-        let server = value("server");
+        let (server, port) = if is_cloud(db, name) {
+            (EMS_CLOUD_HOSTNAME.to_owned(), self.cloud?.ems.port())
+        } else {
+            (value("server"), value("https-port").parse().unwrap_or(443))
+        };
         if server.is_empty() {
             return None;
         }
-        let source = match value("source-ip").as_str() {
-            ANY_SOURCE | "" => self.own_ip,
-            ip => ip.parse::<Ipv4Addr>().map_or(self.own_ip, IpAddr::V4),
-        };
         Some(ProbeTarget {
             entry: name.to_owned(),
             server,
-            port: value("https-port").parse().unwrap_or(443),
-            source,
+            port,
+            source: self.source(db, name),
             timeout: Duration::from_secs(value("call-timeout").parse().unwrap_or(30)),
             fortigate_serial: self.serial.clone(),
             fortigate_hostname: self.hostname.clone(),
         })
+    }
+
+    fn source(&self, db: &ConfigDb, name: &str) -> IpAddr {
+        match db.value(FCTEMS.path, name, "source-ip").as_str() {
+            ANY_SOURCE | "" => self.own_ip,
+            ip => ip.parse::<Ipv4Addr>().map_or(self.own_ip, IpAddr::V4),
+        }
+    }
+
+    /// What FortiCloud knows of this FortiGate.
+    pub async fn forticloud(&self) -> Result<CloudRecord, String> {
+        let cloud = self
+            .cloud
+            .ok_or_else(|| "this fabric has no FortiCloud account".to_owned())?;
+        forticloud::query(
+            cloud.api,
+            FORTICLOUD_HOSTNAME,
+            &self.serial,
+            self.own_ip,
+            &self.anchors,
+            FORTICLOUD_TIMEOUT,
+        )
+        .await
     }
 
     /// The node's trust store under `db`: the CA anchors plus every certificate accepted
@@ -84,19 +126,44 @@ impl CheckerSetup {
         }
     }
 
-    /// Checks entry `name` of `db` once.
+    /// Checks entry `name` of `db` once. For an EMS Cloud entry the FortiGate first asks
+    /// FortiCloud for its own registration and entitlement, as a real one learns them.
     pub async fn check(&self, db: &ConfigDb, name: &str) -> EmsStatus {
-        let server = db.value(FCTEMS.path, name, "server");
-        match self.target(db, name) {
-            Some(target) => ems::probe(&target, &self.trust(db), &self.resolver).await,
-            None => {
-                let mut status = EmsStatus::unknown(name, &server);
-                status.connection = ems::Connection::Failed;
-                status.detail =
-                    "EMS Cloud: this FortiGate has no FortiCloud account to reach it through.".to_owned();
-                status
+        let cloud = is_cloud(db, name);
+        let server = if cloud {
+            EMS_CLOUD_HOSTNAME.to_owned()
+        } else {
+            db.value(FCTEMS.path, name, "server")
+        };
+        let failed = |detail: String| {
+            let mut status = EmsStatus::unknown(name, &server);
+            status.connection = ems::Connection::Failed;
+            status.detail = detail;
+            status.checked_at = Some(ems::now_rfc3339());
+            status
+        };
+        if cloud {
+            match self.forticloud().await {
+                Err(why) => return failed(format!("FortiCloud cannot be reached: {why}.")),
+                Ok(record) if !record.registered => {
+                    return failed("This FortiGate is not registered to FortiCloud.".to_owned());
+                }
+                Ok(record) if record.ems_cloud().is_none_or(|contract| contract.expired) => {
+                    return failed(LICENSE_EXPIRED.to_owned());
+                }
+                Ok(_) => {}
             }
         }
+        let Some(target) = self.target(db, name) else {
+            return failed(format!("EMS {name} has no server to connect to."));
+        };
+        let mut resolver = self.resolver.clone();
+        if let Some(access) = self.cloud.filter(|_| cloud) {
+            resolver
+                .table
+                .insert(EMS_CLOUD_HOSTNAME.to_owned(), access.ems.ip());
+        }
+        ems::probe(&target, &self.trust(db), &resolver).await
     }
 
     /// Checks every entry of `db` concurrently.
@@ -106,6 +173,11 @@ impl CheckerSetup {
         let results = futures::future::join_all(checks).await;
         names.into_iter().zip(results).collect()
     }
+}
+
+/// Whether entry `name` is an EMS Cloud entry.
+fn is_cloud(db: &ConfigDb, name: &str) -> bool {
+    db.value(FCTEMS.path, name, "fortinetone-cloud-authentication") == "enable"
 }
 
 /// Runs check rounds until `shutdown`: at start, every `interval`, whenever the

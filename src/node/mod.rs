@@ -17,6 +17,7 @@
 //! either way every task the node spawned is joined before it returns.
 
 pub mod checker;
+pub mod local;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -32,6 +33,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::checker::{CheckerSetup, EmsReport};
+use self::local::{LocalApplyError, LocalConfig, LocalError};
 use crate::api;
 use crate::cli::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
@@ -78,6 +80,8 @@ pub struct NodeConfig {
     pub dns: BTreeMap<String, IpAddr>,
     /// Time between two EMS check rounds.
     pub check_interval: Duration,
+    /// Where FortiCloud and EMS Cloud are, when the topology has a FortiCloud account.
+    pub cloud: Option<checker::CloudAccess>,
 }
 
 /// Why a node could not start.
@@ -95,6 +99,8 @@ pub enum NodeError {
     Listener { node: String, source: std::io::Error },
     #[error("node {node} is a member but no root address was given")]
     NoRoot { node: String },
+    #[error("node {node}: {source}")]
+    Local { node: String, source: LocalError },
 }
 
 /// Why the root refused to admit a member.
@@ -124,6 +130,11 @@ struct Shared {
     join_lock: tokio::sync::Mutex<()>,
     checker: CheckerSetup,
     ems_tx: watch::Sender<EmsReport>,
+    /// The tables this node keeps itself. A std Mutex: nothing awaits while it is held.
+    local: std::sync::Mutex<LocalConfig>,
+    /// What the CLI and the checker see: the replicated configuration with the local
+    /// tables over it.
+    effective_tx: watch::Sender<Arc<ConfigDb>>,
     /// Starts a check round now.
     ems_wake: Arc<tokio::sync::Notify>,
 }
@@ -148,6 +159,8 @@ pub struct NodeState {
     pub ems: Vec<EmsStatus>,
     /// The configuration revision the node's last completed EMS check round covered.
     pub checked_revision: Option<u64>,
+    /// Whether the node keeps its own EMS tables (`configuration-sync local`).
+    pub sync_local: bool,
 }
 
 impl Node {
@@ -202,7 +215,27 @@ impl Node {
             learners: membership.learner_ids().collect(),
             ems: report.results.into_values().collect(),
             checked_revision: report.checked_revision,
+            sync_local: self.sync_local(),
         }
+    }
+
+    /// Applies a change to this node's own tables and publishes the new view.
+    fn apply_local(&self, command: &ConfigCommand) -> Result<Applied, CommitError> {
+        let replicated = self.shared.config_rx.borrow().clone();
+        let mut local = self.shared.local.lock().expect("local config lock");
+        let applied = local.apply(command, &replicated).map_err(|e| match e {
+            LocalApplyError::Refused(refused) => CommitError::Refused(refused),
+            LocalApplyError::Write(write) => CommitError::Unavailable(write.to_string()),
+        })?;
+        self.shared
+            .effective_tx
+            .send_replace(Arc::new(local.effective(&replicated)));
+        Ok(applied)
+    }
+
+    /// Whether this node keeps its own EMS tables (`configuration-sync local`).
+    pub fn sync_local(&self) -> bool {
+        self.shared.local.lock().expect("local config lock").sync_local()
     }
 
     /// A receiver that sees every change of this node's EMS results.
@@ -315,11 +348,24 @@ impl Backend for Node {
     }
 
     fn config(&self) -> Arc<ConfigDb> {
-        self.shared.config_rx.borrow().clone()
+        self.shared.effective_tx.borrow().clone()
     }
 
     async fn commit(&self, command: ConfigCommand) -> Result<Applied, CommitError> {
-        self.propose(command).await
+        let owned = self
+            .shared
+            .local
+            .lock()
+            .expect("local config lock")
+            .owns(&command);
+        match owned {
+            Some(true) => self.apply_local(&command),
+            Some(false) => self.propose(command).await,
+            None => Err(CommitError::Unavailable(
+                "this change mixes the node's own tables with the fabric's; make them one at a time"
+                    .to_owned(),
+            )),
+        }
     }
 
     async fn fetch_certificate(&self, entry: &str) -> Result<CertificateOffer, String> {
@@ -354,6 +400,10 @@ impl Backend for Node {
         })
     }
 
+    async fn forticloud(&self) -> Result<ems::forticloud::CloudRecord, String> {
+        self.shared.checker.forticloud().await
+    }
+
     async fn test_connectivity(&self, entry: &str) -> Result<EmsStatus, String> {
         let db = Backend::config(self);
         let status = self.shared.checker.check(&db, entry).await;
@@ -385,10 +435,12 @@ impl RunningNode {
         if config.role == Role::Member && config.root_addr.is_none() {
             return Err(NodeError::NoRoot { node: name });
         }
-        let store = Store::open(&config.data_dir).map_err(|source| NodeError::Storage {
-            node: name.clone(),
-            source: Box::new(source),
-        })?;
+        let store = open_store(&config.data_dir)
+            .await
+            .map_err(|source| NodeError::Storage {
+                node: name.clone(),
+                source: Box::new(source),
+            })?;
         let database = store.watch_closed();
         let (state_machine, config_rx) =
             StateMachine::open(store.clone()).map_err(|source| NodeError::Restore {
@@ -421,8 +473,14 @@ impl RunningNode {
                 table: config.dns.clone(),
             },
             interval: config.check_interval,
+            cloud: config.cloud,
         };
         let (ems_tx, _) = watch::channel(EmsReport::default());
+        let local = LocalConfig::open(&config.data_dir).map_err(|source| NodeError::Local {
+            node: name.clone(),
+            source,
+        })?;
+        let (effective_tx, _) = watch::channel(Arc::new(local.effective(&config_rx.borrow())));
         let identity = NodeIdentity {
             name: config.name.clone(),
             hostname: config.hostname.clone(),
@@ -440,14 +498,17 @@ impl RunningNode {
                 checker,
                 ems_tx,
                 ems_wake: Arc::new(tokio::sync::Notify::new()),
+                local: std::sync::Mutex::new(local),
+                effective_tx,
             }),
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(api::serve(node.clone(), listener, shutdown.clone()));
+        tasks.spawn(follow_replicated(node.clone(), shutdown.clone()));
         tasks.spawn(checker::run(
             node.shared.checker.clone(),
-            node.config_watch(),
+            node.shared.effective_tx.subscribe(),
             node.shared.ems_tx.clone(),
             node.shared.ems_wake.clone(),
             shutdown.clone(),
@@ -508,6 +569,21 @@ impl RunningNode {
     }
 }
 
+/// Opens the node's database. Within one process a node stopped a moment ago may still be
+/// closing it (the last handle's drop runs after its tasks are gone), so "in use" is asked
+/// again for a short while before it is believed.
+async fn open_store(data_dir: &std::path::Path) -> Result<Store, OpenError> {
+    let deadline = tokio::time::Instant::now() + STORAGE_CLOSE_TIMEOUT;
+    loop {
+        match Store::open(data_dir) {
+            Err(OpenError::InUse { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Runs a node until `shutdown` completes, then stops it cleanly.
 pub async fn run(
     config: NodeConfig,
@@ -538,6 +614,25 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config, Box<openraft::Co
     }
     .validate()
     .map_err(Box::new)
+}
+
+/// Recomputes the node's view whenever the replicated configuration changes.
+async fn follow_replicated(node: Node, shutdown: CancellationToken) {
+    let mut config_rx = node.config_watch();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = config_rx.changed() => if changed.is_err() { return },
+        }
+        let replicated = config_rx.borrow_and_update().clone();
+        let view = node
+            .shared
+            .local
+            .lock()
+            .expect("local config lock")
+            .effective(&replicated);
+        node.shared.effective_tx.send_replace(Arc::new(view));
+    }
 }
 
 /// On the root's first boot, creates the Raft group with the root as its only voter.
@@ -635,6 +730,7 @@ impl NodeConfig {
         root_addr: Option<SocketAddr>,
         admin_token: &str,
         trust_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
+        cloud: Option<checker::CloudAccess>,
     ) -> NodeConfig {
         NodeConfig {
             id: spec.id,
@@ -651,6 +747,7 @@ impl NodeConfig {
             trust_anchors,
             dns: topology.dns.clone(),
             check_interval: Duration::from_secs(topology.checks.interval_secs),
+            cloud,
         }
     }
 }

@@ -14,6 +14,11 @@
 //! its bare hostname or IP address gets FortiOS's "Certificate user does not have access
 //! to global." on every call.
 //!
+//! EMS Cloud decides differently: it serves the FortiGates registered to the FortiCloud
+//! account with an EMS Cloud entitlement. [`EmsServer::set_authorizer`] hands that decision
+//! to a function (the simulated FortiCloud's), which then answers for every registration
+//! and threat feed request instead of the Fabric Devices list.
+//!
 //! # Faults
 //!
 //! | call | what a FortiGate sees |
@@ -75,11 +80,15 @@ const REBIND_ATTEMPTS: u32 = 50;
 const REBIND_PAUSE: Duration = Duration::from_millis(20);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next one, so
 /// the loop does not spin while the condition lasts.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+pub(super) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Bytes read at a time from a connection the EMS does not answer.
 const DISCARD_BUFFER_LEN: usize = 4096;
 /// Listen backlog of the re-bound socket: more than enough for a simulated fabric's probes.
 const LISTEN_BACKLOG: u32 = 1024;
+
+/// Decides a FortiGate's state by its serial in place of the Fabric Devices list: how EMS
+/// Cloud follows FortiCloud. Called without any lock of the EMS held.
+pub type Authorizer = Arc<dyn Fn(&str) -> DeviceState + Send + Sync>;
 
 /// Whether an EMS administrator let a FortiGate in, under *Administration > Fabric Devices*.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,32 +144,41 @@ impl FabricDevice {
     }
 }
 
-/// A simulated EMS could not start.
+/// What [`SimError`] calls an EMS server.
+pub(super) const EMS_SERVER: &str = "EMS";
+
+/// A simulated server (an EMS, or FortiCloud) could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    /// The listener given to [`EmsServer::start`] has no local address.
-    #[error("EMS {name}: the listener has no local address: {source}")]
+    /// The listener given to the server has no local address.
+    #[error("{server} {name}: the listener has no local address: {source}")]
     LocalAddr {
-        /// The EMS.
+        /// What kind of server: "EMS" or "FortiCloud".
+        server: &'static str,
+        /// The EMS's name, or FortiCloud's account.
         name: String,
         /// What the system said.
         source: io::Error,
     },
     /// rustls rejected the certificate chain or key.
     #[error(
-        "EMS {name}: the TLS server cannot use its certificate: {source}; delete its \
+        "{server} {name}: the TLS server cannot use its certificate: {source}; delete its \
          certificate files in the PKI directory so they are issued again"
     )]
     Tls {
-        /// The EMS.
+        /// What kind of server: "EMS" or "FortiCloud".
+        server: &'static str,
+        /// The EMS's name, or FortiCloud's account.
         name: String,
         /// rustls's reason.
         source: rustls::Error,
     },
     /// The old address could not be bound again.
-    #[error("EMS {name}: cannot listen on {addr} again: {source}; is another program using the port?")]
+    #[error("{server} {name}: cannot listen on {addr} again: {source}; is another program using the port?")]
     Bind {
-        /// The EMS.
+        /// What kind of server: "EMS" or "FortiCloud".
+        server: &'static str,
+        /// The EMS's name, or FortiCloud's account.
         name: String,
         /// The address it listened on.
         addr: SocketAddr,
@@ -199,6 +217,8 @@ struct Shared {
 /// Devices and flags; see the module docs for why a std mutex.
 struct State {
     devices: BTreeMap<String, FabricDevice>,
+    /// Decides device states in place of `devices` when set.
+    authorizer: Option<Authorizer>,
     respond: bool,
     running: bool,
     blocked: HashSet<IpAddr>,
@@ -230,10 +250,11 @@ impl EmsServer {
         listener: TcpListener,
     ) -> Result<EmsServer, SimError> {
         let addr = listener.local_addr().map_err(|source| SimError::LocalAddr {
+            server: EMS_SERVER,
             name: spec.name.clone(),
             source,
         })?;
-        let acceptor = tls_acceptor(&spec.name, identity)?;
+        let acceptor = tls_acceptor(EMS_SERVER, &spec.name, identity)?;
         let devices = spec
             .authorized
             .iter()
@@ -247,6 +268,7 @@ impl EmsServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 devices,
+                authorizer: None,
                 respond: spec.respond,
                 running: false,
                 blocked: HashSet::new(),
@@ -301,6 +323,14 @@ impl EmsServer {
     /// Denies a FortiGate, creating its row if it has not registered yet.
     pub fn deny(&self, serial: &str) {
         self.shared().decide(serial, DeviceState::Denied);
+    }
+
+    /// Lets `authorizer` decide every FortiGate's state from now on, as EMS Cloud lets
+    /// FortiCloud decide: a registration answers what it returns (and its row records
+    /// that answer), and the threat feed serves whom it authorizes. The Fabric Devices
+    /// list still records who registered, from where and when. Replaces an earlier one.
+    pub fn set_authorizer(&self, authorizer: Arc<dyn Fn(&str) -> DeviceState + Send + Sync>) {
+        self.shared().state().authorizer = Some(authorizer);
     }
 
     /// Closes the listener and drops every open connection; returns when the port refuses
@@ -389,6 +419,7 @@ impl EmsServer {
                 }
                 Err(source) => {
                     return Err(SimError::Bind {
+                        server: EMS_SERVER,
                         name: self.name().to_owned(),
                         addr,
                         source,
@@ -429,9 +460,15 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// The TLS side of the server: the identity's chain and key, HTTP/1.1 over ALPN.
-fn tls_acceptor(name: &str, identity: ServerIdentity) -> Result<TlsAcceptor, SimError> {
+/// The TLS side of a server: the identity's chain and key, HTTP/1.1 over ALPN. `server`
+/// and `name` say whose it is in errors.
+pub(super) fn tls_acceptor(
+    server: &'static str,
+    name: &str,
+    identity: ServerIdentity,
+) -> Result<TlsAcceptor, SimError> {
     let tls_error = |source| SimError::Tls {
+        server,
         name: name.to_owned(),
         source,
     };
@@ -611,6 +648,11 @@ impl Shared {
             answering,
             cut,
         })
+    }
+
+    /// The authorizer, if one is set; cloned so that it is called without the lock.
+    fn authorizer(&self) -> Option<Authorizer> {
+        self.state().authorizer.clone()
     }
 
     /// The administrator's decision on `serial`.
@@ -938,6 +980,62 @@ mod tests {
         ems.deny(MEMBER_SERIAL);
         let answer = register(&mut client, MEMBER_SERIAL).await;
         assert_eq!(status_of(&answer), "denied");
+        ems.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_authorizer_decides_in_place_of_the_fabric_devices_list() {
+        let lab = lab();
+        let ems = start(&lab, spec(CertProfile::Trusted)).await;
+        let entitled = Arc::new(Mutex::new(HashSet::from([MEMBER_SERIAL.to_owned()])));
+        let asked = entitled.clone();
+        ems.set_authorizer(Arc::new(move |serial: &str| {
+            if asked.lock().unwrap().contains(serial) {
+                DeviceState::Authorized
+            } else {
+                DeviceState::Denied
+            }
+        }));
+        let mut client = connect(&ems, &lab, HOSTNAME).await.unwrap();
+
+        let answer = register(&mut client, MEMBER_SERIAL).await;
+        assert_eq!((answer.status, status_of(&answer)), (200, "authorized"));
+        let feed = client.call("GET", MALWARE_HASHES_PATH, Some(MEMBER_SERIAL)).await;
+        assert_eq!(feed.status, 200);
+        let row = ems
+            .devices()
+            .into_iter()
+            .find(|d| d.serial == MEMBER_SERIAL)
+            .unwrap();
+        assert_eq!(row.state, DeviceState::Authorized);
+        assert_eq!(row.hostname, format!("FGT-{MEMBER_SERIAL}"));
+        assert_eq!(row.last_address, Some(LOCALHOST));
+
+        // The list authorizes this one, and an administrator authorizes it again: the
+        // authorizer still has the last word.
+        ems.authorize(PRE_AUTHORIZED);
+        let answer = register(&mut client, PRE_AUTHORIZED).await;
+        assert_eq!(status_of(&answer), "denied");
+        let refused = client
+            .call("GET", MALWARE_HASHES_PATH, Some(PRE_AUTHORIZED))
+            .await;
+        assert_eq!(refused.status, 403);
+        assert_eq!(
+            refused.body["error"],
+            format!("FortiGate {PRE_AUTHORIZED} is not authorized")
+        );
+
+        entitled.lock().unwrap().clear();
+        let answer = register(&mut client, MEMBER_SERIAL).await;
+        assert_eq!(status_of(&answer), "denied");
+        let refused = client.call("GET", MALWARE_HASHES_PATH, Some(MEMBER_SERIAL)).await;
+        assert_eq!(refused.status, 403);
+        let row = ems
+            .devices()
+            .into_iter()
+            .find(|d| d.serial == MEMBER_SERIAL)
+            .unwrap();
+        assert_eq!(row.state, DeviceState::Denied, "the row records the last answer");
         ems.shutdown().await;
     }
 

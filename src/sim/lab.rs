@@ -1,17 +1,25 @@
-//! The lab around a fabric: every simulated EMS server of a topology, started together on
-//! one PKI, and driven by name (`fabricsim ems EMS authorize SERIAL`, the harness).
+//! The lab around a fabric: every simulated EMS server of a topology and, when the topology
+//! has a FortiCloud account, the simulated FortiCloud with its EMS Cloud server, started
+//! together on one PKI and driven by name (`fabricsim ems EMS authorize SERIAL`,
+//! `fabricsim cloud entitle SERIAL`, the harness).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use super::SimError as EmsError;
 use super::ems::{DeviceState, EmsServer};
+use super::forticloud::Forticloud;
 use super::pki::{Pki, PkiError};
-use crate::topology::Topology;
+use crate::node::checker::CloudAccess;
+use crate::topology::{
+    CertProfile, EMS_CAPABILITIES, EMS_CLOUD_HOSTNAME, EMS_CLOUD_SERIAL, EmsSpec, FORTICLOUD_HOSTNAME,
+    ForticloudSpec, Topology,
+};
 
 /// Why the lab could not start or do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -25,20 +33,34 @@ pub enum LabError {
         source: std::io::Error,
     },
     #[error("EMS {ems}: {source}")]
-    Ems { ems: String, source: EmsError },
+    Ems { ems: String, source: Box<EmsError> },
     #[error("no EMS named {ems:?}; this topology has: {known}")]
     UnknownEms { ems: String, known: String },
     #[error("unknown action {action:?}; use authorize SERIAL, deny SERIAL, list-devices, stop or start")]
     UnknownAction { action: String },
     #[error("{action} needs a FortiGate serial number")]
     MissingSerial { action: String },
+    #[error("unknown action {action:?}; use register, unregister, entitle or revoke, then a serial")]
+    UnknownCloudAction { action: String },
+    #[error("this topology has no [forticloud] account")]
+    NoForticloud,
 }
 
 /// The running simulators of one topology.
 pub struct Lab {
     pki: Pki,
     ems: BTreeMap<String, EmsServer>,
+    cloud: Option<CloudLab>,
 }
+
+/// FortiCloud and the EMS Cloud server that asks it whom to authorize.
+struct CloudLab {
+    forticloud: Forticloud,
+    ems: EmsServer,
+}
+
+/// The name `fabricsim ems` and the status use for the EMS Cloud server.
+pub const EMS_CLOUD_NAME: &str = "ems-cloud";
 
 impl Lab {
     /// Opens the PKI in `pki_dir` and starts every EMS of `topology` on its `listen`
@@ -48,6 +70,7 @@ impl Lab {
         let mut lab = Lab {
             pki,
             ems: BTreeMap::new(),
+            cloud: None,
         };
         for spec in &topology.ems {
             let wanted = spec.listen;
@@ -72,11 +95,134 @@ impl Lab {
                 .await
                 .map_err(|source| LabError::Ems {
                     ems: spec.name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             lab.ems.insert(spec.name.clone(), server);
         }
+        if let Some(spec) = &topology.forticloud {
+            match lab.start_cloud(spec).await {
+                Ok(cloud) => lab.cloud = Some(cloud),
+                Err(e) => {
+                    lab.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
         Ok(lab)
+    }
+
+    async fn start_cloud(&self, spec: &ForticloudSpec) -> Result<CloudLab, LabError> {
+        let bind = |name: &str, addr: SocketAddr| {
+            let name = name.to_owned();
+            async move {
+                TcpListener::bind(addr).await.map_err(|source| LabError::Listen {
+                    ems: name,
+                    addr,
+                    source,
+                })
+            }
+        };
+        let identity = self.pki.server_identity(
+            "forticloud",
+            FORTICLOUD_HOSTNAME,
+            Some(spec.listen.ip()),
+            CertProfile::Public,
+        )?;
+        let forticloud = Forticloud::start(spec, identity, bind("forticloud", spec.listen).await?)
+            .await
+            .map_err(|source| LabError::Ems {
+                ems: "forticloud".to_owned(),
+                source: Box::new(source),
+            })?;
+        let ems_spec = EmsSpec {
+            name: EMS_CLOUD_NAME.to_owned(),
+            serial: EMS_CLOUD_SERIAL.to_owned(),
+            hostname: EMS_CLOUD_HOSTNAME.to_owned(),
+            listen: spec.ems_listen,
+            certificate: CertProfile::Public,
+            sites: Vec::new(),
+            authorized: Vec::new(),
+            capabilities: EMS_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            respond: true,
+        };
+        let identity = self.pki.server_identity(
+            EMS_CLOUD_NAME,
+            EMS_CLOUD_HOSTNAME,
+            Some(spec.ems_listen.ip()),
+            CertProfile::Public,
+        )?;
+        let ems = EmsServer::start(ems_spec, identity, bind(EMS_CLOUD_NAME, spec.ems_listen).await?)
+            .await
+            .map_err(|source| LabError::Ems {
+                ems: EMS_CLOUD_NAME.to_owned(),
+                source: Box::new(source),
+            })?;
+        let account = forticloud.clone();
+        ems.set_authorizer(Arc::new(move |serial: &str| account.ems_cloud_state(serial)));
+        Ok(CloudLab { forticloud, ems })
+    }
+
+    /// The simulated FortiCloud.
+    pub fn forticloud(&self) -> Result<&Forticloud, LabError> {
+        self.cloud
+            .as_ref()
+            .map(|cloud| &cloud.forticloud)
+            .ok_or(LabError::NoForticloud)
+    }
+
+    /// Where nodes reach FortiCloud and EMS Cloud; `None` without a FortiCloud account.
+    pub fn cloud_access(&self) -> Option<CloudAccess> {
+        self.cloud.as_ref().map(|cloud| CloudAccess {
+            api: cloud.forticloud.addr(),
+            ems: cloud.ems.addr(),
+        })
+    }
+
+    /// Runs one `fabricsim cloud` action and returns what to print.
+    pub fn cloud_command(&self, action: &str, serial: &str) -> Result<String, LabError> {
+        let forticloud = self.forticloud()?;
+        if serial.is_empty() {
+            return Err(LabError::MissingSerial {
+                action: action.to_owned(),
+            });
+        }
+        match action {
+            "register" => forticloud.register(serial),
+            "unregister" => forticloud.unregister(serial),
+            "entitle" => forticloud.entitle(serial, None),
+            "revoke" => forticloud.revoke(serial),
+            other => {
+                return Err(LabError::UnknownCloudAction {
+                    action: other.to_owned(),
+                });
+            }
+        }
+        let record = forticloud.record(serial);
+        let contracts: Vec<String> = record
+            .contracts
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} until {}{}",
+                    c.kind,
+                    c.expires,
+                    if c.expired { " (expired)" } else { "" }
+                )
+            })
+            .collect();
+        Ok(format!(
+            "forticloud: {serial} {}; contracts: {}\n",
+            if record.registered {
+                "registered"
+            } else {
+                "not registered"
+            },
+            if contracts.is_empty() {
+                "none".to_owned()
+            } else {
+                contracts.join(", ")
+            }
+        ))
     }
 
     /// What every node trusts out of the box.
@@ -84,8 +230,11 @@ impl Lab {
         self.pki.trust_anchors()
     }
 
-    /// The EMS called `name`.
+    /// The EMS called `name` (`ems-cloud` is the EMS Cloud server).
     pub fn ems(&self, name: &str) -> Result<&EmsServer, LabError> {
+        if let Some(cloud) = self.cloud.as_ref().filter(|_| name == EMS_CLOUD_NAME) {
+            return Ok(&cloud.ems);
+        }
         self.ems.get(name).ok_or_else(|| LabError::UnknownEms {
             ems: name.to_owned(),
             known: if self.ems.is_empty() {
@@ -130,7 +279,7 @@ impl Lab {
             "start" => {
                 server.start_again().await.map_err(|source| LabError::Ems {
                     ems: ems.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 let _ = writeln!(out, "{ems}: listening on {}", server.addr());
             }
@@ -144,9 +293,13 @@ impl Lab {
         Ok(out)
     }
 
-    /// Stops every EMS and joins their tasks.
+    /// Stops every simulator and joins their tasks.
     pub async fn shutdown(self) {
         futures::future::join_all(self.ems.into_values().map(EmsServer::shutdown)).await;
+        if let Some(cloud) = self.cloud {
+            cloud.ems.shutdown().await;
+            cloud.forticloud.shutdown().await;
+        }
     }
 }
 

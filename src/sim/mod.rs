@@ -1,5 +1,5 @@
-//! The world around the FortiGates: simulated FortiClient EMS servers and the certificate
-//! authorities their certificates come from.
+//! The world around the FortiGates: simulated FortiClient EMS servers, FortiCloud, and the
+//! certificate authorities their certificates come from.
 //!
 //! - [`pki`] keeps three CAs as PEM files in a directory (the fabric CA every node trusts,
 //!   an untrusted CA, and a public root for EMS Cloud) and issues each EMS the certificate
@@ -10,9 +10,16 @@
 //!   `/api/v1/fabric/device/register`, ...), the *Administration > Fabric Devices* list,
 //!   multitenant sites chosen by SNI, and the faults a test needs: stop and start again,
 //!   hang (accept TCP, never answer), and cut one FortiGate off by its source address.
+//!   An EMS Cloud server is an EMS whose [authorizer](EmsServer::set_authorizer) is
+//!   FortiCloud's.
+//! - [`forticloud`] runs the FortiCloud account of a
+//!   [`ForticloudSpec`](crate::topology::ForticloudSpec): registrations and contracts
+//!   (the EMS Cloud entitlement, FCEM), changed at run time, and the HTTPS API a FortiGate
+//!   asks about itself (`/api/v1/devices/<serial>`).
 //!
 //! Only this module and `ems/` (the nodes' checker) know rustls; the rest of the crate sees
-//! DER certificates, [`EmsServer`] handles and [`FabricDevice`] records.
+//! DER certificates, [`EmsServer`] and [`Forticloud`] handles, [`FabricDevice`] and
+//! [`DeviceRecord`] records.
 //!
 //! A test drives the simulation like this:
 //!
@@ -35,8 +42,10 @@
 //! ```
 
 pub mod ems;
+pub mod forticloud;
 pub mod lab;
 pub mod pki;
 
-pub use ems::{DeviceState, EmsServer, FabricDevice, SimError};
+pub use ems::{Authorizer, DeviceState, EmsServer, FabricDevice, SimError};
+pub use forticloud::{Contract, DeviceRecord, Forticloud};
 pub use pki::{Pki, PkiError, ServerIdentity};

@@ -1,5 +1,5 @@
 //! The simulator's public-key infrastructure: three certificate authorities and the
-//! certificates the simulated EMS servers present.
+//! certificates the simulated EMS servers, EMS Cloud and FortiCloud present.
 //!
 //! Everything lives as PEM files in one directory (the state directory's `pki/`), so a
 //! fabric started again presents the same certificates, and a certificate a node accepted
@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `fabric-ca.pem` / `.key` | "fabricsim Fabric CA", issues the EMS certificates | every node |
 //! | `other-ca.pem` / `.key` | "fabricsim Untrusted CA", issues the `untrusted` profile | nobody |
-//! | `cloud-ca.pem` / `.key` | "fabricsim Public Root CA", for EMS Cloud | every node, out of the box |
+//! | `cloud-ca.pem` / `.key` | "fabricsim Public Root CA", issues the `public` profile (EMS Cloud, FortiCloud) | every node, out of the box |
 //! | `<name>-<profile>.pem` / `.key` | an EMS's chain (leaf first) and key | |
 //!
 //! Data enters through [`Pki::open`], which loads the three CAs or creates the missing ones
@@ -341,6 +341,7 @@ impl Pki {
             CertProfile::Trusted | CertProfile::Expired | CertProfile::WrongHost => Some(&self.inner.fabric),
             CertProfile::Untrusted => Some(&self.inner.other),
             CertProfile::SelfSigned => None,
+            CertProfile::Public => Some(&self.inner.cloud),
         };
         let stem = format!("{name}-{profile}");
         let cert_path = self.inner.dir.join(format!("{stem}.{CERT_EXTENSION}"));
@@ -995,6 +996,50 @@ mod tests {
                 "{file}"
             );
         }
+    }
+
+    #[test]
+    fn a_public_certificate_chains_to_the_public_root_that_nodes_trust() {
+        use rustls::RootCertStore;
+        use rustls::client::WebPkiServerVerifier;
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{ServerName, UnixTime};
+
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::open(dir.path()).unwrap();
+        let hostname = "forticloud.example";
+        let identity = pki
+            .server_identity("forticloud", hostname, Some(IP), CertProfile::Public)
+            .unwrap();
+        assert_eq!(identity.chain.len(), 2);
+        assert_eq!(identity.chain[1], pki.cloud_ca());
+        let leaf = parse(&identity.chain[0]);
+        assert!(leaf.issuer().to_string().contains("CN=fabricsim Public Root CA"));
+        assert!(leaf.subject().to_string().ends_with("CN=forticloud.example"));
+        assert!(dir.path().join("forticloud-public.pem").is_file());
+
+        let verifies = |anchors: Vec<CertificateDer<'static>>| {
+            let mut roots = RootCertStore::empty();
+            for anchor in anchors {
+                roots.add(anchor).unwrap();
+            }
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+            verifier
+                .verify_server_cert(
+                    &identity.chain[0],
+                    &identity.chain[1..],
+                    &ServerName::try_from(hostname).unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .is_ok()
+        };
+        assert!(verifies(pki.trust_anchors()), "nodes trust it out of the box");
+        assert!(verifies(vec![pki.cloud_ca()]));
+        assert!(!verifies(vec![pki.fabric_ca()]), "the fabric CA did not sign it");
     }
 
     #[test]

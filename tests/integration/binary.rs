@@ -283,7 +283,12 @@ fn check_explains_every_problem_with_file_and_line() {
     }
 
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster-configs");
-    for file in ["default.toml", "ten-nodes.toml"] {
+    for file in [
+        "default.toml",
+        "ten-nodes.toml",
+        "ems-untrusted.toml",
+        "ems-unauthorized.toml",
+    ] {
         let out = fabricsim(&good, &["check", "-c", file]);
         assert!(out.status.success(), "{file}: {}", text(&out));
     }

@@ -390,6 +390,7 @@ async fn test_connectivity_checks_now() {
         .await
         .unwrap();
     configure(&fabric, EMS_HOST, &[]).await;
+    fabric.wait_converged(CONVERGE).await.unwrap();
     let out = fabric
         .exec("branch1", &["diagnose endpoint fctems test-connectivity ems1"])
         .await

@@ -2,8 +2,10 @@
 //! binary as a user runs it. One test crate, so the suite links once.
 
 mod binary;
+mod cloud;
 mod convergence;
 mod ems;
+mod fabric_settings;
 mod faults;
 mod golden;
 mod refusals;

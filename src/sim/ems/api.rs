@@ -16,7 +16,9 @@
 //! headers. On a multitenant EMS a connection that named no site gets 403
 //! `Certificate user does not have access to global.` from every path (DOMAIN.md
 //! section 2). Registration and the Fabric Devices list are per EMS, not per site: the
-//! site a FortiGate last registered under is recorded in its row.
+//! site a FortiGate last registered under is recorded in its row. When the server has an
+//! authorizer (EMS Cloud), it decides the state registration answers and who gets the
+//! threat feed.
 
 use std::collections::btree_map::Entry;
 use std::net::IpAddr;
@@ -244,8 +246,10 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 impl Shared {
     /// Records a registration: an unknown serial becomes a pending row; the row takes the
-    /// caller's hostname, site, address and the time. Returns the row's state.
+    /// caller's hostname, site, address and the time, and the authorizer's decision when
+    /// there is one. Returns the row's state.
     fn register(&self, fortigate: &FortiGate, site: &str, address: IpAddr) -> Result<DeviceState, ApiError> {
+        let decided = self.authorizer().map(|authorize| authorize(&fortigate.serial));
         let mut state = self.state();
         let rows = state.devices.len();
         let device = match state.devices.entry(fortigate.serial.clone()) {
@@ -257,13 +261,20 @@ impl Shared {
             device.hostname.clone_from(hostname);
         }
         site.clone_into(&mut device.site);
+        if let Some(decided) = decided {
+            device.state = decided;
+        }
         device.last_address = Some(address);
         device.last_seen_unix = Some(unix_now());
         Ok(device.state)
     }
 
-    /// The state of `serial`'s row, if it has one.
+    /// The state of `serial`: the authorizer's decision when there is one, else its row's
+    /// state, if it has a row.
     fn device_state(&self, serial: &str) -> Option<DeviceState> {
+        if let Some(authorize) = self.authorizer() {
+            return Some(authorize(serial));
+        }
         self.state().devices.get(serial).map(|device| device.state)
     }
 }
