@@ -13,6 +13,8 @@ const DEFAULT_LOG: &str = "warn,openraft=off";
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = fabricsim::commands::Cli::parse();
+    // One process-wide TLS provider; the library also passes it explicitly everywhere.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("FABRICSIM_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),

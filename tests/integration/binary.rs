@@ -288,6 +288,7 @@ fn check_explains_every_problem_with_file_and_line() {
         "ten-nodes.toml",
         "ems-untrusted.toml",
         "ems-unauthorized.toml",
+        "ems-cloud.toml",
     ] {
         let out = fabricsim(&good, &["check", "-c", file]);
         assert!(out.status.success(), "{file}: {}", text(&out));
