@@ -164,6 +164,7 @@ impl FabricStatus {
             "REVISION",
             "HASH",
             "CONVERGED",
+            "SYNC",
         ];
         let rows: Vec<[String; 10]> = self
             .nodes

@@ -168,7 +168,7 @@ async fn write_until_done(
             values: BTreeMap::from([
                 (
                     "server".to_owned(),
-                    format!("10.{}.{}.{}", i % 3 + 1, (i / 250) % 250, i % 250 + 1),
+                    format!("127.{}.{}.{}", 101 + i % 3, (i / 250) % 250, i % 250 + 1),
                 ),
                 ("https-port".to_owned(), (1 + i % 65_000).to_string()),
             ]),

@@ -89,6 +89,9 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
             server.addr()
         );
     }
+    if let Some(access) = lab.cloud_access() {
+        println!("  started FortiCloud {}, EMS Cloud {}", access.api, access.ems);
+    }
     let sim_shutdown = CancellationToken::new();
     let sim_listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
         .await

@@ -546,6 +546,12 @@ pub(super) fn describe_io(error: &std::io::Error) -> String {
         ErrorKind::AddrInUse => "address in use".to_owned(),
         ErrorKind::HostUnreachable => "host unreachable".to_owned(),
         ErrorKind::NetworkUnreachable => "network unreachable".to_owned(),
+        // Linux answers a connect from a loopback source to another network with EINVAL:
+        // nothing leaves the host.
+        ErrorKind::InvalidInput => {
+            "unreachable from this source address (a loopback source reaches only loopback addresses)"
+                .to_owned()
+        }
         _ => error.to_string(),
     }
 }

@@ -13,7 +13,7 @@
 //! let mut fabric = Fabric::start(generated_topology("demo", 3)).await?;
 //! fabric.wait_converged(Duration::from_secs(10)).await?;
 //! let out = fabric.exec("root", &["config endpoint-control fctems", "edit ems1",
-//!                                  "set server 10.0.0.1", "end"]).await?;
+//!                                  "set server 127.0.100.1", "end"]).await?;
 //! assert!(!out.failed);
 //! fabric.wait_converged(Duration::from_secs(10)).await?;
 //! fabric.kill("branch1").await?;

@@ -11,7 +11,7 @@ async fn converges(nodes: usize) {
     let status = fabric.wait_converged(CONVERGE).await.expect("every member joins");
     assert_eq!(status.nodes.len(), nodes);
 
-    let mut lines = ems_entry("ems1", "10.0.0.1", 8443);
+    let mut lines = ems_entry("ems1", "127.0.100.1", 8443);
     lines.extend(ems_entry("ems2", "ems.example.com", 443));
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let out = fabric.exec("root", &lines).await.expect("exec on root");

@@ -100,9 +100,25 @@ async fn default_topology_bootstraps_to_authorized_everywhere() {
     let mut topology =
         Topology::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster-configs/default.toml"))
             .expect("default.toml loads");
-    // Nodes on free ports; the EMS keeps the port the bootstrap names.
+    // Everything on free ports, so a `fabricsim up` of the default fabric on this machine
+    // does not collide with the test; the bootstrap names the EMS port it gets.
     for node in &mut topology.nodes {
         node.listen.set_port(0);
+    }
+    if let Some(cloud) = &mut topology.forticloud {
+        cloud.listen.set_port(0);
+        cloud.ems_listen.set_port(0);
+    }
+    let ems = &mut topology.ems[0];
+    let port = std::net::TcpListener::bind((ems.listen.ip(), 0))
+        .and_then(|probe| probe.local_addr())
+        .expect("a free port")
+        .port();
+    ems.listen.set_port(port);
+    for line in &mut topology.bootstrap {
+        if line.starts_with("set https-port") {
+            *line = format!("set https-port {port}");
+        }
     }
     topology.checks.interval_secs = 1;
     let fabric = Fabric::start(topology).await.expect("the default fabric starts");

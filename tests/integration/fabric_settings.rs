@@ -53,7 +53,7 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
     fabric.wait_converged(CONVERGE).await.unwrap();
     assert!(
         !fabric
-            .exec("root", &lines(&ems_entry("ems1", "10.0.0.1", 443)))
+            .exec("root", &lines(&ems_entry("ems1", "127.0.100.1", 443)))
             .await
             .unwrap()
             .failed
@@ -71,7 +71,7 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
                 "end",
                 "config endpoint-control fctems",
                 "edit ems1",
-                "set server 10.9.9.9",
+                "set server 127.0.100.99",
                 "end",
             ],
         )
@@ -90,7 +90,7 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
     // The root changes its table: branch2 follows, branch1 keeps its own.
     assert!(
         !fabric
-            .exec("root", &lines(&ems_entry("ems1", "10.0.0.2", 443)))
+            .exec("root", &lines(&ems_entry("ems1", "127.0.100.2", 443)))
             .await
             .unwrap()
             .failed
@@ -106,8 +106,8 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
                 .output
         }
     };
-    assert!(show("branch1").await.contains("set server \"10.9.9.9\""));
-    assert!(show("branch2").await.contains("set server \"10.0.0.2\""));
+    assert!(show("branch1").await.contains("set server \"127.0.100.99\""));
+    assert!(show("branch2").await.contains("set server \"127.0.100.2\""));
 
     // branch1's own setting survives its restart (and the root's).
     let mut fabric = fabric;
@@ -121,7 +121,7 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
         .await
         .unwrap();
     assert!(
-        shown.output.contains("set server \"10.9.9.9\""),
+        shown.output.contains("set server \"127.0.100.99\""),
         "{}",
         shown.output
     );
@@ -140,7 +140,7 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
         .await
         .unwrap();
     assert!(
-        shown.output.contains("set server \"10.0.0.2\""),
+        shown.output.contains("set server \"127.0.100.2\""),
         "{}",
         shown.output
     );
@@ -150,7 +150,7 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
             &[
                 "config endpoint-control fctems",
                 "edit ems1",
-                "set server 10.8.8.8",
+                "set server 127.0.100.88",
                 "end",
             ],
         )

@@ -16,7 +16,7 @@ async fn write_many(fabric: &Fabric, count: u16) {
     for line in [
         "config endpoint-control fctems",
         "edit ems1",
-        "set server 10.1.1.1",
+        "set server 127.0.100.11",
     ] {
         session.run(line).await.expect("line runs");
     }
@@ -75,8 +75,8 @@ async fn root_restart_keeps_acknowledged_writes_and_leads_again() {
         .await
         .expect("fabric starts");
     fabric.wait_converged(CONVERGE).await.expect("converges");
-    let mut lines = ems_entry("ems1", "10.0.0.1", 8443);
-    lines.extend(ems_entry("ems2", "10.0.0.2", 10443));
+    let mut lines = ems_entry("ems1", "127.0.100.1", 8443);
+    lines.extend(ems_entry("ems2", "127.0.100.2", 10443));
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     assert!(!fabric.exec("root", &lines).await.unwrap().failed);
     let before = fabric.wait_converged(CONVERGE).await.expect("converges");
@@ -100,7 +100,7 @@ async fn root_restart_keeps_acknowledged_writes_and_leads_again() {
     assert_eq!(after.nodes[0].config_hash, before.nodes[0].config_hash);
 
     // And it accepts writes again.
-    let lines = ems_entry("ems3", "10.0.0.3", 443);
+    let lines = ems_entry("ems3", "127.0.100.3", 443);
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let out = fabric.exec("root", &lines).await.unwrap();
     assert!(!out.failed, "{}", out.output);

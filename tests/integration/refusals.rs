@@ -20,8 +20,8 @@ async fn refused_commands_print_fortios_errors_and_change_nothing() {
         .await
         .expect("fabric starts");
     fabric.wait_converged(CONVERGE).await.expect("converges");
-    let mut setup = ems_entry("ems1", "10.0.0.1", 443);
-    setup.extend(ems_entry("ems2", "10.0.0.2", 443));
+    let mut setup = ems_entry("ems1", "127.0.100.1", 443);
+    setup.extend(ems_entry("ems2", "127.0.100.2", 443));
     setup.extend([
         "config endpoint-control fctems".to_owned(),
         "edit cloud1".to_owned(),
@@ -54,7 +54,7 @@ async fn refused_commands_print_fortios_errors_and_change_nothing() {
             &[
                 "config endpoint-control fctems",
                 "edit ems4",
-                "set server 10.0.0.4",
+                "set server 127.0.100.4",
                 "end",
             ],
             "Command fail. Return code -4",
