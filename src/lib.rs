@@ -17,6 +17,7 @@
 //! | [`ems`] | what a FortiGate does to reach its EMS: resolve, connect from its source, TLS, classify the certificate, ask the EMS |
 //! | [`sim`] | the simulated world around the fabric: the PKI and the EMS servers |
 //! | [`api`] | gRPC services (admin CLI and status, member join, Raft transport) and their client |
+//! | [`calendar`] | UTC dates without a date crate: certificate validity, contract expiry, timestamps |
 //! | [`status`] | the fabric's status: per-node reports, convergence, table and JSON |
 //! | [`state_dir`] | `.fabricsim/<fabric>/`: node data, admin token, listen addresses, locks |
 //! | [`harness`] | `Fabric`: whole fabrics in a test's process, kill/restart, waits with deadlines |
@@ -31,6 +32,7 @@
 //! the root's.
 
 pub mod api;
+pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -3175,24 +3175,13 @@ pub fn parse_contract_date(text: &str) -> Result<(i32, u32, u32), String> {
         return Err(format!("has month {month:02}; months are 01 to 12"));
     }
     let year = i32::try_from(year).map_err(|_| shape())?;
-    let length = days_in_month(year, month);
+    let length = crate::calendar::days_in_month(i64::from(year), month);
     if !(1..=length).contains(&day) {
         return Err(format!(
             "has day {day:02}, but {year:04}-{month:02} has {length} days"
         ));
     }
     Ok((year, month, day))
-}
-
-/// Days in `month` (1 to 12) of `year` in the Gregorian calendar.
-pub(crate) fn days_in_month(year: i32, month: u32) -> u32 {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 /// `text` as a `YYYY-MM-DD` date when it is one written another way (`2027-1-5`,

@@ -4,6 +4,7 @@
 //! Everything here is a pure function of a schema, stored values and (for the status page)
 //! the node identity and a UNIX time, returning output lines without line terminators.
 
+use crate::calendar::{Date, SECONDS_PER_DAY};
 use crate::config::ConfigDb;
 use crate::config::schema::{FieldKind, FieldSpec, Lookup, TableKind, TableSchema};
 
@@ -167,68 +168,32 @@ pub(crate) fn system_status(identity: &NodeIdentity, unix_seconds: u64) -> Vec<S
 /// Formats a UNIX time (UTC) as C's `ctime` does: `Wed Nov 25 17:30:00 2026`, the day of
 /// the month padded with a space.
 pub(crate) fn ctime(unix_seconds: u64) -> String {
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    const SECONDS_PER_DAY: u64 = 86_400;
-    let days = unix_seconds / SECONDS_PER_DAY;
-    let of_day = unix_seconds % SECONDS_PER_DAY;
-    let (year, month, day) = civil_from_days(days);
+    let unix = i64::try_from(unix_seconds).unwrap_or(i64::MAX);
+    let date = Date::from_days(unix.div_euclid(SECONDS_PER_DAY));
+    let of_day = unix.rem_euclid(SECONDS_PER_DAY);
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02} {}",
-        WEEKDAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
+        WEEKDAYS[date.weekday() as usize],
+        MONTHS[(date.month - 1) as usize],
+        date.day,
         of_day / 3600,
         of_day % 3600 / 60,
         of_day % 60,
-        year
+        date.year
     )
 }
 
 /// A `YYYY-MM-DD` date as FortiOS lists contracts (`Fri Dec 31 00:00:00 2027`); the text
 /// as given when it is no such date.
 pub(crate) fn contract_date(date: &str) -> String {
-    let parts: Vec<u64> = date.split('-').filter_map(|part| part.parse().ok()).collect();
-    match parts.as_slice() {
-        [year, month @ 1..=12, day @ 1..=31] if *year >= 1970 => {
-            ctime(days_from_civil(*year, *month, *day) * 86_400)
-        }
+    match Date::parse(date) {
+        Some(date) if date.year >= 1970 => ctime(date.days() as u64 * SECONDS_PER_DAY as u64),
         _ => date.to_owned(),
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`), for years from 1970.
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year / 400;
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`): `(year, month 1-12, day 1-31)`.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the epoch to 0000-03-01 so leap days fall at the end of each 400-year era.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! `TLS Web Server Authentication`). Everything here is deterministic: the same DER
 //! always renders the same text.
 
+use crate::calendar::{Date, SECONDS_PER_DAY};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -117,36 +118,15 @@ struct UtcTime {
 }
 
 impl UtcTime {
-    /// Splits a Unix time with Howard Hinnant's `civil_from_days` algorithm (eras of
-    /// 400 years, years counted from March so that leap days fall at the end).
+    /// Splits a Unix time into its UTC date and time of day.
     fn from_unix(unix: i64) -> UtcTime {
-        const SECONDS_PER_DAY: i64 = 86_400;
-        const DAYS_PER_ERA: i64 = 146_097;
-        /// Days from 0000-03-01 to 1970-01-01.
-        const EPOCH_SHIFT: i64 = 719_468;
-
-        let days = unix.div_euclid(SECONDS_PER_DAY);
+        let date = Date::from_days(unix.div_euclid(SECONDS_PER_DAY));
         let second_of_day = unix.rem_euclid(SECONDS_PER_DAY);
-        let z = days + EPOCH_SHIFT;
-        let era = z.div_euclid(DAYS_PER_ERA);
-        let day_of_era = z.rem_euclid(DAYS_PER_ERA);
-        let year_of_era =
-            (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-        let month_index = (5 * day_of_year + 2) / 153;
-        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-        let month = if month_index < 10 {
-            month_index + 3
-        } else {
-            month_index - 9
-        };
-        let year = year_of_era + era * 400 + i64::from(month <= 2);
-        // Each value below is bounded by the arithmetic above (day <= 31, month <= 12,
-        // second_of_day < 86400), so the narrowing casts cannot truncate.
+        // second_of_day < 86400: the narrowing casts cannot truncate.
         UtcTime {
-            year,
-            month: month as u32,
-            day: day as u32,
+            year: date.year,
+            month: date.month,
+            day: date.day,
             hour: (second_of_day / 3_600) as u32,
             minute: (second_of_day % 3_600 / 60) as u32,
             second: (second_of_day % 60) as u32,

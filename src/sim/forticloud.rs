@@ -39,7 +39,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
@@ -61,6 +60,7 @@ use super::ems::{
     ACCEPT_ERROR_PAUSE, Authorizer, DeviceState, SimError, TLS_HANDSHAKE_TIMEOUT, tls_acceptor,
 };
 use super::pki::ServerIdentity;
+use crate::calendar::Date;
 use crate::topology::{FCEM_CONTRACT, ForticloudSpec, parse_contract_date};
 
 /// The API path that answers for one device: this prefix and the serial.
@@ -70,12 +70,6 @@ const SERVER: &str = "FortiCloud";
 /// Longest serial the API looks up: twice a FortiGate serial's 16 characters, room for
 /// any product's format while bounding what a request makes the server handle.
 const MAX_SERIAL_LEN: usize = 32;
-/// Days from 0000-03-01 to 1970-01-01 in the proleptic Gregorian calendar: the offset of
-/// the civil-date conversions below, which count from a March 1st so that the leap day
-/// ends a year.
-const DAYS_TO_EPOCH: i64 = 719_468;
-/// Days in a 400-year cycle of the Gregorian calendar.
-const DAYS_PER_ERA: i64 = 146_097;
 
 /// A contract as FortiCloud lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,87 +334,6 @@ impl Shared {
         } else {
             DeviceState::Denied
         }
-    }
-}
-
-/// A day of the Gregorian calendar.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Date {
-    year: i32,
-    month: u32,
-    day: u32,
-}
-
-impl Date {
-    /// `YYYY-MM-DD`, if it is a date.
-    fn parse(text: &str) -> Option<Date> {
-        let (year, month, day) = parse_contract_date(text).ok()?;
-        Some(Date { year, month, day })
-    }
-
-    /// Today, UTC (1970-01-01 for a clock before it).
-    fn today() -> Date {
-        let seconds = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        let days = i64::try_from(seconds / (24 * 60 * 60)).unwrap_or(0);
-        Date::from_days(days)
-    }
-
-    /// The date `days` days after 1970-01-01 (civil-from-days, proleptic Gregorian).
-    fn from_days(days: i64) -> Date {
-        let z = days + DAYS_TO_EPOCH;
-        let era = z.div_euclid(DAYS_PER_ERA);
-        let day_of_era = z.rem_euclid(DAYS_PER_ERA);
-        let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-        let shifted_month = (5 * day_of_year + 2) / 153;
-        let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-        let month = if shifted_month < 10 {
-            shifted_month + 3
-        } else {
-            shifted_month - 9
-        };
-        let year = year_of_era + era * 400 + i64::from(month <= 2);
-        Date {
-            year: i32::try_from(year).unwrap_or(i32::MAX),
-            month: u32::try_from(month).unwrap_or(1),
-            day: u32::try_from(day).unwrap_or(1),
-        }
-    }
-
-    /// Days from 1970-01-01 to this date (days-from-civil, proleptic Gregorian).
-    fn days(self) -> i64 {
-        let year = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = year.div_euclid(400);
-        let year_of_era = year.rem_euclid(400);
-        let month = i64::from(self.month);
-        let shifted_month = if month > 2 { month - 3 } else { month + 9 };
-        let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(self.day) - 1;
-        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-        era * DAYS_PER_ERA + day_of_era - DAYS_TO_EPOCH
-    }
-
-    /// The day before.
-    fn day_before(self) -> Date {
-        Date::from_days(self.days() - 1)
-    }
-
-    /// The same day a year later; February 29th becomes February 28th.
-    fn one_year_later(self) -> Date {
-        let year = self.year.saturating_add(1);
-        let day = self.day.min(crate::topology::days_in_month(year, self.month));
-        Date {
-            year,
-            month: self.month,
-            day,
-        }
-    }
-}
-
-impl fmt::Display for Date {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
 }
 
