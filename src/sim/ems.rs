@@ -50,7 +50,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
@@ -675,10 +675,7 @@ impl Shared {
 
 /// Seconds since the Unix epoch (0 for a clock before it).
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
+    u64::try_from(crate::calendar::unix_now()).unwrap_or(0)
 }
 
 #[cfg(test)]
