@@ -168,6 +168,11 @@ impl StateDir {
         std::fs::write(&path, addr.to_string()).map_err(io(&path))
     }
 
+    /// Forgets the simulators' control address when `up` stops.
+    pub fn clear_sim_listen(&self) {
+        let _ = std::fs::remove_file(self.path.join(SIM_LISTEN_FILE));
+    }
+
     /// The address of the simulators' control service, if `up` recorded one.
     pub fn read_sim_listen(&self) -> Option<SocketAddr> {
         std::fs::read_to_string(self.path.join(SIM_LISTEN_FILE))

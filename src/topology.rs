@@ -3118,7 +3118,8 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
 
-fn is_serial(value: &str) -> bool {
+/// Whether `value` is a FortiGate serial number: 16 characters, `A-Z` and `0-9`, starting with `FG`.
+pub fn is_serial(value: &str) -> bool {
     value.len() == SERIAL_LEN
         && value.starts_with(SERIAL_PREFIX)
         && value

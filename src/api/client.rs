@@ -25,7 +25,9 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Why a call to a node failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {addr}: {source}")]
+    #[error(
+        "cannot connect to {addr} ({source}); is `fabricsim up` running for this topology in this directory?"
+    )]
     Connect {
         addr: SocketAddr,
         source: tonic::transport::Error,
@@ -34,6 +36,9 @@ pub enum ClientError {
     Call { addr: SocketAddr, status: tonic::Status },
     #[error("{addr} closed the CLI session")]
     SessionClosed { addr: SocketAddr },
+    /// The simulators refused the request; the text says why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 async fn channel(addr: SocketAddr) -> Result<Channel, ClientError> {
@@ -80,7 +85,10 @@ pub async fn sim(addr: SocketAddr, token: &str, command: SimCommand) -> Result<S
             client.cloud(request).await
         }
     };
-    let reply = reply.map_err(|status| ClientError::Call { addr, status })?;
+    let reply = reply.map_err(|status| match status.code() {
+        tonic::Code::InvalidArgument => ClientError::Refused(status.message().to_owned()),
+        _ => ClientError::Call { addr, status },
+    })?;
     Ok(reply.into_inner().output)
 }
 

@@ -62,7 +62,8 @@ impl Sim for SimService {
             .map_err(|e| match e {
                 LabError::UnknownEms { .. }
                 | LabError::UnknownAction { .. }
-                | LabError::MissingSerial { .. } => Status::invalid_argument(e.to_string()),
+                | LabError::MissingSerial { .. }
+                | LabError::BadSerial { .. } => Status::invalid_argument(e.to_string()),
                 _ => Status::internal(e.to_string()),
             })?;
         Ok(Response::new(SimReply { output }))

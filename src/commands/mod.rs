@@ -288,6 +288,11 @@ async fn status(path: &Path, json: bool, wait: Option<f64>) -> Result<ExitCode, 
         eprint!("not converged:\n{}", status.lag());
         return Ok(ExitCode::FAILURE);
     }
+    // Without --wait the table is the answer; a node that cannot be asked still fails the
+    // command, so scripts notice a fabric that is not running.
+    if status.nodes.iter().any(|node| node.error.is_some()) {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -168,6 +168,7 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
     stop_all(running).await;
     sim_shutdown.cancel();
     let _ = sim_server.await;
+    state.clear_sim_listen();
     if let Ok(lab) = Arc::try_unwrap(lab) {
         lab.shutdown().await;
     }

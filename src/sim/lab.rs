@@ -40,6 +40,8 @@ pub enum LabError {
     UnknownAction { action: String },
     #[error("{action} needs a FortiGate serial number")]
     MissingSerial { action: String },
+    #[error("{serial:?} is not a FortiGate serial number (16 characters, A-Z and 0-9, starting with FG)")]
+    BadSerial { serial: String },
     #[error("unknown action {action:?}; use register, unregister, entitle or revoke, then a serial")]
     UnknownCloudAction { action: String },
     #[error("this topology has no [forticloud] account")]
@@ -181,11 +183,7 @@ impl Lab {
     /// Runs one `fabricsim cloud` action and returns what to print.
     pub fn cloud_command(&self, action: &str, serial: &str) -> Result<String, LabError> {
         let forticloud = self.forticloud()?;
-        if serial.is_empty() {
-            return Err(LabError::MissingSerial {
-                action: action.to_owned(),
-            });
-        }
+        checked_serial(action, serial)?;
         match action {
             "register" => forticloud.register(serial),
             "unregister" => forticloud.unregister(serial),
@@ -253,15 +251,7 @@ impl Lab {
     /// Runs one `fabricsim ems` action and returns what to print.
     pub async fn command(&self, ems: &str, action: &str, serial: &str) -> Result<String, LabError> {
         let server = self.ems(ems)?;
-        let need_serial = || {
-            if serial.is_empty() {
-                Err(LabError::MissingSerial {
-                    action: action.to_owned(),
-                })
-            } else {
-                Ok(serial)
-            }
-        };
+        let need_serial = || checked_serial(action, serial);
         let mut out = String::new();
         match action {
             "authorize" => {
@@ -300,6 +290,21 @@ impl Lab {
             cloud.ems.shutdown().await;
             cloud.forticloud.shutdown().await;
         }
+    }
+}
+
+/// `serial` if it is a FortiGate serial number.
+fn checked_serial<'s>(action: &str, serial: &'s str) -> Result<&'s str, LabError> {
+    if serial.is_empty() {
+        Err(LabError::MissingSerial {
+            action: action.to_owned(),
+        })
+    } else if !crate::topology::is_serial(serial) {
+        Err(LabError::BadSerial {
+            serial: serial.to_owned(),
+        })
+    } else {
+        Ok(serial)
     }
 }
 
