@@ -9,7 +9,7 @@
 //! The local tables live in a [`ConfigDb`] of their own, written to `local.json` in the
 //! node's data directory (a temporary file renamed into place, so a crash leaves the old
 //! or the new file, never half of one). What the CLI and the EMS checker see is the
-//! replicated configuration overlaid with the local tables ([`effective`]).
+//! replicated configuration overlaid with the local tables ([`LocalConfig::effective`]).
 
 use std::path::{Path, PathBuf};
 

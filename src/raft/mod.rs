@@ -2,7 +2,7 @@
 //!
 //! - [`store`] keeps the log, the vote, the committed index and the latest snapshot in one
 //!   redb database under the node's data directory, so a killed node restarts where it was.
-//! - [`state_machine`] applies [`ConfigCommand`]s to the node's [`ConfigDb`] and publishes
+//! - [`state_machine`] applies [`ConfigCommand`]s to the node's [`ConfigDb`](crate::config::ConfigDb) and publishes
 //!   every new configuration on a watch channel; it builds and installs snapshots.
 //! - [`network`] carries openraft's RPCs over tonic, one cached channel per peer.
 //!

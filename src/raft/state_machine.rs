@@ -1,4 +1,4 @@
-//! The replicated state machine: applies committed [`ConfigCommand`]s to the node's
+//! The replicated state machine: applies committed [`ConfigCommand`](crate::config::ConfigCommand)s to the node's
 //! [`ConfigDb`] and publishes each new configuration on a watch channel.
 //!
 //! `ConfigDb::apply` is pure (no clock, no I/O), so every node that applies the same log
