@@ -53,16 +53,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::{Extension, Router};
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::pki::ServerIdentity;
+use super::serve::{self, tls_acceptor};
 use crate::topology::EmsSpec;
 
 pub use api::{
@@ -70,17 +69,11 @@ pub use api::{
     REGISTER_PATH, SERIAL_HEADER, SERIAL_NUMBER_PATH, malware_hashes,
 };
 
-/// How long a client may take to complete the TLS handshake before the EMS gives up on
-/// the connection; a real server's bound on half-open handshakes.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `start_again` tries to bind its old address while the system still holds it
 /// (a socket that has not finished closing): 50 tries 20 ms apart, one second in all.
 const REBIND_ATTEMPTS: u32 = 50;
 /// Pause between two attempts to bind the old address again.
 const REBIND_PAUSE: Duration = Duration::from_millis(20);
-/// Pause after a failed `accept` (e.g. out of file descriptors) before the next one, so
-/// the loop does not spin while the condition lasts.
-pub(super) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Bytes read at a time from a connection the EMS does not answer.
 const DISCARD_BUFFER_LEN: usize = 4096;
 /// Listen backlog of the re-bound socket: more than enough for a simulated fabric's probes.
@@ -460,35 +453,18 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// The TLS side of a server: the identity's chain and key, HTTP/1.1 over ALPN. `server`
-/// and `name` say whose it is in errors.
-pub(super) fn tls_acceptor(
-    server: &'static str,
-    name: &str,
-    identity: ServerIdentity,
-) -> Result<TlsAcceptor, SimError> {
-    let tls_error = |source| SimError::Tls {
-        server,
-        name: name.to_owned(),
-        source,
-    };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(tls_error)?
-        .with_no_client_auth()
-        .with_single_cert(identity.chain, identity.key)
-        .map_err(tls_error)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
 impl Period {
     /// Starts the accept loop of a new running period.
     fn begin(endpoint: &Arc<Endpoint>, listener: TcpListener) -> Period {
         endpoint.shared.state().running = true;
         let token = CancellationToken::new();
-        let accept_loop = tokio::spawn(accept_loop(endpoint.clone(), listener, token.clone()));
+        let (serving, period) = (endpoint.clone(), token.clone());
+        let accept_loop = tokio::spawn(serve::accept_loop(
+            "EMS",
+            listener,
+            token.clone(),
+            move |stream, peer| serve_connection(serving.clone(), stream, peer, period.clone()),
+        ));
         Period { token, accept_loop }
     }
 
@@ -498,40 +474,6 @@ impl Period {
         self.token.cancel();
         if let Err(error) = self.accept_loop.await {
             tracing::error!(%error, "EMS accept loop failed");
-        }
-    }
-}
-
-/// Accepts connections until `token` is cancelled, then drops the listener and joins every
-/// connection task.
-async fn accept_loop(endpoint: Arc<Endpoint>, listener: TcpListener, token: CancellationToken) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = token.cancelled() => break,
-            Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(error) = joined {
-                    tracing::error!(%error, "EMS connection task failed");
-                }
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(endpoint.clone(), stream, peer, token.clone()));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "EMS accept failed");
-                    tokio::select! {
-                        () = token.cancelled() => break,
-                        () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
-                    }
-                }
-            },
-        }
-    }
-    drop(listener);
-    while let Some(joined) = connections.join_next().await {
-        if let Err(error) = joined {
-            tracing::error!(%error, "EMS connection task failed");
         }
     }
 }
@@ -571,36 +513,14 @@ async fn hold(mut stream: TcpStream, cut: &CancellationToken) {
 
 /// Completes the TLS handshake, resolves the site from the SNI and serves the API.
 async fn answer(endpoint: &Endpoint, stream: TcpStream, peer: IpAddr, cut: &CancellationToken) {
-    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, endpoint.acceptor.accept(stream));
-    let tls = tokio::select! {
-        () = cut.cancelled() => return,
-        result = handshake => match result {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(error)) => {
-                tracing::debug!(%peer, %error, "TLS handshake with the EMS failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake with the EMS timed out");
-                return;
-            }
-        },
-    };
-    let sni = tls.get_ref().1.server_name();
-    let caller = api::Caller {
-        address: peer,
-        site: api::site_for(&endpoint.shared.spec, sni),
-    };
-    let service = TowerToHyperService::new(endpoint.router.clone().layer(Extension(caller)));
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
-    tokio::select! {
-        () = cut.cancelled() => {}
-        result = connection => {
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "EMS connection ended with an error");
-            }
-        }
-    }
+    serve::serve_https(EMS_SERVER, &endpoint.acceptor, stream, peer, cut, |sni| {
+        let caller = api::Caller {
+            address: peer,
+            site: api::site_for(&endpoint.shared.spec, sni),
+        };
+        endpoint.router.clone().layer(Extension(caller))
+    })
+    .await;
 }
 
 /// Removes a connection from the table when its task ends.

@@ -47,19 +47,15 @@ use axum::extract::{Path, State as AxumState};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::ems::{
-    ACCEPT_ERROR_PAUSE, Authorizer, DeviceState, SimError, TLS_HANDSHAKE_TIMEOUT, tls_acceptor,
-};
+use super::ems::{Authorizer, DeviceState, SimError};
 use super::pki::ServerIdentity;
+use super::serve::{self, tls_acceptor};
 use crate::calendar::Date;
 use crate::topology::{FCEM_CONTRACT, ForticloudSpec, parse_contract_date};
 
@@ -154,11 +150,16 @@ impl Forticloud {
             state: Mutex::new(account),
         });
         let token = CancellationToken::new();
-        let accept_loop = tokio::spawn(accept_loop(
+        let router = router(shared.clone());
+        let cut = token.clone();
+        let accept_loop = tokio::spawn(serve::accept_loop(
+            SERVER,
             listener,
-            acceptor,
-            router(shared.clone()),
             token.clone(),
+            move |stream, peer| {
+                let (acceptor, router, cut) = (acceptor.clone(), router.clone(), cut.clone());
+                async move { serve::serve_https(SERVER, &acceptor, stream, peer.ip(), &cut, |_| router).await }
+            },
         ));
         tracing::info!(account = %spec.account, %addr, "FortiCloud listening");
         Ok(Forticloud {
@@ -400,87 +401,13 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::MethodNotAllowed(method, uri.path().to_owned())
 }
 
-/// Accepts connections until `token` is cancelled, then drops the listener and joins every
-/// connection task.
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, router: Router, token: CancellationToken) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = token.cancelled() => break,
-            Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(error) = joined {
-                    tracing::error!(%error, "FortiCloud connection task failed");
-                }
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(
-                        acceptor.clone(),
-                        router.clone(),
-                        stream,
-                        peer,
-                        token.clone(),
-                    ));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "FortiCloud accept failed");
-                    tokio::select! {
-                        () = token.cancelled() => break,
-                        () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => {}
-                    }
-                }
-            },
-        }
-    }
-    drop(listener);
-    while let Some(joined) = connections.join_next().await {
-        if let Err(error) = joined {
-            tracing::error!(%error, "FortiCloud connection task failed");
-        }
-    }
-}
-
-/// One accepted connection: the TLS handshake, then HTTP/1.1 until the client leaves or
-/// the server shuts down.
-async fn serve_connection(
-    acceptor: TlsAcceptor,
-    router: Router,
-    stream: TcpStream,
-    peer: SocketAddr,
-    token: CancellationToken,
-) {
-    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-    let tls = tokio::select! {
-        () = token.cancelled() => return,
-        result = handshake => match result {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(error)) => {
-                tracing::debug!(%peer, %error, "TLS handshake with FortiCloud failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake with FortiCloud timed out");
-                return;
-            }
-        },
-    };
-    let service = TowerToHyperService::new(router);
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
-    tokio::select! {
-        () = token.cancelled() => {}
-        result = connection => {
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "FortiCloud connection ended with an error");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io;
     use std::net::{IpAddr, Ipv4Addr};
     use std::time::Duration;
+
+    use tokio::net::TcpStream;
 
     use super::*;
     use crate::ems::forticloud::{CloudContract, CloudRecord, query};

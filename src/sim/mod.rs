@@ -45,6 +45,7 @@ pub mod ems;
 pub mod forticloud;
 pub mod lab;
 pub mod pki;
+mod serve;
 
 pub use ems::{Authorizer, DeviceState, EmsServer, FabricDevice, SimError};
 pub use forticloud::{Contract, DeviceRecord, Forticloud};
