@@ -163,9 +163,7 @@ impl StateDir {
 
     /// Records the address of the simulators' control service.
     pub fn write_sim_listen(&self, addr: SocketAddr) -> Result<(), StateError> {
-        self.create()?;
-        let path = self.path.join(SIM_LISTEN_FILE);
-        std::fs::write(&path, addr.to_string()).map_err(io(&path))
+        write_addr(&self.path.join(SIM_LISTEN_FILE), addr)
     }
 
     /// Forgets the simulators' control address when `up` stops.
@@ -175,25 +173,33 @@ impl StateDir {
 
     /// The address of the simulators' control service, if `up` recorded one.
     pub fn read_sim_listen(&self) -> Option<SocketAddr> {
-        std::fs::read_to_string(self.path.join(SIM_LISTEN_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
+        read_addr(&self.path.join(SIM_LISTEN_FILE))
     }
 
     /// Records the address a running node listens on.
     pub fn write_listen(&self, node: &str, addr: SocketAddr) -> Result<(), StateError> {
-        let dir = self.node_dir(node);
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let path = dir.join(LISTEN_FILE);
-        std::fs::write(&path, addr.to_string()).map_err(io(&path))
+        write_addr(&self.node_dir(node).join(LISTEN_FILE), addr)
     }
 
     /// The address a node listens on, if a process recorded one.
     pub fn read_listen(&self, node: &str) -> Option<SocketAddr> {
-        std::fs::read_to_string(self.node_dir(node).join(LISTEN_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
+        read_addr(&self.node_dir(node).join(LISTEN_FILE))
     }
+}
+
+/// Writes an address file, creating its directory.
+fn write_addr(path: &Path, addr: SocketAddr) -> Result<(), StateError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    std::fs::write(path, addr.to_string()).map_err(io(path))
+}
+
+/// The address in an address file, if there is a readable one.
+fn read_addr(path: &Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
 }
 
 fn random_token(context: &Path) -> Result<String, StateError> {

@@ -187,27 +187,7 @@ impl FabricStatus {
                 ]
             })
             .collect();
-        let widths: Vec<usize> = (0..header.len())
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r[i].len())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut line = |cells: Vec<&str>| {
-            let text: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            let _ = writeln!(out, "{}", text.join("  ").trim_end());
-        };
-        line(header.to_vec());
-        for row in &rows {
-            line(row.iter().map(String::as_str).collect());
-        }
+        out.push_str(&columns(&header, &rows));
         out.push_str(&self.ems_table());
         out
     }
@@ -248,29 +228,7 @@ impl FabricStatus {
                 ]
             })
             .collect();
-        let widths: Vec<usize> = (0..header.len())
-            .map(|i| {
-                cells
-                    .iter()
-                    .map(|r| r[i].len())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let render = |cells: Vec<&str>| {
-            let text: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            format!("{}\n", text.join("  ").trim_end())
-        };
-        let mut out = String::from("\n");
-        out.push_str(&render(header.to_vec()));
-        for row in &cells {
-            out.push_str(&render(row.iter().map(String::as_str).collect()));
-        }
+        let mut out = format!("\n{}", columns(&header, &cells));
         for (node, ems) in rows {
             let healthy = ems.connection == Connection::Connected
                 && ems.certificate == CertificateState::Authorized
@@ -316,6 +274,33 @@ impl FabricStatus {
 
 fn sync_word(local: bool) -> String {
     if local { "local" } else { "default" }.to_owned()
+}
+
+/// Left-aligned columns two spaces apart, each as wide as its widest cell.
+fn columns<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| {
+            rows.iter()
+                .map(|row| row[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    std::iter::once(line(header.to_vec()))
+        .chain(
+            rows.iter()
+                .map(|row| line(row.iter().map(String::as_str).collect())),
+        )
+        .collect()
 }
 
 /// Asks every node of `topology` for its state, concurrently.

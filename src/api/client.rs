@@ -61,6 +61,20 @@ pub async fn join(root: SocketAddr, request: JoinRequest) -> Result<bool, Client
     Ok(reply.into_inner().voter)
 }
 
+/// The `authorization` value for the admin token.
+fn bearer(token: &str) -> MetadataValue<tonic::metadata::Ascii> {
+    format!("Bearer {token}")
+        .parse()
+        .expect("the admin token is printable ASCII")
+}
+
+/// A request carrying the admin token.
+fn authorized<T>(message: T, token: &MetadataValue<tonic::metadata::Ascii>) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(AUTHORIZATION, token.clone());
+    request
+}
+
 /// A command for the simulators of a running `fabricsim up`.
 pub enum SimCommand {
     Ems(super::proto::fabric::EmsCommand),
@@ -70,20 +84,10 @@ pub enum SimCommand {
 /// Runs one `fabricsim ems` or `fabricsim cloud` action and returns what to print.
 pub async fn sim(addr: SocketAddr, token: &str, command: SimCommand) -> Result<String, ClientError> {
     let mut client = super::proto::fabric::sim_client::SimClient::new(channel(addr).await?);
-    let token: MetadataValue<tonic::metadata::Ascii> = format!("Bearer {token}")
-        .parse()
-        .expect("the admin token is printable ASCII");
+    let token = bearer(token);
     let reply = match command {
-        SimCommand::Ems(command) => {
-            let mut request = Request::new(command);
-            request.metadata_mut().insert(AUTHORIZATION, token);
-            client.ems(request).await
-        }
-        SimCommand::Cloud(command) => {
-            let mut request = Request::new(command);
-            request.metadata_mut().insert(AUTHORIZATION, token);
-            client.cloud(request).await
-        }
+        SimCommand::Ems(command) => client.ems(authorized(command, &token)).await,
+        SimCommand::Cloud(command) => client.cloud(authorized(command, &token)).await,
     };
     let reply = reply.map_err(|status| match status.code() {
         tonic::Code::InvalidArgument => ClientError::Refused(status.message().to_owned()),
@@ -101,20 +105,15 @@ pub struct AdminConnection {
 
 impl AdminConnection {
     pub async fn connect(addr: SocketAddr, token: &str) -> Result<AdminConnection, ClientError> {
-        let token = format!("Bearer {token}")
-            .parse()
-            .expect("the admin token is printable ASCII");
         Ok(AdminConnection {
             addr,
-            token,
+            token: bearer(token),
             client: AdminClient::new(channel(addr).await?),
         })
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request.metadata_mut().insert(AUTHORIZATION, self.token.clone());
-        request
+        authorized(message, &self.token)
     }
 
     /// The node's current state.

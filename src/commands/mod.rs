@@ -196,12 +196,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
-/// The topology, its state directory in the current directory, and each node's address
-/// (as recorded by the running process, else as written in the topology).
+/// The topology and its state directory in the current directory.
 struct Fabric {
     topology: Topology,
     state: StateDir,
-    addrs: BTreeMap<String, SocketAddr>,
 }
 
 impl Fabric {
@@ -212,25 +210,25 @@ impl Fabric {
             source,
         })?;
         let state = StateDir::new(&cwd, &topology);
-        let addrs = topology
-            .nodes
-            .iter()
-            .map(|spec| {
-                (
-                    spec.name.clone(),
-                    state.read_listen(&spec.name).unwrap_or(spec.listen),
-                )
-            })
-            .collect();
-        Ok(Fabric {
-            topology,
-            state,
-            addrs,
-        })
+        Ok(Fabric { topology, state })
     }
 
+    /// Each node's address: as the process running it recorded, else as the topology says.
+    fn addrs(&self) -> BTreeMap<String, SocketAddr> {
+        self.topology
+            .nodes
+            .iter()
+            .map(|spec| (spec.name.clone(), self.listen(spec)))
+            .collect()
+    }
+
+    fn listen(&self, spec: &crate::topology::NodeSpec) -> SocketAddr {
+        self.state.read_listen(&spec.name).unwrap_or(spec.listen)
+    }
+
+    /// The address of `node`, or an error naming the nodes there are.
     fn addr(&self, node: &str) -> Result<SocketAddr, Error> {
-        self.addrs.get(node).copied().ok_or_else(|| Error::UnknownNode {
+        let spec = self.topology.node(node).ok_or_else(|| Error::UnknownNode {
             node: node.to_owned(),
             path: self.topology.source.clone(),
             known: self
@@ -240,7 +238,8 @@ impl Fabric {
                 .map(|n| n.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-        })
+        })?;
+        Ok(self.listen(spec))
     }
 }
 
@@ -268,7 +267,7 @@ async fn status(path: &Path, json: bool, wait: Option<f64>) -> Result<ExitCode, 
     let deadline =
         wait.map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs_f64(secs.max(0.0)));
     let status = loop {
-        let status = crate::status::collect(&fabric.topology, &fabric.addrs, &token).await;
+        let status = crate::status::collect(&fabric.topology, &fabric.addrs(), &token).await;
         match deadline {
             Some(deadline) if !status.converged && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(STATUS_POLL).await;

@@ -181,7 +181,7 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
 /// for the fabric to converge on the result.
 async fn bootstrap(fabric: &Fabric, token: &str) -> Result<Option<crate::status::FabricStatus>, Error> {
     let root = &fabric.topology.root().name;
-    let addr = fabric.addrs_running()[root];
+    let addr = fabric.addr(root)?;
     println!(
         "bootstrap: running {} lines on {root}",
         fabric.topology.bootstrap.len()
@@ -202,7 +202,7 @@ async fn wait_ready(fabric: &Fabric, token: &str) -> Option<crate::status::Fabri
     let total = fabric.topology.nodes.len();
     let mut shown = usize::MAX;
     loop {
-        let status = crate::status::collect(&fabric.topology, &fabric.addrs_running(), token).await;
+        let status = crate::status::collect(&fabric.topology, &fabric.addrs(), token).await;
         let converged = status.nodes.iter().filter(|n| n.converged).count();
         if converged != shown {
             println!("  {converged}/{total} nodes converged");
@@ -220,22 +220,6 @@ async fn wait_ready(fabric: &Fabric, token: &str) -> Option<crate::status::Fabri
             return Some(status);
         }
         tokio::time::sleep(READY_POLL).await;
-    }
-}
-
-impl Fabric {
-    /// The addresses the nodes of this process just recorded.
-    fn addrs_running(&self) -> std::collections::BTreeMap<String, std::net::SocketAddr> {
-        self.topology
-            .nodes
-            .iter()
-            .map(|spec| {
-                (
-                    spec.name.clone(),
-                    self.state.read_listen(&spec.name).unwrap_or(spec.listen),
-                )
-            })
-            .collect()
     }
 }
 

@@ -273,21 +273,13 @@ impl Fabric {
     /// Waits until every node has applied the root's revision; on timeout the error shows
     /// every node's revision and lag.
     pub async fn wait_converged(&self, timeout: Duration) -> Result<FabricStatus, HarnessError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let status = self.status().await;
-            if status.converged {
-                return Ok(status);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(HarnessError::NotConverged {
-                    timeout,
-                    table: status.table(),
-                    lag: status.lag(),
-                });
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        self.poll(timeout, |status| status.converged)
+            .await
+            .map_err(|status| HarnessError::NotConverged {
+                timeout,
+                table: status.table(),
+                lag: status.lag(),
+            })
     }
 
     /// Waits until `condition` holds for the fabric's status.
@@ -297,6 +289,22 @@ impl Fabric {
         timeout: Duration,
         condition: impl Fn(&FabricStatus) -> bool,
     ) -> Result<FabricStatus, HarnessError> {
+        self.poll(timeout, condition)
+            .await
+            .map_err(|status| HarnessError::Timeout {
+                timeout,
+                what: what.to_owned(),
+                last: status.table(),
+            })
+    }
+
+    /// Asks the nodes until `condition` holds, or returns the last status seen once
+    /// `timeout` has passed.
+    async fn poll(
+        &self,
+        timeout: Duration,
+        condition: impl Fn(&FabricStatus) -> bool,
+    ) -> Result<FabricStatus, FabricStatus> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let status = self.status().await;
@@ -304,11 +312,7 @@ impl Fabric {
                 return Ok(status);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(HarnessError::Timeout {
-                    timeout,
-                    what: what.to_owned(),
-                    last: status.table(),
-                });
+                return Err(status);
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
