@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::Error;
 use crate::config::ConfigCommand;
-use crate::harness::{Fabric, HarnessError, generated_topology};
+use crate::harness::{Fabric, generated_topology};
 use crate::raft::Raft;
 use tokio_util::sync::CancellationToken;
 
@@ -101,11 +101,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         raft.wait(Some(CONVERGE_TIMEOUT))
             .applied_index_at_least(Some(last), "bench: member applies the last write")
             .await
-            .map_err(|e| HarnessError::Timeout {
-                timeout: CONVERGE_TIMEOUT,
-                what: "every member applies the last write".to_owned(),
-                last: e.to_string(),
-            })?;
+            .map_err(|e| Error::Bench(format!("a member did not apply the last write: {e}")))?;
     }
     stop_recording.cancel();
     for recorder in recorders {
@@ -177,11 +173,7 @@ async fn write_until_done(
         let response = root
             .client_write(command)
             .await
-            .map_err(|e| HarnessError::Timeout {
-                timeout: Duration::ZERO,
-                what: "the root acknowledges a write".to_owned(),
-                last: e.to_string(),
-            })?;
+            .map_err(|e| Error::Bench(format!("the root refused a write: {e}")))?;
         done.push(Write {
             submitted,
             index: response.log_id.index,

@@ -153,6 +153,8 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("bench: {0}")]
+    Bench(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }

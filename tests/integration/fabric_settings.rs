@@ -6,6 +6,15 @@ use fabricsim::harness::{Fabric, generated_topology};
 
 use crate::{CONVERGE, ems_entry};
 
+/// `show endpoint-control fctems` on `node`.
+async fn show_fctems(fabric: &Fabric, node: &str) -> String {
+    fabric
+        .exec(node, &["show endpoint-control fctems"])
+        .await
+        .unwrap()
+        .output
+}
+
 fn lines(lines: &[String]) -> Vec<&str> {
     lines.iter().map(String::as_str).collect()
 }
@@ -96,18 +105,16 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
             .failed
     );
     fabric.wait_converged(CONVERGE).await.unwrap();
-    let show = |node: &'static str| {
-        let fabric = &fabric;
-        async move {
-            fabric
-                .exec(node, &["show endpoint-control fctems"])
-                .await
-                .unwrap()
-                .output
-        }
-    };
-    assert!(show("branch1").await.contains("set server \"127.0.100.99\""));
-    assert!(show("branch2").await.contains("set server \"127.0.100.2\""));
+    assert!(
+        show_fctems(&fabric, "branch1")
+            .await
+            .contains("set server \"127.0.100.99\"")
+    );
+    assert!(
+        show_fctems(&fabric, "branch2")
+            .await
+            .contains("set server \"127.0.100.2\"")
+    );
 
     // branch1's own setting survives its restart (and the root's).
     let mut fabric = fabric;
@@ -116,15 +123,8 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
     fabric.kill("root").await.unwrap();
     fabric.restart("root").await.unwrap();
     fabric.wait_converged(CONVERGE).await.unwrap();
-    let shown = fabric
-        .exec("branch1", &["show endpoint-control fctems"])
-        .await
-        .unwrap();
-    assert!(
-        shown.output.contains("set server \"127.0.100.99\""),
-        "{}",
-        shown.output
-    );
+    let shown = show_fctems(&fabric, "branch1").await;
+    assert!(shown.contains("set server \"127.0.100.99\""), "{shown}");
 
     // Back to default: branch1 adopts the root's table again.
     let out = fabric
@@ -135,15 +135,8 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
         .await
         .unwrap();
     assert!(!out.failed, "{}", out.output);
-    let shown = fabric
-        .exec("branch1", &["show endpoint-control fctems"])
-        .await
-        .unwrap();
-    assert!(
-        shown.output.contains("set server \"127.0.100.2\""),
-        "{}",
-        shown.output
-    );
+    let shown = show_fctems(&fabric, "branch1").await;
+    assert!(shown.contains("set server \"127.0.100.2\""), "{shown}");
     let refused = fabric
         .exec(
             "branch1",
