@@ -219,18 +219,32 @@ impl Node {
         }
     }
 
-    /// Applies a change to this node's own tables and publishes the new view.
-    fn apply_local(&self, command: &ConfigCommand) -> Result<Applied, CommitError> {
+    /// Applies a change to this node's own tables and publishes the new view; `None` when
+    /// the change is the fabric's, to propose. Deciding and applying under one lock keeps a
+    /// concurrent `configuration-sync` switch from landing between them.
+    fn apply_local(&self, command: &ConfigCommand) -> Option<Result<Applied, CommitError>> {
         let replicated = self.shared.config_rx.borrow().clone();
         let mut local = self.shared.local.lock().expect("local config lock");
+        match local.owns(command) {
+            Some(true) => {}
+            Some(false) => return None,
+            None => {
+                return Some(Err(CommitError::Unavailable(
+                    "this change mixes the node's own tables with the fabric's; make them one at a time"
+                        .to_owned(),
+                )));
+            }
+        }
         let applied = local.apply(command, &replicated).map_err(|e| match e {
             LocalApplyError::Refused(refused) => CommitError::Refused(refused),
             LocalApplyError::Write(write) => CommitError::Unavailable(write.to_string()),
-        })?;
-        self.shared
-            .effective_tx
-            .send_replace(Arc::new(local.effective(&replicated)));
-        Ok(applied)
+        });
+        if applied.is_ok() {
+            self.shared
+                .effective_tx
+                .send_replace(Arc::new(local.effective(&replicated)));
+        }
+        Some(applied)
     }
 
     /// Whether this node keeps its own EMS tables (`configuration-sync local`).
@@ -352,19 +366,9 @@ impl Backend for Node {
     }
 
     async fn commit(&self, command: ConfigCommand) -> Result<Applied, CommitError> {
-        let owned = self
-            .shared
-            .local
-            .lock()
-            .expect("local config lock")
-            .owns(&command);
-        match owned {
-            Some(true) => self.apply_local(&command),
-            Some(false) => self.propose(command).await,
-            None => Err(CommitError::Unavailable(
-                "this change mixes the node's own tables with the fabric's; make them one at a time"
-                    .to_owned(),
-            )),
+        match self.apply_local(&command) {
+            Some(applied) => applied,
+            None => self.propose(command).await,
         }
     }
 
