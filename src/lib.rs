@@ -14,9 +14,9 @@
 //! | [`cli`] | the FortiOS CLI: tokenizer, session contexts, `show`/`get` formatting, help, transcripts |
 //! | [`raft`] | openraft's type configuration, the redb log store, the state machine, the tonic network |
 //! | [`node`] | one FortiGate: start, join the fabric (members) or lead it (root), its EMS checker, shutdown |
-//! | [`ems`] | what a FortiGate does to reach its EMS: resolve, connect from its source, TLS, classify the certificate, ask the EMS |
+//! | [`connector`] | what a FortiGate does to reach its EMS: resolve, connect from its source, TLS, classify the certificate, ask the EMS |
 //! | [`sim`] | the simulated world around the fabric: the PKI and the EMS servers |
-//! | [`api`] | gRPC services (admin CLI and status, member join, Raft transport) and their client |
+//! | [`rpc`] | gRPC services (admin CLI and status, member join, Raft transport) and their client |
 //! | [`calendar`] | UTC dates without a date crate: certificate validity, contract expiry, timestamps |
 //! | [`status`] | the fabric's status: per-node reports, convergence, table and JSON |
 //! | [`state_dir`] | `.fabricsim/<fabric>/`: node data, admin token, listen addresses, locks |
@@ -30,16 +30,15 @@
 //! Raft, every node applies it to its [`config::ConfigDb`] in log order, and the result goes
 //! back to the session. [`status`] compares every node's revision and content hash with
 //! the root's.
-
-pub mod api;
 pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod ems;
+pub mod connector;
 pub mod harness;
 pub mod node;
 pub mod raft;
+pub mod rpc;
 pub mod sim;
 pub mod state_dir;
 pub mod status;

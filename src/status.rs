@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::client::AdminConnection;
-use crate::ems::{CertificateState, Connection, DeviceState, EmsStatus};
+use crate::connector::{CertificateState, Connection, DeviceState, EmsStatus};
 use crate::node::NodeState;
+use crate::rpc::client::AdminConnection;
 use crate::topology::{Role, Topology};
 
 /// The whole fabric at one moment. Its JSON form is a contract: keep the keys stable.

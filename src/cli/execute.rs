@@ -15,7 +15,7 @@ use super::session::CliError;
 use super::{Backend, CertificateOffer};
 use crate::config::ConfigCommand;
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
-use crate::ems::{CertificateState, Connection, DeviceState, EmsStatus};
+use crate::connector::{CertificateState, Connection, DeviceState, EmsStatus};
 
 /// The question `execute fctems verify` asks before it trusts a certificate.
 pub const VERIFY_QUESTION: &str = "EMS configuration needs user to confirm server certificate. \

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use crate::config::{
     Applied, CommandError, ConfigCommand, ConfigDb, RC_INVALID_VALUE, TableSchema, fail_line,
 };
-use crate::ems::EmsStatus;
-use crate::ems::forticloud::CloudRecord;
+use crate::connector::EmsStatus;
+use crate::connector::forticloud::CloudRecord;
 
 pub use session::Session;
 

@@ -967,11 +967,11 @@ mod tests {
             Err(format!("no EMS behind {entry}"))
         }
 
-        async fn test_connectivity(&self, entry: &str) -> Result<crate::ems::EmsStatus, String> {
+        async fn test_connectivity(&self, entry: &str) -> Result<crate::connector::EmsStatus, String> {
             Err(format!("no EMS behind {entry}"))
         }
 
-        async fn forticloud(&self) -> Result<crate::ems::forticloud::CloudRecord, String> {
+        async fn forticloud(&self) -> Result<crate::connector::forticloud::CloudRecord, String> {
             Err("no FortiCloud in this test".to_owned())
         }
     }

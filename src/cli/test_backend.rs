@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use super::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
-use crate::ems::EmsStatus;
-use crate::ems::forticloud::CloudRecord;
+use crate::connector::EmsStatus;
+use crate::connector::forticloud::CloudRecord;
 
 /// An in-memory node: commits apply directly, or fail with `unavailable` when it is set.
 /// Its EMS is whatever the test puts in `offer` and `status`.

@@ -120,17 +120,17 @@ mod tests {
                 pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
             );
             backend.offer = Some(crate::cli::CertificateOffer {
-                rendered: crate::ems::render_certificate(&leaf).expect("the fixture renders"),
+                rendered: crate::connector::render_certificate(&leaf).expect("the fixture renders"),
                 pem,
                 trusted_by_ca: false,
                 ems_serial: Some("FCTEMS8822004401".to_owned()),
                 capabilities: vec!["fabric-auth".to_owned(), "websocket".to_owned()],
             });
-            let mut status = crate::ems::EmsStatus::unknown("ems1", "ems.untrusted.example");
-            status.connection = crate::ems::Connection::Connected;
-            status.certificate = crate::ems::CertificateState::Authorized;
-            status.device = crate::ems::DeviceState::Authorized;
-            status.detail = crate::ems::DETAIL_AUTHORIZED.to_owned();
+            let mut status = crate::connector::EmsStatus::unknown("ems1", "ems.untrusted.example");
+            status.connection = crate::connector::Connection::Connected;
+            status.certificate = crate::connector::CertificateState::Authorized;
+            status.device = crate::connector::DeviceState::Authorized;
+            status.detail = crate::connector::DETAIL_AUTHORIZED.to_owned();
             status.ems_serial = Some("FCTEMS8822004401".to_owned());
             backend.status = Some(status);
         }
@@ -139,14 +139,14 @@ mod tests {
                 .iter()
                 .map(|contract| {
                     let words: Vec<&str> = contract.split_whitespace().collect();
-                    crate::ems::forticloud::CloudContract {
+                    crate::connector::forticloud::CloudContract {
                         kind: words[0].to_owned(),
                         expires: words[1].to_owned(),
                         expired: words.get(2) == Some(&"expired"),
                     }
                 })
                 .collect();
-            backend.cloud = Some(crate::ems::forticloud::CloudRecord {
+            backend.cloud = Some(crate::connector::forticloud::CloudRecord {
                 serial: backend.identity().serial.clone(),
                 registered: *account != "none",
                 account: (*account).to_owned(),

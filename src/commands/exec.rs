@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{Error, Fabric};
-use crate::api::client::AdminConnection;
+use crate::rpc::client::AdminConnection;
 
 pub(super) async fn exec(path: &Path, node: &str, lines: Vec<String>, yes: bool) -> Result<ExitCode, Error> {
     let fabric = Fabric::open(path)?;

@@ -23,7 +23,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Mutex;
 
 use super::{Error, Fabric};
-use crate::api::client::{AdminConnection, CliSession};
+use crate::rpc::client::{AdminConnection, CliSession};
 
 /// The editor's view of the node: completion asks the node's session.
 struct NodeHelper {

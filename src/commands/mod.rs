@@ -15,9 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::api::client::{ClientError, SimCommand};
 use crate::harness::HarnessError;
 use crate::node::NodeError;
+use crate::rpc::client::{ClientError, SimCommand};
 use crate::state_dir::{StateDir, StateError};
 use crate::topology::{Topology, TopologyError};
 
@@ -176,7 +176,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             action,
             serial,
         } => {
-            let command = crate::api::proto::fabric::EmsCommand {
+            let command = crate::rpc::proto::fabric::EmsCommand {
                 ems,
                 action,
                 serial: serial.unwrap_or_default(),
@@ -188,7 +188,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             action,
             serial,
         } => {
-            let command = crate::api::proto::fabric::CloudCommand { action, serial };
+            let command = crate::rpc::proto::fabric::CloudCommand { action, serial };
             sim_command(&topology.path, SimCommand::Cloud(command)).await
         }
         Command::Cli { topology, node } => interactive::cli(&topology.path, &node).await,
@@ -255,7 +255,7 @@ async fn sim_command(path: &Path, command: SimCommand) -> Result<ExitCode, Error
         ),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
-    let output = crate::api::client::sim(addr, &token, command).await?;
+    let output = crate::rpc::client::sim(addr, &token, command).await?;
     print!("{output}");
     Ok(ExitCode::SUCCESS)
 }

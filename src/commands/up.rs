@@ -11,8 +11,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Error, Fabric};
-use crate::api::client::AdminConnection;
 use crate::node::{NodeConfig, RunningNode};
+use crate::rpc::client::AdminConnection;
 use crate::sim::lab::Lab;
 use crate::state_dir::NodeLock;
 use crate::topology::{NodeSpec, Role};
@@ -103,7 +103,7 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
         context: "simulator control listener".to_owned(),
         source,
     })?)?;
-    let sim_server = tokio::spawn(crate::api::serve_sim(
+    let sim_server = tokio::spawn(crate::rpc::serve_sim(
         lab.clone(),
         token.clone(),
         sim_listener,

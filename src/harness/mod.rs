@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::api::client::{AdminConnection, ClientError};
 use crate::node::{Node, NodeConfig, NodeError, RunningNode};
+use crate::rpc::client::{AdminConnection, ClientError};
 use crate::sim::lab::{Lab, LabError};
 use crate::status::{self, FabricStatus};
 use crate::topology::{Role, Topology};
@@ -233,7 +233,7 @@ impl Fabric {
 
     /// Every node's report of its EMS entry `entry`, by node name; a node without a result
     /// for it is left out.
-    pub async fn ems_status(&self, entry: &str) -> BTreeMap<String, crate::ems::EmsStatus> {
+    pub async fn ems_status(&self, entry: &str) -> BTreeMap<String, crate::connector::EmsStatus> {
         self.status()
             .await
             .nodes

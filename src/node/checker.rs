@@ -1,7 +1,7 @@
 //! The node's EMS checker: every node checks each of its fctems entries itself, from its
 //! own address, and keeps the results.
 //!
-//! A round probes every entry concurrently (see [`crate::ems::probe`]); rounds start at the
+//! A round probes every entry concurrently (see [`crate::connector::probe`]); rounds start at the
 //! configured interval, at once when the configuration changes (a round in progress is
 //! abandoned for a fresh one), and on demand. Probes are plain async tasks with the entry's
 //! `call-timeout`: a silent EMS costs a round its timeout, never a Raft heartbeat or a CLI
@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigDb;
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
-use crate::ems::forticloud::{self, CloudRecord};
-use crate::ems::{self, EmsStatus, ProbeTarget, Resolver, TrustStore};
+use crate::connector::forticloud::{self, CloudRecord};
+use crate::connector::{self, EmsStatus, ProbeTarget, Resolver, TrustStore};
 use crate::topology::{EMS_CLOUD_HOSTNAME, FORTICLOUD_HOSTNAME};
 
 /// What a node knows about its EMS connectors.
@@ -137,9 +137,9 @@ impl CheckerSetup {
         };
         let failed = |detail: String| {
             let mut status = EmsStatus::unknown(name, &server);
-            status.connection = ems::Connection::Failed;
+            status.connection = connector::Connection::Failed;
             status.detail = detail;
-            status.checked_at = Some(ems::now_rfc3339());
+            status.checked_at = Some(connector::now_rfc3339());
             status
         };
         if cloud {
@@ -163,7 +163,7 @@ impl CheckerSetup {
                 .table
                 .insert(EMS_CLOUD_HOSTNAME.to_owned(), access.ems.ip());
         }
-        ems::probe(&target, &self.trust(db), &resolver).await
+        connector::probe(&target, &self.trust(db), &resolver).await
     }
 
     /// Checks every entry of `db` concurrently.

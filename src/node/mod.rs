@@ -34,14 +34,14 @@ use tokio_util::sync::CancellationToken;
 
 use self::checker::{CheckerSetup, EmsReport};
 use self::local::{LocalApplyError, LocalConfig, LocalError};
-use crate::api;
 use crate::cli::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
-use crate::ems::{self, EmsStatus, Resolver};
+use crate::connector::{self, EmsStatus, Resolver};
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
 use crate::raft::{NodeId, Raft};
+use crate::rpc;
 use crate::topology::{RaftSettings, Role};
 
 /// How long the root waits for its own leadership before refusing a write.
@@ -378,7 +378,7 @@ impl Backend for Node {
         let target = checker
             .target(&db, entry)
             .ok_or_else(|| format!("EMS {entry} has no server to connect to."))?;
-        let offer = ems::fetch_offer(&target, &checker.trust(&db), &checker.resolver)
+        let offer = connector::fetch_offer(&target, &checker.trust(&db), &checker.resolver)
             .await
             .map_err(|e| e.to_string())?;
         let leaf = offer
@@ -404,7 +404,7 @@ impl Backend for Node {
         })
     }
 
-    async fn forticloud(&self) -> Result<ems::forticloud::CloudRecord, String> {
+    async fn forticloud(&self) -> Result<connector::forticloud::CloudRecord, String> {
         self.shared.checker.forticloud().await
     }
 
@@ -508,7 +508,7 @@ impl RunningNode {
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn(api::serve(node.clone(), listener, shutdown.clone()));
+        tasks.spawn(rpc::serve(node.clone(), listener, shutdown.clone()));
         tasks.spawn(follow_replicated(node.clone(), shutdown.clone()));
         tasks.spawn(checker::run(
             node.shared.checker.clone(),
@@ -703,13 +703,13 @@ async fn join_fabric(node: Node, shutdown: CancellationToken) {
     let root = node.shared.config.root_addr.expect("members have a root address");
     let mut backoff = KEEPER_INTERVAL;
     loop {
-        let request = api::proto::fabric::JoinRequest {
+        let request = rpc::proto::fabric::JoinRequest {
             node_id: node.id(),
             name: node.name().to_owned(),
             serial: node.shared.config.serial.clone(),
             addr: node.addr().to_string(),
         };
-        match api::client::join(root, request).await {
+        match rpc::client::join(root, request).await {
             Ok(voter) => {
                 tracing::info!(node = node.name(), voter, "admitted to the fabric");
                 return;

@@ -410,7 +410,7 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::ems::forticloud::{CloudContract, CloudRecord, query};
+    use crate::connector::forticloud::{CloudContract, CloudRecord, query};
     use crate::sim::{EmsServer, Pki};
     use crate::topology::{CertProfile, ContractSpec, FORTICLOUD_HOSTNAME};
 
@@ -616,7 +616,7 @@ mod tests {
         ems.set_authorizer(cloud.authorizer());
 
         let register = |serial: &'static str| {
-            let target = crate::ems::ProbeTarget {
+            let target = crate::connector::ProbeTarget {
                 entry: "cloud".to_owned(),
                 server: crate::topology::EMS_CLOUD_HOSTNAME.to_owned(),
                 port: ems.addr().port(),
@@ -625,21 +625,21 @@ mod tests {
                 fortigate_serial: serial.to_owned(),
                 fortigate_hostname: format!("FGT-{serial}"),
             };
-            let trust = crate::ems::TrustStore {
+            let trust = crate::connector::TrustStore {
                 anchors: lab.pki.trust_anchors(),
                 pinned: Vec::new(),
             };
-            let mut resolver = crate::ems::Resolver::default();
+            let mut resolver = crate::connector::Resolver::default();
             resolver
                 .table
                 .insert(crate::topology::EMS_CLOUD_HOSTNAME.to_owned(), ip);
-            async move { crate::ems::probe(&target, &trust, &resolver).await }
+            async move { crate::connector::probe(&target, &trust, &resolver).await }
         };
         let root = register(ROOT).await;
-        assert_eq!(root.certificate, crate::ems::CertificateState::Authorized);
+        assert_eq!(root.certificate, crate::connector::CertificateState::Authorized);
         assert_eq!(
             root.device,
-            crate::ems::DeviceState::Authorized,
+            crate::connector::DeviceState::Authorized,
             "{}",
             root.detail
         );
@@ -650,12 +650,15 @@ mod tests {
         let member = register(MEMBER).await;
         assert_eq!(
             member.device,
-            crate::ems::DeviceState::Denied,
+            crate::connector::DeviceState::Denied,
             "{}",
             member.detail
         );
         cloud.entitle(MEMBER, None);
-        assert_eq!(register(MEMBER).await.device, crate::ems::DeviceState::Authorized);
+        assert_eq!(
+            register(MEMBER).await.device,
+            crate::connector::DeviceState::Authorized
+        );
 
         ems.shutdown().await;
         cloud.shutdown().await;

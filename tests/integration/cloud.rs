@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use fabricsim::ems::{CertificateState, Connection, DeviceState};
+use fabricsim::connector::{CertificateState, Connection, DeviceState};
 use fabricsim::harness::Fabric;
 use fabricsim::topology::Topology;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use fabricsim::ems::{CertificateState, Connection, DeviceState, EmsStatus};
+use fabricsim::connector::{CertificateState, Connection, DeviceState, EmsStatus};
 use fabricsim::harness::Fabric;
 use fabricsim::topology::Topology;
 

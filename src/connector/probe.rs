@@ -570,7 +570,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::ems::test_ems::{EmsScript, TestEms, TestPki, silent_listener, unused_port};
+    use crate::connector::test_ems::{EmsScript, TestEms, TestPki, silent_listener, unused_port};
 
     const SERVER: &str = "ems.lab.example";
     const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -313,7 +313,7 @@ fn hex_pairs(bytes: &[u8], uppercase: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ems::test_ems::TestPki;
+    use crate::connector::test_ems::TestPki;
 
     #[test]
     fn dates_split_into_utc_fields() {

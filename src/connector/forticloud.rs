@@ -348,7 +348,9 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::ems::test_ems::{EMS_HOSTNAME, EmsScript, TestEms, TestPki, silent_listener, unused_port};
+    use crate::connector::test_ems::{
+        EMS_HOSTNAME, EmsScript, TestEms, TestPki, silent_listener, unused_port,
+    };
 
     const SERIAL: &str = "FGVM01TM22000001";
     const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

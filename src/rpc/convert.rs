@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 
 use super::proto::fabric as pb;
-use crate::ems::EmsStatus;
+use crate::connector::EmsStatus;
 
 /// The variant a word names, or `fallback` for a word this build does not know.
 fn parse<T: DeserializeOwned>(word: &str, fallback: T) -> T {

@@ -190,7 +190,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::ems::test_ems::{Leaf, TestPki};
+    use crate::connector::test_ems::{Leaf, TestPki};
 
     fn verifier(trust: &TrustStore) -> ClassifyingVerifier {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
