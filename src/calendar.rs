@@ -120,6 +120,38 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
+/// Where "now" comes from: the system clock in a running fabric, a fixed instant where
+/// output must not change from one run to the next (golden transcripts, unit tests).
+pub trait Clock: Send + Sync {
+    /// Seconds since 1970-01-01 UTC.
+    fn unix_seconds(&self) -> i64;
+
+    /// Today's date in UTC.
+    fn today(&self) -> Date {
+        Date::from_days(self.unix_seconds().div_euclid(SECONDS_PER_DAY))
+    }
+}
+
+/// The machine's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn unix_seconds(&self) -> i64 {
+        unix_now()
+    }
+}
+
+/// A clock that always reads the same second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn unix_seconds(&self) -> i64 {
+        self.0
+    }
+}
+
 /// Seconds since 1970-01-01 UTC (0 for a clock before it).
 pub fn unix_now() -> i64 {
     SystemTime::now()

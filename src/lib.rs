@@ -43,3 +43,4 @@ pub mod sim;
 pub mod state_dir;
 pub mod status;
 pub mod topology;
+pub mod wire;

@@ -176,7 +176,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             action,
             serial,
         } => {
-            let command = crate::rpc::proto::fabric::EmsCommand {
+            let command = crate::wire::proto::fabric::EmsCommand {
                 ems,
                 action,
                 serial: serial.unwrap_or_default(),
@@ -188,7 +188,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             action,
             serial,
         } => {
-            let command = crate::rpc::proto::fabric::CloudCommand { action, serial };
+            let command = crate::wire::proto::fabric::CloudCommand { action, serial };
             sim_command(&topology.path, SimCommand::Cloud(command)).await
         }
         Command::Cli { topology, node } => interactive::cli(&topology.path, &node).await,

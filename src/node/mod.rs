@@ -703,7 +703,7 @@ async fn join_fabric(node: Node, shutdown: CancellationToken) {
     let root = node.shared.config.root_addr.expect("members have a root address");
     let mut backoff = KEEPER_INTERVAL;
     loop {
-        let request = rpc::proto::fabric::JoinRequest {
+        let request = crate::wire::proto::fabric::JoinRequest {
             node_id: node.id(),
             name: node.name().to_owned(),
             serial: node.shared.config.serial.clone(),

@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{NodeId, TypeConfig};
-use crate::rpc::proto::raft::RaftPayload;
-use crate::rpc::proto::raft::raft_client::RaftClient;
+use crate::wire::proto::raft::RaftPayload;
+use crate::wire::proto::raft::raft_client::RaftClient;
 
 /// How long a connection attempt to a peer may take before the peer counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);

@@ -10,12 +10,12 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Streaming};
 
 use super::AUTHORIZATION;
-use super::proto::fabric::admin_client::AdminClient;
-use super::proto::fabric::member_client::MemberClient;
-use super::proto::fabric::{CliReply, CliRequest, JoinRequest, StatusRequest, cli_request};
 use crate::cli::Reply;
 use crate::node::NodeState;
 use crate::topology::Role;
+use crate::wire::proto::fabric::admin_client::AdminClient;
+use crate::wire::proto::fabric::member_client::MemberClient;
+use crate::wire::proto::fabric::{CliReply, CliRequest, JoinRequest, StatusRequest, cli_request};
 
 /// How long connecting to a node may take before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -77,13 +77,13 @@ fn authorized<T>(message: T, token: &MetadataValue<tonic::metadata::Ascii>) -> R
 
 /// A command for the simulators of a running `fabricsim up`.
 pub enum SimCommand {
-    Ems(super::proto::fabric::EmsCommand),
-    Cloud(super::proto::fabric::CloudCommand),
+    Ems(crate::wire::proto::fabric::EmsCommand),
+    Cloud(crate::wire::proto::fabric::CloudCommand),
 }
 
 /// Runs one `fabricsim ems` or `fabricsim cloud` action and returns what to print.
 pub async fn sim(addr: SocketAddr, token: &str, command: SimCommand) -> Result<String, ClientError> {
-    let mut client = super::proto::fabric::sim_client::SimClient::new(channel(addr).await?);
+    let mut client = crate::wire::proto::fabric::sim_client::SimClient::new(channel(addr).await?);
     let token = bearer(token);
     let reply = match command {
         SimCommand::Ems(command) => client.ems(authorized(command, &token)).await,

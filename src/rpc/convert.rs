@@ -2,8 +2,8 @@
 
 use serde::de::DeserializeOwned;
 
-use super::proto::fabric as pb;
 use crate::connector::EmsStatus;
+use crate::wire::proto::fabric as pb;
 
 /// The variant a word names, or `fallback` for a word this build does not know.
 fn parse<T: DeserializeOwned>(word: &str, fallback: T) -> T {

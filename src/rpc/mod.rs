@@ -17,16 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
 
-/// The generated protobuf and gRPC code.
-pub mod proto {
-    pub mod fabric {
-        tonic::include_proto!("fabricsim.fabric");
-    }
-    pub mod raft {
-        tonic::include_proto!("fabricsim.raft");
-    }
-}
-
 /// The metadata key that carries the admin token.
 pub const AUTHORIZATION: &str = "authorization";
 

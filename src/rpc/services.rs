@@ -9,19 +9,19 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::AUTHORIZATION;
-use super::proto::fabric::admin_server::{Admin, AdminServer};
-use super::proto::fabric::member_server::{Member, MemberServer};
-use super::proto::fabric::sim_server::{Sim, SimServer};
-use super::proto::fabric::{
-    CliReply, CliRequest, JoinReply, JoinRequest, NodeStatus, StatusRequest, cli_request,
-};
-use super::proto::fabric::{CloudCommand, EmsCommand, SimReply};
-use super::proto::raft::RaftPayload;
-use super::proto::raft::raft_server::{Raft, RaftServer};
 use crate::cli::{Backend, Session};
 use crate::node::{JoinError, Node};
 use crate::raft::network::MAX_MESSAGE_BYTES;
 use crate::sim::lab::{Lab, LabError};
+use crate::wire::proto::fabric::admin_server::{Admin, AdminServer};
+use crate::wire::proto::fabric::member_server::{Member, MemberServer};
+use crate::wire::proto::fabric::sim_server::{Sim, SimServer};
+use crate::wire::proto::fabric::{
+    CliReply, CliRequest, JoinReply, JoinRequest, NodeStatus, StatusRequest, cli_request,
+};
+use crate::wire::proto::fabric::{CloudCommand, EmsCommand, SimReply};
+use crate::wire::proto::raft::RaftPayload;
+use crate::wire::proto::raft::raft_server::{Raft, RaftServer};
 
 pub(super) fn raft_server(node: Node) -> RaftServer<RaftService> {
     RaftServer::new(RaftService { node })
