@@ -4,13 +4,13 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{Error, Fabric};
+use super::{Error, FabricFiles};
 use crate::rpc::client::AdminConnection;
 
 pub(super) async fn exec(path: &Path, node: &str, lines: Vec<String>, yes: bool) -> Result<ExitCode, Error> {
-    let fabric = Fabric::open(path)?;
-    let addr = fabric.addr(node)?;
-    let token = fabric.state.token()?;
+    let files = FabricFiles::open(path)?;
+    let addr = files.addr(node)?;
+    let token = files.state.token()?;
     let read_stdin = |source| Error::Io {
         context: "cannot read from standard input".to_owned(),
         source,

@@ -22,7 +22,7 @@ use rustyline::{
 use tokio::runtime::Handle;
 use tokio::sync::Mutex;
 
-use super::{Error, Fabric};
+use super::{Error, FabricFiles};
 use crate::rpc::client::{AdminConnection, CliSession};
 
 /// The editor's view of the node: completion asks the node's session.
@@ -71,13 +71,13 @@ impl ConditionalEventHandler for HelpKey {
 }
 
 pub(super) async fn cli(path: &Path, node: &str) -> Result<ExitCode, Error> {
-    let fabric = Fabric::open(path)?;
-    let addr = fabric.addr(node)?;
-    let token = fabric.state.token()?;
+    let files = FabricFiles::open(path)?;
+    let addr = files.addr(node)?;
+    let token = files.state.token()?;
     let session = AdminConnection::connect(addr, &token).await?.session().await?;
     let session = Arc::new(Mutex::new(session));
     let runtime = Handle::current();
-    let history = fabric.state.path().join(format!("{node}.history"));
+    let history = files.state.path().join(format!("{node}.history"));
     tokio::task::spawn_blocking(move || edit_loop(session, runtime, &history))
         .await
         .map_err(|e| Error::Io {

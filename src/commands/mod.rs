@@ -16,8 +16,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::harness::HarnessError;
-use crate::node::NodeError;
+use crate::launcher::LaunchError;
 use crate::rpc::client::{ClientError, SimCommand};
+use crate::server::ServerError;
 use crate::state_dir::{StateDir, StateError};
 use crate::topology::{Topology, TopologyError};
 
@@ -129,7 +130,9 @@ pub enum Error {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
-    Node(#[from] NodeError),
+    Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error(transparent)]
@@ -141,17 +144,6 @@ pub enum Error {
         node: String,
         path: PathBuf,
         known: String,
-    },
-    #[error(
-        "node {node} cannot listen on {addr}: {source}{hint}",
-        hint = if .source.kind() == std::io::ErrorKind::AddrInUse {
-            " (another fabricsim, or another program, uses that address; stop it or change `listen` in the topology)"
-        } else { "" }
-    )]
-    Listen {
-        node: String,
-        addr: SocketAddr,
-        source: std::io::Error,
     },
     #[error("bench: {0}")]
     Bench(String),
@@ -198,21 +190,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
-/// The topology and its state directory in the current directory.
-struct Fabric {
+/// A topology file and its state directory in the current directory: what every command
+/// but `check` and `bench` starts from.
+struct FabricFiles {
     topology: Topology,
     state: StateDir,
 }
 
-impl Fabric {
-    fn open(path: &Path) -> Result<Fabric, Error> {
+impl FabricFiles {
+    fn open(path: &Path) -> Result<FabricFiles, Error> {
         let topology = Topology::load(path)?;
         let cwd = std::env::current_dir().map_err(|source| Error::Io {
             context: "cannot read the current directory".to_owned(),
             source,
         })?;
         let state = StateDir::new(&cwd, &topology);
-        Ok(Fabric { topology, state })
+        Ok(FabricFiles { topology, state })
     }
 
     /// Each node's address: as the process running it recorded, else as the topology says.
@@ -246,12 +239,12 @@ impl Fabric {
 }
 
 async fn sim_command(path: &Path, command: SimCommand) -> Result<ExitCode, Error> {
-    let fabric = Fabric::open(path)?;
-    let token = fabric.state.token()?;
-    let addr = fabric.state.read_sim_listen().ok_or_else(|| Error::Io {
+    let files = FabricFiles::open(path)?;
+    let token = files.state.token()?;
+    let addr = files.state.read_sim_listen().ok_or_else(|| Error::Io {
         context: format!(
             "no simulators are running for fabric {} (start them with `fabricsim up`)",
-            fabric.topology.fabric.name
+            files.topology.fabric.name
         ),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
@@ -264,12 +257,12 @@ async fn sim_command(path: &Path, command: SimCommand) -> Result<ExitCode, Error
 const STATUS_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn status(path: &Path, json: bool, wait: Option<f64>) -> Result<ExitCode, Error> {
-    let fabric = Fabric::open(path)?;
-    let token = fabric.state.token()?;
+    let files = FabricFiles::open(path)?;
+    let token = files.state.token()?;
     let deadline =
         wait.map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs_f64(secs.max(0.0)));
     let status = loop {
-        let status = crate::status::collect(&fabric.topology, &fabric.addrs(), &token).await;
+        let status = crate::status::collect(&files.topology, &files.addrs(), &token).await;
         match deadline {
             Some(deadline) if !status.converged && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(STATUS_POLL).await;

@@ -27,16 +27,18 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-
-use crate::node::{Node, NodeConfig, NodeError, RunningNode};
+use crate::launcher::{LaunchError, Plan, Ports, RunningFabric};
+use crate::node::Node;
 use crate::rpc::client::{AdminConnection, ClientError};
-use crate::sim::lab::{Lab, LabError};
+use crate::sim::lab::Lab;
 use crate::status::{self, FabricStatus};
-use crate::topology::{Role, Topology};
+use crate::topology::Topology;
 
 /// The serial of the root of [`generated_topology`]; members count up from it.
 pub const ROOT_SERIAL: &str = "FGVM01TM22000001";
+
+/// The admin token of every harness fabric.
+const TOKEN: &str = "harness-token";
 
 /// How often `wait_*` polls the nodes.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -44,25 +46,12 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Why a harness operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    #[error("no node named {0:?} in this fabric")]
-    UnknownNode(String),
-    #[error("node {0} is not running")]
-    NotRunning(String),
-    #[error("node {0} is already running")]
-    AlreadyRunning(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
     #[error("cannot create the fabric's data directory: {0}")]
     TempDir(std::io::Error),
     #[error(transparent)]
-    Lab(Box<LabError>),
+    Launch(#[from] LaunchError),
     #[error("the topology's bootstrap failed:\n{0}")]
     Bootstrap(String),
-    #[error(transparent)]
-    Node(#[from] NodeError),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("the fabric did not converge within {timeout:?}:\n{table}{lag}")]
@@ -88,101 +77,51 @@ pub struct ExecOutput {
     pub failed: bool,
 }
 
-struct Slot {
-    addr: SocketAddr,
-    running: Option<RunningNode>,
-}
-
-/// A running fabric of in-process nodes, with the simulated EMS servers of its topology.
+/// A running fabric of in-process nodes, with the simulated EMS servers of its topology,
+/// its data in a temporary directory.
 pub struct Fabric {
-    topology: Topology,
+    fabric: RunningFabric,
     data: tempfile::TempDir,
-    token: String,
-    slots: BTreeMap<String, Slot>,
-    lab: Option<Lab>,
 }
 
 impl Fabric {
-    /// Starts every node of `topology` on ephemeral ports, the root first.
+    /// Starts every node of `topology` on ephemeral ports, the root first, and runs the
+    /// topology's bootstrap lines.
     pub async fn start(topology: Topology) -> Result<Fabric, HarnessError> {
         let data = tempfile::Builder::new()
             .prefix("fabricsim-")
             .tempdir()
             .map_err(HarnessError::TempDir)?;
-        let lab = Lab::start(&topology, &data.path().join("pki")).await?;
-        let mut fabric = Fabric {
-            topology,
+        let plan = Plan::under(data.path(), TOKEN, Ports::Ephemeral);
+        let fabric = Fabric {
+            fabric: RunningFabric::start(topology, plan).await?,
             data,
-            token: "harness-token".to_owned(),
-            slots: BTreeMap::new(),
-            lab: Some(lab),
         };
-        let mut listeners = Vec::new();
-        for spec in &fabric.topology.nodes {
-            let wanted = SocketAddr::new(spec.listen.ip(), 0);
-            let listener = bind(wanted).await?;
-            let addr = listener
-                .local_addr()
-                .map_err(|source| HarnessError::Bind { addr: wanted, source })?;
-            fabric
-                .slots
-                .insert(spec.name.clone(), Slot { addr, running: None });
-            listeners.push((spec.name.clone(), listener));
-        }
-        // The root first: it must exist before members ask to join.
-        listeners.sort_by_key(|(name, _)| fabric.topology.node(name).map(|s| s.role != Role::Root));
-        for (name, listener) in listeners {
-            fabric.launch(&name, listener).await?;
-        }
-        if !fabric.topology.bootstrap.is_empty() {
-            let root = fabric.topology.root().name.clone();
-            let lines = fabric.topology.bootstrap.clone();
-            let reply = fabric
-                .connect(&root)
-                .await?
-                .session()
-                .await?
-                .script(&lines, "y")
-                .await?;
-            if reply.failed {
-                return Err(HarnessError::Bootstrap(reply.output));
+        match fabric.fabric.bootstrap().await {
+            Ok(Some(reply)) if reply.failed => {
+                fabric.stop().await;
+                Err(HarnessError::Bootstrap(reply.output))
+            }
+            Ok(_) => Ok(fabric),
+            Err(e) => {
+                fabric.stop().await;
+                Err(e.into())
             }
         }
-        Ok(fabric)
     }
 
     /// The simulated EMS servers.
     pub fn lab(&self) -> &Lab {
-        self.lab.as_ref().expect("the lab runs until the fabric stops")
-    }
-
-    async fn launch(&mut self, name: &str, listener: TcpListener) -> Result<(), HarnessError> {
-        let spec = self
-            .topology
-            .node(name)
-            .ok_or_else(|| HarnessError::UnknownNode(name.to_owned()))?;
-        let root_addr = self.slots.get(&self.topology.root().name).map(|s| s.addr);
-        let config = NodeConfig::from_topology(
-            &self.topology,
-            spec,
-            self.data_dir(name),
-            root_addr,
-            &self.token,
-            self.lab().trust_anchors(),
-            self.lab().cloud_access(),
-        );
-        let running = RunningNode::start(config, listener).await?;
-        self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
-        Ok(())
+        self.fabric.lab()
     }
 
     pub fn topology(&self) -> &Topology {
-        &self.topology
+        self.fabric.topology()
     }
 
     /// Where a node keeps its Raft database; it survives kill and restart.
     pub fn data_dir(&self, name: &str) -> PathBuf {
-        self.data.path().join(name)
+        self.fabric.plan().data_dir(name)
     }
 
     /// The directory holding every node's data.
@@ -192,30 +131,17 @@ impl Fabric {
 
     /// The admin token the nodes require.
     pub fn token(&self) -> &str {
-        &self.token
+        &self.fabric.plan().token
     }
 
     /// Every node's gRPC address.
     pub fn addrs(&self) -> BTreeMap<String, SocketAddr> {
-        self.slots
-            .iter()
-            .map(|(name, slot)| (name.clone(), slot.addr))
-            .collect()
-    }
-
-    fn slot(&self, name: &str) -> Result<&Slot, HarnessError> {
-        self.slots
-            .get(name)
-            .ok_or_else(|| HarnessError::UnknownNode(name.to_owned()))
+        self.fabric.addrs()
     }
 
     /// The in-process handle of a running node.
     pub fn node(&self, name: &str) -> Result<&Node, HarnessError> {
-        self.slot(name)?
-            .running
-            .as_ref()
-            .map(RunningNode::node)
-            .ok_or_else(|| HarnessError::NotRunning(name.to_owned()))
+        Ok(self.fabric.node(name)?)
     }
 
     /// Runs CLI lines on a node in one session, as `fabricsim exec` does. A question
@@ -261,13 +187,12 @@ impl Fabric {
 
     /// An admin connection to a node.
     pub async fn connect(&self, name: &str) -> Result<AdminConnection, HarnessError> {
-        let addr = self.slot(name)?.addr;
-        Ok(AdminConnection::connect(addr, &self.token).await?)
+        Ok(self.fabric.connect(name).await?)
     }
 
     /// Asks every node for its state.
     pub async fn status(&self) -> FabricStatus {
-        status::collect(&self.topology, &self.addrs(), &self.token).await
+        status::collect(self.topology(), &self.addrs(), self.token()).await
     }
 
     /// Waits until every node has applied the root's revision; on timeout the error shows
@@ -320,59 +245,17 @@ impl Fabric {
 
     /// Stops a node abruptly; its data directory stays.
     pub async fn kill(&mut self, name: &str) -> Result<(), HarnessError> {
-        let slot = self
-            .slots
-            .get_mut(name)
-            .ok_or_else(|| HarnessError::UnknownNode(name.to_owned()))?;
-        let running = slot
-            .running
-            .take()
-            .ok_or_else(|| HarnessError::NotRunning(name.to_owned()))?;
-        running.kill().await;
-        Ok(())
+        Ok(self.fabric.kill(name).await?)
     }
 
     /// Starts a killed node again on the same address with the same data directory.
     pub async fn restart(&mut self, name: &str) -> Result<(), HarnessError> {
-        let slot = self.slot(name)?;
-        if slot.running.is_some() {
-            return Err(HarnessError::AlreadyRunning(name.to_owned()));
-        }
-        let listener = bind(slot.addr).await?;
-        self.launch(name, listener).await
+        Ok(self.fabric.restart(name).await?)
     }
 
-    /// Stops every node cleanly, members first.
-    pub async fn stop(mut self) {
-        let root = self.topology.root().name.clone();
-        let members: Vec<RunningNode> = self
-            .slots
-            .iter_mut()
-            .filter(|(name, _)| **name != root)
-            .filter_map(|(_, slot)| slot.running.take())
-            .collect();
-        futures::future::join_all(members.into_iter().map(RunningNode::shutdown)).await;
-        if let Some(running) = self.slots.get_mut(&root).and_then(|s| s.running.take()) {
-            running.shutdown().await;
-        }
-        if let Some(lab) = self.lab.take() {
-            lab.shutdown().await;
-        }
-    }
-}
-
-/// Binds a listener; a port just released by a killed node may linger briefly, so binding
-/// the same address again retries for a moment.
-async fn bind(addr: SocketAddr) -> Result<TcpListener, HarnessError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(listener) => return Ok(listener),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(POLL_INTERVAL).await;
-            }
-            Err(source) => return Err(HarnessError::Bind { addr, source }),
-        }
+    /// Stops every node cleanly, members first, then the simulated servers.
+    pub async fn stop(self) {
+        self.fabric.stop().await;
     }
 }
 
@@ -402,10 +285,4 @@ pub fn generated_topology(fabric: &str, nodes: usize) -> Topology {
         ));
     }
     Topology::parse(&text, Path::new("<generated>")).expect("generated topologies are valid")
-}
-
-impl From<LabError> for HarnessError {
-    fn from(error: LabError) -> Self {
-        HarnessError::Lab(Box::new(error))
-    }
 }

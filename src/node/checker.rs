@@ -8,7 +8,7 @@
 //! command. Results leave through a watch channel as an [`EmsReport`].
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
 use crate::connector::forticloud::{self, CloudRecord};
 use crate::connector::{self, EmsStatus, ProbeTarget, Resolver, TrustStore};
 use crate::topology::{EMS_CLOUD_HOSTNAME, FORTICLOUD_HOSTNAME};
+use crate::wire::CloudAccess;
 
 /// What a node knows about its EMS connectors.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,13 +46,6 @@ pub struct CheckerSetup {
     pub interval: Duration,
     /// Where FortiCloud and EMS Cloud are; `None` when the fabric has no FortiCloud account.
     pub cloud: Option<CloudAccess>,
-}
-
-/// The addresses of the simulated FortiCloud API and EMS Cloud server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CloudAccess {
-    pub api: SocketAddr,
-    pub ems: SocketAddr,
 }
 
 /// How long a FortiCloud query may take.

@@ -1,20 +1,23 @@
 //! One FortiGate of the fabric: its identity, its Raft group membership and the tasks that
 //! keep it in the fabric.
 //!
-//! [`RunningNode::start`] opens the node's data directory, starts openraft and the gRPC
-//! server on a listener the caller bound, and then, depending on the role:
-//! - the **root** initializes the Raft group on first boot and keeps the leadership: when it
-//!   is not the leader it calls `trigger().elect()` until it is;
-//! - a **member** asks the root to admit it (as a voter while the fabric has fewer than
-//!   `voters`, as a learner after that) and retries until the root answers.
+//! [`RunningNode::start`] opens the node's data directory, starts openraft and the node's
+//! EMS checker, and on the **root** initializes the Raft group on first boot and keeps the
+//! leadership: when it is not the leader it calls `trigger().elect()` until it is. The root
+//! admits members through [`Node::admit`]: as voters while the fabric has fewer than
+//! `voters`, as learners after that.
+//!
+//! A node has no sockets of its own: [`crate::server`] binds its gRPC listener, serves
+//! [`crate::rpc`] on it and, for a member, asks the root to admit it. Raft's own traffic
+//! goes through [`crate::raft::network`].
 //!
 //! Members never start elections. Only the root accepts configuration writes, so a member
 //! leading the group while the root is away would have nothing to commit; the members keep
 //! serving their last applied configuration and the root, back, leads again without
 //! having to take the leadership from anyone.
 //!
-//! Shutdown is a parameter ([`run`]) or an explicit call ([`RunningNode::shutdown`]);
-//! either way every task the node spawned is joined before it returns.
+//! [`RunningNode::shutdown`] and [`RunningNode::kill`] join every task the node spawned
+//! before they return.
 
 pub mod checker;
 pub mod local;
@@ -27,7 +30,6 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -41,12 +43,12 @@ use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
 use crate::raft::{NodeId, Raft};
-use crate::rpc;
 use crate::topology::{RaftSettings, Role};
+use crate::wire::CloudAccess;
 
 /// How long the root waits for its own leadership before refusing a write.
 const LEADERSHIP_WAIT: Duration = Duration::from_secs(5);
-/// How often the root checks that it leads, and a member retries joining.
+/// How often the root checks that it leads.
 const KEEPER_INTERVAL: Duration = Duration::from_millis(300);
 /// `add_learner` waits for the learner to catch up; past this the member asks again
 /// rather than holding the root's join lock forever.
@@ -81,7 +83,7 @@ pub struct NodeConfig {
     /// Time between two EMS check rounds.
     pub check_interval: Duration,
     /// Where FortiCloud and EMS Cloud are, when the topology has a FortiCloud account.
-    pub cloud: Option<checker::CloudAccess>,
+    pub cloud: Option<CloudAccess>,
 }
 
 /// Why a node could not start.
@@ -95,8 +97,6 @@ pub enum NodeError {
     RaftConfig { node: String, message: String },
     #[error("node {node}: Raft failed: {message}")]
     Raft { node: String, message: String },
-    #[error("node {node}: cannot read its listener address: {source}")]
-    Listener { node: String, source: std::io::Error },
     #[error("node {node} is a member but no root address was given")]
     NoRoot { node: String },
     #[error("node {node}: {source}")]
@@ -176,9 +176,18 @@ impl Node {
         self.shared.config.role
     }
 
+    pub fn serial(&self) -> &str {
+        &self.shared.config.serial
+    }
+
     /// The address the node's gRPC server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
+    }
+
+    /// For a member: the root's gRPC address, where it asks to be admitted.
+    pub fn root_addr(&self) -> Option<SocketAddr> {
+        self.shared.config.root_addr
     }
 
     pub fn raft(&self) -> &Raft {
@@ -428,14 +437,10 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
-    /// Starts a node on `listener`. Returns once the node serves gRPC; joining the fabric
-    /// continues in the background.
-    pub async fn start(config: NodeConfig, listener: TcpListener) -> Result<RunningNode, NodeError> {
+    /// Starts a node whose gRPC server listens on `addr` (the caller serves it). Returns
+    /// once Raft runs.
+    pub async fn start(config: NodeConfig, addr: SocketAddr) -> Result<RunningNode, NodeError> {
         let name = config.name.clone();
-        let addr = listener.local_addr().map_err(|source| NodeError::Listener {
-            node: name.clone(),
-            source,
-        })?;
         if config.role == Role::Member && config.root_addr.is_none() {
             return Err(NodeError::NoRoot { node: name });
         }
@@ -508,7 +513,6 @@ impl RunningNode {
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn(rpc::serve(node.clone(), listener, shutdown.clone()));
         tasks.spawn(follow_replicated(node.clone(), shutdown.clone()));
         tasks.spawn(checker::run(
             node.shared.checker.clone(),
@@ -517,14 +521,9 @@ impl RunningNode {
             node.shared.ems_wake.clone(),
             shutdown.clone(),
         ));
-        match node.role() {
-            Role::Root => {
-                initialize_once(&node).await?;
-                tasks.spawn(keep_leadership(node.clone(), shutdown.clone()));
-            }
-            Role::Member => {
-                tasks.spawn(join_fabric(node.clone(), shutdown.clone()));
-            }
+        if node.role() == Role::Root {
+            initialize_once(&node).await?;
+            tasks.spawn(keep_leadership(node.clone(), shutdown.clone()));
         }
         Ok(RunningNode {
             node,
@@ -586,18 +585,6 @@ async fn open_store(data_dir: &std::path::Path) -> Result<Store, OpenError> {
             result => return result,
         }
     }
-}
-
-/// Runs a node until `shutdown` completes, then stops it cleanly.
-pub async fn run(
-    config: NodeConfig,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), NodeError> {
-    let running = RunningNode::start(config, listener).await?;
-    shutdown.await;
-    running.shutdown().await;
-    Ok(())
 }
 
 fn raft_config(config: &NodeConfig) -> Result<openraft::Config, Box<openraft::ConfigError>> {
@@ -698,32 +685,6 @@ async fn keep_leadership(node: Node, shutdown: CancellationToken) {
     }
 }
 
-/// A member's admission: asks the root until it answers, then stops.
-async fn join_fabric(node: Node, shutdown: CancellationToken) {
-    let root = node.shared.config.root_addr.expect("members have a root address");
-    let mut backoff = KEEPER_INTERVAL;
-    loop {
-        let request = crate::wire::proto::fabric::JoinRequest {
-            node_id: node.id(),
-            name: node.name().to_owned(),
-            serial: node.shared.config.serial.clone(),
-            addr: node.addr().to_string(),
-        };
-        match rpc::client::join(root, request).await {
-            Ok(voter) => {
-                tracing::info!(node = node.name(), voter, "admitted to the fabric");
-                return;
-            }
-            Err(e) => tracing::debug!(node = node.name(), error = %e, "join: root did not admit yet"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
 impl NodeConfig {
     /// The configuration of `spec`'s node in `topology`, with its data in `data_dir`, trusting
     /// `trust_anchors`.
@@ -734,7 +695,7 @@ impl NodeConfig {
         root_addr: Option<SocketAddr>,
         admin_token: &str,
         trust_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
-        cloud: Option<checker::CloudAccess>,
+        cloud: Option<CloudAccess>,
     ) -> NodeConfig {
         NodeConfig {
             id: spec.id,

@@ -15,11 +15,11 @@ use super::SimError as EmsError;
 use super::ems::{DeviceState, EmsServer};
 use super::forticloud::Forticloud;
 use super::pki::{Pki, PkiError};
-use crate::node::checker::CloudAccess;
 use crate::topology::{
     CertProfile, EMS_CAPABILITIES, EMS_CLOUD_HOSTNAME, EMS_CLOUD_SERIAL, EmsSpec, FORTICLOUD_HOSTNAME,
     ForticloudSpec, Topology,
 };
+use crate::wire::CloudAccess;
 
 /// Why the lab could not start or do what it was asked.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,358 @@
+//! One start-up sequence for a whole fabric, used by `fabricsim up`, `fabricsim node` and
+//! the test harness.
+//!
+//! [`RunningFabric::start`] binds every node's listener before it starts anything (so a
+//! taken port stops nothing halfway), starts the simulated world of the topology (its
+//! [`Lab`]: PKI, EMS servers, FortiCloud), then starts the nodes, the root first because
+//! members ask it to admit them. [`RunningFabric::bootstrap`] runs the topology's
+//! `[bootstrap]` lines on the root. Nodes can be killed and restarted on the same address
+//! and data directory; [`RunningFabric::stop`] stops the members, then the root, then the
+//! lab.
+//!
+//! Where the nodes keep their data, where the PKI lives, which token the admin service
+//! requires and which ports the nodes take is the caller's [`Plan`]: `up` uses the state
+//! directory and the topology's ports, the harness a temporary directory and ephemeral
+//! ports.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Reply;
+use crate::node::{Node, NodeConfig};
+use crate::rpc::client::{AdminConnection, ClientError};
+use crate::server::{RunningServer, ServerError};
+use crate::sim::lab::{Lab, LabError};
+use crate::topology::{NodeSpec, Role, Topology};
+use crate::wire::CloudAccess;
+
+/// A port a killed node held may linger for a moment; binding it again retries this long.
+const REBIND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a lingering port is tried again.
+const REBIND_POLL: Duration = Duration::from_millis(50);
+
+/// Which port each node listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ports {
+    /// The topology's `listen` address, as `fabricsim up` does.
+    Topology,
+    /// Port 0 on the topology's address: the system picks a free port (tests).
+    Ephemeral,
+}
+
+/// Where a fabric keeps what it writes, and how its nodes are reached.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Node `N` keeps its Raft database and local tables in `data_root/N`.
+    pub data_root: PathBuf,
+    /// Where the fabric's PKI (CA, server and node certificates) lives.
+    pub pki_dir: PathBuf,
+    /// The bearer token every node's admin service requires.
+    pub token: String,
+    pub ports: Ports,
+}
+
+impl Plan {
+    /// Where node `name` keeps its data.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.data_root.join(name)
+    }
+}
+
+/// Why a fabric, or one of its nodes, could not be started or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("no node named {0:?} in this fabric")]
+    UnknownNode(String),
+    #[error("node {0} is not running")]
+    NotRunning(String),
+    #[error("node {0} is already running")]
+    AlreadyRunning(String),
+    #[error(
+        "node {node} cannot listen on {addr}: {source}{hint}",
+        hint = if .source.kind() == std::io::ErrorKind::AddrInUse {
+            " (another fabricsim, or another program, uses that address; stop it or change `listen` in the topology)"
+        } else { "" }
+    )]
+    Listen {
+        node: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lab(Box<LabError>),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl From<LabError> for LaunchError {
+    fn from(error: LabError) -> Self {
+        LaunchError::Lab(Box::new(error))
+    }
+}
+
+/// One node's place in the fabric: its address outlives kills and restarts.
+struct Slot {
+    addr: SocketAddr,
+    running: Option<RunningServer>,
+}
+
+/// A fabric running in this process: its lab and its nodes.
+pub struct RunningFabric {
+    topology: Topology,
+    plan: Plan,
+    lab: Arc<Lab>,
+    slots: BTreeMap<String, Slot>,
+    /// The simulators' control service, when [`RunningFabric::serve_control`] started it.
+    control: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl RunningFabric {
+    /// Binds every node's listener, starts the lab, then the nodes, the root first. A node
+    /// that fails to start stops the ones started before it.
+    pub async fn start(topology: Topology, plan: Plan) -> Result<RunningFabric, LaunchError> {
+        let mut listeners = Vec::new();
+        for spec in &topology.nodes {
+            let wanted = match plan.ports {
+                Ports::Topology => spec.listen,
+                Ports::Ephemeral => SocketAddr::new(spec.listen.ip(), 0),
+            };
+            listeners.push((spec.name.clone(), bind(&spec.name, wanted).await?));
+        }
+        // The root first: it must exist before members ask to join.
+        listeners.sort_by_key(|(name, _)| topology.node(name).map(|spec| spec.role != Role::Root));
+        let lab = Lab::start(&topology, &plan.pki_dir).await?;
+        let mut fabric = RunningFabric {
+            topology,
+            plan,
+            lab: Arc::new(lab),
+            slots: BTreeMap::new(),
+            control: None,
+        };
+        for (name, listener) in listeners {
+            let addr = local_addr(&name, &listener)?;
+            fabric.slots.insert(name.clone(), Slot { addr, running: None });
+            if let Err(e) = fabric.launch(&name, listener).await {
+                fabric.stop().await;
+                return Err(e);
+            }
+        }
+        Ok(fabric)
+    }
+
+    async fn launch(&mut self, name: &str, listener: TcpListener) -> Result<(), LaunchError> {
+        let spec = self
+            .topology
+            .node(name)
+            .ok_or_else(|| LaunchError::UnknownNode(name.to_owned()))?;
+        let root_addr = self.slots.get(&self.topology.root().name).map(|slot| slot.addr);
+        let lab = self.lab();
+        let config = node_config(
+            &self.topology,
+            spec,
+            &self.plan,
+            root_addr,
+            lab.trust_anchors(),
+            lab.cloud_access(),
+        );
+        let running = RunningServer::start(config, listener).await?;
+        self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
+        Ok(())
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The simulated world around the fabric.
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// Serves the lab's control service (`fabricsim ems`, `fabricsim cloud`) on `listener`,
+    /// behind the plan's token, until the fabric stops.
+    pub fn serve_control(&mut self, listener: TcpListener) {
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(crate::rpc::serve_sim(
+            self.lab.clone(),
+            self.plan.token.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+        self.control = Some((shutdown, server));
+    }
+
+    /// Every node's gRPC address.
+    pub fn addrs(&self) -> BTreeMap<String, SocketAddr> {
+        self.slots
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.addr))
+            .collect()
+    }
+
+    /// The gRPC address of node `name`.
+    pub fn addr(&self, name: &str) -> Result<SocketAddr, LaunchError> {
+        self.slot(name).map(|slot| slot.addr)
+    }
+
+    fn slot(&self, name: &str) -> Result<&Slot, LaunchError> {
+        self.slots
+            .get(name)
+            .ok_or_else(|| LaunchError::UnknownNode(name.to_owned()))
+    }
+
+    /// The in-process handle of a running node.
+    pub fn node(&self, name: &str) -> Result<&Node, LaunchError> {
+        self.slot(name)?
+            .running
+            .as_ref()
+            .map(RunningServer::node)
+            .ok_or_else(|| LaunchError::NotRunning(name.to_owned()))
+    }
+
+    /// An admin connection to node `name`.
+    pub async fn connect(&self, name: &str) -> Result<AdminConnection, LaunchError> {
+        Ok(AdminConnection::connect(self.addr(name)?, &self.plan.token).await?)
+    }
+
+    /// Runs the topology's `[bootstrap]` lines on the root in one session, answering every
+    /// question `y`; `None` when the topology has none.
+    pub async fn bootstrap(&self) -> Result<Option<Reply>, LaunchError> {
+        if self.topology.bootstrap.is_empty() {
+            return Ok(None);
+        }
+        let root = &self.topology.root().name;
+        let mut session = self.connect(root).await?.session().await?;
+        Ok(Some(session.script(&self.topology.bootstrap, "y").await?))
+    }
+
+    /// Stops a node abruptly; its address and data directory stay.
+    pub async fn kill(&mut self, name: &str) -> Result<(), LaunchError> {
+        let running = self
+            .slots
+            .get_mut(name)
+            .ok_or_else(|| LaunchError::UnknownNode(name.to_owned()))?
+            .running
+            .take()
+            .ok_or_else(|| LaunchError::NotRunning(name.to_owned()))?;
+        running.kill().await;
+        Ok(())
+    }
+
+    /// Starts a killed node again on the same address with the same data directory.
+    pub async fn restart(&mut self, name: &str) -> Result<(), LaunchError> {
+        let slot = self.slot(name)?;
+        if slot.running.is_some() {
+            return Err(LaunchError::AlreadyRunning(name.to_owned()));
+        }
+        let listener = rebind(name, slot.addr).await?;
+        self.launch(name, listener).await
+    }
+
+    /// Stops every node cleanly, the members concurrently and then the root (so no member
+    /// sees its root vanish first), then the control service and the lab.
+    pub async fn stop(mut self) {
+        let root = self.topology.root().name.clone();
+        let members: Vec<RunningServer> = self
+            .slots
+            .iter_mut()
+            .filter(|(name, _)| **name != root)
+            .filter_map(|(_, slot)| slot.running.take())
+            .collect();
+        futures::future::join_all(members.into_iter().map(RunningServer::shutdown)).await;
+        if let Some(running) = self.slots.get_mut(&root).and_then(|slot| slot.running.take()) {
+            running.shutdown().await;
+        }
+        if let Some((shutdown, server)) = self.control.take() {
+            shutdown.cancel();
+            let _ = server.await;
+        }
+        match Arc::try_unwrap(self.lab) {
+            Ok(lab) => lab.shutdown().await,
+            Err(_) => unreachable!("only the control service shares the lab, and it has stopped"),
+        }
+    }
+}
+
+/// The configuration of `spec`'s node under `plan`, trusting `trust_anchors` and finding
+/// FortiCloud at `cloud`.
+pub fn node_config(
+    topology: &Topology,
+    spec: &NodeSpec,
+    plan: &Plan,
+    root_addr: Option<SocketAddr>,
+    trust_anchors: Vec<CertificateDer<'static>>,
+    cloud: Option<CloudAccess>,
+) -> NodeConfig {
+    NodeConfig::from_topology(
+        topology,
+        spec,
+        plan.data_dir(&spec.name),
+        root_addr,
+        &plan.token,
+        trust_anchors,
+        cloud,
+    )
+}
+
+/// Binds node `node`'s listener on `addr`.
+pub async fn bind(node: &str, addr: SocketAddr) -> Result<TcpListener, LaunchError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| LaunchError::Listen {
+            node: node.to_owned(),
+            addr,
+            source,
+        })
+}
+
+/// Binds `addr` again after a kill: "in use" is retried for [`REBIND_TIMEOUT`].
+async fn rebind(node: &str, addr: SocketAddr) -> Result<TcpListener, LaunchError> {
+    let deadline = tokio::time::Instant::now() + REBIND_TIMEOUT;
+    loop {
+        match bind(node, addr).await {
+            Err(LaunchError::Listen { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(REBIND_POLL).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The address `listener` took (the real port when it asked for port 0).
+pub fn local_addr(node: &str, listener: &TcpListener) -> Result<SocketAddr, LaunchError> {
+    listener.local_addr().map_err(|source| LaunchError::Listen {
+        node: node.to_owned(),
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+impl Plan {
+    /// A plan keeping everything below `root`: node data in `root/<node>`, the PKI in
+    /// `root/pki`.
+    pub fn under(root: &Path, token: &str, ports: Ports) -> Plan {
+        Plan {
+            data_root: root.to_owned(),
+            pki_dir: root.join("pki"),
+            token: token.to_owned(),
+            ports,
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! A node with its sockets: the one place that composes a [`RunningNode`] with a gRPC
+//! listener.
+//!
+//! [`RunningServer::start`] takes a listener the caller bound (so the caller chooses the
+//! port, and a taken port is reported before anything starts), starts the node on that
+//! address, serves [`crate::rpc`] on the listener and, for a member, asks the root to admit
+//! it until the root answers. Stopping joins the server's tasks first, then the node's.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::{Node, NodeConfig, NodeError, RunningNode};
+use crate::rpc;
+use crate::wire::proto::fabric::JoinRequest;
+
+/// How long a member waits before it asks the root again, at first; the wait doubles up to
+/// [`JOIN_RETRY_MAX`].
+const JOIN_RETRY: Duration = Duration::from_millis(300);
+/// The longest wait between two requests to join: a root that comes up late is found
+/// within this.
+const JOIN_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Why a node and its server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("node {node}: cannot read its listener address: {source}")]
+    Listener { node: String, source: std::io::Error },
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// A node serving gRPC on its listener.
+pub struct RunningServer {
+    node: RunningNode,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl RunningServer {
+    /// Starts the node of `config` on `listener`. Returns once it serves gRPC; a member's
+    /// admission continues in the background.
+    pub async fn start(config: NodeConfig, listener: TcpListener) -> Result<RunningServer, ServerError> {
+        let addr = listener.local_addr().map_err(|source| ServerError::Listener {
+            node: config.name.clone(),
+            source,
+        })?;
+        let node = RunningNode::start(config, addr).await?;
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(rpc::serve(node.node().clone(), listener, shutdown.clone()));
+        if let Some(root) = node.node().root_addr() {
+            tasks.spawn(join_fabric(node.node().clone(), root, shutdown.clone()));
+        }
+        Ok(RunningServer {
+            node,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn node(&self) -> &Node {
+        self.node.node()
+    }
+
+    /// Stops serving, then stops the node cleanly.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.node.shutdown().await;
+    }
+
+    /// Stops as abruptly as a process kill (see [`RunningNode::kill`]).
+    pub async fn kill(mut self) {
+        self.shutdown.cancel();
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.node.kill().await;
+    }
+}
+
+/// Runs a node and its server until `shutdown` completes, then stops them cleanly.
+pub async fn run(
+    config: NodeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let running = RunningServer::start(config, listener).await?;
+    shutdown.await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A member's admission: asks the root until it answers, then stops.
+async fn join_fabric(node: Node, root: SocketAddr, shutdown: CancellationToken) {
+    let mut backoff = JOIN_RETRY;
+    loop {
+        let request = JoinRequest {
+            node_id: node.id(),
+            name: node.name().to_owned(),
+            serial: node.serial().to_owned(),
+            addr: node.addr().to_string(),
+        };
+        match rpc::client::join(root, request).await {
+            Ok(voter) => {
+                tracing::info!(node = node.name(), voter, "admitted to the fabric");
+                return;
+            }
+            Err(e) => tracing::debug!(node = node.name(), error = %e, "join: root did not admit yet"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(JOIN_RETRY_MAX);
+    }
+}
