@@ -4,6 +4,11 @@
 //! A node has converged when it is reachable, belongs to the root's Raft group, has
 //! applied the root's configuration revision with the same content hash, and has finished
 //! one EMS check round against that revision.
+//!
+//! Names follow one rule: a `*Status` is what one party says of itself (a node's
+//! [`NodeStatus`], one fctems entry's [`EmsStatus`], a node's EMS
+//! [`CheckerStatus`](crate::node::checker::CheckerStatus)); a `*Report` is what this
+//! module assembles from those answers (the [`FabricReport`], each [`NodeReport`] line).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,13 +17,13 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::connector::{CertificateState, Connection, DeviceState, EmsStatus};
-use crate::node::NodeState;
+use crate::node::NodeStatus;
 use crate::rpc::client::AdminConnection;
 use crate::topology::{Role, Topology};
 
 /// The whole fabric at one moment. Its JSON form is a contract: keep the keys stable.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct FabricStatus {
+pub struct FabricReport {
     pub fabric: String,
     /// The root's node name.
     pub root: String,
@@ -60,12 +65,12 @@ pub struct RaftReport {
     pub applied: Option<u64>,
 }
 
-impl FabricStatus {
+impl FabricReport {
     /// Judges convergence from what each node answered (or why it did not).
     pub fn assemble(
         topology: &Topology,
-        answers: &BTreeMap<String, Result<NodeState, String>>,
-    ) -> FabricStatus {
+        answers: &BTreeMap<String, Result<NodeStatus, String>>,
+    ) -> FabricReport {
         let root_spec = topology.root();
         let root = answers.get(&root_spec.name).and_then(|a| a.as_ref().ok());
         let root_group: Vec<u64> = root
@@ -131,7 +136,7 @@ impl FabricStatus {
                 }
             })
             .collect();
-        FabricStatus {
+        FabricReport {
             fabric: topology.fabric.name.clone(),
             root: root_spec.name.clone(),
             revision: root.map(|r| r.revision),
@@ -304,7 +309,7 @@ fn columns<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
 }
 
 /// Asks every node of `topology` for its state, concurrently.
-pub async fn collect(topology: &Topology, addrs: &BTreeMap<String, SocketAddr>, token: &str) -> FabricStatus {
+pub async fn collect(topology: &Topology, addrs: &BTreeMap<String, SocketAddr>, token: &str) -> FabricReport {
     let asks = topology.nodes.iter().map(|spec| {
         let addr = addrs.get(&spec.name).copied().unwrap_or(spec.listen);
         async move {
@@ -316,5 +321,5 @@ pub async fn collect(topology: &Topology, addrs: &BTreeMap<String, SocketAddr>, 
         }
     });
     let answers = futures::future::join_all(asks).await.into_iter().collect();
-    FabricStatus::assemble(topology, &answers)
+    FabricReport::assemble(topology, &answers)
 }

@@ -109,19 +109,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     }
 
     let mut commits: Vec<u64> = writes.iter().map(|w| w.commit.as_micros() as u64).collect();
-    let mut converges: Vec<u64> = writes
-        .iter()
-        .map(|w| {
-            let applied_everywhere = timelines
-                .iter()
-                .map(|timeline| first_at_least(timeline, w.index).unwrap_or(w.submitted + w.commit))
-                .max()
-                .unwrap_or(w.submitted + w.commit);
-            applied_everywhere
-                .saturating_duration_since(w.submitted)
-                .as_micros() as u64
-        })
-        .collect();
+    let mut converges = converge_times(&writes, &timelines);
     fabric.stop().await;
 
     let report = Report {
@@ -145,6 +133,24 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         println!("{report:#?}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long each write took, from submission, to be applied on every member, in
+/// microseconds; a write no timeline saw counts as applied when it was acknowledged.
+fn converge_times(writes: &[Write], timelines: &[Timeline]) -> Vec<u64> {
+    writes
+        .iter()
+        .map(|w| {
+            let applied_everywhere = timelines
+                .iter()
+                .map(|timeline| first_at_least(timeline, w.index).unwrap_or(w.submitted + w.commit))
+                .max()
+                .unwrap_or(w.submitted + w.commit);
+            applied_everywhere
+                .saturating_duration_since(w.submitted)
+                .as_micros() as u64
+        })
+        .collect()
 }
 
 async fn write_until_done(

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use super::{Error, FabricFiles};
 use crate::launcher::{self, Plan, Ports, RunningFabric};
 use crate::state_dir::{NodeLock, StateDir};
-use crate::status::FabricStatus;
+use crate::status::FabricReport;
 use crate::topology::Role;
 use crate::wire::CloudAccess;
 
@@ -140,7 +140,7 @@ async fn record_addresses(fabric: &mut RunningFabric, state: &StateDir) -> Resul
 
 /// Runs the topology's `[bootstrap]` lines on the root (questions answered `y`) and waits
 /// for the fabric to converge on the result.
-async fn bootstrap(fabric: &RunningFabric) -> Result<Option<FabricStatus>, Error> {
+async fn bootstrap(fabric: &RunningFabric) -> Result<Option<FabricReport>, Error> {
     println!(
         "bootstrap: running {} lines on {}",
         fabric.topology().bootstrap.len(),
@@ -157,7 +157,7 @@ async fn bootstrap(fabric: &RunningFabric) -> Result<Option<FabricStatus>, Error
 
 /// Waits until every node has joined and applied the root's revision, printing progress;
 /// gives up after [`READY_TIMEOUT`] with each node's lag.
-async fn wait_ready(fabric: &RunningFabric) -> Option<FabricStatus> {
+async fn wait_ready(fabric: &RunningFabric) -> Option<FabricReport> {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     let total = fabric.topology().nodes.len();
     let mut shown = usize::MAX;

@@ -31,7 +31,7 @@ use crate::launcher::{LaunchError, Plan, Ports, RunningFabric};
 use crate::node::Node;
 use crate::rpc::client::{AdminConnection, ClientError};
 use crate::sim::lab::Lab;
-use crate::status::{self, FabricStatus};
+use crate::status::{self, FabricReport};
 use crate::topology::Topology;
 
 /// The serial of the root of [`generated_topology`]; members count up from it.
@@ -191,13 +191,13 @@ impl Fabric {
     }
 
     /// Asks every node for its state.
-    pub async fn status(&self) -> FabricStatus {
+    pub async fn status(&self) -> FabricReport {
         status::collect(self.topology(), &self.addrs(), self.token()).await
     }
 
     /// Waits until every node has applied the root's revision; on timeout the error shows
     /// every node's revision and lag.
-    pub async fn wait_converged(&self, timeout: Duration) -> Result<FabricStatus, HarnessError> {
+    pub async fn wait_converged(&self, timeout: Duration) -> Result<FabricReport, HarnessError> {
         self.poll(timeout, |status| status.converged)
             .await
             .map_err(|status| HarnessError::NotConverged {
@@ -212,8 +212,8 @@ impl Fabric {
         &self,
         what: &str,
         timeout: Duration,
-        condition: impl Fn(&FabricStatus) -> bool,
-    ) -> Result<FabricStatus, HarnessError> {
+        condition: impl Fn(&FabricReport) -> bool,
+    ) -> Result<FabricReport, HarnessError> {
         self.poll(timeout, condition)
             .await
             .map_err(|status| HarnessError::Timeout {
@@ -228,8 +228,8 @@ impl Fabric {
     async fn poll(
         &self,
         timeout: Duration,
-        condition: impl Fn(&FabricStatus) -> bool,
-    ) -> Result<FabricStatus, FabricStatus> {
+        condition: impl Fn(&FabricReport) -> bool,
+    ) -> Result<FabricReport, FabricReport> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let status = self.status().await;

@@ -5,7 +5,7 @@
 //! configured interval, at once when the configuration changes (a round in progress is
 //! abandoned for a fresh one), and on demand. Probes are plain async tasks with the entry's
 //! `call-timeout`: a silent EMS costs a round its timeout, never a Raft heartbeat or a CLI
-//! command. Results leave through a watch channel as an [`EmsReport`].
+//! command. Results leave through a watch channel as a [`CheckerStatus`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -26,7 +26,7 @@ use crate::wire::CloudAccess;
 
 /// What a node knows about its EMS connectors.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct EmsReport {
+pub struct CheckerStatus {
     /// The latest result per entry name.
     pub results: BTreeMap<String, EmsStatus>,
     /// The configuration revision the last completed round checked, if a round completed.
@@ -179,7 +179,7 @@ fn is_cloud(db: &ConfigDb, name: &str) -> bool {
 pub async fn run(
     setup: CheckerSetup,
     mut config_rx: watch::Receiver<Arc<ConfigDb>>,
-    report_tx: watch::Sender<EmsReport>,
+    report_tx: watch::Sender<CheckerStatus>,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use self::checker::{CheckerSetup, EmsReport};
+use self::checker::{CheckerSetup, CheckerStatus};
 use self::local::{LocalApplyError, LocalConfig, LocalError};
 use crate::cli::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
@@ -129,7 +129,7 @@ struct Shared {
     /// Serializes membership changes on the root: openraft allows one at a time.
     join_lock: tokio::sync::Mutex<()>,
     checker: CheckerSetup,
-    ems_tx: watch::Sender<EmsReport>,
+    ems_tx: watch::Sender<CheckerStatus>,
     /// The tables this node keeps itself. A std Mutex: nothing awaits while it is held.
     local: std::sync::Mutex<LocalConfig>,
     /// What the CLI and the checker see: the replicated configuration with the local
@@ -141,7 +141,7 @@ struct Shared {
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
 #[derive(Clone, Debug)]
-pub struct NodeState {
+pub struct NodeStatus {
     pub id: NodeId,
     pub name: String,
     pub serial: String,
@@ -203,12 +203,12 @@ impl Node {
         self.shared.config_rx.clone()
     }
 
-    pub fn state(&self) -> NodeState {
+    pub fn status(&self) -> NodeStatus {
         let metrics = self.shared.raft.metrics().borrow().clone();
         let config = self.shared.config_rx.borrow().clone();
         let report = self.shared.ems_tx.borrow().clone();
         let membership = metrics.membership_config.membership();
-        NodeState {
+        NodeStatus {
             id: self.id(),
             name: self.shared.config.name.clone(),
             serial: self.shared.config.serial.clone(),
@@ -262,7 +262,7 @@ impl Node {
     }
 
     /// A receiver that sees every change of this node's EMS results.
-    pub fn ems_watch(&self) -> watch::Receiver<EmsReport> {
+    pub fn ems_watch(&self) -> watch::Receiver<CheckerStatus> {
         self.shared.ems_tx.subscribe()
     }
 
@@ -444,35 +444,7 @@ impl RunningNode {
         if config.role == Role::Member && config.root_addr.is_none() {
             return Err(NodeError::NoRoot { node: name });
         }
-        let store = open_store(&config.data_dir)
-            .await
-            .map_err(|source| NodeError::Storage {
-                node: name.clone(),
-                source: Box::new(source),
-            })?;
-        let database = store.watch_closed();
-        let (state_machine, config_rx) =
-            StateMachine::open(store.clone()).map_err(|source| NodeError::Restore {
-                node: name.clone(),
-                source: Box::new(source),
-            })?;
-        let raft_config = raft_config(&config).map_err(|e| NodeError::RaftConfig {
-            node: name.clone(),
-            message: e.to_string(),
-        })?;
-        let raft = Raft::new(
-            config.id,
-            Arc::new(raft_config),
-            Network::default(),
-            LogStore::new(store),
-            state_machine,
-        )
-        .await
-        .map_err(|e| NodeError::Raft {
-            node: name.clone(),
-            message: e.to_string(),
-        })?;
-
+        let (raft, config_rx, database) = open_raft(&config).await?;
         let checker = CheckerSetup {
             own_ip: addr.ip(),
             serial: config.serial.clone(),
@@ -484,7 +456,7 @@ impl RunningNode {
             interval: config.check_interval,
             cloud: config.cloud,
         };
-        let (ems_tx, _) = watch::channel(EmsReport::default());
+        let (ems_tx, _) = watch::channel(CheckerStatus::default());
         let local = LocalConfig::open(&config.data_dir).map_err(|source| NodeError::Local {
             node: name.clone(),
             source,
@@ -570,6 +542,51 @@ impl RunningNode {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Opens the node's database and starts openraft on it. Returns the Raft handle, a
+/// receiver of every configuration the node applies, and a handle that dangles once
+/// openraft has let go of the database.
+async fn open_raft(
+    config: &NodeConfig,
+) -> Result<
+    (
+        Raft,
+        watch::Receiver<Arc<ConfigDb>>,
+        std::sync::Weak<redb::Database>,
+    ),
+    NodeError,
+> {
+    let node = || config.name.clone();
+    let store = open_store(&config.data_dir)
+        .await
+        .map_err(|source| NodeError::Storage {
+            node: node(),
+            source: Box::new(source),
+        })?;
+    let database = store.watch_closed();
+    let (state_machine, config_rx) =
+        StateMachine::open(store.clone()).map_err(|source| NodeError::Restore {
+            node: node(),
+            source: Box::new(source),
+        })?;
+    let raft_config = raft_config(config).map_err(|e| NodeError::RaftConfig {
+        node: node(),
+        message: e.to_string(),
+    })?;
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config),
+        Network::default(),
+        LogStore::new(store),
+        state_machine,
+    )
+    .await
+    .map_err(|e| NodeError::Raft {
+        node: node(),
+        message: e.to_string(),
+    })?;
+    Ok((raft, config_rx, database))
 }
 
 /// Opens the node's database. Within one process a node stopped a moment ago may still be

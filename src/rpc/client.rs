@@ -11,8 +11,7 @@ use tonic::{Request, Streaming};
 
 use super::AUTHORIZATION;
 use crate::cli::Reply;
-use crate::node::NodeState;
-use crate::topology::Role;
+use crate::node::NodeStatus;
 use crate::wire::proto::fabric::admin_client::AdminClient;
 use crate::wire::proto::fabric::member_client::MemberClient;
 use crate::wire::proto::fabric::{CliReply, CliRequest, JoinRequest, StatusRequest, cli_request};
@@ -117,7 +116,7 @@ impl AdminConnection {
     }
 
     /// The node's current state.
-    pub async fn status(&mut self) -> Result<NodeState, ClientError> {
+    pub async fn status(&mut self) -> Result<NodeStatus, ClientError> {
         let mut request = self.request(StatusRequest {});
         request.set_timeout(STATUS_TIMEOUT);
         let status = self
@@ -129,32 +128,7 @@ impl AdminConnection {
                 status,
             })?
             .into_inner();
-        Ok(NodeState {
-            id: status.node_id,
-            name: status.name,
-            serial: status.serial,
-            hostname: status.hostname,
-            role: if status.role == "root" {
-                Role::Root
-            } else {
-                Role::Member
-            },
-            raft_state: status.raft_state,
-            term: status.term,
-            applied: status.applied,
-            revision: status.revision,
-            config_hash: status.config_hash,
-            leader: status.leader,
-            voters: status.voters,
-            learners: status.learners,
-            ems: status
-                .ems
-                .into_iter()
-                .map(super::convert::ems_from_proto)
-                .collect(),
-            checked_revision: status.checked_revision,
-            sync_local: status.sync_local,
-        })
+        Ok(status.into())
     }
 
     /// Opens a CLI session and returns it with its first prompt.

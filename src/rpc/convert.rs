@@ -1,8 +1,11 @@
-//! Conversions between protobuf messages and the crate's own types, in one place.
+//! Every conversion between protobuf messages and the crate's own types, as `From` impls:
+//! the services convert on the way out, the client on the way in.
 
 use serde::de::DeserializeOwned;
 
 use crate::connector::EmsStatus;
+use crate::node::NodeStatus;
+use crate::topology::Role;
 use crate::wire::proto::fabric as pb;
 
 /// The variant a word names, or `fallback` for a word this build does not know.
@@ -10,26 +13,80 @@ fn parse<T: DeserializeOwned>(word: &str, fallback: T) -> T {
     serde_json::from_value(serde_json::Value::String(word.to_owned())).unwrap_or(fallback)
 }
 
-pub(super) fn ems_to_proto(status: &EmsStatus) -> pb::EmsStatus {
-    pb::EmsStatus {
-        name: status.name.clone(),
-        server: status.server.clone(),
-        connection: status.connection.as_str().to_owned(),
-        certificate: status.certificate.as_str().to_owned(),
-        device: status.device.as_str().to_owned(),
-        detail: status.detail.clone(),
-        ems_serial: status.ems_serial.clone(),
-        checked_at: status.checked_at.clone(),
+impl From<&EmsStatus> for pb::EmsStatus {
+    fn from(status: &EmsStatus) -> Self {
+        pb::EmsStatus {
+            name: status.name.clone(),
+            server: status.server.clone(),
+            connection: status.connection.as_str().to_owned(),
+            certificate: status.certificate.as_str().to_owned(),
+            device: status.device.as_str().to_owned(),
+            detail: status.detail.clone(),
+            ems_serial: status.ems_serial.clone(),
+            checked_at: status.checked_at.clone(),
+        }
     }
 }
 
-pub(super) fn ems_from_proto(status: pb::EmsStatus) -> EmsStatus {
-    let mut ems = EmsStatus::unknown(&status.name, &status.server);
-    ems.connection = parse(&status.connection, ems.connection);
-    ems.certificate = parse(&status.certificate, ems.certificate);
-    ems.device = parse(&status.device, ems.device);
-    ems.detail = status.detail;
-    ems.ems_serial = status.ems_serial;
-    ems.checked_at = status.checked_at;
-    ems
+impl From<pb::EmsStatus> for EmsStatus {
+    fn from(status: pb::EmsStatus) -> Self {
+        let mut ems = EmsStatus::unknown(&status.name, &status.server);
+        ems.connection = parse(&status.connection, ems.connection);
+        ems.certificate = parse(&status.certificate, ems.certificate);
+        ems.device = parse(&status.device, ems.device);
+        ems.detail = status.detail;
+        ems.ems_serial = status.ems_serial;
+        ems.checked_at = status.checked_at;
+        ems
+    }
+}
+
+impl From<NodeStatus> for pb::NodeStatus {
+    fn from(status: NodeStatus) -> Self {
+        pb::NodeStatus {
+            node_id: status.id,
+            name: status.name,
+            serial: status.serial,
+            hostname: status.hostname,
+            role: status.role.to_string(),
+            raft_state: status.raft_state,
+            term: status.term,
+            applied: status.applied,
+            revision: status.revision,
+            config_hash: status.config_hash,
+            leader: status.leader,
+            voters: status.voters,
+            learners: status.learners,
+            ems: status.ems.iter().map(pb::EmsStatus::from).collect(),
+            checked_revision: status.checked_revision,
+            sync_local: status.sync_local,
+        }
+    }
+}
+
+impl From<pb::NodeStatus> for NodeStatus {
+    fn from(status: pb::NodeStatus) -> Self {
+        NodeStatus {
+            id: status.node_id,
+            name: status.name,
+            serial: status.serial,
+            hostname: status.hostname,
+            role: if status.role == "root" {
+                Role::Root
+            } else {
+                Role::Member
+            },
+            raft_state: status.raft_state,
+            term: status.term,
+            applied: status.applied,
+            revision: status.revision,
+            config_hash: status.config_hash,
+            leader: status.leader,
+            voters: status.voters,
+            learners: status.learners,
+            ems: status.ems.into_iter().map(EmsStatus::from).collect(),
+            checked_revision: status.checked_revision,
+            sync_local: status.sync_local,
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! - `Admin`: a CLI session and the node's status, behind the state directory's token.
 //!
 //! Protobuf types stay here and in `raft::network`; the rest of the crate sees
-//! [`crate::node::NodeState`] and [`crate::cli::Reply`].
+//! [`crate::node::NodeStatus`] and [`crate::cli::Reply`].
 
 pub mod client;
 mod convert;
@@ -41,7 +41,7 @@ pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToke
     let name = node.name().to_owned();
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(services::raft_server(node.clone()))
+        .add_service(services::raft_server(node.raft().clone()))
         .add_service(services::member_server(node.clone()))
         .add_service(services::admin_server(node))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())

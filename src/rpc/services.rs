@@ -23,8 +23,8 @@ use crate::wire::proto::fabric::{CloudCommand, EmsCommand, SimReply};
 use crate::wire::proto::raft::RaftPayload;
 use crate::wire::proto::raft::raft_server::{Raft, RaftServer};
 
-pub(super) fn raft_server(node: Node) -> RaftServer<RaftService> {
-    RaftServer::new(RaftService { node })
+pub(super) fn raft_server(raft: crate::raft::Raft) -> RaftServer<RaftService> {
+    RaftServer::new(RaftService { raft })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -109,8 +109,9 @@ impl tonic::service::Interceptor for TokenCheck {
     }
 }
 
+/// openraft's RPCs, handed to the node's Raft handle: nothing else of the node is needed.
 pub(super) struct RaftService {
-    node: Node,
+    raft: crate::raft::Raft,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(payload: RaftPayload) -> Result<T, Status> {
@@ -128,17 +129,17 @@ fn encode<T: serde::Serialize>(value: &T) -> Response<RaftPayload> {
 impl Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc = decode(request.into_inner())?;
-        Ok(encode(&self.node.raft().append_entries(rpc).await))
+        Ok(encode(&self.raft.append_entries(rpc).await))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc = decode(request.into_inner())?;
-        Ok(encode(&self.node.raft().vote(rpc).await))
+        Ok(encode(&self.raft.vote(rpc).await))
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc = decode(request.into_inner())?;
-        Ok(encode(&self.node.raft().install_snapshot(rpc).await))
+        Ok(encode(&self.raft.install_snapshot(rpc).await))
     }
 }
 
@@ -191,25 +192,7 @@ impl Admin for AdminService {
     }
 
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<NodeStatus>, Status> {
-        let state = self.node.state();
-        Ok(Response::new(NodeStatus {
-            node_id: state.id,
-            name: state.name,
-            serial: state.serial,
-            hostname: state.hostname,
-            role: state.role.to_string(),
-            raft_state: state.raft_state,
-            term: state.term,
-            applied: state.applied,
-            revision: state.revision,
-            config_hash: state.config_hash,
-            leader: state.leader,
-            voters: state.voters,
-            learners: state.learners,
-            ems: state.ems.iter().map(super::convert::ems_to_proto).collect(),
-            checked_revision: state.checked_revision,
-            sync_local: state.sync_local,
-        }))
+        Ok(Response::new(self.node.status().into()))
     }
 }
 

@@ -1,12 +1,12 @@
 //! Bad input gets the FortiOS error text and changes nothing, on any node.
 
 use fabricsim::harness::{Fabric, generated_topology};
-use fabricsim::status::FabricStatus;
+use fabricsim::status::FabricReport;
 
 use crate::{CONVERGE, ems_entry};
 
 /// Every node's (revision, hash).
-fn fingerprint(status: &FabricStatus) -> Vec<(Option<u64>, Option<String>)> {
+fn fingerprint(status: &FabricReport) -> Vec<(Option<u64>, Option<String>)> {
     status
         .nodes
         .iter()
