@@ -40,6 +40,13 @@ pub enum ClientError {
     Refused(String),
 }
 
+impl ClientError {
+    /// The error of a call to `addr` that answered `status`.
+    fn call(addr: SocketAddr) -> impl FnOnce(tonic::Status) -> ClientError {
+        move |status| ClientError::Call { addr, status }
+    }
+}
+
 async fn channel(addr: SocketAddr) -> Result<Channel, ClientError> {
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("a socket address makes a valid URI")
@@ -53,10 +60,7 @@ async fn channel(addr: SocketAddr) -> Result<Channel, ClientError> {
 /// Asks the root at `root` to admit a member; answers whether it became a voter.
 pub async fn join(root: SocketAddr, request: JoinRequest) -> Result<bool, ClientError> {
     let mut client = MemberClient::new(channel(root).await?);
-    let reply = client
-        .join(request)
-        .await
-        .map_err(|status| ClientError::Call { addr: root, status })?;
+    let reply = client.join(request).await.map_err(ClientError::call(root))?;
     Ok(reply.into_inner().voter)
 }
 
@@ -123,10 +127,7 @@ impl AdminConnection {
             .client
             .status(request)
             .await
-            .map_err(|status| ClientError::Call {
-                addr: self.addr,
-                status,
-            })?
+            .map_err(ClientError::call(self.addr))?
             .into_inner();
         Ok(status.into())
     }
@@ -139,10 +140,7 @@ impl AdminConnection {
             .client
             .cli(request)
             .await
-            .map_err(|status| ClientError::Call {
-                addr: self.addr,
-                status,
-            })?
+            .map_err(ClientError::call(self.addr))?
             .into_inner();
         let mut session = CliSession {
             addr: self.addr,
@@ -182,10 +180,7 @@ impl CliSession {
             Ok(Some(reply)) => reply,
             Ok(None) => return Err(closed),
             Err(status) => {
-                return Err(ClientError::Call {
-                    addr: self.addr,
-                    status,
-                });
+                return Err(ClientError::call(self.addr)(status));
             }
         };
         self.prompt = reply.prompt.clone();
@@ -194,12 +189,7 @@ impl CliSession {
 
     /// Runs one CLI line.
     pub async fn run(&mut self, line: &str) -> Result<Reply, ClientError> {
-        let reply = self.call(cli_request::Kind::Line, line).await?;
-        Ok(Reply {
-            output: reply.output,
-            failed: reply.failed,
-            awaiting_answer: reply.awaiting_answer,
-        })
+        Ok(self.call(cli_request::Kind::Line, line).await?.into())
     }
 
     /// Runs `lines` as one script; every question is answered with `answer`.

@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::cli::Reply;
 use crate::connector::EmsStatus;
 use crate::node::NodeStatus;
 use crate::topology::Role;
@@ -87,6 +88,18 @@ impl From<pb::NodeStatus> for NodeStatus {
             ems: status.ems.into_iter().map(EmsStatus::from).collect(),
             checked_revision: status.checked_revision,
             sync_local: status.sync_local,
+        }
+    }
+}
+
+/// A CLI reply as the client's caller sees it; the prompt and completions the reply also
+/// carries are the session's business.
+impl From<pb::CliReply> for Reply {
+    fn from(reply: pb::CliReply) -> Self {
+        Reply {
+            output: reply.output,
+            failed: reply.failed,
+            awaiting_answer: reply.awaiting_answer,
         }
     }
 }

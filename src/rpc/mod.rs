@@ -4,8 +4,12 @@
 //! - `Member`: a member asks the root to admit it.
 //! - `Admin`: a CLI session and the node's status, behind the state directory's token.
 //!
-//! Protobuf types stay here and in `raft::network`; the rest of the crate sees
-//! [`crate::node::NodeStatus`] and [`crate::cli::Reply`].
+//! Also `Sim`, the lab's control service (`fabricsim ems`, `fabricsim cloud`), behind the
+//! same token.
+//!
+//! The messages are [`crate::wire::proto`]'s; `convert` turns them into the crate's own
+//! types and back (`From` impls, one file), so the callers of [`client`] see
+//! [`crate::node::NodeStatus`] and [`crate::cli::Reply`], never protobuf.
 
 pub mod client;
 mod convert;
