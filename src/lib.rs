@@ -7,21 +7,24 @@
 //!
 //! # Map of the crate
 //!
-//! | module | owns |
-//! |---|---|
-//! | [`topology`] | the cluster-config TOML file: types, defaults, validation with file:line |
-//! | [`config`] | the replicated configuration database: schema, `ConfigDb`, `ConfigCommand`, pure `apply` |
-//! | [`cli`] | the FortiOS CLI: tokenizer, session contexts, `show`/`get` formatting, help, transcripts |
-//! | [`raft`] | openraft's type configuration, the redb log store, the state machine, the tonic network |
-//! | [`node`] | one FortiGate: start, join the fabric (members) or lead it (root), its EMS checker, shutdown |
-//! | [`connector`] | what a FortiGate does to reach its EMS: resolve, connect from its source, TLS, classify the certificate, ask the EMS |
-//! | [`sim`] | the simulated world around the fabric: the PKI and the EMS servers |
-//! | [`rpc`] | gRPC services (admin CLI and status, member join, Raft transport) and their client |
-//! | [`calendar`] | UTC dates without a date crate: certificate validity, contract expiry, timestamps |
-//! | [`status`] | the fabric's status: per-node reports, convergence, table and JSON |
-//! | [`state_dir`] | `.fabricsim/<fabric>/`: node data, admin token, listen addresses, locks |
-//! | [`harness`] | `Fabric`: whole fabrics in a test's process, kill/restart, waits with deadlines |
-//! | [`commands`] | the `fabricsim` command line: `up`, `status`, `exec`, `cli`, `node`, `check`, `bench` |
+//! Layers, bottom first: a module uses only modules of the rows below its own, and modules
+//! of one row do not use each other. `tests/integration/layers.rs` checks it (see
+//! `docs/architecture.md`, "Checking the layers").
+//!
+//! | layer | module | owns |
+//! |---|---|---|
+//! | 1 | [`domain`], [`calendar`] | facts every layer shares: serial and name rules, well-known hostnames; UTC dates and the [`calendar::Clock`] |
+//! | 2 | [`config`] | the replicated configuration database: schema, `ConfigDb`, `ConfigCommand`, pure `apply` |
+//! | 3 | [`topology`] | the cluster-config TOML file: validated types, defaults, problems with file:line |
+//! | 4 | [`wire`], [`state_dir`] | what crosses a socket (protobuf, the EMS and FortiCloud HTTP contracts); `.fabricsim/<fabric>/` |
+//! | 5 | [`raft`], [`sim`], [`connector`] | openraft over redb and tonic; the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
+//! | 6 | [`cli`] | the FortiOS CLI behind its `Backend`: tokenizer, contexts, verb tables, formatting, help, transcripts |
+//! | 7 | [`node`] | one FortiGate: Raft membership, its EMS checker, its local tables; no sockets |
+//! | 8 | [`rpc`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions |
+//! | 9 | [`status`], [`server`] | the fabric's status assembled from node answers; a node composed with its gRPC listener and join loop |
+//! | 10 | [`launcher`] | one start-up of a whole fabric: lab, nodes root first, bootstrap, kill/restart, stop |
+//! | 11 | [`harness`] | `Fabric`: whole fabrics in a test's process, waits with deadlines |
+//! | 12 | [`commands`] | the `fabricsim` command line |
 //!
 //! # Data flow
 //!
@@ -30,6 +33,7 @@
 //! Raft, every node applies it to its [`config::ConfigDb`] in log order, and the result goes
 //! back to the session. [`status`] compares every node's revision and content hash with
 //! the root's.
+
 pub mod calendar;
 pub mod cli;
 pub mod commands;
