@@ -50,8 +50,8 @@ use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 pub use probe::{
-    CAPABILITIES_PATH, CertificateOffer, DETAIL_AUTHORIZED, DETAIL_DENIED, DETAIL_PENDING, DETAIL_UNTRUSTED,
-    ProbeFailure, REGISTER_PATH, SERIAL_NUMBER_PATH, fetch_offer, probe,
+    CertificateOffer, DETAIL_AUTHORIZED, DETAIL_DENIED, DETAIL_PENDING, DETAIL_UNTRUSTED, ProbeFailure,
+    fetch_offer, probe,
 };
 pub use render::{fingerprint, render_certificate};
 

@@ -14,7 +14,6 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use rustls::client::Resumption;
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
@@ -25,13 +24,11 @@ use super::http::{HttpClient, Response};
 use super::render::{fingerprint, gmt_date, now_rfc3339, render_certificate};
 use super::trust::{ClassifyingVerifier, Verdict, VerdictSlot, take_verdict};
 use super::{CertificateState, Connection, DeviceState, EmsStatus, ProbeTarget, Resolver, TrustStore};
-
-/// The EMS API path that answers the EMS serial number.
-pub const SERIAL_NUMBER_PATH: &str = "/api/v1/system/serial_number";
-/// The EMS API path that lists what the EMS supports (the fctems `capabilities`).
-pub const CAPABILITIES_PATH: &str = "/api/v1/system/capabilities";
-/// The EMS API path where a FortiGate registers and learns whether it is authorized.
-pub const REGISTER_PATH: &str = "/api/v1/fabric/device/register";
+use crate::wire::ems::{
+    self, CAPABILITIES_PATH, Capabilities, Envelope, HOSTNAME_HEADER, REGISTER_PATH, Registration,
+    SERIAL_NUMBER_PATH, SerialNumber,
+};
+use crate::wire::{ErrorBody, SERIAL_HEADER};
 
 /// Detail for a certificate that chains to no installed CA (the FortiOS GUI text).
 pub const DETAIL_UNTRUSTED: &str = "The server certificate cannot be authenticated with installed CA \
@@ -182,11 +179,11 @@ pub async fn fetch_offer(
     let rendered = render_certificate(&leaf).map_err(|reason| ProbeFailure::Certificate { reason })?;
     let (addr, verdict, chain) = (session.addr, session.verdict.clone(), session.chain.clone());
     let mut api = session.api(target)?;
-    let ems_serial = match api.call::<SerialData>("GET", SERIAL_NUMBER_PATH).await? {
+    let ems_serial = match api.call::<SerialNumber>("GET", SERIAL_NUMBER_PATH).await? {
         ApiAnswer::Data(data) => Some(data.serial_number),
         ApiAnswer::Refused(_) => None,
     };
-    let capabilities = match api.call::<CapabilitiesData>("GET", CAPABILITIES_PATH).await? {
+    let capabilities = match api.call::<Capabilities>("GET", CAPABILITIES_PATH).await? {
         ApiAnswer::Data(data) => data.capabilities,
         ApiAnswer::Refused(_) => Vec::new(),
     };
@@ -235,7 +232,7 @@ async fn check(
     }
 
     let mut api = session.api(target)?;
-    match api.call::<SerialData>("GET", SERIAL_NUMBER_PATH).await? {
+    match api.call::<SerialNumber>("GET", SERIAL_NUMBER_PATH).await? {
         ApiAnswer::Data(data) => status.ems_serial = Some(data.serial_number),
         ApiAnswer::Refused(reason) => {
             status.device = DeviceState::Denied;
@@ -244,15 +241,12 @@ async fn check(
             return Ok(());
         }
     }
-    let (device, detail) = match api.call::<RegisterData>("POST", REGISTER_PATH).await? {
+    let (device, detail) = match api.call::<Registration>("POST", REGISTER_PATH).await? {
         ApiAnswer::Refused(reason) => (DeviceState::Denied, reason),
-        ApiAnswer::Data(data) => match data.status.as_str() {
-            "authorized" => (DeviceState::Authorized, DETAIL_AUTHORIZED.to_owned()),
-            "pending" => (DeviceState::Pending, DETAIL_PENDING.to_owned()),
-            "denied" => (DeviceState::Denied, DETAIL_DENIED.to_owned()),
-            other => {
-                return Err(api.unexpected("POST", REGISTER_PATH, format!("device status {other:?}")));
-            }
+        ApiAnswer::Data(data) => match data.status {
+            ems::DeviceState::Authorized => (DeviceState::Authorized, DETAIL_AUTHORIZED.to_owned()),
+            ems::DeviceState::Pending => (DeviceState::Pending, DETAIL_PENDING.to_owned()),
+            ems::DeviceState::Denied => (DeviceState::Denied, DETAIL_DENIED.to_owned()),
         },
     };
     status.device = device;
@@ -346,8 +340,8 @@ impl Session {
             self.tls,
             &host,
             &[
-                ("X-FortiGate-Serial", target.fortigate_serial.as_str()),
-                ("X-FortiGate-Hostname", target.fortigate_hostname.as_str()),
+                (SERIAL_HEADER, target.fortigate_serial.as_str()),
+                (HOSTNAME_HEADER, target.fortigate_hostname.as_str()),
             ],
         )
         .map_err(|e| ProbeFailure::Identity {
@@ -372,33 +366,6 @@ struct EmsApi {
 enum ApiAnswer<T> {
     Data(T),
     Refused(String),
-}
-
-/// `{"data": ...}`: the envelope of every successful EMS answer.
-#[derive(Deserialize)]
-struct Envelope<T> {
-    data: T,
-}
-
-/// `{"error": "..."}`: the body of a refusal.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
-#[derive(Deserialize)]
-struct SerialData {
-    serial_number: String,
-}
-
-#[derive(Deserialize)]
-struct CapabilitiesData {
-    capabilities: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct RegisterData {
-    status: String,
 }
 
 impl EmsApi {

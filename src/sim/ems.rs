@@ -64,10 +64,8 @@ use super::pki::ServerIdentity;
 use super::serve::{self, tls_acceptor};
 use crate::topology::EmsSpec;
 
-pub use api::{
-    CAPABILITIES_PATH, DEFAULT_SITE, HOSTNAME_HEADER, MALWARE_HASHES_PATH, MALWARE_SEED_PREFIX,
-    REGISTER_PATH, SERIAL_HEADER, SERIAL_NUMBER_PATH, malware_hashes,
-};
+pub use crate::wire::ems::DeviceState;
+pub use api::{DEFAULT_SITE, MALWARE_SEED_PREFIX, malware_hashes};
 
 /// How often `start_again` tries to bind its old address while the system still holds it
 /// (a socket that has not finished closing): 50 tries 20 ms apart, one second in all.
@@ -82,28 +80,6 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// Decides a FortiGate's state by its serial in place of the Fabric Devices list: how EMS
 /// Cloud follows FortiCloud. Called without any lock of the EMS held.
 pub type Authorizer = Arc<dyn Fn(&str) -> DeviceState + Send + Sync>;
-
-/// Whether an EMS administrator let a FortiGate in, under *Administration > Fabric Devices*.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceState {
-    /// Authorized: the FortiGate may use the EMS.
-    Authorized,
-    /// Registered, awaiting a decision.
-    Pending,
-    /// Denied by the administrator.
-    Denied,
-}
-
-impl fmt::Display for DeviceState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceState::Authorized => "authorized",
-            DeviceState::Pending => "pending",
-            DeviceState::Denied => "denied",
-        })
-    }
-}
 
 /// One row of the EMS's *Fabric Devices* list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,7 +96,7 @@ pub struct FabricDevice {
     /// The source address of its last registration.
     pub last_address: Option<IpAddr>,
     /// When it last registered, in seconds since the Unix epoch.
-    pub last_seen_unix: Option<u64>,
+    pub last_seen_unix: Option<i64>,
 }
 
 impl FabricDevice {
@@ -593,11 +569,6 @@ impl Shared {
     }
 }
 
-/// Seconds since the Unix epoch (0 for a clock before it).
-fn unix_now() -> u64 {
-    u64::try_from(crate::calendar::unix_now()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
@@ -612,6 +583,7 @@ mod tests {
     use super::*;
     use crate::sim::Pki;
     use crate::topology::CertProfile;
+    use crate::wire::ems::{CAPABILITIES_PATH, MALWARE_HASHES_PATH, REGISTER_PATH, SERIAL_NUMBER_PATH};
 
     const HOSTNAME: &str = "ems.lab.example";
     const EMS_SERIAL: &str = "FCTEMS8822001234";

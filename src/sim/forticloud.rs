@@ -21,7 +21,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /api/v1/devices/<serial>` | 200, a [`DeviceRecord`] (unknown serial: not registered, no contracts) |
+//! | `GET /api/v1/devices/<serial>` | 200, a [`CloudRecord`] (unknown serial: not registered, no contracts) |
 //! | a serial that is not 1 to 32 letters and digits | 400 `{"error": "..."}` |
 //! | any other path or method | 404 or 405 `{"error": "..."}` |
 //!
@@ -47,8 +47,6 @@ use axum::extract::{Path, State as AxumState};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -58,40 +56,11 @@ use super::pki::ServerIdentity;
 use super::serve::{self, tls_acceptor};
 use crate::calendar::Date;
 use crate::topology::{FCEM_CONTRACT, ForticloudSpec, parse_contract_date};
+use crate::wire::forticloud::{CloudContract, CloudRecord, DEVICES_PATH};
+use crate::wire::{ErrorBody, MAX_SERIAL_FIELD_LEN, is_serial_field};
 
-/// The API path that answers for one device: this prefix and the serial.
-pub const DEVICES_PATH: &str = "/api/v1/devices/";
 /// What [`SimError`] calls this server.
 const SERVER: &str = "FortiCloud";
-/// Longest serial the API looks up: twice a FortiGate serial's 16 characters, room for
-/// any product's format while bounding what a request makes the server handle.
-const MAX_SERIAL_LEN: usize = 32;
-
-/// A contract as FortiCloud lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contract {
-    /// The contract type, e.g. [`FCEM_CONTRACT`].
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The contract's last day, `YYYY-MM-DD`.
-    pub expires: String,
-    /// Whether that day has passed (UTC) when the record was read. A date that cannot be
-    /// read counts as passed: such a contract proves nothing.
-    pub expired: bool,
-}
-
-/// What FortiCloud knows of one FortiGate: the API's answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceRecord {
-    /// The FortiGate's serial number.
-    pub serial: String,
-    /// Whether it is registered to the account.
-    pub registered: bool,
-    /// The account when it is registered, else empty.
-    pub account: String,
-    /// Its contracts, sorted by type; expired ones included.
-    pub contracts: Vec<Contract>,
-}
 
 /// A running (or shut down) simulated FortiCloud. Clones are handles to the same one.
 #[derive(Clone)]
@@ -184,7 +153,7 @@ impl Forticloud {
 
     /// What the API answers for `serial` now: an unknown serial is not registered and has
     /// no contracts.
-    pub fn record(&self, serial: &str) -> DeviceRecord {
+    pub fn record(&self, serial: &str) -> CloudRecord {
         self.inner.shared.record(serial, Date::today())
     }
 
@@ -295,7 +264,7 @@ impl Shared {
     }
 
     /// The record of `serial` as of `today`.
-    fn record(&self, serial: &str, today: Date) -> DeviceRecord {
+    fn record(&self, serial: &str, today: Date) -> CloudRecord {
         let state = self.state();
         let registered = state.registered.contains(serial);
         let contracts = state
@@ -304,7 +273,7 @@ impl Shared {
             .map(|contracts| {
                 contracts
                     .iter()
-                    .map(|(kind, expires)| Contract {
+                    .map(|(kind, expires)| CloudContract {
                         kind: kind.clone(),
                         expires: expires.clone(),
                         expired: Date::parse(expires).is_none_or(|last_day| last_day < today),
@@ -312,7 +281,7 @@ impl Shared {
                     .collect()
             })
             .unwrap_or_default();
-        DeviceRecord {
+        CloudRecord {
             serial: serial.to_owned(),
             registered,
             account: if registered {
@@ -326,10 +295,7 @@ impl Shared {
 
     fn ems_cloud_state(&self, serial: &str) -> DeviceState {
         let record = self.record(serial, Date::today());
-        let entitled = record
-            .contracts
-            .iter()
-            .any(|contract| contract.kind == FCEM_CONTRACT && !contract.expired);
+        let entitled = record.ems_cloud().is_some_and(|contract| !contract.expired);
         if record.registered && entitled {
             DeviceState::Authorized
         } else {
@@ -351,7 +317,7 @@ fn router(shared: Arc<Shared>) -> Router {
 #[derive(Debug, thiserror::Error)]
 enum ApiError {
     /// The serial in the path cannot be one.
-    #[error("{0:?} is not a serial number (1 to {MAX_SERIAL_LEN} letters and digits)")]
+    #[error("{0:?} is not a serial number (1 to {MAX_SERIAL_FIELD_LEN} letters and digits)")]
     BadSerial(String),
     /// No such API path.
     #[error("no such API: {0} {1}")]
@@ -368,7 +334,13 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(..) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
         };
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -376,7 +348,7 @@ async fn device(
     AxumState(shared): AxumState<Arc<Shared>>,
     serial: Result<Path<String>, PathRejection>,
     uri: Uri,
-) -> Result<Json<DeviceRecord>, ApiError> {
+) -> Result<Json<CloudRecord>, ApiError> {
     let serial = match serial {
         Ok(Path(serial)) => serial,
         Err(_) => {
@@ -384,10 +356,7 @@ async fn device(
             return Err(ApiError::BadSerial(written.to_owned()));
         }
     };
-    if serial.is_empty()
-        || serial.len() > MAX_SERIAL_LEN
-        || !serial.chars().all(|c| c.is_ascii_alphanumeric())
-    {
+    if !is_serial_field(&serial) {
         return Err(ApiError::BadSerial(serial));
     }
     Ok(Json(shared.record(&serial, Date::today())))
@@ -410,9 +379,10 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::connector::forticloud::{CloudContract, CloudRecord, query};
+    use crate::connector::forticloud::query;
     use crate::sim::{EmsServer, Pki};
     use crate::topology::{CertProfile, ContractSpec, FORTICLOUD_HOSTNAME};
+    use crate::wire::forticloud::device_path;
 
     const ACCOUNT: &str = "admin@lab.example";
     const ROOT: &str = "FGVM01TM22000001";
@@ -473,24 +443,6 @@ mod tests {
         .unwrap()
     }
 
-    /// The record as the node side reads it, to compare with [`Forticloud::record`].
-    fn as_cloud_record(record: DeviceRecord) -> CloudRecord {
-        CloudRecord {
-            serial: record.serial,
-            registered: record.registered,
-            account: record.account,
-            contracts: record
-                .contracts
-                .into_iter()
-                .map(|contract| CloudContract {
-                    kind: contract.kind,
-                    expires: contract.expires,
-                    expired: contract.expired,
-                })
-                .collect(),
-        }
-    }
-
     #[tokio::test]
     async fn the_api_answers_what_the_account_holds_from_the_topology() {
         let lab = lab();
@@ -509,7 +461,7 @@ mod tests {
                 expired: false,
             })
         );
-        assert_eq!(as_cloud_record(cloud.record(ROOT)), root);
+        assert_eq!(cloud.record(ROOT), root);
 
         let member = ask(&cloud, &lab, MEMBER).await;
         assert!(member.registered && member.contracts.is_empty());
@@ -546,7 +498,7 @@ mod tests {
         assert!(!fcem.expired);
         let today = Date::today();
         assert_eq!(fcem.expires, today.one_year_later().to_string());
-        assert_eq!(as_cloud_record(cloud.record(MEMBER)), member);
+        assert_eq!(cloud.record(MEMBER), member);
 
         cloud.revoke(MEMBER);
         let member = ask(&cloud, &lab, MEMBER).await;
@@ -696,7 +648,7 @@ mod tests {
         let lab = lab();
         let cloud = start(&lab, &spec()).await;
         let mut open = RawClient::connect(&cloud, &lab).await;
-        assert_eq!(open.call("GET", &format!("{DEVICES_PATH}{ROOT}")).await.0, 200);
+        assert_eq!(open.call("GET", &device_path(ROOT)).await.0, 200);
         let addr = cloud.addr();
         cloud.clone().shutdown().await;
         assert!(
@@ -707,31 +659,6 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
         assert!(cloud.record(ROOT).registered, "the account is still readable");
         cloud.shutdown().await;
-    }
-
-    #[test]
-    fn dates_convert_both_ways_across_leap_days_and_eras() {
-        for (days, text) in [
-            (0, "1970-01-01"),
-            (-1, "1969-12-31"),
-            (59, "1970-03-01"),
-            (11_016, "2000-02-29"),
-            (19_782, "2024-02-29"),
-            (20_819, "2027-01-01"),
-        ] {
-            let date = Date::from_days(days);
-            assert_eq!(date.to_string(), text);
-            assert_eq!(date.days(), days, "{text}");
-            assert_eq!(Date::parse(text), Some(date));
-        }
-        let leap = Date::parse("2028-02-29").unwrap();
-        assert_eq!(leap.one_year_later().to_string(), "2029-02-28");
-        assert_eq!(
-            Date::parse("2027-03-01").unwrap().day_before().to_string(),
-            "2027-02-28"
-        );
-        assert_eq!(Date::parse("2027-02-29"), None);
-        assert!(Date::parse("2027-12-31").unwrap() < Date::parse("2028-01-01").unwrap());
     }
 
     /// A client speaking raw HTTP/1.1 over verified TLS, for answers the node-side client

@@ -19,7 +19,7 @@
 //!
 //! Only this module and `ems/` (the nodes' checker) know rustls; the rest of the crate sees
 //! DER certificates, [`EmsServer`] and [`Forticloud`] handles, [`FabricDevice`] and
-//! [`DeviceRecord`] records.
+//! [`CloudRecord`](crate::wire::forticloud::CloudRecord) records.
 //!
 //! A test drives the simulation like this:
 //!
@@ -48,5 +48,5 @@ pub mod pki;
 mod serve;
 
 pub use ems::{Authorizer, DeviceState, EmsServer, FabricDevice, SimError};
-pub use forticloud::{Contract, DeviceRecord, Forticloud};
+pub use forticloud::Forticloud;
 pub use pki::{Pki, PkiError, ServerIdentity};
