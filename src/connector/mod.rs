@@ -35,7 +35,6 @@ pub mod forticloud;
 mod http;
 mod probe;
 mod render;
-pub(crate) use render::now_rfc3339;
 mod trust;
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::http::{HttpClient, Response};
-use super::render::{fingerprint, gmt_date, now_rfc3339, render_certificate};
+use super::render::{fingerprint, render_certificate};
 use super::trust::{ClassifyingVerifier, Verdict, VerdictSlot, take_verdict};
 use super::{CertificateState, Connection, DeviceState, EmsStatus, ProbeTarget, Resolver, TrustStore};
+use crate::calendar::{self, Clock, SystemClock};
 use crate::wire::ems::{
     self, CAPABILITIES_PATH, Capabilities, Envelope, HOSTNAME_HEADER, REGISTER_PATH, Registration,
     SERIAL_NUMBER_PATH, SerialNumber,
@@ -146,7 +147,7 @@ pub async fn probe(target: &ProbeTarget, trust: &TrustStore, resolver: &Resolver
         status.connection = failure.connection();
         status.detail = failure.detail();
     }
-    status.checked_at = Some(now_rfc3339());
+    status.checked_at = Some(SystemClock.now_rfc3339());
     tracing::debug!(
         entry = %status.name,
         server = %status.server,
@@ -215,7 +216,7 @@ async fn check(
         CertificateState::Expired => Some(match session.verdict.not_after {
             Some(not_after) => format!(
                 "The server certificate has expired (valid to {} GMT).",
-                gmt_date(not_after)
+                calendar::date_time(not_after)
             ),
             None => "The server certificate has expired.".to_owned(),
         }),

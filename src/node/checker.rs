@@ -17,6 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::calendar::{Clock, SystemClock};
 use crate::config::ConfigDb;
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
 use crate::connector::forticloud::{self, CloudRecord};
@@ -139,7 +140,7 @@ impl CheckerSetup {
             let mut status = EmsStatus::unknown(name, &server);
             status.connection = connector::Connection::Failed;
             status.detail = detail;
-            status.checked_at = Some(connector::now_rfc3339());
+            status.checked_at = Some(SystemClock.now_rfc3339());
             status
         };
         if cloud {
