@@ -44,7 +44,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State as AxumState};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -53,11 +53,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::ems::{Authorizer, DeviceState, SimError};
 use super::pki::ServerIdentity;
-use super::serve::{self, tls_acceptor};
+use super::serve::{self, refusal, tls_acceptor, with_fallbacks};
 use crate::calendar::Date;
 use crate::topology::{FCEM_CONTRACT, ForticloudSpec, parse_contract_date};
 use crate::wire::forticloud::{CloudContract, CloudRecord, DEVICES_PATH};
-use crate::wire::{ErrorBody, MAX_SERIAL_FIELD_LEN, is_serial_field};
+use crate::wire::{MAX_SERIAL_FIELD_LEN, is_serial_field};
 
 /// What [`SimError`] calls this server.
 const SERVER: &str = "FortiCloud";
@@ -306,11 +306,7 @@ impl Shared {
 
 /// The API.
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route(&format!("{DEVICES_PATH}{{serial}}"), get(device))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(shared)
+    with_fallbacks(Router::new().route(&format!("{DEVICES_PATH}{{serial}}"), get(device))).with_state(shared)
 }
 
 /// Why a request was refused; rendered as `{"error": "<message>"}`.
@@ -319,28 +315,14 @@ enum ApiError {
     /// The serial in the path cannot be one.
     #[error("{0:?} is not a serial number (1 to {MAX_SERIAL_FIELD_LEN} letters and digits)")]
     BadSerial(String),
-    /// No such API path.
-    #[error("no such API: {0} {1}")]
-    NotFound(Method, String),
-    /// The path exists, the method does not.
-    #[error("method {0} is not allowed on {1}")]
-    MethodNotAllowed(Method, String),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
             ApiError::BadSerial(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(..) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
         };
-        (
-            status,
-            Json(ErrorBody {
-                error: self.to_string(),
-            }),
-        )
-            .into_response()
+        refusal(status, self.to_string())
     }
 }
 
@@ -360,14 +342,6 @@ async fn device(
         return Err(ApiError::BadSerial(serial));
     }
     Ok(Json(shared.record(&serial, Date::today())))
-}
-
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::NotFound(method, uri.path().to_owned())
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed(method, uri.path().to_owned())
 }
 
 #[cfg(test)]

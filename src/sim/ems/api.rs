@@ -25,14 +25,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use sha2::{Digest, Sha256};
 
+use super::super::serve::{refusal, with_fallbacks};
 use super::{FabricDevice, Shared};
 use crate::calendar::{Clock, SystemClock};
 use crate::topology::{EmsSpec, MAX_HOSTNAME_LEN};
@@ -40,7 +41,7 @@ use crate::wire::ems::{
     CAPABILITIES_PATH, Capabilities, DeviceState, Envelope, HOSTNAME_HEADER, MALWARE_HASHES_PATH,
     MalwareHashes, REGISTER_PATH, Registration, SERIAL_NUMBER_PATH, SerialNumber,
 };
-use crate::wire::{ErrorBody, SERIAL_HEADER, is_serial_field};
+use crate::wire::{SERIAL_HEADER, is_serial_field};
 
 /// The site of a single-tenant EMS, and the site every multitenant EMS has.
 pub const DEFAULT_SITE: &str = "Default";
@@ -97,13 +98,12 @@ pub fn malware_hashes() -> Vec<String> {
 
 /// The API of one server.
 pub(super) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(SERIAL_NUMBER_PATH, get(serial_number))
         .route(CAPABILITIES_PATH, get(capabilities))
         .route(REGISTER_PATH, post(register))
-        .route(MALWARE_HASHES_PATH, get(malware))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .route(MALWARE_HASHES_PATH, get(malware));
+    with_fallbacks(routes)
         .layer(middleware::from_fn_with_state(shared.clone(), admit))
         .with_state(shared)
 }
@@ -124,12 +124,6 @@ enum ApiError {
     /// The Fabric Devices list is full.
     #[error("the Fabric Devices list is full ({MAX_FABRIC_DEVICES} devices)")]
     DevicesFull,
-    /// No such API path.
-    #[error("no such API: {0} {1}")]
-    NotFound(Method, String),
-    /// The path exists, the method does not.
-    #[error("method {0} is not allowed on {1}")]
-    MethodNotAllowed(Method, String),
 }
 
 impl IntoResponse for ApiError {
@@ -138,16 +132,8 @@ impl IntoResponse for ApiError {
             ApiError::Global | ApiError::NotAuthorized(_) => StatusCode::FORBIDDEN,
             ApiError::BadHeader(_) => StatusCode::BAD_REQUEST,
             ApiError::DevicesFull => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NotFound(..) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
         };
-        (
-            status,
-            Json(ErrorBody {
-                error: self.to_string(),
-            }),
-        )
-            .into_response()
+        refusal(status, self.to_string())
     }
 }
 
@@ -241,14 +227,6 @@ async fn malware(
     Ok(data(MalwareHashes {
         hashes: malware_hashes(),
     }))
-}
-
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::NotFound(method, uri.path().to_owned())
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed(method, uri.path().to_owned())
 }
 
 impl Shared {
