@@ -1,13 +1,14 @@
 //! The FortiGate side of FortiCloud: asking what FortiCloud knows of this FortiGate, its
 //! registration to an account and its contracts, as `diagnose test update info` shows them
-//! and as the EMS Cloud rule needs them (DOMAIN.md section 2: a FortiGate may configure
+//! and as the EMS Cloud rule needs them (`docs/fortios.md`: a FortiGate may configure
 //! EMS Cloud only when it is registered to FortiCloud and holds the EMS Cloud entitlement,
 //! an FCEM contract).
 //!
 //! [`query`] is one short HTTPS conversation: bind the source address, connect to the
 //! FortiCloud API, complete a TLS handshake that must verify against the anchors the node
 //! trusts out of the box for FortiCloud's name, then `GET /api/v1/devices/<serial>` and
-//! read a [`CloudRecord`]. Unlike an EMS certificate, a FortiCloud certificate that does
+//! read a [`CloudRecord`]. The path, the header and the record are the contract in
+//! [`crate::wire::forticloud`], which the simulated FortiCloud serves. Unlike an EMS certificate, a FortiCloud certificate that does
 //! not verify is simply a failure: there is nothing for a user to accept.
 //!
 //! Data enters as the API address, the server name, this FortiGate's serial and source

@@ -21,7 +21,11 @@
 //! Data enters as a [`ProbeTarget`] (built by the node from the replicated fctems entry and
 //! its own identity), a [`TrustStore`] and a [`Resolver`]; it leaves as an [`EmsStatus`]
 //! (whose JSON form other nodes and `fabricsim status` read) or a [`CertificateOffer`].
-//! This module is the only place on the FortiGate side that knows rustls.
+//! On the socket it speaks the contracts of [`crate::wire::ems`] and
+//! [`crate::wire::forticloud`]: paths, headers and bodies are never written here, so the
+//! simulated servers in [`crate::sim`] answer exactly what this side asks. "Now" is read
+//! through [`crate::calendar`]. This module is the only place on the FortiGate side that
+//! knows rustls; it imports nothing above [`crate::wire`].
 //!
 //! | file | owns |
 //! |---|---|

@@ -60,7 +60,7 @@ pub struct CloudAccess {
 const FORTICLOUD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// FortiOS's words when a FortiGate's EMS Cloud entitlement is missing or has run out
-/// (DOMAIN.md section 2).
+/// (`docs/fortios.md`).
 pub const LICENSE_EXPIRED: &str = "License expired.";
 
 impl CheckerSetup {

@@ -353,8 +353,7 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::connector::forticloud::query;
-    use crate::sim::{EmsServer, Pki};
+    use crate::sim::Pki;
     use crate::topology::{CertProfile, ContractSpec, FORTICLOUD_HOSTNAME};
     use crate::wire::forticloud::device_path;
 
@@ -403,18 +402,14 @@ mod tests {
         Forticloud::start(spec, identity, listener).await.unwrap()
     }
 
-    /// What a FortiGate trusting what every node trusts learns over HTTPS.
+    /// What a client trusting what every node trusts reads over HTTPS.
     async fn ask(cloud: &Forticloud, lab: &Lab, serial: &str) -> CloudRecord {
-        query(
-            cloud.addr(),
-            FORTICLOUD_HOSTNAME,
-            serial,
-            LOCALHOST,
-            &lab.pki.trust_anchors(),
-            DEADLINE,
-        )
-        .await
-        .unwrap()
+        let (status, body) = RawClient::connect(cloud, lab)
+            .await
+            .call("GET", &device_path(serial))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
     }
 
     #[tokio::test]
@@ -525,69 +520,6 @@ mod tests {
             DeviceState::Authorized,
             "the account outlives the API"
         );
-    }
-
-    #[tokio::test]
-    async fn an_ems_cloud_server_registers_fortigates_as_forticloud_decides() {
-        let lab = lab();
-        let cloud = start(&lab, &spec()).await;
-        let ems_spec = spec().ems_cloud();
-        let listener = TcpListener::bind(ems_spec.listen).await.unwrap();
-        let ip = listener.local_addr().unwrap().ip();
-        let identity = lab
-            .pki
-            .server_identity(&ems_spec.name, &ems_spec.hostname, Some(ip), ems_spec.certificate)
-            .unwrap();
-        let ems = EmsServer::start(ems_spec, identity, listener).await.unwrap();
-        ems.set_authorizer(cloud.authorizer());
-
-        let register = |serial: &'static str| {
-            let target = crate::connector::ProbeTarget {
-                entry: "cloud".to_owned(),
-                server: crate::topology::EMS_CLOUD_HOSTNAME.to_owned(),
-                port: ems.addr().port(),
-                source: LOCALHOST,
-                timeout: DEADLINE,
-                fortigate_serial: serial.to_owned(),
-                fortigate_hostname: format!("FGT-{serial}"),
-            };
-            let trust = crate::connector::TrustStore {
-                anchors: lab.pki.trust_anchors(),
-                pinned: Vec::new(),
-            };
-            let mut resolver = crate::connector::Resolver::default();
-            resolver
-                .table
-                .insert(crate::topology::EMS_CLOUD_HOSTNAME.to_owned(), ip);
-            async move { crate::connector::probe(&target, &trust, &resolver).await }
-        };
-        let root = register(ROOT).await;
-        assert_eq!(root.certificate, crate::connector::CertificateState::Authorized);
-        assert_eq!(
-            root.device,
-            crate::connector::DeviceState::Authorized,
-            "{}",
-            root.detail
-        );
-        assert_eq!(
-            root.ems_serial.as_deref(),
-            Some(crate::topology::EMS_CLOUD_SERIAL)
-        );
-        let member = register(MEMBER).await;
-        assert_eq!(
-            member.device,
-            crate::connector::DeviceState::Denied,
-            "{}",
-            member.detail
-        );
-        cloud.entitle(MEMBER, None);
-        assert_eq!(
-            register(MEMBER).await.device,
-            crate::connector::DeviceState::Authorized
-        );
-
-        ems.shutdown().await;
-        cloud.shutdown().await;
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! The HTTPS API of the simulated EMS: what a FortiGate calls once TLS is up.
 //!
-//! Requests enter through the axum [`Router`] built by [`router`], one per server, wrapped
+//! The paths, headers and bodies are the contract in [`crate::wire::ems`], the same types
+//! the FortiGate side ([`crate::connector`]) reads. Requests enter through the axum
+//! [`Router`] built by [`router`], one per server, wrapped
 //! per connection with a [`Caller`] extension (the peer address and the site the TLS SNI
 //! named). They leave as JSON bodies, errors as `{"error": "..."}`, and change the server's
 //! *Fabric Devices* list (registration) and its record of who asked (`requests_from`).
@@ -14,8 +16,8 @@
 //!
 //! The FortiGate names itself with the `X-FortiGate-Serial` and `X-FortiGate-Hostname`
 //! headers. On a multitenant EMS a connection that named no site gets 403
-//! `Certificate user does not have access to global.` from every path (DOMAIN.md
-//! section 2). Registration and the Fabric Devices list are per EMS, not per site: the
+//! `Certificate user does not have access to global.` from every path (see
+//! `docs/fortios.md`). Registration and the Fabric Devices list are per EMS, not per site: the
 //! site a FortiGate last registered under is recorded in its row. When the server has an
 //! authorizer (EMS Cloud), it decides the state registration answers and who gets the
 //! threat feed.
