@@ -348,12 +348,11 @@ async fn device(
 mod tests {
     use std::io;
     use std::net::{IpAddr, Ipv4Addr};
-    use std::time::Duration;
 
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::sim::Pki;
+    use crate::sim::test_client::{Client, Lab, lab};
     use crate::topology::{CertProfile, ContractSpec, FORTICLOUD_HOSTNAME};
     use crate::wire::forticloud::device_path;
 
@@ -362,20 +361,6 @@ mod tests {
     const MEMBER: &str = "FGVM01TM22000002";
     const STRANGER: &str = "FGVM01TM22000099";
     const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    /// Time limit of a query to a server that answers at once: a deadline to fail by.
-    const DEADLINE: Duration = Duration::from_secs(5);
-
-    /// A PKI in a temporary directory.
-    struct Lab {
-        _dir: tempfile::TempDir,
-        pki: Pki,
-    }
-
-    fn lab() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::open(dir.path()).unwrap();
-        Lab { _dir: dir, pki }
-    }
 
     /// The root registered with an FCEM contract, the member registered without one.
     fn spec() -> ForticloudSpec {
@@ -404,12 +389,18 @@ mod tests {
 
     /// What a client trusting what every node trusts reads over HTTPS.
     async fn ask(cloud: &Forticloud, lab: &Lab, serial: &str) -> CloudRecord {
-        let (status, body) = RawClient::connect(cloud, lab)
+        let answer = connect(cloud, lab)
             .await
-            .call("GET", &device_path(serial))
+            .call("GET", &device_path(serial), None)
             .await;
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_value(body).unwrap()
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        serde_json::from_value(answer.body).unwrap()
+    }
+
+    async fn connect(cloud: &Forticloud, lab: &Lab) -> Client {
+        Client::connect(cloud.addr(), FORTICLOUD_HOSTNAME, &lab.pki.trust_anchors(), None)
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -526,7 +517,7 @@ mod tests {
     async fn bad_requests_get_json_errors() {
         let lab = lab();
         let cloud = start(&lab, &spec()).await;
-        let mut client = RawClient::connect(&cloud, &lab).await;
+        let mut client = connect(&cloud, &lab).await;
         for (method, path, status, error) in [
             (
                 "GET",
@@ -542,9 +533,9 @@ mod tests {
                 "method POST is not allowed on /api/v1/devices/FGVM01TM22000001",
             ),
         ] {
-            let (answered, body) = client.call(method, path).await;
-            assert_eq!(answered, status, "{method} {path}");
-            assert_eq!(body["error"], error, "{method} {path}");
+            let answer = client.call(method, path, None).await;
+            assert_eq!(answer.status, status, "{method} {path}");
+            assert_eq!(answer.body["error"], error, "{method} {path}");
         }
         cloud.shutdown().await;
     }
@@ -553,8 +544,8 @@ mod tests {
     async fn shutdown_closes_the_port_and_open_connections() {
         let lab = lab();
         let cloud = start(&lab, &spec()).await;
-        let mut open = RawClient::connect(&cloud, &lab).await;
-        assert_eq!(open.call("GET", &device_path(ROOT)).await.0, 200);
+        let mut open = connect(&cloud, &lab).await;
+        assert_eq!(open.call("GET", &device_path(ROOT), None).await.status, 200);
         let addr = cloud.addr();
         cloud.clone().shutdown().await;
         assert!(
@@ -565,80 +556,5 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
         assert!(cloud.record(ROOT).registered, "the account is still readable");
         cloud.shutdown().await;
-    }
-
-    /// A client speaking raw HTTP/1.1 over verified TLS, for answers the node-side client
-    /// does not ask for.
-    struct RawClient {
-        tls: tokio_rustls::client::TlsStream<TcpStream>,
-        received: Vec<u8>,
-    }
-
-    impl RawClient {
-        async fn connect(cloud: &Forticloud, lab: &Lab) -> RawClient {
-            let mut roots = rustls::RootCertStore::empty();
-            for anchor in lab.pki.trust_anchors() {
-                roots.add(anchor).unwrap();
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let stream = TcpStream::connect(cloud.addr()).await.unwrap();
-            let name = rustls::pki_types::ServerName::try_from(FORTICLOUD_HOSTNAME).unwrap();
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                .connect(name, stream)
-                .await
-                .unwrap();
-            RawClient {
-                tls,
-                received: Vec::new(),
-            }
-        }
-
-        /// Sends one request and reads the status and JSON body of the answer.
-        async fn call(&mut self, method: &str, path: &str) -> (u16, serde_json::Value) {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let request = format!(
-                "{method} {path} HTTP/1.1\r\nHost: {FORTICLOUD_HOSTNAME}\r\nContent-Length: 0\r\n\r\n"
-            );
-            self.tls.write_all(request.as_bytes()).await.unwrap();
-            loop {
-                if let Some(head_end) = self.received.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8(self.received[..head_end].to_vec()).unwrap();
-                    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|line| {
-                            let (name, value) = line.split_once(':')?;
-                            name.eq_ignore_ascii_case("content-length")
-                                .then(|| value.trim().parse().unwrap())
-                        })
-                        .expect("every answer has a Content-Length");
-                    let end = head_end + 4 + length;
-                    if self.received.len() >= end {
-                        let body = serde_json::from_slice(&self.received[head_end + 4..end]).unwrap();
-                        self.received.drain(..end);
-                        return (status, body);
-                    }
-                }
-                let mut buffer = [0u8; 4096];
-                let n = self.tls.read(&mut buffer).await.unwrap();
-                assert!(n > 0, "FortiCloud closed the connection mid-answer");
-                self.received.extend_from_slice(&buffer[..n]);
-            }
-        }
-
-        /// Waits until the server closes the connection (end of stream or an error).
-        async fn closed_by_peer(&mut self) -> bool {
-            use tokio::io::AsyncReadExt;
-            let mut buffer = [0u8; 64];
-            matches!(
-                tokio::time::timeout(DEADLINE, self.tls.read(&mut buffer)).await,
-                Ok(Ok(0) | Err(_))
-            )
-        }
     }
 }

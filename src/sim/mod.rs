@@ -54,6 +54,8 @@ pub mod forticloud;
 pub mod lab;
 pub mod pki;
 mod serve;
+#[cfg(test)]
+mod test_client;
 
 pub use ems::{Authorizer, DeviceState, EmsServer, FabricDevice, SimError};
 pub use forticloud::Forticloud;
