@@ -2,11 +2,15 @@
 //! validity, contract expiry, `ctime`-style and RFC 3339 times all count days from
 //! 1970-01-01 through [`Date`].
 //!
+//! This is the one place that reads "now" ([`Clock`], [`unix_now`]) and the one place
+//! that writes a Unix time as text ([`rfc3339`], [`date_time`]). Data enters as Unix
+//! seconds or `YYYY-MM-DD` text and leaves as [`Date`]s, seconds and strings.
+//!
 //! The conversions are Howard Hinnant's `days_from_civil` and `civil_from_days`: years are
 //! counted from March 1st so that the leap day ends a year, in eras of 400 years.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds in a day (UTC has no leap seconds here, as in Unix time).
 pub const SECONDS_PER_DAY: i64 = 86_400;
@@ -130,6 +134,17 @@ pub trait Clock: Send + Sync {
     fn today(&self) -> Date {
         Date::from_days(self.unix_seconds().div_euclid(SECONDS_PER_DAY))
     }
+
+    /// Time since 1970-01-01 UTC, zero for a clock before it (what `SystemTime` APIs and
+    /// certificate builders take).
+    fn since_epoch(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.unix_seconds()).unwrap_or(0))
+    }
+
+    /// Now as RFC 3339 UTC (`2026-11-25T17:30:00Z`).
+    fn now_rfc3339(&self) -> String {
+        rfc3339(self.unix_seconds())
+    }
 }
 
 /// The machine's clock.
@@ -159,9 +174,56 @@ pub fn unix_now() -> i64 {
         .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// RFC 3339 UTC (`2026-11-25T17:30:00Z`) for a Unix time in seconds.
+pub fn rfc3339(unix: i64) -> String {
+    let t = UtcTime::from_unix(unix);
+    format!("{}T{:02}:{:02}:{:02}Z", t.date, t.hour, t.minute, t.second)
+}
+
+/// `2028-11-24 17:30:00` for a Unix time in seconds (UTC), as FortiOS prints certificate
+/// validity.
+pub fn date_time(unix: i64) -> String {
+    let t = UtcTime::from_unix(unix);
+    format!("{} {:02}:{:02}:{:02}", t.date, t.hour, t.minute, t.second)
+}
+
+/// A Unix time split into its UTC date and time of day.
+struct UtcTime {
+    date: Date,
+    hour: i64,
+    minute: i64,
+    second: i64,
+}
+
+impl UtcTime {
+    fn from_unix(unix: i64) -> UtcTime {
+        let second_of_day = unix.rem_euclid(SECONDS_PER_DAY);
+        UtcTime {
+            date: Date::from_days(unix.div_euclid(SECONDS_PER_DAY)),
+            hour: second_of_day / 3_600,
+            minute: second_of_day % 3_600 / 60,
+            second: second_of_day % 60,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_times_print_as_rfc3339_and_as_date_and_time() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_232_600), "2026-12-02T17:30:00Z");
+        assert_eq!(date_time(1_609_459_200), "2021-01-01 00:00:00");
+        assert_eq!(date_time(4_107_542_399), "2100-02-28 23:59:59");
+        assert_eq!(date_time(-1), "1969-12-31 23:59:59");
+        assert_eq!(FixedClock(1_796_232_600).now_rfc3339(), "2026-12-02T17:30:00Z");
+        let now = SystemClock.now_rfc3339();
+        assert_eq!(now.len(), "2026-11-25T17:30:00Z".len());
+        assert!(now.ends_with('Z'));
+    }
 
     #[test]
     fn days_and_dates_round_trip() {

@@ -1,13 +1,14 @@
 //! The FortiGate side of FortiCloud: asking what FortiCloud knows of this FortiGate, its
 //! registration to an account and its contracts, as `diagnose test update info` shows them
-//! and as the EMS Cloud rule needs them (DOMAIN.md section 2: a FortiGate may configure
+//! and as the EMS Cloud rule needs them (`docs/fortios.md`: a FortiGate may configure
 //! EMS Cloud only when it is registered to FortiCloud and holds the EMS Cloud entitlement,
 //! an FCEM contract).
 //!
 //! [`query`] is one short HTTPS conversation: bind the source address, connect to the
 //! FortiCloud API, complete a TLS handshake that must verify against the anchors the node
 //! trusts out of the box for FortiCloud's name, then `GET /api/v1/devices/<serial>` and
-//! read a [`CloudRecord`]. Unlike an EMS certificate, a FortiCloud certificate that does
+//! read a [`CloudRecord`]. The path, the header and the record are the contract in
+//! [`crate::wire::forticloud`], which the simulated FortiCloud serves. Unlike an EMS certificate, a FortiCloud certificate that does
 //! not verify is simply a failure: there is nothing for a user to accept.
 //!
 //! Data enters as the API address, the server name, this FortiGate's serial and source
@@ -23,57 +24,18 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
-use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::ProbeFailure;
 use super::http::HttpClient;
 use super::probe::{bound_socket, close_tls, describe_io, host_header, show_duration};
+use crate::wire::forticloud::device_path;
+use crate::wire::{ErrorBody, MAX_SERIAL_FIELD_LEN, SERIAL_HEADER, is_serial_field};
 
-/// Where FortiCloud answers for one device: this prefix and the serial.
-pub const DEVICES_PATH: &str = "/api/v1/devices/";
-/// The contract type of the FortiClient EMS Cloud entitlement.
-pub const EMS_CLOUD_CONTRACT: &str = "FCEM";
-/// Header carrying the asking FortiGate's serial number, as on every EMS call.
-const SERIAL_HEADER: &str = "X-FortiGate-Serial";
-/// Longest serial put into the request path: twice a FortiGate serial's 16 characters,
-/// room for any product's format while keeping the request small.
-const MAX_SERIAL_LEN: usize = 32;
-
-/// What FortiCloud knows of one FortiGate: the answer to `GET /api/v1/devices/<serial>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CloudRecord {
-    /// The FortiGate's serial number.
-    pub serial: String,
-    /// Whether the FortiGate is registered to a FortiCloud account.
-    pub registered: bool,
-    /// The account it is registered to; empty when it is not registered.
-    pub account: String,
-    /// Its contracts, expired ones included.
-    pub contracts: Vec<CloudContract>,
-}
-
-/// One contract of a FortiGate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CloudContract {
-    /// The contract type, e.g. [`EMS_CLOUD_CONTRACT`].
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The contract's last day, `YYYY-MM-DD`.
-    pub expires: String,
-    /// Whether that day has passed (UTC), as FortiCloud judged it when it answered.
-    pub expired: bool,
-}
-
-impl CloudRecord {
-    /// The EMS Cloud entitlement (the FCEM contract), expired or not, if there is one.
-    pub fn ems_cloud(&self) -> Option<&CloudContract> {
-        self.contracts
-            .iter()
-            .find(|contract| contract.kind.eq_ignore_ascii_case(EMS_CLOUD_CONTRACT))
-    }
-}
+pub use crate::wire::forticloud::{CloudContract, CloudRecord};
 
 /// Asks FortiCloud what it knows of this FortiGate. Verifies the server against `anchors`
 /// with the name `server_name` (FortiCloud's hostname), binds `source`, and gives up when
@@ -110,7 +72,7 @@ pub async fn query(
 #[derive(Debug, thiserror::Error)]
 enum QueryError {
     /// The serial cannot be put into the request path.
-    #[error("cannot ask FortiCloud about {0:?}: a serial is 1 to {MAX_SERIAL_LEN} letters and digits")]
+    #[error("cannot ask FortiCloud about {0:?}: a serial is 1 to {MAX_SERIAL_FIELD_LEN} letters and digits")]
     Serial(String),
     /// The server name is neither a DNS name nor an IP address.
     #[error("{0} is not a valid TLS server name")]
@@ -208,13 +170,7 @@ impl Deadline {
     }
 }
 
-/// `{"error": "..."}`: the body of a refusal.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
-/// The body of [`query`].
+/// The body of [`query`]: a verified session, then the one request.
 async fn ask(
     api: SocketAddr,
     server_name: &str,
@@ -223,42 +179,11 @@ async fn ask(
     anchors: &[CertificateDer<'static>],
     deadline: Deadline,
 ) -> Result<CloudRecord, QueryError> {
-    if serial.is_empty()
-        || serial.len() > MAX_SERIAL_LEN
-        || !serial.chars().all(|c| c.is_ascii_alphanumeric())
-    {
+    if !is_serial_field(serial) {
         return Err(QueryError::Serial(serial.to_owned()));
     }
-    let name = ServerName::try_from(server_name.to_owned())
-        .map_err(|_| QueryError::ServerName(server_name.to_owned()))?;
-
-    let socket = bound_socket(source, api.ip())?;
-    let tcp = deadline
-        .run(
-            || format!("connecting to FortiCloud at {api} from {source}"),
-            socket.connect(api),
-        )
-        .await?
-        .map_err(|e| ProbeFailure::Connect {
-            from: source,
-            addr: api,
-            reason: describe_io(&e),
-        })?;
-    let _ = tcp.set_nodelay(true);
-
-    let connector = TlsConnector::from(Arc::new(client_config(anchors)?));
-    let tls = deadline
-        .run(
-            || format!("TLS handshake with FortiCloud at {api}"),
-            connector.connect(name, tcp),
-        )
-        .await?
-        .map_err(|e| QueryError::Handshake {
-            addr: api,
-            reason: handshake_reason(&e, server_name),
-        })?;
-
-    let path = format!("{DEVICES_PATH}{serial}");
+    let tls = connect(api, server_name, source, anchors, deadline).await?;
+    let path = device_path(serial);
     let mut http = HttpClient::new(
         tls,
         &host_header(server_name, api.port()),
@@ -298,6 +223,44 @@ async fn ask(
         });
     }
     Ok(record)
+}
+
+/// Binds `source`, connects to `api` and completes a TLS handshake that verifies
+/// `server_name` against `anchors`, all before the deadline.
+async fn connect(
+    api: SocketAddr,
+    server_name: &str,
+    source: IpAddr,
+    anchors: &[CertificateDer<'static>],
+    deadline: Deadline,
+) -> Result<TlsStream<TcpStream>, QueryError> {
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|_| QueryError::ServerName(server_name.to_owned()))?;
+    let socket = bound_socket(source, api.ip())?;
+    let tcp = deadline
+        .run(
+            || format!("connecting to FortiCloud at {api} from {source}"),
+            socket.connect(api),
+        )
+        .await?
+        .map_err(|e| ProbeFailure::Connect {
+            from: source,
+            addr: api,
+            reason: describe_io(&e),
+        })?;
+    let _ = tcp.set_nodelay(true);
+
+    let connector = TlsConnector::from(Arc::new(client_config(anchors)?));
+    deadline
+        .run(
+            || format!("TLS handshake with FortiCloud at {api}"),
+            connector.connect(name, tcp),
+        )
+        .await?
+        .map_err(|e| QueryError::Handshake {
+            addr: api,
+            reason: handshake_reason(&e, server_name),
+        })
 }
 
 /// A rustls client config that verifies FortiCloud strictly against `anchors`: aws-lc-rs,
@@ -357,42 +320,13 @@ mod tests {
     /// Time limit of a query that is expected to get an answer or a refusal at once.
     const PROMPT: Duration = Duration::from_secs(5);
 
-    fn contract(kind: &str, expired: bool) -> CloudContract {
-        CloudContract {
-            kind: kind.to_owned(),
-            expires: "2027-12-31".to_owned(),
-            expired,
-        }
-    }
-
     fn at(port: u16) -> SocketAddr {
         SocketAddr::new(LOCAL, port)
     }
 
-    #[test]
-    fn a_record_reads_the_contract_type_as_type_and_finds_fcem() {
-        let record = CloudRecord {
-            serial: SERIAL.to_owned(),
-            registered: true,
-            account: "admin@lab.example".to_owned(),
-            contracts: vec![contract("FMWR", false), contract("FCEM", true)],
-        };
-        let json = serde_json::to_value(&record).unwrap();
-        assert_eq!(json["contracts"][1]["type"], "FCEM");
-        assert_eq!(json["contracts"][1]["expired"], true);
-        assert_eq!(serde_json::from_value::<CloudRecord>(json).unwrap(), record);
-        assert_eq!(record.ems_cloud(), Some(&contract("FCEM", true)));
-
-        let none = CloudRecord {
-            contracts: vec![contract("FMWR", false)],
-            ..record
-        };
-        assert_eq!(none.ems_cloud(), None);
-    }
-
     #[tokio::test]
     async fn a_serial_that_cannot_go_into_a_path_is_refused_before_connecting() {
-        for serial in ["", "FGVM/../x", "FG VM", &"F".repeat(MAX_SERIAL_LEN + 1)] {
+        for serial in ["", "FGVM/../x", "FG VM", &"F".repeat(MAX_SERIAL_FIELD_LEN + 1)] {
             let error = query(at(1), "forticloud.example", serial, LOCAL, &[], PROMPT)
                 .await
                 .unwrap_err();
@@ -471,7 +405,10 @@ mod tests {
             "{error}"
         );
         let connection = &ems.connections()[0];
-        assert_eq!(connection.requests[0].line, format!("GET {DEVICES_PATH}{SERIAL}"));
+        assert_eq!(
+            connection.requests[0].line,
+            format!("GET {}", device_path(SERIAL))
+        );
         assert_eq!(connection.requests[0].header("x-fortigate-serial"), Some(SERIAL));
         assert_eq!(connection.sni.as_deref(), Some(EMS_HOSTNAME));
     }

@@ -21,7 +21,11 @@
 //! Data enters as a [`ProbeTarget`] (built by the node from the replicated fctems entry and
 //! its own identity), a [`TrustStore`] and a [`Resolver`]; it leaves as an [`EmsStatus`]
 //! (whose JSON form other nodes and `fabricsim status` read) or a [`CertificateOffer`].
-//! This module is the only place on the FortiGate side that knows rustls.
+//! On the socket it speaks the contracts of [`crate::wire::ems`] and
+//! [`crate::wire::forticloud`]: paths, headers and bodies are never written here, so the
+//! simulated servers in [`crate::sim`] answer exactly what this side asks. "Now" is read
+//! through [`crate::calendar`]. This module is the only place on the FortiGate side that
+//! knows rustls; it imports nothing above [`crate::wire`].
 //!
 //! | file | owns |
 //! |---|---|
@@ -35,7 +39,6 @@ pub mod forticloud;
 mod http;
 mod probe;
 mod render;
-pub(crate) use render::now_rfc3339;
 mod trust;
 
 #[cfg(test)]
@@ -50,8 +53,8 @@ use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 pub use probe::{
-    CAPABILITIES_PATH, CertificateOffer, DETAIL_AUTHORIZED, DETAIL_DENIED, DETAIL_PENDING, DETAIL_UNTRUSTED,
-    ProbeFailure, REGISTER_PATH, SERIAL_NUMBER_PATH, fetch_offer, probe,
+    CertificateOffer, DETAIL_AUTHORIZED, DETAIL_DENIED, DETAIL_PENDING, DETAIL_UNTRUSTED, ProbeFailure,
+    fetch_offer, probe,
 };
 pub use render::{fingerprint, render_certificate};
 

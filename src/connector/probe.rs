@@ -14,7 +14,6 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use rustls::client::Resumption;
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
@@ -22,16 +21,15 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::http::{HttpClient, Response};
-use super::render::{fingerprint, gmt_date, now_rfc3339, render_certificate};
+use super::render::{fingerprint, render_certificate};
 use super::trust::{ClassifyingVerifier, Verdict, VerdictSlot, take_verdict};
 use super::{CertificateState, Connection, DeviceState, EmsStatus, ProbeTarget, Resolver, TrustStore};
-
-/// The EMS API path that answers the EMS serial number.
-pub const SERIAL_NUMBER_PATH: &str = "/api/v1/system/serial_number";
-/// The EMS API path that lists what the EMS supports (the fctems `capabilities`).
-pub const CAPABILITIES_PATH: &str = "/api/v1/system/capabilities";
-/// The EMS API path where a FortiGate registers and learns whether it is authorized.
-pub const REGISTER_PATH: &str = "/api/v1/fabric/device/register";
+use crate::calendar::{self, Clock, SystemClock};
+use crate::wire::ems::{
+    self, CAPABILITIES_PATH, Capabilities, Envelope, HOSTNAME_HEADER, REGISTER_PATH, Registration,
+    SERIAL_NUMBER_PATH, SerialNumber,
+};
+use crate::wire::{ErrorBody, SERIAL_HEADER};
 
 /// Detail for a certificate that chains to no installed CA (the FortiOS GUI text).
 pub const DETAIL_UNTRUSTED: &str = "The server certificate cannot be authenticated with installed CA \
@@ -149,7 +147,7 @@ pub async fn probe(target: &ProbeTarget, trust: &TrustStore, resolver: &Resolver
         status.connection = failure.connection();
         status.detail = failure.detail();
     }
-    status.checked_at = Some(now_rfc3339());
+    status.checked_at = Some(SystemClock.now_rfc3339());
     tracing::debug!(
         entry = %status.name,
         server = %status.server,
@@ -182,11 +180,11 @@ pub async fn fetch_offer(
     let rendered = render_certificate(&leaf).map_err(|reason| ProbeFailure::Certificate { reason })?;
     let (addr, verdict, chain) = (session.addr, session.verdict.clone(), session.chain.clone());
     let mut api = session.api(target)?;
-    let ems_serial = match api.call::<SerialData>("GET", SERIAL_NUMBER_PATH).await? {
+    let ems_serial = match api.call::<SerialNumber>("GET", SERIAL_NUMBER_PATH).await? {
         ApiAnswer::Data(data) => Some(data.serial_number),
         ApiAnswer::Refused(_) => None,
     };
-    let capabilities = match api.call::<CapabilitiesData>("GET", CAPABILITIES_PATH).await? {
+    let capabilities = match api.call::<Capabilities>("GET", CAPABILITIES_PATH).await? {
         ApiAnswer::Data(data) => data.capabilities,
         ApiAnswer::Refused(_) => Vec::new(),
     };
@@ -218,7 +216,7 @@ async fn check(
         CertificateState::Expired => Some(match session.verdict.not_after {
             Some(not_after) => format!(
                 "The server certificate has expired (valid to {} GMT).",
-                gmt_date(not_after)
+                calendar::date_time(not_after)
             ),
             None => "The server certificate has expired.".to_owned(),
         }),
@@ -235,7 +233,7 @@ async fn check(
     }
 
     let mut api = session.api(target)?;
-    match api.call::<SerialData>("GET", SERIAL_NUMBER_PATH).await? {
+    match api.call::<SerialNumber>("GET", SERIAL_NUMBER_PATH).await? {
         ApiAnswer::Data(data) => status.ems_serial = Some(data.serial_number),
         ApiAnswer::Refused(reason) => {
             status.device = DeviceState::Denied;
@@ -244,15 +242,12 @@ async fn check(
             return Ok(());
         }
     }
-    let (device, detail) = match api.call::<RegisterData>("POST", REGISTER_PATH).await? {
+    let (device, detail) = match api.call::<Registration>("POST", REGISTER_PATH).await? {
         ApiAnswer::Refused(reason) => (DeviceState::Denied, reason),
-        ApiAnswer::Data(data) => match data.status.as_str() {
-            "authorized" => (DeviceState::Authorized, DETAIL_AUTHORIZED.to_owned()),
-            "pending" => (DeviceState::Pending, DETAIL_PENDING.to_owned()),
-            "denied" => (DeviceState::Denied, DETAIL_DENIED.to_owned()),
-            other => {
-                return Err(api.unexpected("POST", REGISTER_PATH, format!("device status {other:?}")));
-            }
+        ApiAnswer::Data(data) => match data.status {
+            ems::DeviceState::Authorized => (DeviceState::Authorized, DETAIL_AUTHORIZED.to_owned()),
+            ems::DeviceState::Pending => (DeviceState::Pending, DETAIL_PENDING.to_owned()),
+            ems::DeviceState::Denied => (DeviceState::Denied, DETAIL_DENIED.to_owned()),
         },
     };
     status.device = device;
@@ -346,8 +341,8 @@ impl Session {
             self.tls,
             &host,
             &[
-                ("X-FortiGate-Serial", target.fortigate_serial.as_str()),
-                ("X-FortiGate-Hostname", target.fortigate_hostname.as_str()),
+                (SERIAL_HEADER, target.fortigate_serial.as_str()),
+                (HOSTNAME_HEADER, target.fortigate_hostname.as_str()),
             ],
         )
         .map_err(|e| ProbeFailure::Identity {
@@ -372,33 +367,6 @@ struct EmsApi {
 enum ApiAnswer<T> {
     Data(T),
     Refused(String),
-}
-
-/// `{"data": ...}`: the envelope of every successful EMS answer.
-#[derive(Deserialize)]
-struct Envelope<T> {
-    data: T,
-}
-
-/// `{"error": "..."}`: the body of a refusal.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
-#[derive(Deserialize)]
-struct SerialData {
-    serial_number: String,
-}
-
-#[derive(Deserialize)]
-struct CapabilitiesData {
-    capabilities: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct RegisterData {
-    status: String,
 }
 
 impl EmsApi {

@@ -1,5 +1,5 @@
-//! Certificate text as FortiOS prints it for `execute fctems verify`, certificate
-//! fingerprints, and the UTC dates the connector shows.
+//! Certificate text as FortiOS prints it for `execute fctems verify`, and certificate
+//! fingerprints. Dates are written by [`crate::calendar`].
 //!
 //! Input is a certificate's DER; output is text. The layout follows the FortiOS console
 //! (a tab where the console indents by eight columns); the field values follow OpenSSL's
@@ -7,12 +7,12 @@
 //! `TLS Web Server Authentication`). Everything here is deterministic: the same DER
 //! always renders the same text.
 
-use crate::calendar::{Date, SECONDS_PER_DAY};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
+
+use crate::calendar::date_time;
 use x509_parser::extensions::{GeneralName, ParsedExtension, X509Extension};
 use x509_parser::objects::{oid_registry, oid2abbrev};
 use x509_parser::prelude::{X509Certificate, X509Name};
@@ -48,11 +48,11 @@ pub fn render_certificate(der: &[u8]) -> Result<String, String> {
     field("Issuer", &render_name(cert.issuer()));
     field(
         "Valid from",
-        &format!("{}  GMT", gmt_date(validity.not_before.timestamp())),
+        &format!("{}  GMT", date_time(validity.not_before.timestamp())),
     );
     field(
         "Valid to",
-        &format!("{}  GMT", gmt_date(validity.not_after.timestamp())),
+        &format!("{}  GMT", date_time(validity.not_after.timestamp())),
     );
     field("Fingerprint", &fingerprint(der));
     field("Root CA", root_ca);
@@ -77,61 +77,6 @@ pub fn render_certificate(der: &[u8]) -> Result<String, String> {
         let _ = writeln!(out, "\t\t{}", extension_content(extension));
     }
     Ok(out)
-}
-
-/// `2028-11-24 17:30:00` for a Unix time in seconds (UTC).
-pub(crate) fn gmt_date(unix: i64) -> String {
-    let t = UtcTime::from_unix(unix);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
-}
-
-/// RFC 3339 UTC (`2026-11-25T17:30:00Z`) for a Unix time in seconds.
-pub(crate) fn rfc3339(unix: i64) -> String {
-    let t = UtcTime::from_unix(unix);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
-}
-
-/// The current time as RFC 3339 UTC. A clock before 1970 reads as the epoch.
-pub(crate) fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    rfc3339(secs)
-}
-
-/// A broken-down UTC time of the proleptic Gregorian calendar.
-#[derive(Debug, PartialEq, Eq)]
-struct UtcTime {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-}
-
-impl UtcTime {
-    /// Splits a Unix time into its UTC date and time of day.
-    fn from_unix(unix: i64) -> UtcTime {
-        let date = Date::from_days(unix.div_euclid(SECONDS_PER_DAY));
-        let second_of_day = unix.rem_euclid(SECONDS_PER_DAY);
-        // second_of_day < 86400: the narrowing casts cannot truncate.
-        UtcTime {
-            year: date.year,
-            month: date.month,
-            day: date.day,
-            hour: (second_of_day / 3_600) as u32,
-            minute: (second_of_day % 3_600 / 60) as u32,
-            second: (second_of_day % 60) as u32,
-        }
-    }
 }
 
 /// `C = US, ST = California, ..., CN = ems.lab.example`, in certificate order.
@@ -314,19 +259,6 @@ fn hex_pairs(bytes: &[u8], uppercase: bool) -> String {
 mod tests {
     use super::*;
     use crate::connector::test_ems::TestPki;
-
-    #[test]
-    fn dates_split_into_utc_fields() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_232_600), "2026-12-02T17:30:00Z");
-        assert_eq!(gmt_date(1_609_459_200), "2021-01-01 00:00:00");
-        assert_eq!(gmt_date(4_107_542_399), "2100-02-28 23:59:59");
-        assert_eq!(gmt_date(-1), "1969-12-31 23:59:59");
-        let now = now_rfc3339();
-        assert_eq!(now.len(), "2026-11-25T17:30:00Z".len());
-        assert!(now.ends_with('Z'));
-    }
 
     #[test]
     fn fingerprint_is_uppercase_sha256_pairs() {

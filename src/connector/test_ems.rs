@@ -1,9 +1,10 @@
 //! Test fixtures: a small PKI made with rcgen and a tiny EMS that speaks the contract's
 //! HTTPS API on an ephemeral loopback port, recording what each connection sent.
 //!
-//! The EMS here is deliberately small and scripted (one fixed device answer per server);
-//! the full simulated EMS lives elsewhere. It exists so the checker's tests use real
-//! sockets and real TLS.
+//! The EMS here is deliberately small and scripted (one fixed device answer per server,
+//! bodies written out as JSON text so that the client's parsing of the `wire` types is
+//! tested against something the types did not produce); the full simulated EMS lives in
+//! `sim`. It exists so the checker's tests use real sockets and real TLS.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+
+use crate::wire::ems::{CAPABILITIES_PATH, REGISTER_PATH, SERIAL_NUMBER_PATH};
 
 /// The name every test EMS certificate is issued for.
 pub(crate) const EMS_HOSTNAME: &str = "ems.lab.example";
@@ -351,10 +354,10 @@ fn answer(script: &EmsScript, has_site: bool, line: &str) -> (u16, String) {
             r#"{"error":"Certificate user does not have access to global."}"#.to_owned(),
         );
     }
-    let data = match line {
-        "GET /api/v1/system/serial_number" => serde_json::json!({ "serial_number": script.serial }),
-        "GET /api/v1/system/capabilities" => serde_json::json!({ "capabilities": script.capabilities }),
-        "POST /api/v1/fabric/device/register" => serde_json::json!({ "status": script.device }),
+    let data = match line.split_once(' ') {
+        Some(("GET", SERIAL_NUMBER_PATH)) => serde_json::json!({ "serial_number": script.serial }),
+        Some(("GET", CAPABILITIES_PATH)) => serde_json::json!({ "capabilities": script.capabilities }),
+        Some(("POST", REGISTER_PATH)) => serde_json::json!({ "status": script.device }),
         _ => return (404, r#"{"error":"not found"}"#.to_owned()),
     };
     (200, serde_json::json!({ "data": data }).to_string())

@@ -187,9 +187,8 @@ impl ServerCertVerifier for ClassifyingVerifier {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, SystemTime};
-
     use super::*;
+    use crate::calendar::{Clock, SystemClock};
     use crate::connector::test_ems::{Leaf, TestPki};
 
     fn verifier(trust: &TrustStore) -> ClassifyingVerifier {
@@ -202,11 +201,7 @@ mod tests {
     }
 
     fn now() -> UnixTime {
-        UnixTime::since_unix_epoch(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO),
-        )
+        UnixTime::since_unix_epoch(SystemClock.since_epoch())
     }
 
     #[test]

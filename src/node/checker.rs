@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::calendar::{Clock, SystemClock};
 use crate::config::ConfigDb;
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
 use crate::connector::forticloud::{self, CloudRecord};
@@ -52,22 +54,21 @@ pub struct CheckerSetup {
 const FORTICLOUD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// FortiOS's words when a FortiGate's EMS Cloud entitlement is missing or has run out
-/// (DOMAIN.md section 2).
+/// (`docs/fortios.md`).
 pub const LICENSE_EXPIRED: &str = "License expired.";
-
-/// The value `source-ip` has when the administrator did not set one.
-const ANY_SOURCE: &str = "0.0.0.0";
 
 impl CheckerSetup {
     /// How entry `name` of `db` is probed from this node. An EMS Cloud entry dials the EMS
     /// Cloud server of the fabric's FortiCloud; `None` when there is none, or when an
     /// on-premise entry has no server.
     pub fn target(&self, db: &ConfigDb, name: &str) -> Option<ProbeTarget> {
-        let value = |field: &str| db.value(FCTEMS.path, name, field);
         let (server, port) = if is_cloud(db, name) {
             (EMS_CLOUD_HOSTNAME.to_owned(), self.cloud?.ems.port())
         } else {
-            (value("server"), value("https-port").parse().unwrap_or(443))
+            (
+                db.value(FCTEMS.path, name, "server"),
+                fctems_value(db, name, "https-port"),
+            )
         };
         if server.is_empty() {
             return None;
@@ -77,16 +78,19 @@ impl CheckerSetup {
             server,
             port,
             source: self.source(db, name),
-            timeout: Duration::from_secs(value("call-timeout").parse().unwrap_or(30)),
+            timeout: Duration::from_secs(fctems_value(db, name, "call-timeout")),
             fortigate_serial: self.serial.clone(),
             fortigate_hostname: self.hostname.clone(),
         })
     }
 
+    /// The entry's `source-ip`, or this node's own address when it is `0.0.0.0` (unset).
     fn source(&self, db: &ConfigDb, name: &str) -> IpAddr {
-        match db.value(FCTEMS.path, name, "source-ip").as_str() {
-            ANY_SOURCE | "" => self.own_ip,
-            ip => ip.parse::<Ipv4Addr>().map_or(self.own_ip, IpAddr::V4),
+        let source: Ipv4Addr = fctems_value(db, name, "source-ip");
+        if source.is_unspecified() {
+            self.own_ip
+        } else {
+            IpAddr::V4(source)
         }
     }
 
@@ -133,7 +137,7 @@ impl CheckerSetup {
             let mut status = EmsStatus::unknown(name, &server);
             status.connection = connector::Connection::Failed;
             status.detail = detail;
-            status.checked_at = Some(connector::now_rfc3339());
+            status.checked_at = Some(SystemClock.now_rfc3339());
             status
         };
         if cloud {
@@ -167,6 +171,19 @@ impl CheckerSetup {
         let results = futures::future::join_all(checks).await;
         names.into_iter().zip(results).collect()
     }
+}
+
+/// The value of `field` in fctems entry `name`, typed. `set` checked it against the
+/// field's kind in the schema, so only a state edited by hand fails to parse; it then
+/// reads as the schema default, as an entry that never set the field does.
+fn fctems_value<T: FromStr>(db: &ConfigDb, name: &str, field: &str) -> T {
+    let spec = FCTEMS
+        .field(field)
+        .unwrap_or_else(|| panic!("the fctems schema has no {field} field"));
+    db.value(FCTEMS.path, name, field)
+        .parse()
+        .or_else(|_| spec.default.parse())
+        .unwrap_or_else(|_| panic!("the schema default of fctems {field} does not parse"))
 }
 
 /// Whether entry `name` is an EMS Cloud entry.
@@ -206,5 +223,56 @@ pub async fn run(
             () = tokio::time::sleep(setup.interval) => {}
             () = wake.notified() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigCommand;
+
+    fn setup() -> CheckerSetup {
+        CheckerSetup {
+            own_ip: "10.0.0.1".parse().unwrap(),
+            serial: "FGVM01TM22000001".to_owned(),
+            hostname: "FGT-root".to_owned(),
+            anchors: Vec::new(),
+            resolver: Resolver::default(),
+            interval: Duration::from_secs(60),
+            cloud: None,
+        }
+    }
+
+    fn db_with(values: &[(&str, &str)]) -> ConfigDb {
+        let mut db = ConfigDb::new();
+        db.apply(&ConfigCommand::SetEntry {
+            table: FCTEMS.path.to_owned(),
+            key: "ems1".to_owned(),
+            values: values
+                .iter()
+                .map(|(field, value)| ((*field).to_owned(), (*value).to_owned()))
+                .collect(),
+        })
+        .unwrap();
+        db
+    }
+
+    #[test]
+    fn a_target_reads_typed_fields_and_the_schema_defaults() {
+        let db = db_with(&[("server", "ems.lab.example")]);
+        let target = setup().target(&db, "ems1").unwrap();
+        assert_eq!(target.port, 443);
+        assert_eq!(target.timeout, Duration::from_secs(30));
+        assert_eq!(target.source, setup().own_ip, "0.0.0.0 is this node's address");
+
+        let db = db_with(&[
+            ("server", "10.0.0.5"),
+            ("https-port", "8013"),
+            ("call-timeout", "7"),
+            ("source-ip", "10.0.0.9"),
+        ]);
+        let target = setup().target(&db, "ems1").unwrap();
+        assert_eq!((target.port, target.timeout), (8013, Duration::from_secs(7)));
+        assert_eq!(target.source, "10.0.0.9".parse::<IpAddr>().unwrap());
     }
 }

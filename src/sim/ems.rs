@@ -64,10 +64,8 @@ use super::pki::ServerIdentity;
 use super::serve::{self, tls_acceptor};
 use crate::topology::EmsSpec;
 
-pub use api::{
-    CAPABILITIES_PATH, DEFAULT_SITE, HOSTNAME_HEADER, MALWARE_HASHES_PATH, MALWARE_SEED_PREFIX,
-    REGISTER_PATH, SERIAL_HEADER, SERIAL_NUMBER_PATH, malware_hashes,
-};
+pub use crate::wire::ems::DeviceState;
+pub use api::{DEFAULT_SITE, MALWARE_SEED_PREFIX, malware_hashes};
 
 /// How often `start_again` tries to bind its old address while the system still holds it
 /// (a socket that has not finished closing): 50 tries 20 ms apart, one second in all.
@@ -82,28 +80,6 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// Decides a FortiGate's state by its serial in place of the Fabric Devices list: how EMS
 /// Cloud follows FortiCloud. Called without any lock of the EMS held.
 pub type Authorizer = Arc<dyn Fn(&str) -> DeviceState + Send + Sync>;
-
-/// Whether an EMS administrator let a FortiGate in, under *Administration > Fabric Devices*.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceState {
-    /// Authorized: the FortiGate may use the EMS.
-    Authorized,
-    /// Registered, awaiting a decision.
-    Pending,
-    /// Denied by the administrator.
-    Denied,
-}
-
-impl fmt::Display for DeviceState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceState::Authorized => "authorized",
-            DeviceState::Pending => "pending",
-            DeviceState::Denied => "denied",
-        })
-    }
-}
 
 /// One row of the EMS's *Fabric Devices* list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,7 +96,7 @@ pub struct FabricDevice {
     /// The source address of its last registration.
     pub last_address: Option<IpAddr>,
     /// When it last registered, in seconds since the Unix epoch.
-    pub last_seen_unix: Option<u64>,
+    pub last_seen_unix: Option<i64>,
 }
 
 impl FabricDevice {
@@ -593,25 +569,16 @@ impl Shared {
     }
 }
 
-/// Seconds since the Unix epoch (0 for a clock before it).
-fn unix_now() -> u64 {
-    u64::try_from(crate::calendar::unix_now()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
-    use rustls::pki_types::{CertificateDer, ServerName};
-    use rustls::{CertificateError, ClientConfig, RootCertStore};
-    use serde_json::Value;
-    use tokio::io::AsyncWriteExt;
-    use tokio_rustls::TlsConnector;
-    use tokio_rustls::client::TlsStream;
+    use rustls::CertificateError;
 
     use super::*;
-    use crate::sim::Pki;
+    use crate::sim::test_client::{Answer, Client, Lab, lab};
     use crate::topology::CertProfile;
+    use crate::wire::ems::{CAPABILITIES_PATH, MALWARE_HASHES_PATH, REGISTER_PATH, SERIAL_NUMBER_PATH};
 
     const HOSTNAME: &str = "ems.lab.example";
     const EMS_SERIAL: &str = "FCTEMS8822001234";
@@ -619,23 +586,8 @@ mod tests {
     const ROOT_SERIAL: &str = "FGVM01TM22000001";
     const MEMBER_SERIAL: &str = "FGVM01TM22000002";
     const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    /// How long a test waits for something that must happen promptly (a connection being
-    /// cut); a deadline to fail by, not a pause.
-    const DEADLINE: Duration = Duration::from_secs(5);
     /// How long a handshake with a silent EMS is given before it counts as timed out.
     const SILENT_HANDSHAKE: Duration = Duration::from_millis(300);
-
-    /// A PKI in a temporary directory.
-    struct Lab {
-        _dir: tempfile::TempDir,
-        pki: Pki,
-    }
-
-    fn lab() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::open(dir.path()).unwrap();
-        Lab { _dir: dir, pki }
-    }
 
     fn spec(certificate: CertProfile) -> EmsSpec {
         EmsSpec {
@@ -666,115 +618,6 @@ mod tests {
             .server_identity(&spec.name, &spec.hostname, Some(ip), spec.certificate)
             .unwrap();
         EmsServer::start(spec, identity, listener).await.unwrap()
-    }
-
-    /// A FortiGate's side of one connection: TLS verified against `anchors`, then
-    /// HTTP/1.1 requests on the kept-alive connection.
-    struct Client {
-        tls: TlsStream<TcpStream>,
-        received: Vec<u8>,
-    }
-
-    /// One HTTP answer: status code and JSON body.
-    #[derive(Debug)]
-    struct Answer {
-        status: u16,
-        body: Value,
-    }
-
-    impl Client {
-        /// Connects from `source` (any loopback address when `None`) to `addr` and
-        /// completes the handshake for `server_name` (a DNS name, or an IP address, which
-        /// sends no SNI).
-        async fn connect(
-            addr: SocketAddr,
-            server_name: &str,
-            anchors: &[CertificateDer<'static>],
-            source: Option<IpAddr>,
-        ) -> io::Result<Client> {
-            let socket = TcpSocket::new_v4()?;
-            if let Some(source) = source {
-                socket.bind(SocketAddr::new(source, 0))?;
-            }
-            let stream = socket.connect(addr).await?;
-            let mut roots = RootCertStore::empty();
-            for anchor in anchors {
-                roots.add(anchor.clone()).unwrap();
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let name = ServerName::try_from(server_name.to_owned()).unwrap();
-            let tls = TlsConnector::from(Arc::new(config)).connect(name, stream).await?;
-            Ok(Client {
-                tls,
-                received: Vec::new(),
-            })
-        }
-
-        /// Sends a request as FortiGate `serial` (no identity headers when `None`) and
-        /// reads the answer.
-        async fn call(&mut self, method: &str, path: &str, serial: Option<&str>) -> Answer {
-            let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {HOSTNAME}\r\n");
-            if let Some(serial) = serial {
-                request.push_str(&format!(
-                    "X-FortiGate-Serial: {serial}\r\nX-FortiGate-Hostname: FGT-{serial}\r\n"
-                ));
-            }
-            request.push_str("Content-Length: 0\r\n\r\n");
-            self.tls.write_all(request.as_bytes()).await.unwrap();
-            self.read_answer().await
-        }
-
-        async fn read_answer(&mut self) -> Answer {
-            let head_end = loop {
-                if let Some(end) = find(&self.received, b"\r\n\r\n") {
-                    break end;
-                }
-                self.fill().await;
-            };
-            let head = String::from_utf8(self.received[..head_end].to_vec()).unwrap();
-            let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-            let length: usize = head
-                .lines()
-                .find_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().unwrap())
-                })
-                .expect("every answer has a Content-Length");
-            let body_start = head_end + 4;
-            while self.received.len() < body_start + length {
-                self.fill().await;
-            }
-            let body = serde_json::from_slice(&self.received[body_start..body_start + length])
-                .expect("every body is JSON");
-            self.received.drain(..body_start + length);
-            Answer { status, body }
-        }
-
-        async fn fill(&mut self) {
-            let mut buffer = [0u8; 4096];
-            let n = self.tls.read(&mut buffer).await.unwrap();
-            assert!(n > 0, "the EMS closed the connection mid-answer");
-            self.received.extend_from_slice(&buffer[..n]);
-        }
-
-        /// Waits until the EMS closes the connection (end of stream or an error).
-        async fn closed_by_peer(&mut self) -> bool {
-            let mut buffer = [0u8; 64];
-            matches!(
-                tokio::time::timeout(DEADLINE, self.tls.read(&mut buffer)).await,
-                Ok(Ok(0) | Err(_))
-            )
-        }
-    }
-
-    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-        haystack.windows(needle.len()).position(|window| window == needle)
     }
 
     /// The certificate verdict inside a failed handshake, if it was one.

@@ -21,7 +21,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /api/v1/devices/<serial>` | 200, a [`DeviceRecord`] (unknown serial: not registered, no contracts) |
+//! | `GET /api/v1/devices/<serial>` | 200, a [`CloudRecord`] (unknown serial: not registered, no contracts) |
 //! | a serial that is not 1 to 32 letters and digits | 400 `{"error": "..."}` |
 //! | any other path or method | 404 or 405 `{"error": "..."}` |
 //!
@@ -44,54 +44,23 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State as AxumState};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ems::{Authorizer, DeviceState, SimError};
 use super::pki::ServerIdentity;
-use super::serve::{self, tls_acceptor};
+use super::serve::{self, refusal, tls_acceptor, with_fallbacks};
 use crate::calendar::Date;
 use crate::topology::{FCEM_CONTRACT, ForticloudSpec, parse_contract_date};
+use crate::wire::forticloud::{CloudContract, CloudRecord, DEVICES_PATH};
+use crate::wire::{MAX_SERIAL_FIELD_LEN, is_serial_field};
 
-/// The API path that answers for one device: this prefix and the serial.
-pub const DEVICES_PATH: &str = "/api/v1/devices/";
 /// What [`SimError`] calls this server.
 const SERVER: &str = "FortiCloud";
-/// Longest serial the API looks up: twice a FortiGate serial's 16 characters, room for
-/// any product's format while bounding what a request makes the server handle.
-const MAX_SERIAL_LEN: usize = 32;
-
-/// A contract as FortiCloud lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contract {
-    /// The contract type, e.g. [`FCEM_CONTRACT`].
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The contract's last day, `YYYY-MM-DD`.
-    pub expires: String,
-    /// Whether that day has passed (UTC) when the record was read. A date that cannot be
-    /// read counts as passed: such a contract proves nothing.
-    pub expired: bool,
-}
-
-/// What FortiCloud knows of one FortiGate: the API's answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceRecord {
-    /// The FortiGate's serial number.
-    pub serial: String,
-    /// Whether it is registered to the account.
-    pub registered: bool,
-    /// The account when it is registered, else empty.
-    pub account: String,
-    /// Its contracts, sorted by type; expired ones included.
-    pub contracts: Vec<Contract>,
-}
 
 /// A running (or shut down) simulated FortiCloud. Clones are handles to the same one.
 #[derive(Clone)]
@@ -184,7 +153,7 @@ impl Forticloud {
 
     /// What the API answers for `serial` now: an unknown serial is not registered and has
     /// no contracts.
-    pub fn record(&self, serial: &str) -> DeviceRecord {
+    pub fn record(&self, serial: &str) -> CloudRecord {
         self.inner.shared.record(serial, Date::today())
     }
 
@@ -295,7 +264,7 @@ impl Shared {
     }
 
     /// The record of `serial` as of `today`.
-    fn record(&self, serial: &str, today: Date) -> DeviceRecord {
+    fn record(&self, serial: &str, today: Date) -> CloudRecord {
         let state = self.state();
         let registered = state.registered.contains(serial);
         let contracts = state
@@ -304,7 +273,7 @@ impl Shared {
             .map(|contracts| {
                 contracts
                     .iter()
-                    .map(|(kind, expires)| Contract {
+                    .map(|(kind, expires)| CloudContract {
                         kind: kind.clone(),
                         expires: expires.clone(),
                         expired: Date::parse(expires).is_none_or(|last_day| last_day < today),
@@ -312,7 +281,7 @@ impl Shared {
                     .collect()
             })
             .unwrap_or_default();
-        DeviceRecord {
+        CloudRecord {
             serial: serial.to_owned(),
             registered,
             account: if registered {
@@ -326,10 +295,7 @@ impl Shared {
 
     fn ems_cloud_state(&self, serial: &str) -> DeviceState {
         let record = self.record(serial, Date::today());
-        let entitled = record
-            .contracts
-            .iter()
-            .any(|contract| contract.kind == FCEM_CONTRACT && !contract.expired);
+        let entitled = record.ems_cloud().is_some_and(|contract| !contract.expired);
         if record.registered && entitled {
             DeviceState::Authorized
         } else {
@@ -340,35 +306,23 @@ impl Shared {
 
 /// The API.
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route(&format!("{DEVICES_PATH}{{serial}}"), get(device))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(shared)
+    with_fallbacks(Router::new().route(&format!("{DEVICES_PATH}{{serial}}"), get(device))).with_state(shared)
 }
 
 /// Why a request was refused; rendered as `{"error": "<message>"}`.
 #[derive(Debug, thiserror::Error)]
 enum ApiError {
     /// The serial in the path cannot be one.
-    #[error("{0:?} is not a serial number (1 to {MAX_SERIAL_LEN} letters and digits)")]
+    #[error("{0:?} is not a serial number (1 to {MAX_SERIAL_FIELD_LEN} letters and digits)")]
     BadSerial(String),
-    /// No such API path.
-    #[error("no such API: {0} {1}")]
-    NotFound(Method, String),
-    /// The path exists, the method does not.
-    #[error("method {0} is not allowed on {1}")]
-    MethodNotAllowed(Method, String),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
             ApiError::BadSerial(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(..) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
         };
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        refusal(status, self.to_string())
     }
 }
 
@@ -376,7 +330,7 @@ async fn device(
     AxumState(shared): AxumState<Arc<Shared>>,
     serial: Result<Path<String>, PathRejection>,
     uri: Uri,
-) -> Result<Json<DeviceRecord>, ApiError> {
+) -> Result<Json<CloudRecord>, ApiError> {
     let serial = match serial {
         Ok(Path(serial)) => serial,
         Err(_) => {
@@ -384,55 +338,29 @@ async fn device(
             return Err(ApiError::BadSerial(written.to_owned()));
         }
     };
-    if serial.is_empty()
-        || serial.len() > MAX_SERIAL_LEN
-        || !serial.chars().all(|c| c.is_ascii_alphanumeric())
-    {
+    if !is_serial_field(&serial) {
         return Err(ApiError::BadSerial(serial));
     }
     Ok(Json(shared.record(&serial, Date::today())))
-}
-
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::NotFound(method, uri.path().to_owned())
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed(method, uri.path().to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use std::io;
     use std::net::{IpAddr, Ipv4Addr};
-    use std::time::Duration;
 
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::connector::forticloud::{CloudContract, CloudRecord, query};
-    use crate::sim::{EmsServer, Pki};
+    use crate::sim::test_client::{Client, Lab, lab};
     use crate::topology::{CertProfile, ContractSpec, FORTICLOUD_HOSTNAME};
+    use crate::wire::forticloud::device_path;
 
     const ACCOUNT: &str = "admin@lab.example";
     const ROOT: &str = "FGVM01TM22000001";
     const MEMBER: &str = "FGVM01TM22000002";
     const STRANGER: &str = "FGVM01TM22000099";
     const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    /// Time limit of a query to a server that answers at once: a deadline to fail by.
-    const DEADLINE: Duration = Duration::from_secs(5);
-
-    /// A PKI in a temporary directory.
-    struct Lab {
-        _dir: tempfile::TempDir,
-        pki: Pki,
-    }
-
-    fn lab() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::open(dir.path()).unwrap();
-        Lab { _dir: dir, pki }
-    }
 
     /// The root registered with an FCEM contract, the member registered without one.
     fn spec() -> ForticloudSpec {
@@ -459,36 +387,20 @@ mod tests {
         Forticloud::start(spec, identity, listener).await.unwrap()
     }
 
-    /// What a FortiGate trusting what every node trusts learns over HTTPS.
+    /// What a client trusting what every node trusts reads over HTTPS.
     async fn ask(cloud: &Forticloud, lab: &Lab, serial: &str) -> CloudRecord {
-        query(
-            cloud.addr(),
-            FORTICLOUD_HOSTNAME,
-            serial,
-            LOCALHOST,
-            &lab.pki.trust_anchors(),
-            DEADLINE,
-        )
-        .await
-        .unwrap()
+        let answer = connect(cloud, lab)
+            .await
+            .call("GET", &device_path(serial), None)
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        serde_json::from_value(answer.body).unwrap()
     }
 
-    /// The record as the node side reads it, to compare with [`Forticloud::record`].
-    fn as_cloud_record(record: DeviceRecord) -> CloudRecord {
-        CloudRecord {
-            serial: record.serial,
-            registered: record.registered,
-            account: record.account,
-            contracts: record
-                .contracts
-                .into_iter()
-                .map(|contract| CloudContract {
-                    kind: contract.kind,
-                    expires: contract.expires,
-                    expired: contract.expired,
-                })
-                .collect(),
-        }
+    async fn connect(cloud: &Forticloud, lab: &Lab) -> Client {
+        Client::connect(cloud.addr(), FORTICLOUD_HOSTNAME, &lab.pki.trust_anchors(), None)
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -509,7 +421,7 @@ mod tests {
                 expired: false,
             })
         );
-        assert_eq!(as_cloud_record(cloud.record(ROOT)), root);
+        assert_eq!(cloud.record(ROOT), root);
 
         let member = ask(&cloud, &lab, MEMBER).await;
         assert!(member.registered && member.contracts.is_empty());
@@ -546,7 +458,7 @@ mod tests {
         assert!(!fcem.expired);
         let today = Date::today();
         assert_eq!(fcem.expires, today.one_year_later().to_string());
-        assert_eq!(as_cloud_record(cloud.record(MEMBER)), member);
+        assert_eq!(cloud.record(MEMBER), member);
 
         cloud.revoke(MEMBER);
         let member = ask(&cloud, &lab, MEMBER).await;
@@ -602,73 +514,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_ems_cloud_server_registers_fortigates_as_forticloud_decides() {
-        let lab = lab();
-        let cloud = start(&lab, &spec()).await;
-        let ems_spec = spec().ems_cloud();
-        let listener = TcpListener::bind(ems_spec.listen).await.unwrap();
-        let ip = listener.local_addr().unwrap().ip();
-        let identity = lab
-            .pki
-            .server_identity(&ems_spec.name, &ems_spec.hostname, Some(ip), ems_spec.certificate)
-            .unwrap();
-        let ems = EmsServer::start(ems_spec, identity, listener).await.unwrap();
-        ems.set_authorizer(cloud.authorizer());
-
-        let register = |serial: &'static str| {
-            let target = crate::connector::ProbeTarget {
-                entry: "cloud".to_owned(),
-                server: crate::topology::EMS_CLOUD_HOSTNAME.to_owned(),
-                port: ems.addr().port(),
-                source: LOCALHOST,
-                timeout: DEADLINE,
-                fortigate_serial: serial.to_owned(),
-                fortigate_hostname: format!("FGT-{serial}"),
-            };
-            let trust = crate::connector::TrustStore {
-                anchors: lab.pki.trust_anchors(),
-                pinned: Vec::new(),
-            };
-            let mut resolver = crate::connector::Resolver::default();
-            resolver
-                .table
-                .insert(crate::topology::EMS_CLOUD_HOSTNAME.to_owned(), ip);
-            async move { crate::connector::probe(&target, &trust, &resolver).await }
-        };
-        let root = register(ROOT).await;
-        assert_eq!(root.certificate, crate::connector::CertificateState::Authorized);
-        assert_eq!(
-            root.device,
-            crate::connector::DeviceState::Authorized,
-            "{}",
-            root.detail
-        );
-        assert_eq!(
-            root.ems_serial.as_deref(),
-            Some(crate::topology::EMS_CLOUD_SERIAL)
-        );
-        let member = register(MEMBER).await;
-        assert_eq!(
-            member.device,
-            crate::connector::DeviceState::Denied,
-            "{}",
-            member.detail
-        );
-        cloud.entitle(MEMBER, None);
-        assert_eq!(
-            register(MEMBER).await.device,
-            crate::connector::DeviceState::Authorized
-        );
-
-        ems.shutdown().await;
-        cloud.shutdown().await;
-    }
-
-    #[tokio::test]
     async fn bad_requests_get_json_errors() {
         let lab = lab();
         let cloud = start(&lab, &spec()).await;
-        let mut client = RawClient::connect(&cloud, &lab).await;
+        let mut client = connect(&cloud, &lab).await;
         for (method, path, status, error) in [
             (
                 "GET",
@@ -684,9 +533,9 @@ mod tests {
                 "method POST is not allowed on /api/v1/devices/FGVM01TM22000001",
             ),
         ] {
-            let (answered, body) = client.call(method, path).await;
-            assert_eq!(answered, status, "{method} {path}");
-            assert_eq!(body["error"], error, "{method} {path}");
+            let answer = client.call(method, path, None).await;
+            assert_eq!(answer.status, status, "{method} {path}");
+            assert_eq!(answer.body["error"], error, "{method} {path}");
         }
         cloud.shutdown().await;
     }
@@ -695,8 +544,8 @@ mod tests {
     async fn shutdown_closes_the_port_and_open_connections() {
         let lab = lab();
         let cloud = start(&lab, &spec()).await;
-        let mut open = RawClient::connect(&cloud, &lab).await;
-        assert_eq!(open.call("GET", &format!("{DEVICES_PATH}{ROOT}")).await.0, 200);
+        let mut open = connect(&cloud, &lab).await;
+        assert_eq!(open.call("GET", &device_path(ROOT), None).await.status, 200);
         let addr = cloud.addr();
         cloud.clone().shutdown().await;
         assert!(
@@ -707,105 +556,5 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
         assert!(cloud.record(ROOT).registered, "the account is still readable");
         cloud.shutdown().await;
-    }
-
-    #[test]
-    fn dates_convert_both_ways_across_leap_days_and_eras() {
-        for (days, text) in [
-            (0, "1970-01-01"),
-            (-1, "1969-12-31"),
-            (59, "1970-03-01"),
-            (11_016, "2000-02-29"),
-            (19_782, "2024-02-29"),
-            (20_819, "2027-01-01"),
-        ] {
-            let date = Date::from_days(days);
-            assert_eq!(date.to_string(), text);
-            assert_eq!(date.days(), days, "{text}");
-            assert_eq!(Date::parse(text), Some(date));
-        }
-        let leap = Date::parse("2028-02-29").unwrap();
-        assert_eq!(leap.one_year_later().to_string(), "2029-02-28");
-        assert_eq!(
-            Date::parse("2027-03-01").unwrap().day_before().to_string(),
-            "2027-02-28"
-        );
-        assert_eq!(Date::parse("2027-02-29"), None);
-        assert!(Date::parse("2027-12-31").unwrap() < Date::parse("2028-01-01").unwrap());
-    }
-
-    /// A client speaking raw HTTP/1.1 over verified TLS, for answers the node-side client
-    /// does not ask for.
-    struct RawClient {
-        tls: tokio_rustls::client::TlsStream<TcpStream>,
-        received: Vec<u8>,
-    }
-
-    impl RawClient {
-        async fn connect(cloud: &Forticloud, lab: &Lab) -> RawClient {
-            let mut roots = rustls::RootCertStore::empty();
-            for anchor in lab.pki.trust_anchors() {
-                roots.add(anchor).unwrap();
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let stream = TcpStream::connect(cloud.addr()).await.unwrap();
-            let name = rustls::pki_types::ServerName::try_from(FORTICLOUD_HOSTNAME).unwrap();
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                .connect(name, stream)
-                .await
-                .unwrap();
-            RawClient {
-                tls,
-                received: Vec::new(),
-            }
-        }
-
-        /// Sends one request and reads the status and JSON body of the answer.
-        async fn call(&mut self, method: &str, path: &str) -> (u16, serde_json::Value) {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let request = format!(
-                "{method} {path} HTTP/1.1\r\nHost: {FORTICLOUD_HOSTNAME}\r\nContent-Length: 0\r\n\r\n"
-            );
-            self.tls.write_all(request.as_bytes()).await.unwrap();
-            loop {
-                if let Some(head_end) = self.received.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8(self.received[..head_end].to_vec()).unwrap();
-                    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|line| {
-                            let (name, value) = line.split_once(':')?;
-                            name.eq_ignore_ascii_case("content-length")
-                                .then(|| value.trim().parse().unwrap())
-                        })
-                        .expect("every answer has a Content-Length");
-                    let end = head_end + 4 + length;
-                    if self.received.len() >= end {
-                        let body = serde_json::from_slice(&self.received[head_end + 4..end]).unwrap();
-                        self.received.drain(..end);
-                        return (status, body);
-                    }
-                }
-                let mut buffer = [0u8; 4096];
-                let n = self.tls.read(&mut buffer).await.unwrap();
-                assert!(n > 0, "FortiCloud closed the connection mid-answer");
-                self.received.extend_from_slice(&buffer[..n]);
-            }
-        }
-
-        /// Waits until the server closes the connection (end of stream or an error).
-        async fn closed_by_peer(&mut self) -> bool {
-            use tokio::io::AsyncReadExt;
-            let mut buffer = [0u8; 64];
-            matches!(
-                tokio::time::timeout(DEADLINE, self.tls.read(&mut buffer)).await,
-                Ok(Ok(0) | Err(_))
-            )
-        }
     }
 }

@@ -17,9 +17,17 @@
 //!   (the EMS Cloud entitlement, FCEM), changed at run time, and the HTTPS API a FortiGate
 //!   asks about itself (`/api/v1/devices/<serial>`).
 //!
-//! Only this module and `ems/` (the nodes' checker) know rustls; the rest of the crate sees
+//! Requests enter over real sockets and are read, like every answer, through the contracts
+//! in [`crate::wire::ems`] and [`crate::wire::forticloud`]: the FortiGate side
+//! ([`crate::connector`]) uses the same types, and this module never imports it (the tests
+//! that run one against the other are in `tests/integration/contracts.rs`). State enters
+//! through the topology's specs and the handles' methods (a test, the lab,
+//! `fabricsim ems ...`) and leaves through the handles. "Now" is read through
+//! [`crate::calendar`].
+//!
+//! Only this module and [`crate::connector`] know rustls; the rest of the crate sees
 //! DER certificates, [`EmsServer`] and [`Forticloud`] handles, [`FabricDevice`] and
-//! [`DeviceRecord`] records.
+//! [`CloudRecord`](crate::wire::forticloud::CloudRecord) records.
 //!
 //! A test drives the simulation like this:
 //!
@@ -46,7 +54,9 @@ pub mod forticloud;
 pub mod lab;
 pub mod pki;
 mod serve;
+#[cfg(test)]
+mod test_client;
 
 pub use ems::{Authorizer, DeviceState, EmsServer, FabricDevice, SimError};
-pub use forticloud::{Contract, DeviceRecord, Forticloud};
+pub use forticloud::Forticloud;
 pub use pki::{Pki, PkiError, ServerIdentity};

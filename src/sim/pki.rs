@@ -36,7 +36,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
@@ -47,6 +47,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
+use crate::calendar::{Clock, SystemClock};
 use crate::topology::CertProfile;
 
 /// The lock file every [`Pki`] operation holds, so that two processes sharing the directory
@@ -412,7 +413,7 @@ impl LeafRequest {
         };
         let (dns_names, ips) = subject_alt_names(&leaf);
         let not_after = leaf.validity().not_after.timestamp();
-        let still_valid = not_after > unix_seconds(SystemTime::now());
+        let still_valid = not_after > SystemClock.unix_seconds();
         let common_name = leaf
             .subject()
             .iter_common_name()
@@ -760,16 +761,9 @@ fn check_hostname(hostname: &str) -> Result<(), PkiError> {
 /// Makes `params` valid from [`BACKDATE`] ago for `lifetime` from now.
 fn set_validity_from_now(params: &mut CertificateParams, lifetime: Duration) {
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SystemClock.since_epoch();
     params.not_before = epoch + since_epoch.saturating_sub(BACKDATE);
     params.not_after = epoch + since_epoch + lifetime;
-}
-
-/// Seconds since the Unix epoch (0 for a clock before it).
-fn unix_seconds(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -946,7 +940,7 @@ mod tests {
                 .any(|e| matches!(e, ParsedExtension::AuthorityKeyIdentifier(_)))
         );
 
-        let now = unix_seconds(SystemTime::now());
+        let now = SystemClock.unix_seconds();
         let validity = leaf.validity();
         let day = 24 * 60 * 60;
         assert!((now - day - 60..=now - day + 60).contains(&validity.not_before.timestamp()));

@@ -1,12 +1,15 @@
 //! What every simulated HTTPS server shares: the TLS acceptor, the accept loop that joins
-//! its connections on shutdown, and one connection's TLS handshake followed by HTTP/1.1.
+//! its connections on shutdown, one connection's TLS handshake followed by HTTP/1.1, and
+//! how an API refuses a request (an [`ErrorBody`], also for unknown paths and methods).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::SimError;
 use super::pki::ServerIdentity;
+use crate::wire::ErrorBody;
 
 /// How long a client may take to complete the TLS handshake before the server gives up on
 /// the connection; a real server's bound on half-open handshakes.
@@ -23,6 +27,29 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next one, so
 /// the loop does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// A refusal: `status` with `{"error": "<error>"}`.
+pub(super) fn refusal(status: StatusCode, error: String) -> Response {
+    (status, Json(ErrorBody { error })).into_response()
+}
+
+/// `router` answering an unknown path with 404 and a known path asked with another method
+/// with 405, each with an [`ErrorBody`] naming the request.
+pub(super) fn with_fallbacks<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .fallback(|method: Method, uri: Uri| async move {
+            refusal(
+                StatusCode::NOT_FOUND,
+                format!("no such API: {method} {}", uri.path()),
+            )
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            refusal(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {method} is not allowed on {}", uri.path()),
+            )
+        })
+}
 
 /// The TLS side of a server: the identity's chain and key, HTTP/1.1 over ALPN. `server`
 /// and `name` say whose it is in errors.

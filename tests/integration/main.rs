@@ -3,6 +3,7 @@
 
 mod binary;
 mod cloud;
+mod contracts;
 mod convergence;
 mod ems;
 mod fabric_settings;

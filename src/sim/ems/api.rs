@@ -1,6 +1,8 @@
 //! The HTTPS API of the simulated EMS: what a FortiGate calls once TLS is up.
 //!
-//! Requests enter through the axum [`Router`] built by [`router`], one per server, wrapped
+//! The paths, headers and bodies are the contract in [`crate::wire::ems`], the same types
+//! the FortiGate side ([`crate::connector`]) reads. Requests enter through the axum
+//! [`Router`] built by [`router`], one per server, wrapped
 //! per connection with a [`Caller`] extension (the peer address and the site the TLS SNI
 //! named). They leave as JSON bodies, errors as `{"error": "..."}`, and change the server's
 //! *Fabric Devices* list (registration) and its record of who asked (`requests_from`).
@@ -14,8 +16,8 @@
 //!
 //! The FortiGate names itself with the `X-FortiGate-Serial` and `X-FortiGate-Hostname`
 //! headers. On a multitenant EMS a connection that named no site gets 403
-//! `Certificate user does not have access to global.` from every path (DOMAIN.md
-//! section 2). Registration and the Fabric Devices list are per EMS, not per site: the
+//! `Certificate user does not have access to global.` from every path (see
+//! `docs/fortios.md`). Registration and the Fabric Devices list are per EMS, not per site: the
 //! site a FortiGate last registered under is recorded in its row. When the server has an
 //! authorizer (EMS Cloud), it decides the state registration answers and who gets the
 //! threat feed.
@@ -25,30 +27,24 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{DeviceState, FabricDevice, Shared, unix_now};
+use super::super::serve::{refusal, with_fallbacks};
+use super::{FabricDevice, Shared};
+use crate::calendar::{Clock, SystemClock};
 use crate::topology::{EmsSpec, MAX_HOSTNAME_LEN};
+use crate::wire::ems::{
+    CAPABILITIES_PATH, Capabilities, DeviceState, Envelope, HOSTNAME_HEADER, MALWARE_HASHES_PATH,
+    MalwareHashes, REGISTER_PATH, Registration, SERIAL_NUMBER_PATH, SerialNumber,
+};
+use crate::wire::{SERIAL_HEADER, is_serial_field};
 
-/// Asked by a FortiGate to learn the EMS's serial number (DOMAIN.md section 4).
-pub const SERIAL_NUMBER_PATH: &str = "/api/v1/system/serial_number";
-/// Asked on verify to learn what the EMS supports (the `capabilities` field of `fctems`).
-pub const CAPABILITIES_PATH: &str = "/api/v1/system/capabilities";
-/// Posted by a FortiGate to appear under *Administration > Fabric Devices*.
-pub const REGISTER_PATH: &str = "/api/v1/fabric/device/register";
-/// The EMS threat feed (`pull-malware-hash`), for authorized FortiGates only.
-pub const MALWARE_HASHES_PATH: &str = "/api/v1/malware/hashes";
-/// Header carrying the calling FortiGate's serial number.
-pub const SERIAL_HEADER: &str = "x-fortigate-serial";
-/// Header carrying the calling FortiGate's hostname.
-pub const HOSTNAME_HEADER: &str = "x-fortigate-hostname";
 /// The site of a single-tenant EMS, and the site every multitenant EMS has.
 pub const DEFAULT_SITE: &str = "Default";
 /// The threat feed's hashes are SHA-256 of this prefix followed by 1, 2, ...
@@ -59,9 +55,6 @@ const MALWARE_FEED_LEN: usize = 5;
 /// random serials gets 503 beyond it instead of growing the list without bound. Far above
 /// any fabric the simulator runs.
 const MAX_FABRIC_DEVICES: usize = 4096;
-/// Longest serial accepted in `X-FortiGate-Serial`: twice a FortiGate serial's 16
-/// characters, room for any product's format while bounding what a request stores.
-const MAX_SERIAL_HEADER_LEN: usize = 32;
 
 /// Who is calling, fixed per connection: inserted by the connection task.
 #[derive(Clone, Debug)]
@@ -107,13 +100,12 @@ pub fn malware_hashes() -> Vec<String> {
 
 /// The API of one server.
 pub(super) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(SERIAL_NUMBER_PATH, get(serial_number))
         .route(CAPABILITIES_PATH, get(capabilities))
         .route(REGISTER_PATH, post(register))
-        .route(MALWARE_HASHES_PATH, get(malware))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .route(MALWARE_HASHES_PATH, get(malware));
+    with_fallbacks(routes)
         .layer(middleware::from_fn_with_state(shared.clone(), admit))
         .with_state(shared)
 }
@@ -127,18 +119,13 @@ enum ApiError {
     /// The caller is not authorized under Fabric Devices.
     #[error("FortiGate {0} is not authorized")]
     NotAuthorized(String),
-    /// A FortiGate header is missing or malformed.
-    #[error("missing or malformed {0} header")]
+    /// A FortiGate header is missing or malformed (named lowercase, as HTTP/2 writes
+    /// header names).
+    #[error("missing or malformed {} header", .0.to_ascii_lowercase())]
     BadHeader(&'static str),
     /// The Fabric Devices list is full.
     #[error("the Fabric Devices list is full ({MAX_FABRIC_DEVICES} devices)")]
     DevicesFull,
-    /// No such API path.
-    #[error("no such API: {0} {1}")]
-    NotFound(Method, String),
-    /// The path exists, the method does not.
-    #[error("method {0} is not allowed on {1}")]
-    MethodNotAllowed(Method, String),
 }
 
 impl IntoResponse for ApiError {
@@ -147,10 +134,8 @@ impl IntoResponse for ApiError {
             ApiError::Global | ApiError::NotAuthorized(_) => StatusCode::FORBIDDEN,
             ApiError::BadHeader(_) => StatusCode::BAD_REQUEST,
             ApiError::DevicesFull => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NotFound(..) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
         };
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        refusal(status, self.to_string())
     }
 }
 
@@ -169,11 +154,7 @@ impl<S: Send + Sync> FromRequestParts<S> for FortiGate {
             .get(SERIAL_HEADER)
             .and_then(|value| value.to_str().ok())
             .map(str::trim)
-            .filter(|serial| {
-                !serial.is_empty()
-                    && serial.len() <= MAX_SERIAL_HEADER_LEN
-                    && serial.chars().all(|c| c.is_ascii_alphanumeric())
-            })
+            .filter(|serial| is_serial_field(serial))
             .ok_or(ApiError::BadHeader(SERIAL_HEADER))?
             .to_owned();
         let hostname = match parts.headers.get(HOSTNAME_HEADER) {
@@ -211,12 +192,21 @@ async fn admit(
     response
 }
 
-async fn serial_number(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!({ "data": { "serial_number": shared.spec.serial } }))
+/// An answer in the `{"data": ...}` envelope.
+fn data<T>(data: T) -> Json<Envelope<T>> {
+    Json(Envelope { data })
 }
 
-async fn capabilities(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!({ "data": { "capabilities": shared.spec.capabilities } }))
+async fn serial_number(State(shared): State<Arc<Shared>>) -> Json<Envelope<SerialNumber>> {
+    data(SerialNumber {
+        serial_number: shared.spec.serial.clone(),
+    })
+}
+
+async fn capabilities(State(shared): State<Arc<Shared>>) -> Json<Envelope<Capabilities>> {
+    data(Capabilities {
+        capabilities: shared.spec.capabilities.clone(),
+    })
 }
 
 async fn register(
@@ -224,24 +214,21 @@ async fn register(
     Extension(caller): Extension<Caller>,
     Extension(Site(site)): Extension<Site>,
     fortigate: FortiGate,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Registration>>, ApiError> {
     let status = shared.register(&fortigate, &site, caller.address)?;
-    Ok(Json(json!({ "data": { "status": status } })))
+    Ok(data(Registration { status }))
 }
 
-async fn malware(State(shared): State<Arc<Shared>>, fortigate: FortiGate) -> Result<Json<Value>, ApiError> {
+async fn malware(
+    State(shared): State<Arc<Shared>>,
+    fortigate: FortiGate,
+) -> Result<Json<Envelope<MalwareHashes>>, ApiError> {
     if shared.device_state(&fortigate.serial) != Some(DeviceState::Authorized) {
         return Err(ApiError::NotAuthorized(fortigate.serial));
     }
-    Ok(Json(json!({ "data": { "hashes": malware_hashes() } })))
-}
-
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::NotFound(method, uri.path().to_owned())
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed(method, uri.path().to_owned())
+    Ok(data(MalwareHashes {
+        hashes: malware_hashes(),
+    }))
 }
 
 impl Shared {
@@ -265,7 +252,7 @@ impl Shared {
             device.state = decided;
         }
         device.last_address = Some(address);
-        device.last_seen_unix = Some(unix_now());
+        device.last_seen_unix = Some(SystemClock.unix_seconds());
         Ok(device.state)
     }
 
