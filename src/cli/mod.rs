@@ -31,6 +31,7 @@ pub(crate) mod test_backend;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::calendar::Clock;
 use crate::config::{
     Applied, CommandError, ConfigCommand, ConfigDb, RC_INVALID_VALUE, TableSchema, fail_line,
 };
@@ -80,6 +81,8 @@ pub trait Backend: Send + Sync {
     fn identity(&self) -> &NodeIdentity;
     /// This node's current applied configuration.
     fn config(&self) -> Arc<ConfigDb>;
+    /// Where "now" comes from (`get system status`); the CLI reads no other clock.
+    fn clock(&self) -> &dyn Clock;
     /// Proposes `cmd` and resolves once it was applied or refused.
     fn commit(&self, cmd: ConfigCommand) -> impl Future<Output = Result<Applied, CommitError>> + Send;
 

@@ -8,7 +8,6 @@
 //! the pending values exactly as they were.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::schema::{FieldKind, FieldSpec, TableKind, TableSchema};
 use crate::config::{
@@ -313,9 +312,7 @@ async fn at_top<B: Backend>(
             candidates.push(SYSTEM_STATUS);
             let path = resolve_path(&candidates, args)?;
             if path == SYSTEM_STATUS {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |elapsed| elapsed.as_secs());
+                let now = backend.clock().unix_seconds();
                 return Ok(Done::print(format::system_status(backend.identity(), now)));
             }
             let table = find_table(registry, args)?;
@@ -827,6 +824,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn system_time_comes_from_the_backend_clock() {
+        let backend = MemoryBackend::root();
+        let mut session = Session::new();
+        let reply = run(&mut session, &backend, "get system status | grep time").await;
+        assert_eq!(reply.output, "System time: Wed Nov 25 17:30:00 2026\n");
+    }
+
+    #[tokio::test]
     async fn top_level_errors() {
         let backend = MemoryBackend::root();
         let mut session = Session::new();
@@ -952,6 +957,10 @@ mod tests {
 
         fn config(&self) -> std::sync::Arc<ConfigDb> {
             self.inner.config()
+        }
+
+        fn clock(&self) -> &dyn crate::calendar::Clock {
+            self.inner.clock()
         }
 
         async fn commit(&self, cmd: ConfigCommand) -> Result<crate::config::Applied, CommitError> {
