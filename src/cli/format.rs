@@ -8,7 +8,7 @@ use crate::calendar::{Date, SECONDS_PER_DAY, ctime};
 use crate::config::ConfigDb;
 use crate::config::schema::{FieldKind, FieldSpec, Lookup, TableKind, TableSchema};
 
-use super::NodeIdentity;
+use super::backend::NodeIdentity;
 
 /// `show` indents each nesting level by four spaces (DOMAIN.md section 3).
 const INDENT: &str = "    ";

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::calendar::{Clock, FixedClock};
 
-use super::{Backend, CertificateOffer, CommitError, NodeIdentity};
+use super::backend::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
 use crate::connector::EmsStatus;
 use crate::connector::forticloud::CloudRecord;
