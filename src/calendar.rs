@@ -167,6 +167,27 @@ impl Clock for FixedClock {
     }
 }
 
+/// A UNIX time (UTC) as C's `ctime` prints it: `Wed Nov 25 17:30:00 2026`, the day of the
+/// month padded with a space (the CLI's `get system status` and contract dates).
+pub fn ctime(unix_seconds: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let date = Date::from_days(unix_seconds.div_euclid(SECONDS_PER_DAY));
+    let of_day = unix_seconds.rem_euclid(SECONDS_PER_DAY);
+    format!(
+        "{} {} {:>2} {:02}:{:02}:{:02} {}",
+        WEEKDAYS[date.weekday() as usize],
+        MONTHS[(date.month - 1) as usize],
+        date.day,
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60,
+        date.year
+    )
+}
+
 /// Seconds since 1970-01-01 UTC (0 for a clock before it).
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -235,6 +256,15 @@ mod tests {
         assert_eq!(Date::from_days(0).to_string(), "1970-01-01");
         assert_eq!(Date::parse("2000-02-29").map(Date::days), Some(11_016));
         assert_eq!(Date::parse("2099-12-31").map(Date::weekday), Some(4));
+    }
+
+    #[test]
+    fn ctime_matches_c() {
+        assert_eq!(ctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(ctime(1_795_627_800), "Wed Nov 25 17:30:00 2026");
+        assert_eq!(ctime(951_782_400), "Tue Feb 29 00:00:00 2000");
+        assert_eq!(ctime(4_107_542_399), "Sun Feb 28 23:59:59 2100");
+        assert_eq!(ctime(1_709_251_199), "Thu Feb 29 23:59:59 2024");
     }
 
     #[test]

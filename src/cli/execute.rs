@@ -1,6 +1,8 @@
-//! `execute` and `diagnose` commands: the EMS connector's certificate confirmation
-//! (`execute fctems verify|unverify|is-verified`) and its on-demand check
-//! (`diagnose endpoint fctems test-connectivity`).
+//! `execute` and `diagnose` subcommands: the EMS connector's certificate confirmation
+//! (`execute fctems verify|unverify|is-verified`), its on-demand check
+//! (`diagnose endpoint fctems test-connectivity`) and FortiCloud's view of this FortiGate
+//! (`diagnose test update info`). Which words name which [`Task`] is the
+//! [`super::grammar`] table; this file runs the task.
 //!
 //! `execute fctems verify` is the one command that asks a question. It fetches the
 //! certificate the EMS presents to this node, prints it as FortiOS does and leaves a
@@ -11,10 +13,13 @@
 
 use std::collections::BTreeMap;
 
-use super::session::CliError;
-use super::{Backend, CertificateOffer};
-use crate::config::ConfigCommand;
+use super::backend::{Backend, CertificateOffer};
+use super::commit::{commit, require_modify};
+use super::error::CliError;
+use super::format::contract_date;
+use super::grammar::{Subcommand, Task, no_args, one_arg, resolve_subcommand};
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
+use crate::config::{ConfigCommand, ConfigDb};
 use crate::connector::{CertificateState, Connection, DeviceState, EmsStatus};
 
 /// The question `execute fctems verify` asks before it trusts a certificate.
@@ -39,55 +44,42 @@ pub(super) struct Question {
     offer: CertificateOffer,
 }
 
-/// What a command printed and, for `verify`, the question it leaves open.
-pub(super) struct Executed {
+/// What a command printed and, for `execute fctems verify`, the question it leaves open.
+pub(super) struct Printed {
     pub(super) lines: Vec<String>,
     pub(super) question: Option<Question>,
 }
 
-impl Executed {
-    fn print(lines: Vec<String>) -> Executed {
-        Executed {
+impl Printed {
+    /// Output that asks nothing.
+    pub(super) fn print(lines: Vec<String>) -> Printed {
+        Printed {
             lines,
             question: None,
         }
     }
 }
 
-/// `execute <args>` at the top level.
-pub(super) async fn execute<B: Backend>(backend: &B, args: &[String]) -> Result<Executed, CliError> {
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["fctems", "verify", name] => verify(backend, name).await,
-        ["fctems", "unverify", name] => unverify(backend, name).await.map(Executed::print),
-        ["fctems", "is-verified", name] => is_verified(backend, name).map(Executed::print),
-        ["fctems", "verify" | "unverify" | "is-verified"] | ["fctems"] | [] => Err(CliError::Incomplete),
-        ["fctems", _, _, extra, ..] => Err(CliError::Parse((*extra).to_owned())),
-        ["fctems", other, ..] | [other, ..] => Err(CliError::Parse((*other).to_owned())),
-    }
-}
-
-/// `diagnose <args>` at the top level.
-pub(super) async fn diagnose<B: Backend>(backend: &B, args: &[String]) -> Result<Vec<String>, CliError> {
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["test", "update", "info"] => update_info(backend).await,
-        ["test", "update", "info", extra, ..] => Err(CliError::Parse((*extra).to_owned())),
-        ["test"] | ["test", "update"] => Err(CliError::Incomplete),
-        ["test", other, ..] => Err(CliError::Parse((*other).to_owned())),
-        ["endpoint", "fctems", "test-connectivity", name] => {
+/// Runs the subcommand of `subcommands` that `args` name (`execute` and `diagnose`).
+pub(super) async fn run<B: Backend>(
+    backend: &B,
+    subcommands: &'static [Subcommand],
+    args: &[String],
+) -> Result<Printed, CliError> {
+    let (command, rest) = resolve_subcommand(subcommands, args)?;
+    let name = match command.entry_of {
+        Some(_) => one_arg(rest)?,
+        None => no_args(rest).map(|()| "")?,
+    };
+    match command.task {
+        Task::Verify => verify(backend, name).await,
+        Task::Unverify => unverify(backend, name).await.map(Printed::print),
+        Task::IsVerified => is_verified(backend, name).map(Printed::print),
+        Task::UpdateInfo => update_info(backend).await.map(Printed::print),
+        Task::TestConnectivity => {
             entry_exists(backend, name)?;
             let status = backend.test_connectivity(name).await.map_err(CliError::Failed)?;
-            Ok(connectivity_lines(&status))
-        }
-        ["endpoint", "fctems", "test-connectivity", _, extra, ..] => {
-            Err(CliError::Parse((*extra).to_owned()))
-        }
-        [] | ["endpoint"] | ["endpoint", "fctems"] | ["endpoint", "fctems", "test-connectivity"] => {
-            Err(CliError::Incomplete)
-        }
-        ["endpoint", "fctems", other, ..] | ["endpoint", other, ..] | [other, ..] => {
-            Err(CliError::Parse((*other).to_owned()))
+            Ok(Printed::print(connectivity_lines(&status)))
         }
     }
 }
@@ -138,28 +130,23 @@ pub(super) async fn answer<B: Backend>(
         key: question.entry.clone(),
         values,
     });
-    backend
-        .commit(ConfigCommand::Batch(commands))
-        .await
-        .map_err(CliError::Commit)?;
+    commit(backend, ConfigCommand::Batch(commands)).await?;
     Ok(Vec::new())
 }
 
-async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Executed, CliError> {
+async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Printed, CliError> {
     entry_exists(backend, name)?;
-    if !super::may_modify(backend.identity(), &FCTEMS, &backend.config()) {
-        return Err(CliError::NotAllowed);
-    }
+    require_modify(backend, &FCTEMS)?;
     let offer = backend.fetch_certificate(name).await.map_err(CliError::Failed)?;
     if pinned_for(backend, name, &offer).is_some() {
-        return Ok(Executed::print(vec!["EMS already verified.".to_owned()]));
+        return Ok(Printed::print(vec!["EMS already verified.".to_owned()]));
     }
     let mut lines: Vec<String> = offer.rendered.lines().map(str::to_owned).collect();
     if !offer.trusted_by_ca {
         lines.extend(UNTRUSTED_LINES.iter().map(|line| (*line).to_owned()));
     }
     lines.push(VERIFY_QUESTION.to_owned());
-    Ok(Executed {
+    Ok(Printed {
         lines,
         question: Some(Question {
             entry: name.to_owned(),
@@ -170,9 +157,7 @@ async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Executed, CliErro
 
 async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
     entry_exists(backend, name)?;
-    if !super::may_modify(backend.identity(), &FCTEMS, &backend.config()) {
-        return Err(CliError::NotAllowed);
-    }
+    require_modify(backend, &FCTEMS)?;
     let db = backend.config();
     let entry = db.entry(FCTEMS.path, name).expect("entry_exists checked it");
     let Some(cert) = entry.get("certificate").map(str::to_owned) else {
@@ -194,10 +179,7 @@ async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, Cl
             key: cert,
         });
     }
-    backend
-        .commit(ConfigCommand::Batch(commands))
-        .await
-        .map_err(CliError::Commit)?;
+    commit(backend, ConfigCommand::Batch(commands)).await?;
     Ok(Vec::new())
 }
 
@@ -232,57 +214,11 @@ fn entry_exists<B: Backend>(backend: &B, name: &str) -> Result<(), CliError> {
 }
 
 /// The first `REMOTE_Cert_<n>` not in use.
-fn unused_certificate_name(db: &crate::config::ConfigDb) -> String {
+fn unused_certificate_name(db: &ConfigDb) -> String {
     (1..)
         .map(|n| format!("{REMOTE_CERT_PREFIX}{n}"))
         .find(|name| db.entry(REMOTE_CERTIFICATES.path, name).is_none())
         .expect("some certificate number is free")
-}
-
-/// The field and value that make an fctems entry an EMS Cloud entry.
-const CLOUD_FIELD: &str = "fortinetone-cloud-authentication";
-const CLOUD_ON: &str = "enable";
-
-/// Whether committing `pending` turns an fctems entry into an EMS Cloud entry.
-pub(super) fn enables_ems_cloud(db: &crate::config::ConfigDb, pending: &super::session::Pending) -> bool {
-    pending.table.path == FCTEMS.path
-        && pending.values.get(CLOUD_FIELD).map(String::as_str) == Some(CLOUD_ON)
-        && db
-            .entry(FCTEMS.path, &pending.key)
-            .and_then(|entry| entry.get(CLOUD_FIELD))
-            != Some(CLOUD_ON)
-}
-
-/// EMS Cloud may be enabled only on a FortiGate registered to FortiCloud with a valid EMS
-/// Cloud entitlement (DOMAIN.md section 2); the refusal says which one is missing.
-pub(super) async fn require_ems_cloud<B: Backend>(backend: &B) -> Result<(), CliError> {
-    let serial = &backend.identity().serial;
-    let refuse = |reason: String| CliError::Check {
-        reason,
-        field: CLOUD_FIELD,
-        value: CLOUD_ON,
-    };
-    let record = backend.forticloud().await.map_err(|why| {
-        refuse(format!(
-            "FortiCloud cannot be reached ({why}); EMS Cloud needs a FortiGate registered to FortiCloud."
-        ))
-    })?;
-    if !record.registered {
-        return Err(refuse(format!(
-            "This FortiGate ({serial}) is not registered to FortiCloud; EMS Cloud needs a registered FortiGate."
-        )));
-    }
-    match record.ems_cloud() {
-        None => Err(refuse(format!(
-            "This FortiGate ({serial}) has no FortiClient EMS Cloud entitlement (FCEM) on FortiCloud account {}.",
-            record.account
-        ))),
-        Some(contract) if contract.expired => Err(refuse(format!(
-            "The FortiClient EMS Cloud entitlement (FCEM) of this FortiGate ({serial}) expired on {}.",
-            contract.expires
-        ))),
-        Some(_) => Ok(()),
-    }
 }
 
 /// `diagnose test update info`: FortiCloud registration and the account's contracts, the
@@ -299,7 +235,7 @@ async fn update_info<B: Backend>(backend: &B) -> Result<Vec<String>, CliError> {
                 lines.push(format!(
                     "\t{},{}{state}",
                     contract.kind,
-                    super::format::contract_date(&contract.expires)
+                    contract_date(&contract.expires)
                 ));
             }
         }

@@ -1,67 +1,72 @@
 //! What `?` prints and what Tab completes.
 //!
-//! Both start from the same list of suggestions for the word under the cursor: command
-//! names, table path words, field names, option values and entry names (literal words,
-//! filtered by what was typed), plus placeholders such as `<integer>` and `<Enter>`.
-//! [`Session::help`] prints them in FortiOS's two columns; [`Session::complete`] returns
-//! the literal words.
+//! Both start from the same list of suggestions for the word under the cursor, read from
+//! the verb tables of [`super::grammar`]: the verbs a context lists, then, after a verb,
+//! what its [`Args`] admit (table path words, field names, option values, entry names and
+//! subcommand words, filtered by what was typed), plus placeholders such as `<integer>`
+//! and `<Enter>`. [`help_text`] prints them in FortiOS's two columns; [`completions`]
+//! returns the literal words.
 
 use crate::config::ConfigDb;
-use crate::config::schema::{ENABLE_DISABLE, FieldKind, FieldSpec, TableKind, TableSchema};
+use crate::config::schema::{Choice, ENABLE_DISABLE, FieldKind, FieldSpec, TableSchema};
 
-use super::Backend;
+use super::context::{Context, Pending};
+use super::error::CliError;
 use super::format::quote;
-use super::session::{
-    CliError, Context, FULL_CONFIGURATION, Pending, SYSTEM_STATUS, Session, split_full, starts_with_words,
+use super::grammar::{
+    Args, FULL_CONFIGURATION, FULL_CONFIGURATION_HELP, Path, Subcommand, TABLE_VERBS, TOP_VERBS, Verb,
+    check_prefix, edit_verbs, find_verb, full_flag, get_paths, no_args, one_arg, resolve_subcommand,
+    split_full, starts_with_words, subcommand_paths, table_paths,
 };
 use super::tokenize::split_partial;
-
-/// Commands at the top level, in the order FortiOS lists them.
-pub(super) const TOP_COMMANDS: &[(&str, &str)] = &[
-    ("config", "Configure object."),
-    ("get", "Get dynamic and system information."),
-    ("show", "Show configuration."),
-    ("execute", "Execute static commands."),
-    ("diagnose", "Diagnose facility."),
-    ("exit", "Exit the CLI."),
-];
-
-/// Commands inside a table.
-pub(super) const TABLE_COMMANDS: &[(&str, &str)] = &[
-    ("edit", "Add/edit table value."),
-    ("delete", "Delete table value."),
-    ("purge", "Clear all table value."),
-    ("get", "Get dynamic and system information."),
-    ("show", "Show configuration."),
-    ("end", "End and save last config."),
-    ("abort", "End and discard last config."),
-];
-
-/// Commands inside a table entry.
-pub(super) const ENTRY_COMMANDS: &[(&str, &str)] = &[
-    ("set", "Modify value."),
-    ("unset", "Set to default value."),
-    ("get", "Get dynamic and system information."),
-    ("show", "Show configuration."),
-    ("next", "Configure next table entry."),
-    ("abort", "End and discard last config."),
-    ("end", "End and save last config."),
-];
-
-/// Commands inside a single object: an entry's commands without `next`.
-pub(super) const OBJECT_COMMANDS: &[(&str, &str)] = &[
-    ("set", "Modify value."),
-    ("unset", "Set to default value."),
-    ("get", "Get dynamic and system information."),
-    ("show", "Show configuration."),
-    ("abort", "End and discard last config."),
-    ("end", "End and save last config."),
-];
 
 /// Help prints names and descriptions with at least this many spaces between the columns.
 const COLUMN_GAP: usize = 4;
 
 const ENTER: &str = "<Enter>";
+
+/// Where help is asked: the session's place and the configuration it sees.
+pub(super) struct Place<'a> {
+    pub(super) registry: &'static [TableSchema],
+    pub(super) context: &'a Context,
+    pub(super) db: &'a ConfigDb,
+}
+
+/// What FortiOS prints when `?` is typed after `partial`: the possible next words with
+/// their descriptions, or the parse error of an earlier word.
+pub(super) fn help_text(place: &Place<'_>, partial: &str) -> String {
+    let lines = match suggestions(place, partial) {
+        Err(error) => error.lines(),
+        Ok(items) => {
+            let width = items.iter().map(|item| item.word.len()).max().unwrap_or(0) + COLUMN_GAP;
+            items
+                .iter()
+                .map(|item| {
+                    format!("{:<width$}{}", item.word, item.help)
+                        .trim_end()
+                        .to_owned()
+                })
+                .collect()
+        }
+    };
+    lines.iter().map(|line| format!("{line}\n")).collect()
+}
+
+/// Candidates for the last word of `partial`, quoted where they contain spaces or quotes.
+pub(super) fn completions(place: &Place<'_>, partial: &str) -> Vec<String> {
+    suggestions(place, partial)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|item| item.kind == SuggestionKind::Literal)
+        .map(|item| {
+            if item.word.contains(char::is_whitespace) || item.word.contains(['"', '\'']) {
+                quote(&item.word)
+            } else {
+                item.word
+            }
+        })
+        .collect()
+}
 
 /// One line of help.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,148 +112,99 @@ impl Suggestion {
     }
 }
 
-fn commands(list: &[(&str, &str)]) -> Vec<Suggestion> {
-    list.iter()
-        .map(|(word, help)| Suggestion::literal(*word, *help))
-        .collect()
-}
+type Suggestions = Result<Vec<Suggestion>, CliError>;
 
-/// The text before a trailing `?` when `line` asks for help rather than running a command;
-/// a `?` inside quotes or after a backslash is part of a value.
-pub(super) fn help_request(line: &str) -> Option<&str> {
-    let partial = line.trim_end().strip_suffix('?')?;
-    (!split_partial(partial).open).then_some(partial)
-}
-
-impl Session {
-    /// What FortiOS prints when `?` is typed after `partial`: the possible next words with
-    /// their descriptions, or the parse error of an earlier word.
-    pub fn help<B: Backend>(&self, backend: &B, partial: &str) -> String {
-        let lines = match self.suggestions(backend, partial) {
-            Err(error) => error.lines(),
-            Ok(items) => {
-                let width = items.iter().map(|item| item.word.len()).max().unwrap_or(0) + COLUMN_GAP;
-                items
-                    .iter()
-                    .map(|item| {
-                        format!("{:<width$}{}", item.word, item.help)
-                            .trim_end()
-                            .to_owned()
-                    })
-                    .collect()
-            }
-        };
-        lines.iter().map(|line| format!("{line}\n")).collect()
-    }
-
-    /// Candidates for the last word of `partial` (commands, table path words, field names,
-    /// option values, entry names), quoted where they contain spaces.
-    pub fn complete<B: Backend>(&self, backend: &B, partial: &str) -> Vec<String> {
-        self.suggestions(backend, partial)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|item| item.kind == SuggestionKind::Literal)
-            .map(|item| {
-                if item.word.contains(char::is_whitespace) || item.word.contains(['"', '\'']) {
-                    quote(&item.word)
-                } else {
-                    item.word
-                }
-            })
-            .collect()
-    }
-
-    fn suggestions<B: Backend>(&self, backend: &B, partial: &str) -> Result<Vec<Suggestion>, CliError> {
-        let partial = split_partial(partial);
-        let words: Vec<String> = partial.words.iter().map(|word| word.text.clone()).collect();
-        let pipe = partial
-            .words
-            .iter()
-            .position(|word| word.text == "|" && !word.quoted);
-        let mut items = match pipe {
-            Some(index) => pipe_suggestions(&words[index + 1..])?,
-            None => {
-                let db = backend.config();
-                match &self.context {
-                    Context::Top => top_suggestions(self.registry, &words)?,
-                    Context::Table(table) => table_suggestions(table, &db, &words)?,
-                    Context::Edit(pending) => edit_suggestions(pending, &words)?,
-                }
-            }
-        };
-        let current = partial.current;
-        items.retain(|item| match item.kind {
-            SuggestionKind::Literal => item.word.starts_with(&current),
-            SuggestionKind::Placeholder => true,
-            SuggestionKind::Enter => current.is_empty(),
-        });
-        if items.is_empty() && !current.is_empty() {
-            return Err(CliError::Parse(current));
-        }
-        Ok(items)
-    }
-}
-
-fn top_suggestions(registry: &[TableSchema], words: &[String]) -> Result<Vec<Suggestion>, CliError> {
-    let Some((verb, args)) = words.split_first() else {
-        return Ok(commands(TOP_COMMANDS));
+fn suggestions(place: &Place<'_>, partial: &str) -> Suggestions {
+    let partial = split_partial(partial);
+    let words: Vec<String> = partial.words.iter().map(|word| word.text.clone()).collect();
+    let pipe = partial
+        .words
+        .iter()
+        .position(|word| word.text == "|" && !word.quoted);
+    let mut items = match (pipe, place.context) {
+        (Some(index), _) => pipe_suggestions(&words[index + 1..])?,
+        (None, Context::Top) => verb_suggestions(TOP_VERBS, place, &words)?,
+        (None, Context::Table(_)) => verb_suggestions(TABLE_VERBS, place, &words)?,
+        (None, Context::Edit(pending)) => verb_suggestions(edit_verbs(pending.table), place, &words)?,
     };
-    let paths: Vec<(&str, &str)> = registry.iter().map(|table| (table.path, table.help)).collect();
-    match verb.as_str() {
-        "config" => {
-            let (mut items, complete) = path_suggestions(&paths, args)?;
-            if complete {
-                items.push(Suggestion::enter());
-            }
-            Ok(items)
-        }
-        "show" => {
-            let (full, path) = split_full(args);
-            let (mut items, complete) = path_suggestions(&paths, path)?;
-            let mut result = Vec::new();
-            if !full && (path.is_empty() || complete) {
-                result.push(Suggestion::literal(
-                    FULL_CONFIGURATION,
-                    "Show full configuration.",
-                ));
-            }
-            result.append(&mut items);
-            if path.is_empty() || complete {
-                result.push(Suggestion::enter());
-            }
-            Ok(result)
-        }
-        "get" => {
-            let mut candidates = paths;
-            candidates.push((SYSTEM_STATUS, "System status."));
-            let (mut items, complete) = path_suggestions(&candidates, args)?;
-            if complete {
-                items.push(Suggestion::enter());
-            }
-            Ok(items)
-        }
-        "exit" | "end" => enter_only(args),
-        "execute" | "diagnose" => match args.first() {
-            None => Ok(Vec::new()),
-            Some(word) => Err(CliError::Parse(word.clone())),
-        },
-        _ => Err(CliError::Parse(verb.clone())),
+    let current = partial.current;
+    items.retain(|item| match item.kind {
+        SuggestionKind::Literal => item.word.starts_with(&current),
+        SuggestionKind::Placeholder => true,
+        SuggestionKind::Enter => current.is_empty(),
+    });
+    if items.is_empty() && !current.is_empty() {
+        return Err(CliError::Parse(current));
     }
+    Ok(items)
+}
+
+/// The listed verbs of `verbs`, or what may follow the verb `words` start with.
+fn verb_suggestions<A>(verbs: &[Verb<A>], place: &Place<'_>, words: &[String]) -> Suggestions {
+    let Some((word, args)) = words.split_first() else {
+        return Ok(verbs
+            .iter()
+            .filter(|verb| verb.listed)
+            .map(|verb| Suggestion::literal(verb.word, verb.help))
+            .collect());
+    };
+    let verb = find_verb(verbs, word).ok_or_else(|| CliError::Parse(word.clone()))?;
+    args_suggestions(verb.args, place, args)
+}
+
+fn args_suggestions(shape: Args, place: &Place<'_>, args: &[String]) -> Suggestions {
+    match shape {
+        Args::Nothing => enter_only(args),
+        Args::TablePath => path_then_enter(&table_paths(place.registry), args),
+        Args::GetPath => path_then_enter(&get_paths(place.registry), args),
+        Args::ShowPath => show_path_suggestions(&table_paths(place.registry), args),
+        Args::ShowFlag => {
+            let mut items = Vec::new();
+            if !full_flag(args)? {
+                items.push(Suggestion::literal(FULL_CONFIGURATION, FULL_CONFIGURATION_HELP));
+            }
+            items.push(Suggestion::enter());
+            Ok(items)
+        }
+        Args::EntryKey => match place.context {
+            Context::Table(table) => key_suggestions(table, place.db, args),
+            _ => unreachable!("only table verbs take an entry key"),
+        },
+        Args::Field | Args::FieldValue => match place.context {
+            Context::Edit(pending) => field_suggestions(pending, matches!(shape, Args::FieldValue), args),
+            _ => unreachable!("only edit verbs take a field"),
+        },
+        Args::Subcommands(subcommands) => subcommand_suggestions(subcommands, place.db, args),
+    }
+}
+
+/// The next path words after `typed`, then `<Enter>` once `typed` names a whole path.
+fn path_then_enter(candidates: &[Path], typed: &[String]) -> Suggestions {
+    let (mut items, complete) = path_suggestions(candidates, typed)?;
+    if complete {
+        items.push(Suggestion::enter());
+    }
+    Ok(items)
+}
+
+/// `show` at the top level: `full-configuration` unless given, the path words, `<Enter>`.
+fn show_path_suggestions(candidates: &[Path], args: &[String]) -> Suggestions {
+    let (full, path) = split_full(args);
+    let (mut items, complete) = path_suggestions(candidates, path)?;
+    let mut result = Vec::new();
+    if !full && (path.is_empty() || complete) {
+        result.push(Suggestion::literal(FULL_CONFIGURATION, FULL_CONFIGURATION_HELP));
+    }
+    result.append(&mut items);
+    if path.is_empty() || complete {
+        result.push(Suggestion::enter());
+    }
+    Ok(result)
 }
 
 /// The next path words after `typed`, and whether `typed` already names a whole path.
-fn path_suggestions(
-    candidates: &[(&str, &str)],
-    typed: &[String],
-) -> Result<(Vec<Suggestion>, bool), CliError> {
-    for (index, word) in typed.iter().enumerate() {
-        if !candidates
-            .iter()
-            .any(|(path, _)| starts_with_words(path, &typed[..=index]))
-        {
-            return Err(CliError::Parse(word.clone()));
-        }
-    }
+fn path_suggestions(candidates: &[Path], typed: &[String]) -> Result<(Vec<Suggestion>, bool), CliError> {
+    check_prefix(candidates, typed)?;
     let mut next = std::collections::BTreeMap::new();
     let mut complete = false;
     for (path, help) in candidates {
@@ -275,70 +231,57 @@ fn path_suggestions(
     Ok((items, complete))
 }
 
-fn table_suggestions(
-    table: &TableSchema,
-    db: &ConfigDb,
-    words: &[String],
-) -> Result<Vec<Suggestion>, CliError> {
-    let Some((verb, args)) = words.split_first() else {
-        return Ok(commands(TABLE_COMMANDS));
-    };
-    match verb.as_str() {
-        "edit" | "delete" => match args {
-            [] => {
-                let mut items = Vec::new();
-                if let Some(key) = table.key_field() {
-                    items.push(Suggestion::placeholder(
-                        &format!("<{}>", key.name),
-                        key.help.to_owned(),
-                    ));
-                }
-                items.extend(
-                    db.entries(table.path)
-                        .map(|(key, _)| Suggestion::literal(key, "")),
-                );
-                Ok(items)
-            }
-            [_] => Ok(vec![Suggestion::enter()]),
-            [_, extra, ..] => Err(CliError::Parse(extra.clone())),
+/// The subcommand words after `execute` or `diagnose`, then what the subcommand takes.
+fn subcommand_suggestions(subcommands: &'static [Subcommand], db: &ConfigDb, args: &[String]) -> Suggestions {
+    match resolve_subcommand(subcommands, args) {
+        Ok((command, rest)) => match command.entry_of {
+            Some(table) => key_suggestions(table, db, rest),
+            None => enter_only(rest),
         },
-        "show" => show_suggestions(args),
-        "purge" | "get" | "end" | "abort" => enter_only(args),
-        _ => Err(CliError::Parse(verb.clone())),
+        Err(CliError::Incomplete) => Ok(path_suggestions(&subcommand_paths(subcommands), args)?.0),
+        Err(error) => Err(error),
     }
 }
 
-fn edit_suggestions(pending: &Pending, words: &[String]) -> Result<Vec<Suggestion>, CliError> {
-    let is_table = matches!(pending.table.kind, TableKind::Table { .. });
-    let Some((verb, args)) = words.split_first() else {
-        return Ok(commands(if is_table { ENTRY_COMMANDS } else { OBJECT_COMMANDS }));
+/// What may follow a verb taking an entry key of `table`: the key placeholder and the
+/// stored entries, then `<Enter>`.
+fn key_suggestions(table: &TableSchema, db: &ConfigDb, args: &[String]) -> Suggestions {
+    if !args.is_empty() {
+        return one_arg(args).map(|_| vec![Suggestion::enter()]);
+    }
+    let mut items = Vec::new();
+    if let Some(key) = table.key_field() {
+        items.push(Suggestion::placeholder(
+            &format!("<{}>", key.name),
+            key.help.to_owned(),
+        ));
+    }
+    items.extend(
+        db.entries(table.path)
+            .map(|(key, _)| Suggestion::literal(key, "")),
+    );
+    Ok(items)
+}
+
+/// What may follow `set` (`with_value`) or `unset`: the visible fields, then the value.
+fn field_suggestions(pending: &Pending, with_value: bool, args: &[String]) -> Suggestions {
+    let Some((name, values)) = args.split_first() else {
+        return Ok(pending
+            .visible_fields()
+            .map(|field| Suggestion::literal(field.name, field.help))
+            .collect());
     };
-    match verb.as_str() {
-        "set" | "unset" => {
-            let Some((name, values)) = args.split_first() else {
-                return Ok(pending
-                    .table
-                    .value_fields()
-                    .filter(|field| pending.table.is_visible(&pending.values, field))
-                    .map(|field| Suggestion::literal(field.name, field.help))
-                    .collect());
-            };
-            let field = pending.settable(name)?;
-            if verb == "unset" {
-                return enter_only(values);
-            }
-            value_suggestions(field, values)
-        }
-        "show" => show_suggestions(args),
-        "next" if is_table => enter_only(args),
-        "get" | "end" | "abort" => enter_only(args),
-        _ => Err(CliError::Parse(verb.clone())),
+    let field = pending.settable(name)?;
+    if with_value {
+        value_suggestions(field, values)
+    } else {
+        enter_only(values)
     }
 }
 
 /// What may follow `set <field>` when `given` words were typed already.
-fn value_suggestions(field: &FieldSpec, given: &[String]) -> Result<Vec<Suggestion>, CliError> {
-    let choices = |list: &[crate::config::schema::Choice]| {
+fn value_suggestions(field: &FieldSpec, given: &[String]) -> Suggestions {
+    let choices = |list: &[Choice]| {
         list.iter()
             .map(|choice| Suggestion::literal(choice.name, choice.help))
             .collect::<Vec<_>>()
@@ -353,49 +296,32 @@ fn value_suggestions(field: &FieldSpec, given: &[String]) -> Result<Vec<Suggesti
         }
         return Ok(items);
     }
-    match given {
-        [] => Ok(match field.kind {
-            FieldKind::EnableDisable => choices(ENABLE_DISABLE),
-            FieldKind::Option(list) | FieldKind::Set(list) => choices(list),
-            FieldKind::Integer { min, max } => vec![Suggestion::placeholder(
-                "<integer>",
-                format!("Please input integer value ({min} - {max})."),
-            )],
-            FieldKind::String { max } => vec![Suggestion::placeholder(
-                "<string>",
-                format!("Please input string value (max {max} chars)."),
-            )],
-            FieldKind::Pem { max } => vec![Suggestion::placeholder(
-                "<string>",
-                format!("Please input string value (max {max} chars)."),
-            )],
-            FieldKind::Ipv4 => vec![Suggestion::placeholder(
-                "<ipv4-address>",
-                "Please input IPv4 address.".to_owned(),
-            )],
-            FieldKind::Ipv4OrFqdn { max } => vec![Suggestion::placeholder(
-                "<string>",
-                format!("Please input IPv4 address or FQDN (max {max} chars)."),
-            )],
-        }),
-        [_] => Ok(vec![Suggestion::enter()]),
-        [_, extra, ..] => Err(CliError::Parse(extra.clone())),
+    if !given.is_empty() {
+        return one_arg(given).map(|_| vec![Suggestion::enter()]);
     }
+    let string = |max: usize| format!("Please input string value (max {max} chars).");
+    Ok(match field.kind {
+        FieldKind::EnableDisable => choices(ENABLE_DISABLE),
+        FieldKind::Option(list) | FieldKind::Set(list) => choices(list),
+        FieldKind::Integer { min, max } => vec![Suggestion::placeholder(
+            "<integer>",
+            format!("Please input integer value ({min} - {max})."),
+        )],
+        FieldKind::String { max } | FieldKind::Pem { max } => {
+            vec![Suggestion::placeholder("<string>", string(max))]
+        }
+        FieldKind::Ipv4 => vec![Suggestion::placeholder(
+            "<ipv4-address>",
+            "Please input IPv4 address.".to_owned(),
+        )],
+        FieldKind::Ipv4OrFqdn { max } => vec![Suggestion::placeholder(
+            "<string>",
+            format!("Please input IPv4 address or FQDN (max {max} chars)."),
+        )],
+    })
 }
 
-fn show_suggestions(args: &[String]) -> Result<Vec<Suggestion>, CliError> {
-    match args {
-        [] => Ok(vec![
-            Suggestion::literal(FULL_CONFIGURATION, "Show full configuration."),
-            Suggestion::enter(),
-        ]),
-        [flag] if flag == FULL_CONFIGURATION => Ok(vec![Suggestion::enter()]),
-        [flag, extra, ..] if flag == FULL_CONFIGURATION => Err(CliError::Parse(extra.clone())),
-        [other, ..] => Err(CliError::Parse(other.clone())),
-    }
-}
-
-fn pipe_suggestions(after: &[String]) -> Result<Vec<Suggestion>, CliError> {
+fn pipe_suggestions(after: &[String]) -> Suggestions {
     match after {
         [] => Ok(vec![Suggestion::literal(
             "grep",
@@ -420,17 +346,16 @@ fn pipe_suggestions(after: &[String]) -> Result<Vec<Suggestion>, CliError> {
     }
 }
 
-fn enter_only(args: &[String]) -> Result<Vec<Suggestion>, CliError> {
-    match args.first() {
-        None => Ok(vec![Suggestion::enter()]),
-        Some(extra) => Err(CliError::Parse(extra.clone())),
-    }
+fn enter_only(args: &[String]) -> Suggestions {
+    no_args(args).map(|()| vec![Suggestion::enter()])
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::cli::Session;
+    use crate::cli::grammar::{ENTRY_VERBS, TABLE_VERBS, TOP_VERBS};
     use crate::cli::test_backend::MemoryBackend;
+    use crate::cli::tokenize::help_request;
 
     async fn session_in(backend: &MemoryBackend, lines: &[&str]) -> Session {
         let mut session = Session::new();
@@ -566,12 +491,12 @@ mod tests {
     #[tokio::test]
     async fn every_listed_command_is_understood() {
         let backend = MemoryBackend::root();
-        for (command, _) in TOP_COMMANDS {
+        for command in TOP_VERBS.iter().map(|verb| verb.word) {
             let mut session = Session::new();
             let reply = session.execute(&backend, command).await;
             assert!(!reply.output.starts_with("Unknown action"), "{command}");
         }
-        for (command, _) in TABLE_COMMANDS {
+        for command in TABLE_VERBS.iter().map(|verb| verb.word) {
             let mut session = session_in(&backend, &["config endpoint-control fctems"]).await;
             let reply = session.execute(&backend, command).await;
             assert!(
@@ -579,7 +504,7 @@ mod tests {
                 "{command}"
             );
         }
-        for (command, _) in ENTRY_COMMANDS {
+        for command in ENTRY_VERBS.iter().map(|verb| verb.word) {
             let mut session = session_in(&backend, &["config endpoint-control fctems", "edit e"]).await;
             let reply = session.execute(&backend, command).await;
             assert!(
@@ -609,6 +534,35 @@ mod tests {
         assert_eq!(
             session.execute(&backend, "get").await.output.lines().nth(4),
             Some("certificate         : why?")
+        );
+    }
+
+    #[tokio::test]
+    async fn subcommands_come_from_the_grammar() {
+        let backend = MemoryBackend::root();
+        let session = session_in(
+            &backend,
+            &[
+                "config endpoint-control fctems",
+                "edit ems1",
+                "set server 10.0.0.1",
+                "end",
+            ],
+        )
+        .await;
+        assert_eq!(session.complete(&backend, "execute "), ["fctems"]);
+        assert_eq!(
+            session.complete(&backend, "execute fctems "),
+            ["is-verified", "unverify", "verify"]
+        );
+        assert_eq!(
+            session.help(&backend, "execute fctems verify "),
+            "<name>    FortiClient Enterprise Management Server (EMS) name.\nems1\n"
+        );
+        assert_eq!(session.help(&backend, "diagnose test update info "), "<Enter>\n");
+        assert_eq!(
+            session.help(&backend, "diagnose nonsense "),
+            "command parse error before 'nonsense'\nCommand fail. Return code -61\n"
         );
     }
 

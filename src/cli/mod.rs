@@ -1,25 +1,70 @@
 //! The FortiOS command line of one node.
 //!
-//! A [`Session`] is one administrator's terminal: it keeps the context stack (top level,
-//! inside `config endpoint-control fctems`, inside `edit "ems1"`) and the pending edit of
-//! the current entry. Lines enter through [`Session::execute`]; help (`?`) and completion
-//! through [`Session::help`] and [`Session::complete`]. The session reads the node's
-//! applied configuration and writes through a [`Backend`], the seam to the rest of the node:
+//! # Contexts
 //!
-//! - reads come from [`Backend::config`], a snapshot of the node's `ConfigDb`;
-//! - writes leave as one [`ConfigCommand`] per `next`/`end` of a changed entry, per `delete`
-//!   and per `purge`, through [`Backend::commit`], which on the root proposes it to Raft and
-//!   returns what `ConfigDb::apply` said. Nothing is written while an entry is being edited,
-//!   and a refused commit leaves the session in the entry with its pending values.
+//! A [`Session`] is one administrator's terminal. It is always in one context, which the
+//! prompt shows:
 //!
-//! Output leaves as a [`Reply`]: the exact text a FortiGate prints (DOMAIN.md section 3) and
-//! whether the command failed. [`transcript`] replays terminal transcripts for golden tests.
+//! - the top level, `FGT-root # `: `config`, `show`, `get`, `execute`, `diagnose`, `exit`;
+//! - inside a keyed table, `FGT-root (fctems) # ` after `config endpoint-control fctems`:
+//!   `edit`, `delete`, `purge`, `get`, `show`, `end`, `abort`;
+//! - editing one entry, `FGT-root (ems1) # ` after `edit "ems1"`, or one object,
+//!   `FGT-root (csf) # ` after `config system csf`: `set`, `unset`, `get`, `show`, `next`
+//!   (entries only), `abort`, `end`.
 //!
-//! Submodules: `tokenize` (words, quotes, `| grep`), `session` (the context stack and
-//! commands), `format` (`show`, `get`, `get system status`), `help` (`?` and completion).
+//! Editing works on a private copy of the entry's values; nothing is written until `next`
+//! or `end` (or at once for `delete` and `purge`, as on FortiOS), and a refused commit
+//! leaves the session in the entry with its pending values.
+//!
+//! # The verb table
+//!
+//! `grammar` holds one table of verbs per context, and the `execute` and `diagnose`
+//! subcommands: each row is the word, its `?` description, the shape of its arguments and
+//! the action it runs. Running a line, `?` help and Tab completion all read these tables,
+//! so a verb exists in a context exactly when its table lists it.
+//!
+//! # How a line flows
+//!
+//! 1. [`Session::execute`] takes the line. If a question is open (`execute fctems verify`
+//!    asks `(y/n)`), the line is its answer. If it ends in an unquoted `?`, the text before
+//!    it goes to help instead ([`Session::help`]; Tab is [`Session::complete`]).
+//! 2. [`tokenize`] splits it into words and `| grep` filters.
+//! 3. The session looks the first word up in its context's verb table; `dispatch` runs
+//!    the verb's action against the [`Backend`], `execute` the `execute` and `diagnose`
+//!    subcommands, `format` renders `show` and `get`.
+//! 4. A change leaves as one [`ConfigCommand`](crate::config::ConfigCommand) per
+//!    `next`/`end` of a changed entry, per `delete` and per `purge`, through
+//!    [`Backend::commit`] (`commit`), which on the root proposes it to Raft and returns
+//!    what `ConfigDb::apply` said.
+//! 5. The output lines pass the filters and leave as a [`Reply`]: the exact text a
+//!    FortiGate prints (`docs/fortios.md`) and whether the command failed. A failure is an
+//!    `error::CliError`, rendered in one place.
+//!
+//! The CLI reads the node only through [`Backend`]: its identity, a snapshot of its
+//! `ConfigDb`, and its clock ([`Backend::clock`]), so the same lines print the same text.
+//! [`transcript`] replays terminal transcripts for golden tests.
+//!
+//! # Files
+//!
+//! `backend` (the seam to the node), `context` (the context stack and pending entry),
+//! `error` (failures and their FortiOS text), `grammar` (the verb tables and word matching),
+//! `session` (a line to a reply), `dispatch` (what each verb does), `commit` (permission
+//! and commits), `execute` (`execute`/`diagnose` subcommands), `ems_cloud` (the EMS Cloud
+//! prerequisites), `format` (`show`, `get`, `get system status`), `help` (`?` and Tab),
+//! [`tokenize`] (words, quotes, `| grep`), [`transcript`] (golden transcripts). Each file
+//! imports only files listed before it in this dependency order: `tokenize`, `backend`,
+//! `error`, `context`, `grammar`, `format`, `ems_cloud`, `commit`, `execute`, `dispatch`,
+//! `help`, `session`, `transcript`.
 
+mod backend;
+mod commit;
+mod context;
+mod dispatch;
+mod ems_cloud;
+mod error;
 mod execute;
 mod format;
+mod grammar;
 mod help;
 mod session;
 pub mod tokenize;
@@ -28,110 +73,7 @@ pub mod transcript;
 #[cfg(test)]
 pub(crate) mod test_backend;
 
-use std::future::Future;
-use std::sync::Arc;
-
-use crate::config::{
-    Applied, CommandError, ConfigCommand, ConfigDb, RC_INVALID_VALUE, TableSchema, fail_line,
+pub use backend::{
+    Backend, CertificateOffer, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, may_modify,
 };
-use crate::connector::EmsStatus;
-use crate::connector::forticloud::CloudRecord;
-
-pub use session::Session;
-
-/// Who this node is, as the CLI shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeIdentity {
-    /// The node's name in the topology (`root`, `branch1`).
-    pub name: String,
-    /// The FortiGate hostname, shown in the prompt (`FGT-root`).
-    pub hostname: String,
-    /// The FortiGate serial number (`FGVM01TM22000001`).
-    pub serial: String,
-    /// Whether this node is the fabric root, which owns the synced tables.
-    pub is_root: bool,
-}
-
-/// Why a configuration change was not committed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommitError {
-    /// `ConfigDb::apply` refused the command; nothing changed.
-    #[error(transparent)]
-    Refused(CommandError),
-    /// The change could not be proposed now (for example, the fabric root is not leading
-    /// yet); the text says why and is printed as is.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl CommitError {
-    /// The lines a FortiGate prints for this failure.
-    pub fn cli_lines(&self) -> Vec<String> {
-        match self {
-            Self::Refused(error) => error.cli_lines(),
-            Self::Unavailable(reason) => vec![reason.clone(), fail_line(RC_INVALID_VALUE)],
-        }
-    }
-}
-
-/// The node as the CLI sees it: identity, applied configuration, and the way to change it.
-pub trait Backend: Send + Sync {
-    /// This node's identity.
-    fn identity(&self) -> &NodeIdentity;
-    /// This node's current applied configuration.
-    fn config(&self) -> Arc<ConfigDb>;
-    /// Proposes `cmd` and resolves once it was applied or refused.
-    fn commit(&self, cmd: ConfigCommand) -> impl Future<Output = Result<Applied, CommitError>> + Send;
-
-    /// Connects to the EMS of fctems entry `entry` from this node and returns the
-    /// certificate it presents, for `execute fctems verify`; the error is one printable line.
-    fn fetch_certificate(&self, entry: &str)
-    -> impl Future<Output = Result<CertificateOffer, String>> + Send;
-
-    /// Checks fctems entry `entry` now, records the result as this node's status for it,
-    /// and returns it (`diagnose endpoint fctems test-connectivity`).
-    fn test_connectivity(&self, entry: &str) -> impl Future<Output = Result<EmsStatus, String>> + Send;
-
-    /// What FortiCloud knows of this FortiGate: registration and contracts
-    /// (`diagnose test update info`, and the EMS Cloud prerequisites).
-    fn forticloud(&self) -> impl Future<Output = Result<CloudRecord, String>> + Send;
-}
-
-/// The certificate an EMS presented, as `execute fctems verify` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateOffer {
-    /// The FortiOS rendering of the leaf certificate (`Server certificate:` ...).
-    pub rendered: String,
-    /// The leaf certificate as PEM, what `vpn certificate remote` stores.
-    pub pem: String,
-    /// Whether the chain verifies against the node's CA certificates.
-    pub trusted_by_ca: bool,
-    /// The EMS serial number, when the EMS told it.
-    pub ems_serial: Option<String>,
-    /// The capabilities the EMS reported.
-    pub capabilities: Vec<String>,
-}
-
-/// What one command line printed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Reply {
-    /// The complete output, every line ending in `"\n"`; empty when nothing was printed.
-    pub output: String,
-    /// Whether the command failed (`fabricsim exec` exits 1 when any line failed).
-    pub failed: bool,
-    /// Whether the output ends in a question (`(y/n)`) that the next line answers.
-    pub awaiting_answer: bool,
-}
-
-/// The FortiOS refusal printed when a member tries to change a synced table.
-pub const MODIFICATION_NOT_ALLOWED: &str =
-    "Modification not allowed unless 'configuration-sync' is set to 'local'";
-
-/// Whether this node may change `table` under its configuration `db`: the root may change
-/// everything; a member the tables that are not synchronized from the root, and the EMS
-/// tables too once its `system csf` says `configuration-sync local` (DOMAIN.md section 1).
-pub fn may_modify(identity: &NodeIdentity, table: &TableSchema, db: &ConfigDb) -> bool {
-    identity.is_root
-        || !table.synced
-        || (db.configuration_sync_local() && crate::config::schema::LOCAL_SYNC_TABLES.contains(&table.path))
-}
+pub use session::{Reply, Session};

@@ -1,194 +1,54 @@
-//! One CLI session: the context stack, the pending edit, and every command.
+//! One CLI session: where the administrator is, and how one line becomes a [`Reply`].
 //!
-//! A session is at the top level, inside a table (`config endpoint-control fctems`), or
-//! editing one entry or object. Editing works on a private copy of the entry's values;
-//! nothing reaches the backend until `next` or `end` (or immediately for `delete` and
-//! `purge`, as on FortiOS). Each command handler returns its output lines and, when the
-//! command moves the session, the next context; a failed command keeps the context and
-//! the pending values exactly as they were.
+//! A line first answers an open question (`execute fctems verify` asks one), or, ending in
+//! an unquoted `?`, asks for help; otherwise the tokenizer splits it into words and
+//! `| grep` filters. The first word is looked up in the verb table of the current context
+//! ([`super::grammar`]) and its action runs in [`super::dispatch`]; the output lines pass
+//! the filters and leave as a [`Reply`]. A command that moves the session replaces the
+//! context; a failed one keeps it.
 
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::config::schema::TableSchema;
+use crate::config::schemas;
 
-use crate::config::schema::{FieldKind, FieldSpec, TableKind, TableSchema};
-use crate::config::{
-    ConfigCommand, RC_INCOMPLETE, RC_INVALID_VALUE, RC_NOT_FOUND, fail_line, parse_error_lines, parse_value,
-    schemas, value_error_lines,
-};
-
+use super::backend::{Backend, NodeIdentity};
+use super::context::Context;
+use super::dispatch::{self, Done};
+use super::error::CliError;
 use super::execute::{self, Question};
-use super::tokenize::{TokenizeError, parse_line};
-use super::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, Reply, format, help};
-
-/// The pseudo-path of `get system status`, offered and resolved beside the tables.
-pub(super) const SYSTEM_STATUS: &str = "system status";
-
-/// The option word of `show` that prints default values too.
-pub(super) const FULL_CONFIGURATION: &str = "full-configuration";
+use super::grammar::{TABLE_VERBS, TOP_VERBS, edit_verbs, find_verb};
+use super::help::{self, Place};
+use super::tokenize::{help_request, parse_line};
 
 /// A FortiOS CLI session: where the administrator is and what they are editing.
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub(super) registry: &'static [TableSchema],
-    pub(super) context: Context,
+    registry: &'static [TableSchema],
+    context: Context,
     /// A question (`(y/n)`) the next line answers.
     question: Option<Question>,
 }
 
-/// Where a session is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Context {
-    /// The top level: `FGT-root # `.
-    Top,
-    /// Inside a keyed table: `FGT-root (fctems) # `.
-    Table(&'static TableSchema),
-    /// Editing an entry of a table, or a single object.
-    Edit(Pending),
+/// What one command line printed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// The complete output, every line ending in `"\n"`; empty when nothing was printed.
+    pub output: String,
+    /// Whether the command failed (`fabricsim exec` exits 1 when any line failed).
+    pub failed: bool,
+    /// Whether the output ends in a question (`(y/n)`) that the next line answers.
+    pub awaiting_answer: bool,
 }
 
-/// An entry or object being edited: a private copy of its non-default values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Pending {
-    pub(super) table: &'static TableSchema,
-    /// The entry key; empty for an object.
-    pub(super) key: String,
-    /// Non-default canonical values, the same shape `ConfigDb` stores.
-    pub(super) values: BTreeMap<String, String>,
-}
-
-impl Pending {
-    /// The visible, settable field called `name`, as `set` and `unset` accept it.
-    pub(super) fn settable(&self, name: &str) -> Result<&'static FieldSpec, CliError> {
-        self.table
-            .field(name)
-            .filter(|field| !self.table.is_key(field.name))
-            .filter(|field| self.table.is_visible(&self.values, field))
-            .ok_or_else(|| CliError::Parse(name.to_owned()))
-    }
-
-    /// Gives `field` the canonical `value`, then drops values of fields the change hid.
-    fn assign(&mut self, field: &FieldSpec, value: String) {
-        if value == field.default {
-            self.values.remove(field.name);
-        } else {
-            self.values.insert(field.name.to_owned(), value);
-        }
-        let hidden: Vec<&str> = self
-            .table
-            .value_fields()
-            .filter(|spec| !self.table.is_visible(&self.values, spec))
-            .map(|spec| spec.name)
-            .collect();
-        for name in hidden {
-            self.values.remove(name);
-        }
-    }
-}
-
-/// Why a command failed, as the session reports it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum CliError {
-    /// The command stopped before a required word.
-    #[error("incomplete command")]
-    Incomplete,
-    /// A word was not expected where it stands.
-    #[error("unexpected word {0:?}")]
-    Parse(String),
-    /// A value does not fit its field.
-    #[error("invalid value {0:?}")]
-    Value(String),
-    /// The first word of a top-level command is not a command.
-    #[error("unknown command")]
-    UnknownAction,
-    /// A member tried to change a table synced from the root.
-    #[error("{MODIFICATION_NOT_ALLOWED}")]
-    NotAllowed,
-    /// The backend did not commit the change.
-    #[error(transparent)]
-    Commit(#[from] CommitError),
-    /// An `execute` or `diagnose` command could not do its work; the text says why.
-    #[error("{0}")]
-    Failed(String),
-    /// A command names an entry that does not exist.
-    #[error("no entry {0:?}")]
-    NotFound(String),
-    /// A commit refused before it was proposed, with FortiOS's `node_check_object` line.
-    #[error("{reason}")]
-    Check {
-        reason: String,
-        field: &'static str,
-        value: &'static str,
-    },
-}
-
-impl CliError {
-    /// The lines FortiOS prints for this failure.
-    pub(super) fn lines(&self) -> Vec<String> {
-        match self {
-            Self::Incomplete => vec![
-                "incomplete command in the end".to_owned(),
-                fail_line(RC_INCOMPLETE),
-            ],
-            Self::Parse(word) => parse_error_lines(word),
-            Self::Value(value) => value_error_lines(value),
-            Self::UnknownAction => vec!["Unknown action 0".to_owned()],
-            Self::NotAllowed => vec![MODIFICATION_NOT_ALLOWED.to_owned(), fail_line(RC_INVALID_VALUE)],
-            Self::Commit(error) => error.cli_lines(),
-            Self::Failed(reason) => vec![reason.clone(), fail_line(RC_INVALID_VALUE)],
-            Self::NotFound(_) => vec![
-                "entry not found in datasource".to_owned(),
-                fail_line(RC_NOT_FOUND),
-            ],
-            Self::Check { reason, field, value } => vec![
-                reason.clone(),
-                format!("node_check_object fail! for {field} {value}"),
-                fail_line(RC_INVALID_VALUE),
-            ],
-        }
-    }
-}
-
-impl From<TokenizeError> for CliError {
-    fn from(error: TokenizeError) -> Self {
-        match error {
-            TokenizeError::UnterminatedQuote
-            | TokenizeError::TrailingBackslash
-            | TokenizeError::MissingPattern => Self::Incomplete,
-            TokenizeError::UnknownFilter(word) => Self::Parse(word),
-        }
-    }
-}
-
-/// A successful command: its output and, if it moves the session, where to.
-struct Done {
-    lines: Vec<String>,
-    next: Option<Context>,
-    question: Option<Question>,
-}
-
-impl Done {
-    fn print(lines: Vec<String>) -> Self {
+impl Reply {
+    /// The reply printing `lines`, each ended by a newline.
+    fn lines(lines: &[String], failed: bool, awaiting_answer: bool) -> Self {
         Self {
-            lines,
-            next: None,
-            question: None,
-        }
-    }
-
-    fn quiet() -> Self {
-        Self::print(Vec::new())
-    }
-
-    fn goto(next: Context) -> Self {
-        Self {
-            lines: Vec::new(),
-            next: Some(next),
-            question: None,
+            output: lines.iter().map(|line| format!("{line}\n")).collect(),
+            failed,
+            awaiting_answer,
         }
     }
 }
-
-type Outcome = Result<Done, CliError>;
 
 impl Default for Session {
     fn default() -> Self {
@@ -219,13 +79,9 @@ impl Session {
             return String::new();
         }
         let hostname = &identity.hostname;
-        match &self.context {
-            Context::Top => format!("{hostname} # "),
-            Context::Table(table) => format!("{hostname} ({}) # ", table.context_name()),
-            Context::Edit(pending) => match pending.table.kind {
-                TableKind::Table { .. } => format!("{hostname} ({}) # ", pending.key),
-                TableKind::Object => format!("{hostname} ({}) # ", pending.table.context_name()),
-            },
+        match self.context.prompt_name() {
+            None => format!("{hostname} # "),
+            Some(name) => format!("{hostname} ({name}) # "),
         }
     }
 
@@ -233,28 +89,22 @@ impl Session {
     /// unquoted `?` prints help for the text before it instead.
     pub async fn execute<B: Backend>(&mut self, backend: &B, line: &str) -> Reply {
         if let Some(question) = self.question.take() {
-            let (lines, failed) = match execute::answer(backend, question, line).await {
-                Ok(lines) => (lines, false),
-                Err(error) => (error.lines(), true),
-            };
-            return Reply {
-                output: lines.iter().map(|line| format!("{line}\n")).collect(),
-                failed,
-                awaiting_answer: false,
+            return match execute::answer(backend, question, line).await {
+                Ok(lines) => Reply::lines(&lines, false, false),
+                Err(error) => Reply::lines(&error.lines(), true, false),
             };
         }
-        if let Some(partial) = help::help_request(line) {
+        if let Some(partial) = help_request(line) {
             return Reply {
                 output: self.help(backend, partial),
-                failed: false,
-                awaiting_answer: false,
+                ..Reply::default()
             };
         }
         let (lines, failed) = match parse_line(line) {
             Err(error) => (CliError::from(error).lines(), true),
             Ok(command) => match self.run(backend, &command.words).await {
                 Ok(lines) => {
-                    let kept = lines
+                    let kept: Vec<String> = lines
                         .into_iter()
                         .filter(|line| command.filters.iter().all(|grep| grep.keeps(line)))
                         .collect();
@@ -263,373 +113,65 @@ impl Session {
                 Err(error) => (error.lines(), true),
             },
         };
-        Reply {
-            output: lines.iter().map(|line| format!("{line}\n")).collect(),
-            failed,
-            awaiting_answer: self.question.is_some(),
+        Reply::lines(&lines, failed, self.question.is_some())
+    }
+
+    /// What FortiOS prints when `?` is typed after `partial`: the possible next words with
+    /// their descriptions, or the parse error of an earlier word.
+    pub fn help<B: Backend>(&self, backend: &B, partial: &str) -> String {
+        help::help_text(&self.place(&backend.config()), partial)
+    }
+
+    /// Candidates for the last word of `partial` (commands, table path words, field names,
+    /// option values, entry names), quoted where they contain spaces.
+    pub fn complete<B: Backend>(&self, backend: &B, partial: &str) -> Vec<String> {
+        help::completions(&self.place(&backend.config()), partial)
+    }
+
+    fn place<'a>(&'a self, db: &'a crate::config::ConfigDb) -> Place<'a> {
+        Place {
+            registry: self.registry,
+            context: &self.context,
+            db,
         }
     }
 
+    /// Looks the first of `words` up in the current context's verb table and runs it.
     async fn run<B: Backend>(&mut self, backend: &B, words: &[String]) -> Result<Vec<String>, CliError> {
-        let Some((verb, args)) = words.split_first() else {
+        let Some((word, args)) = words.split_first() else {
             return Ok(Vec::new());
         };
+        let unknown = || CliError::Parse(word.clone());
         let registry = self.registry;
-        let done = match &mut self.context {
-            Context::Top => at_top(registry, backend, verb, args).await?,
-            Context::Table(table) => in_table(table, backend, verb, args).await?,
-            Context::Edit(pending) => in_edit(pending, backend, verb, args).await?,
+        let done: Done = match &mut self.context {
+            Context::Top => {
+                let verb = find_verb(TOP_VERBS, word).ok_or(CliError::UnknownAction)?;
+                dispatch::at_top(registry, backend, verb, args).await?
+            }
+            Context::Table(table) => {
+                let verb = find_verb(TABLE_VERBS, word).ok_or_else(unknown)?;
+                dispatch::in_table(table, backend, verb.action, args).await?
+            }
+            Context::Edit(pending) => {
+                let verb = find_verb(edit_verbs(pending.table), word).ok_or_else(unknown)?;
+                dispatch::in_edit(pending, backend, verb.action, args).await?
+            }
         };
         if let Some(next) = done.next {
             self.context = next;
         }
-        self.question = done.question;
-        Ok(done.lines)
-    }
-}
-
-async fn at_top<B: Backend>(
-    registry: &'static [TableSchema],
-    backend: &B,
-    verb: &str,
-    args: &[String],
-) -> Outcome {
-    match verb {
-        "config" => {
-            let table = find_table(registry, args)?;
-            Ok(Done::goto(enter(table, backend)))
-        }
-        "show" => {
-            let (full, path) = split_full(args);
-            let db = backend.config();
-            if path.is_empty() {
-                return Ok(Done::print(format::show_all(registry, &db, full)));
-            }
-            let table = find_table(registry, path)?;
-            Ok(Done::print(format::show_table(table, &db, full)))
-        }
-        "get" => {
-            let mut candidates: Vec<&str> = registry.iter().map(|table| table.path).collect();
-            candidates.push(SYSTEM_STATUS);
-            let path = resolve_path(&candidates, args)?;
-            if path == SYSTEM_STATUS {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |elapsed| elapsed.as_secs());
-                return Ok(Done::print(format::system_status(backend.identity(), now)));
-            }
-            let table = find_table(registry, args)?;
-            Ok(Done::print(format::get_table(table, &backend.config())))
-        }
-        "exit" | "end" => no_args(args).map(|()| Done::quiet()),
-        "execute" => {
-            let executed = execute::execute(backend, args).await?;
-            Ok(Done {
-                lines: executed.lines,
-                next: None,
-                question: executed.question,
-            })
-        }
-        "diagnose" => execute::diagnose(backend, args).await.map(Done::print),
-        _ => Err(CliError::UnknownAction),
-    }
-}
-
-async fn in_table<B: Backend>(
-    table: &'static TableSchema,
-    backend: &B,
-    verb: &str,
-    args: &[String],
-) -> Outcome {
-    match verb {
-        "edit" => {
-            let key = entry_key(table, one_arg(args)?)?;
-            let db = backend.config();
-            let values = match db.entry(table.path, &key) {
-                Some(entry) => entry.values().clone(),
-                None => {
-                    require_modify(backend, table)?;
-                    return Ok(Done {
-                        lines: vec![format!("new entry '{key}' added")],
-                        next: Some(Context::Edit(Pending {
-                            table,
-                            key,
-                            values: BTreeMap::new(),
-                        })),
-                        question: None,
-                    });
-                }
-            };
-            Ok(Done::goto(Context::Edit(Pending { table, key, values })))
-        }
-        "delete" => {
-            let key = one_arg(args)?.to_owned();
-            require_modify(backend, table)?;
-            commit(
-                backend,
-                ConfigCommand::DeleteEntry {
-                    table: table.path.to_owned(),
-                    key,
-                },
-            )
-            .await?;
-            Ok(Done::quiet())
-        }
-        "purge" => {
-            no_args(args)?;
-            require_modify(backend, table)?;
-            commit(
-                backend,
-                ConfigCommand::Purge {
-                    table: table.path.to_owned(),
-                },
-            )
-            .await?;
-            Ok(Done::quiet())
-        }
-        "show" => {
-            let full = full_flag(args)?;
-            Ok(Done::print(format::show_table(table, &backend.config(), full)))
-        }
-        "get" => {
-            no_args(args)?;
-            Ok(Done::print(format::get_table(table, &backend.config())))
-        }
-        "end" | "abort" => no_args(args).map(|()| Done::goto(Context::Top)),
-        _ => Err(CliError::Parse(verb.to_owned())),
-    }
-}
-
-async fn in_edit<B: Backend>(pending: &mut Pending, backend: &B, verb: &str, args: &[String]) -> Outcome {
-    let is_table = matches!(pending.table.kind, TableKind::Table { .. });
-    // Leaving an entry returns to its table; leaving an object returns to the top level.
-    let parent = if is_table {
-        Context::Table(pending.table)
-    } else {
-        Context::Top
-    };
-    match verb {
-        "set" => {
-            let (name, words) = args.split_first().ok_or(CliError::Incomplete)?;
-            let field = pending.settable(name)?;
-            let value = set_value(field, words)?;
-            require_modify(backend, pending.table)?;
-            pending.assign(field, value);
-            Ok(Done::quiet())
-        }
-        "unset" => {
-            let field = pending.settable(one_arg(args)?)?;
-            require_modify(backend, pending.table)?;
-            pending.assign(field, field.default.to_owned());
-            Ok(Done::quiet())
-        }
-        "get" => {
-            no_args(args)?;
-            let key = is_table.then_some(pending.key.as_str());
-            Ok(Done::print(format::get_entry(
-                pending.table,
-                key,
-                &pending.values,
-            )))
-        }
-        "show" => {
-            let full = full_flag(args)?;
-            Ok(Done::print(format::show_entry(
-                pending.table,
-                &pending.key,
-                &pending.values,
-                full,
-            )))
-        }
-        "next" if is_table => {
-            no_args(args)?;
-            commit_pending(backend, pending).await?;
-            Ok(Done::goto(parent))
-        }
-        "end" => {
-            no_args(args)?;
-            commit_pending(backend, pending).await?;
-            Ok(Done::goto(Context::Top))
-        }
-        "abort" => no_args(args).map(|()| Done::goto(parent)),
-        _ => Err(CliError::Parse(verb.to_owned())),
-    }
-}
-
-/// The context `config <path>` enters: a table, or the stored object ready for editing.
-fn enter<B: Backend>(table: &'static TableSchema, backend: &B) -> Context {
-    match table.kind {
-        TableKind::Table { .. } => Context::Table(table),
-        TableKind::Object => {
-            let values = backend
-                .config()
-                .entry(table.path, "")
-                .map(|entry| entry.values().clone())
-                .unwrap_or_default();
-            Context::Edit(Pending {
-                table,
-                key: String::new(),
-                values,
-            })
-        }
-    }
-}
-
-/// The canonical value of `set <field> <words...>`; several words only for sets.
-fn set_value(field: &FieldSpec, words: &[String]) -> Result<String, CliError> {
-    let Some(first) = words.first() else {
-        return Err(CliError::Incomplete);
-    };
-    let raw = match field.kind {
-        FieldKind::Set(_) => {
-            // Name the first word that is no member, as FortiOS does.
-            if let Some(bad) = words.iter().find(|word| parse_value(field, word).is_err()) {
-                return Err(CliError::Value(bad.clone()));
-            }
-            words.join(" ")
-        }
-        _ => {
-            if let Some(extra) = words.get(1) {
-                return Err(CliError::Parse(extra.clone()));
-            }
-            first.clone()
-        }
-    };
-    parse_value(field, &raw).map_err(|_| CliError::Value(raw))
-}
-
-/// The canonical key of `edit <key>`, checked against the table's key field.
-fn entry_key(table: &TableSchema, raw: &str) -> Result<String, CliError> {
-    let key_field = table.key_field().ok_or_else(|| CliError::Parse(raw.to_owned()))?;
-    if raw.is_empty() {
-        return Err(CliError::Value(String::new()));
-    }
-    parse_value(key_field, raw).map_err(|_| CliError::Value(raw.to_owned()))
-}
-
-/// Refuses a change this node may not make (see [`super::may_modify`]).
-fn require_modify<B: Backend>(backend: &B, table: &TableSchema) -> Result<(), CliError> {
-    if super::may_modify(backend.identity(), table, &backend.config()) {
-        Ok(())
-    } else {
-        Err(CliError::NotAllowed)
-    }
-}
-
-/// Commits the pending entry if it differs from what the node has applied.
-async fn commit_pending<B: Backend>(backend: &B, pending: &Pending) -> Result<(), CliError> {
-    let unchanged = {
-        let db = backend.config();
-        match db.entry(pending.table.path, &pending.key) {
-            Some(stored) => *stored.values() == pending.values,
-            // An object never written equals one with only defaults.
-            None => pending.table.kind == TableKind::Object && pending.values.is_empty(),
-        }
-    };
-    if unchanged {
-        return Ok(());
-    }
-    require_modify(backend, pending.table)?;
-    if execute::enables_ems_cloud(&backend.config(), pending) {
-        execute::require_ems_cloud(backend).await?;
-    }
-    commit(
-        backend,
-        ConfigCommand::SetEntry {
-            table: pending.table.path.to_owned(),
-            key: pending.key.clone(),
-            values: pending.values.clone(),
-        },
-    )
-    .await
-}
-
-async fn commit<B: Backend>(backend: &B, command: ConfigCommand) -> Result<(), CliError> {
-    backend
-        .commit(command)
-        .await
-        .map(|_applied| ())
-        .map_err(CliError::Commit)
-}
-
-fn find_table(registry: &'static [TableSchema], words: &[String]) -> Result<&'static TableSchema, CliError> {
-    let paths: Vec<&str> = registry.iter().map(|table| table.path).collect();
-    let path = resolve_path(&paths, words)?;
-    registry
-        .iter()
-        .find(|table| table.path == path)
-        .ok_or_else(|| CliError::Parse(path.to_owned()))
-}
-
-/// Matches `words` against multi-word `candidates`: the first word that no candidate
-/// continues with is a parse error; a proper prefix of a candidate is incomplete.
-pub(super) fn resolve_path<'a>(candidates: &[&'a str], words: &[String]) -> Result<&'a str, CliError> {
-    for (index, word) in words.iter().enumerate() {
-        let continued = candidates
-            .iter()
-            .any(|candidate| starts_with_words(candidate, &words[..=index]));
-        if !continued {
-            return Err(CliError::Parse(word.clone()));
-        }
-    }
-    candidates
-        .iter()
-        .find(|candidate| candidate.split(' ').eq(words.iter().map(String::as_str)))
-        .copied()
-        .ok_or(CliError::Incomplete)
-}
-
-/// Whether the path `candidate` begins with the words `prefix`.
-pub(super) fn starts_with_words(candidate: &str, prefix: &[String]) -> bool {
-    let mut words = candidate.split(' ');
-    prefix.iter().all(|word| words.next() == Some(word.as_str()))
-}
-
-/// Splits `show` arguments into the `full-configuration` flag (first or last) and a path.
-pub(super) fn split_full(args: &[String]) -> (bool, &[String]) {
-    if let Some((first, rest)) = args.split_first()
-        && first == FULL_CONFIGURATION
-    {
-        return (true, rest);
-    }
-    if let Some((last, rest)) = args.split_last()
-        && last == FULL_CONFIGURATION
-    {
-        return (true, rest);
-    }
-    (false, args)
-}
-
-fn full_flag(args: &[String]) -> Result<bool, CliError> {
-    match args {
-        [] => Ok(false),
-        [flag] if flag == FULL_CONFIGURATION => Ok(true),
-        [flag, extra, ..] if flag == FULL_CONFIGURATION => Err(CliError::Parse(extra.clone())),
-        [other, ..] => Err(CliError::Parse(other.clone())),
-    }
-}
-
-fn no_args(args: &[String]) -> Result<(), CliError> {
-    match args.first() {
-        None => Ok(()),
-        Some(extra) => Err(CliError::Parse(extra.clone())),
-    }
-}
-
-fn one_arg(args: &[String]) -> Result<&str, CliError> {
-    match args {
-        [] => Err(CliError::Incomplete),
-        [only] => Ok(only),
-        [_, extra, ..] => Err(CliError::Parse(extra.clone())),
+        self.question = done.printed.question;
+        Ok(done.printed.lines)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::backend::{CertificateOffer, CommitError};
     use crate::cli::test_backend::MemoryBackend;
-    use crate::config::schema::FCTEMS;
-    use crate::config::{ConfigDb, FieldKind, FieldSpec};
+    use crate::config::schema::{FCTEMS, TableKind};
+    use crate::config::{ConfigCommand, ConfigDb, FieldKind, FieldSpec};
 
     async fn run(session: &mut Session, backend: &MemoryBackend, line: &str) -> Reply {
         session.execute(backend, line).await
@@ -827,6 +369,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn system_time_comes_from_the_backend_clock() {
+        let backend = MemoryBackend::root();
+        let mut session = Session::new();
+        let reply = run(&mut session, &backend, "get system status | grep time").await;
+        assert_eq!(reply.output, "System time: Wed Nov 25 17:30:00 2026\n");
+    }
+
+    #[tokio::test]
     async fn top_level_errors() {
         let backend = MemoryBackend::root();
         let mut session = Session::new();
@@ -954,6 +504,10 @@ mod tests {
             self.inner.config()
         }
 
+        fn clock(&self) -> &dyn crate::calendar::Clock {
+            self.inner.clock()
+        }
+
         async fn commit(&self, cmd: ConfigCommand) -> Result<crate::config::Applied, CommitError> {
             let mut next = ConfigDb::clone(&self.inner.config());
             let applied = next
@@ -963,7 +517,7 @@ mod tests {
             Ok(applied)
         }
 
-        async fn fetch_certificate(&self, entry: &str) -> Result<crate::cli::CertificateOffer, String> {
+        async fn fetch_certificate(&self, entry: &str) -> Result<CertificateOffer, String> {
             Err(format!("no EMS behind {entry}"))
         }
 

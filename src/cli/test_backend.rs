@@ -1,17 +1,24 @@
-//! A test double for [`Backend`]: a `ConfigDb` behind a mutex whose `commit` calls `apply`.
+//! A test double for [`Backend`]: a `ConfigDb` behind a mutex whose `commit` calls `apply`,
+//! and a clock that always reads [`TEST_NOW`].
 
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, CertificateOffer, CommitError, NodeIdentity};
+use crate::calendar::{Clock, FixedClock};
+
+use super::backend::{Backend, CertificateOffer, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
 use crate::connector::EmsStatus;
 use crate::connector::forticloud::CloudRecord;
+
+/// The second every test backend's clock reads: Wed Nov 25 17:30:00 2026 UTC.
+pub(crate) const TEST_NOW: i64 = 1_795_627_800;
 
 /// An in-memory node: commits apply directly, or fail with `unavailable` when it is set.
 /// Its EMS is whatever the test puts in `offer` and `status`.
 pub(crate) struct MemoryBackend {
     identity: NodeIdentity,
     db: Mutex<Arc<ConfigDb>>,
+    clock: FixedClock,
     pub(crate) unavailable: Option<String>,
     /// The certificate `execute fctems verify` is shown; `None`: the EMS cannot be reached.
     pub(crate) offer: Option<CertificateOffer>,
@@ -55,6 +62,7 @@ impl MemoryBackend {
         Self {
             identity,
             db: Mutex::new(Arc::new(ConfigDb::new())),
+            clock: FixedClock(TEST_NOW),
             unavailable: None,
             offer: None,
             status: None,
@@ -75,6 +83,10 @@ impl Backend for MemoryBackend {
 
     fn config(&self) -> Arc<ConfigDb> {
         Arc::clone(&self.db.lock().expect("test mutex"))
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        &self.clock
     }
 
     async fn commit(&self, cmd: ConfigCommand) -> Result<Applied, CommitError> {

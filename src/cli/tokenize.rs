@@ -4,7 +4,8 @@
 //! escapes (`"a \"b\""`); single quotes group words literally; outside quotes a backslash
 //! escapes the next character. An unquoted `|` word starts an output filter:
 //! `| grep [-i] [-v] PATTERN`, which may be repeated. Help and completion work on a
-//! line still being typed, so [`split_partial`] accepts what [`parse_line`] would refuse.
+//! line still being typed, so [`split_partial`] accepts what [`parse_line`] would refuse;
+//! [`help_request`] tells a line asking for help (`show ?`) from one to run.
 
 /// One word of a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,13 @@ pub fn split_partial(line: &str) -> Partial {
         current: scan.current.map(|word| word.text).unwrap_or_default(),
         open: scan.open,
     }
+}
+
+/// The text before a trailing `?` when `line` asks for help rather than running a command;
+/// a `?` inside quotes or after a backslash is part of a value.
+pub fn help_request(line: &str) -> Option<&str> {
+    let partial = line.trim_end().strip_suffix('?')?;
+    (!split_partial(partial).open).then_some(partial)
 }
 
 /// The raw result of reading a line: finished words, the word the line ends in (if it

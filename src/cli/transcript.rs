@@ -7,7 +7,8 @@
 //! belong at the top of the file, and [`preamble`] returns them so that
 //! `preamble(text) + play(inputs(text))` reproduces a correct transcript byte for byte.
 
-use super::{Backend, Session};
+use super::backend::Backend;
+use super::session::Session;
 
 /// Marks a header or comment line.
 const HEADER_MARK: &str = "#!";

@@ -374,6 +374,10 @@ impl Backend for Node {
         self.shared.effective_tx.borrow().clone()
     }
 
+    fn clock(&self) -> &dyn crate::calendar::Clock {
+        &crate::calendar::SystemClock
+    }
+
     async fn commit(&self, command: ConfigCommand) -> Result<Applied, CommitError> {
         match self.apply_local(&command) {
             Some(applied) => applied,
