@@ -9,6 +9,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`domain`] | facts every layer shares: serial and name rules, well-known hostnames, EMS capabilities, contract types |
 //! | [`topology`] | the cluster-config TOML file: types, defaults, validation with file:line |
 //! | [`config`] | the replicated configuration database: schema, `ConfigDb`, `ConfigCommand`, pure `apply` |
 //! | [`cli`] | the FortiOS CLI: tokenizer, session contexts, `show`/`get` formatting, help, transcripts |
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connector;
+pub mod domain;
 pub mod harness;
 pub mod node;
 pub mod raft;

@@ -57,7 +57,8 @@ use super::ems::{Authorizer, DeviceState, SimError};
 use super::pki::ServerIdentity;
 use super::serve::{self, tls_acceptor};
 use crate::calendar::Date;
-use crate::topology::{FCEM_CONTRACT, ForticloudSpec, parse_contract_date};
+use crate::domain::{FCEM_CONTRACT, parse_contract_date};
+use crate::topology::ForticloudSpec;
 
 /// The API path that answers for one device: this prefix and the serial.
 pub const DEVICES_PATH: &str = "/api/v1/devices/";
@@ -411,8 +412,9 @@ mod tests {
 
     use super::*;
     use crate::connector::forticloud::{CloudContract, CloudRecord, query};
+    use crate::domain::FORTICLOUD_HOSTNAME;
     use crate::sim::{EmsServer, Pki};
-    use crate::topology::{CertProfile, ContractSpec, FORTICLOUD_HOSTNAME};
+    use crate::topology::{CertProfile, ContractSpec};
 
     const ACCOUNT: &str = "admin@lab.example";
     const ROOT: &str = "FGVM01TM22000001";
@@ -618,7 +620,7 @@ mod tests {
         let register = |serial: &'static str| {
             let target = crate::connector::ProbeTarget {
                 entry: "cloud".to_owned(),
-                server: crate::topology::EMS_CLOUD_HOSTNAME.to_owned(),
+                server: crate::domain::EMS_CLOUD_HOSTNAME.to_owned(),
                 port: ems.addr().port(),
                 source: LOCALHOST,
                 timeout: DEADLINE,
@@ -632,7 +634,7 @@ mod tests {
             let mut resolver = crate::connector::Resolver::default();
             resolver
                 .table
-                .insert(crate::topology::EMS_CLOUD_HOSTNAME.to_owned(), ip);
+                .insert(crate::domain::EMS_CLOUD_HOSTNAME.to_owned(), ip);
             async move { crate::connector::probe(&target, &trust, &resolver).await }
         };
         let root = register(ROOT).await;
@@ -643,10 +645,7 @@ mod tests {
             "{}",
             root.detail
         );
-        assert_eq!(
-            root.ems_serial.as_deref(),
-            Some(crate::topology::EMS_CLOUD_SERIAL)
-        );
+        assert_eq!(root.ems_serial.as_deref(), Some(crate::domain::EMS_CLOUD_SERIAL));
         let member = register(MEMBER).await;
         assert_eq!(
             member.device,

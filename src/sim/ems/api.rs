@@ -35,7 +35,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{DeviceState, FabricDevice, Shared, unix_now};
-use crate::topology::{EmsSpec, MAX_HOSTNAME_LEN};
+use crate::domain::MAX_HOSTNAME_LEN;
+use crate::topology::EmsSpec;
 
 /// Asked by a FortiGate to learn the EMS's serial number (DOMAIN.md section 4).
 pub const SERIAL_NUMBER_PATH: &str = "/api/v1/system/serial_number";
