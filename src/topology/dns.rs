@@ -12,6 +12,7 @@ use super::file::*;
 use super::forticloud::ForticloudDraft;
 use super::names::*;
 use super::reader::*;
+use super::seen::FirstSeen;
 use super::suggest::*;
 use super::*;
 
@@ -37,50 +38,10 @@ impl Reader<'_> {
         cloud: Option<&ForticloudDraft>,
     ) -> BTreeMap<String, IpAddr> {
         entries.sort_by_key(|entry| entry.name.span().start);
-        // Every name a server answers to, and the servers behind it.
-        let mut served: HashMap<String, Vec<Served>> = HashMap::new();
-        for draft in ems {
-            let (Some(hostname), Some(listen), Some(listen_at)) =
-                (&draft.hostname, draft.listen, &draft.table.listen)
-            else {
-                continue;
-            };
-            let listen_line = self.line(&listen_at.span());
-            served.entry(hostname.clone()).or_default().push(Served {
-                what: format!("the hostname of {}", draft.label()),
-                ip: listen.ip(),
-                listen_line,
-            });
-            for site in &draft.sites {
-                let name = format!("{}.{hostname}", site.to_ascii_lowercase());
-                served.entry(name).or_default().push(Served {
-                    what: format!("site \"{site}\" of {}", draft.label()),
-                    ip: listen.ip(),
-                    listen_line,
-                });
-            }
-        }
-        let cloud_names: Vec<(&str, &str, &(SocketAddr, Span))> = cloud
-            .map(|draft| {
-                [
-                    (FORTICLOUD_HOSTNAME, "FortiCloud", draft.listen.as_ref()),
-                    (EMS_CLOUD_HOSTNAME, "EMS Cloud", draft.ems_listen.as_ref()),
-                ]
-            })
-            .into_iter()
-            .flatten()
-            .filter_map(|(name, who, at)| Some((name, who, at?)))
-            .collect();
-        for &(name, who, (listen, span)) in &cloud_names {
-            let listen_line = self.line(span);
-            served.entry(name.to_owned()).or_default().push(Served {
-                what: format!("the name of {who}"),
-                ip: listen.ip(),
-                listen_line,
-            });
-        }
+        let cloud_names = cloud_names(cloud);
+        let served = self.served(ems, &cloud_names);
         let mut names = BTreeMap::new();
-        let mut seen: HashMap<String, &DnsEntry> = HashMap::new();
+        let mut seen = FirstSeen::new();
         for entry in &entries {
             let written = entry.name.get_ref();
             let servers = served.get(&written.to_ascii_lowercase());
@@ -101,7 +62,7 @@ impl Reader<'_> {
                 continue;
             }
             let name = written.to_ascii_lowercase();
-            if let Some(first) = seen.get(&name) {
+            if let Some(first) = seen.repeat(name.clone(), entry) {
                 let first_line = self.line(&first.name.span());
                 self.report(
                     &entry.name.span(),
@@ -118,7 +79,6 @@ impl Reader<'_> {
                 );
                 continue;
             }
-            seen.insert(name.clone(), entry);
             let Some(address) = self.check_dns_address(entry, expected) else {
                 continue;
             };
@@ -142,6 +102,46 @@ impl Reader<'_> {
             names.entry(name.to_owned()).or_insert(listen.ip());
         }
         names
+    }
+
+    /// Every name a server answers to, and the servers behind it: each EMS's hostname and
+    /// `<site>.<hostname>` names, and FortiCloud's and EMS Cloud's names.
+    fn served(
+        &self,
+        ems: &[EmsDraft],
+        cloud_names: &[(&str, &str, &(SocketAddr, Span))],
+    ) -> HashMap<String, Vec<Served>> {
+        let mut served: HashMap<String, Vec<Served>> = HashMap::new();
+        for draft in ems {
+            let (Some(hostname), Some(listen), Some(listen_at)) =
+                (&draft.hostname, draft.listen, &draft.table.listen)
+            else {
+                continue;
+            };
+            let listen_line = self.line(&listen_at.span());
+            served.entry(hostname.clone()).or_default().push(Served {
+                what: format!("the hostname of {}", draft.label()),
+                ip: listen.ip(),
+                listen_line,
+            });
+            for site in &draft.sites {
+                let name = format!("{}.{hostname}", site.to_ascii_lowercase());
+                served.entry(name).or_default().push(Served {
+                    what: format!("site \"{site}\" of {}", draft.label()),
+                    ip: listen.ip(),
+                    listen_line,
+                });
+            }
+        }
+        for &(name, who, (listen, span)) in cloud_names {
+            let listen_line = self.line(span);
+            served.entry(name.to_owned()).or_default().push(Served {
+                what: format!("the name of {who}"),
+                ip: listen.ip(),
+                listen_line,
+            });
+        }
+        served
     }
 
     /// The address of a `[dns]` entry when it is IPv4; reported otherwise. `expected` is
@@ -181,4 +181,20 @@ impl Reader<'_> {
         );
         None
     }
+}
+
+/// FortiCloud's and EMS Cloud's names, each with who answers to it and its parsed
+/// address; only those whose address parsed.
+fn cloud_names(cloud: Option<&ForticloudDraft>) -> Vec<(&'static str, &'static str, &(SocketAddr, Span))> {
+    cloud
+        .map(|draft| {
+            [
+                (FORTICLOUD_HOSTNAME, "FortiCloud", draft.listen.as_ref()),
+                (EMS_CLOUD_HOSTNAME, "EMS Cloud", draft.ems_listen.as_ref()),
+            ]
+        })
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, who, at)| Some((name, who, at?)))
+        .collect()
 }

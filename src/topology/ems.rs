@@ -2,7 +2,7 @@
 //! and capabilities, then names, serials and addresses unique among the EMS servers and
 //! the nodes. An EMS travels as an [`EmsDraft`] until every rule has been checked.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use toml::Spanned;
@@ -17,6 +17,7 @@ use super::file::*;
 use super::names::*;
 use super::nodes::NodeDraft;
 use super::reader::*;
+use super::seen::FirstSeen;
 use super::suggest::*;
 use super::*;
 
@@ -41,6 +42,11 @@ pub(super) struct EmsDraft {
 impl EmsDraft {
     pub(super) fn name(&self) -> Option<&str> {
         self.table.name.as_ref().map(|name| name.get_ref().as_str())
+    }
+
+    /// The serials the EMS servers were given, in file order.
+    pub(super) fn serials(drafts: &[EmsDraft]) -> Vec<&str> {
+        written(drafts.iter().map(|draft| &draft.table.serial))
     }
 
     /// How problems refer to this EMS: `EMS "ems1"`, or its header when it has no name.
@@ -92,13 +98,7 @@ impl Reader<'_> {
             .map(|serial| serial.get_ref().clone())
             .collect();
         let serials: HashSet<&str> = serials.iter().map(String::as_str).collect();
-        let node_serials: Option<Vec<&str>> = nodes.map(|drafts| {
-            drafts
-                .iter()
-                .filter_map(|draft| draft.table.serial.as_ref())
-                .map(|serial| serial.get_ref().as_str())
-                .collect()
-        });
+        let node_serials = nodes.map(NodeDraft::serials);
         let example = SocketAddr::from((SUGGESTED_EMS_IP, SUGGESTED_EMS_PORT));
         let mut drafts = Vec::new();
         for read in ems {
@@ -160,12 +160,7 @@ impl Reader<'_> {
         if faults.is_empty() {
             return;
         }
-        let upper = value.to_ascii_uppercase();
-        let example = if is_ems_serial(&upper) && !used.contains(upper.as_str()) {
-            upper
-        } else {
-            unused_ems_serial(used)
-        };
+        let example = serial_suggestion(value, used, is_ems_serial, unused_ems_serial);
         self.report(
             &serial.span(),
             format!("EMS serial \"{value}\" {}", faults.join(", ")),
@@ -199,7 +194,7 @@ impl Reader<'_> {
     /// The well-formed sites, each once, with [`DEFAULT_EMS_SITE`] added first when it is
     /// missing; an empty list stays empty (a single-tenant EMS).
     pub(super) fn ems_sites(&mut self, sites: &[Spanned<String>]) -> Vec<String> {
-        let mut seen: HashMap<String, &Spanned<String>> = HashMap::new();
+        let mut seen = FirstSeen::new();
         let mut kept = Vec::new();
         for site in sites {
             let value = site.get_ref();
@@ -238,30 +233,24 @@ impl Reader<'_> {
                 );
                 continue;
             }
-            let folded = value.to_ascii_lowercase();
-            if let Some(first) = seen.get(&folded) {
-                let first_line = self.line(&first.span());
-                let message = if first.get_ref() == value {
-                    format!(
-                        "site \"{value}\" is listed twice: line {first_line} and line {}",
-                        self.line(&site.span())
-                    )
+            if let Some(&first) = seen.repeat(value.to_ascii_lowercase(), site) {
+                if first.get_ref() == value {
+                    self.report_listed_twice("site", "sites", value, &first.span(), &site.span());
                 } else {
-                    format!(
-                        "site \"{value}\" (line {}) repeats \"{}\" (line {first_line}); site names \
-                         are case-insensitive",
-                        self.line(&site.span()),
-                        first.get_ref()
-                    )
-                };
-                self.report(
-                    &site.span(),
-                    message,
-                    format!("remove the second \"{value}\" from sites"),
-                );
+                    let first_line = self.line(&first.span());
+                    self.report(
+                        &site.span(),
+                        format!(
+                            "site \"{value}\" (line {}) repeats \"{}\" (line {first_line}); site \
+                             names are case-insensitive",
+                            self.line(&site.span()),
+                            first.get_ref()
+                        ),
+                        format!("remove the second \"{value}\" from sites"),
+                    );
+                }
                 continue;
             }
-            seen.insert(folded, site);
             kept.push(value.clone());
         }
         if !kept.is_empty()
@@ -276,7 +265,7 @@ impl Reader<'_> {
 
     /// The listed capabilities that are known, in the order of [`EMS_CAPABILITIES`].
     pub(super) fn ems_capabilities(&mut self, capabilities: &[Spanned<String>]) -> Vec<String> {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen = FirstSeen::new();
         for capability in capabilities {
             let value = capability.get_ref().as_str();
             if !EMS_CAPABILITIES.contains(&value) {
@@ -287,26 +276,13 @@ impl Reader<'_> {
                 self.report(&capability.span(), format!("unknown capability \"{value}\""), fix);
                 continue;
             }
-            match seen.get(value) {
-                Some(first) => {
-                    let first_line = self.line(first);
-                    self.report(
-                        &capability.span(),
-                        format!(
-                            "capability \"{value}\" is listed twice: line {first_line} and line {}",
-                            self.line(&capability.span())
-                        ),
-                        format!("remove the second \"{value}\" from capabilities"),
-                    );
-                }
-                None => {
-                    seen.insert(value, capability.span());
-                }
+            if let Some(first) = seen.repeat(value, capability.span()) {
+                self.report_listed_twice("capability", "capabilities", value, first, &capability.span());
             }
         }
         EMS_CAPABILITIES
             .iter()
-            .filter(|capability| seen.contains_key(*capability))
+            .filter(|capability| seen.contains(capability))
             .map(|capability| capability.to_string())
             .collect()
     }
@@ -315,106 +291,21 @@ impl Reader<'_> {
     /// servers and the nodes (port 0 picks a free port, so those never collide).
     pub(super) fn check_ems_duplicates(&mut self, drafts: &[EmsDraft], nodes: &[NodeDraft]) {
         let names: Vec<&str> = drafts.iter().filter_map(EmsDraft::name).collect();
-        let mut seen: HashMap<&str, Span> = HashMap::new();
-        for draft in drafts {
-            let Some(name) = &draft.table.name else {
-                continue;
-            };
-            match seen.get(name.get_ref().as_str()) {
-                Some(first) => {
-                    let first_line = self.line(first);
-                    let line = self.line(&name.span());
-                    self.report(
-                        &name.span(),
-                        format!(
-                            "two EMS servers are named \"{}\": line {first_line} and line {line}",
-                            name.get_ref()
-                        ),
-                        format!(
-                            "EMS names are unique; rename the EMS on line {line}, e.g. name = \"{}\"",
-                            unused_name(name.get_ref(), &names)
-                        ),
-                    );
-                }
-                None => {
-                    seen.insert(name.get_ref(), name.span());
-                }
-            }
-        }
-
-        let serials: HashSet<&str> = drafts
+        let written = drafts.iter().filter_map(|draft| draft.table.name.as_ref());
+        self.check_unique_names(written, &names, "EMS servers", "EMS");
+        let free = unused_ems_serial(&EmsDraft::serials(drafts).into_iter().collect());
+        let serials = drafts
             .iter()
-            .filter_map(|d| d.table.serial.as_ref().map(|s| s.get_ref().as_str()))
-            .collect();
-        let mut seen: HashMap<&str, (&EmsDraft, Span)> = HashMap::new();
-        for draft in drafts {
-            let Some(serial) = &draft.table.serial else {
-                continue;
-            };
-            match seen.get(serial.get_ref().as_str()) {
-                Some((first, span)) => {
-                    let first_line = self.line(span);
-                    self.report(
-                        &serial.span(),
-                        format!(
-                            "two EMS servers have serial \"{}\": {} (line {first_line}) and {} (line {})",
-                            serial.get_ref(),
-                            first.label(),
-                            draft.label(),
-                            self.line(&serial.span())
-                        ),
-                        format!(
-                            "every EMS has its own serial; e.g. serial = \"{}\" on {}",
-                            unused_ems_serial(&serials),
-                            draft.label()
-                        ),
-                    );
-                }
-                None => {
-                    seen.insert(serial.get_ref(), (draft, serial.span()));
-                }
-            }
-        }
+            .filter_map(|draft| Some((draft.label(), draft.table.serial.as_ref()?)));
+        self.check_unique_serials(serials, "EMS servers", "EMS", &free);
 
         let mut used: HashSet<SocketAddr> = nodes.iter().filter_map(|d| d.listen).collect();
         used.extend(drafts.iter().filter_map(|d| d.listen));
-        let mut seen: HashMap<SocketAddr, (String, Span)> = HashMap::new();
-        for node in nodes {
-            if let (Some(address), Some(listen)) = (node.listen, &node.table.listen) {
-                let label = match node.name() {
-                    Some(name) => format!("node \"{name}\""),
-                    None => node.label(),
-                };
-                seen.entry(address).or_insert((label, listen.span()));
-            }
-        }
+        let mut seen = NodeDraft::addresses(nodes);
         for draft in drafts {
-            let (Some(address), Some(listen)) = (draft.listen, &draft.table.listen) else {
-                continue;
-            };
-            if address.port() == 0 {
-                continue;
-            }
-            match seen.get(&address) {
-                Some((first, span)) => {
-                    let first_line = self.line(span);
-                    self.report(
-                        &listen.span(),
-                        format!(
-                            "{} listens on {address} (line {}), as does {first} (line {first_line})",
-                            draft.label(),
-                            self.line(&listen.span())
-                        ),
-                        format!(
-                            "give {} its own address, e.g. listen = \"{}\", or port 0 to pick a free port",
-                            draft.label(),
-                            unused_address(address.port(), &used)
-                        ),
-                    );
-                }
-                None => {
-                    seen.insert(address, (draft.label(), listen.span()));
-                }
+            if let (Some(address), Some(listen)) = (draft.listen, &draft.table.listen) {
+                let at = (address, &listen.span());
+                self.check_own_address(&mut seen, draft.label(), "listen", at, &used);
             }
         }
     }

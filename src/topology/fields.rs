@@ -2,7 +2,7 @@
 //! hostnames, loopback `listen` addresses, and lists of node serials (`authorized`,
 //! `registered`, a contract's `serial`) that must each name a node of the file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use toml::Spanned;
@@ -11,6 +11,7 @@ use crate::domain::{MAX_HOSTNAME_LEN, MAX_NAME_LEN, SERIAL_LEN, SERIAL_PREFIX, i
 
 use super::names::*;
 use super::reader::*;
+use super::seen::FirstSeen;
 use super::suggest::*;
 use super::*;
 
@@ -83,12 +84,7 @@ impl Reader<'_> {
         if faults.is_empty() {
             return;
         }
-        let upper = value.to_ascii_uppercase();
-        let example = if is_serial(&upper) && !used.contains(upper.as_str()) {
-            upper
-        } else {
-            unused_serial(used)
-        };
+        let example = serial_suggestion(value, used, is_serial, unused_serial);
         self.report(
             &serial.span(),
             format!("serial \"{value}\" {}", faults.join(", ")),
@@ -191,27 +187,17 @@ impl Reader<'_> {
         nodes: Option<&[&str]>,
     ) -> Vec<String> {
         let node_serials = nodes.unwrap_or_default();
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen = FirstSeen::new();
         let mut kept = Vec::new();
         for serial in list {
             let value = serial.get_ref();
             if !self.check_listed_serial(usage, serial, node_serials) {
                 continue;
             }
-            if let Some(first) = seen.get(value.as_str()) {
-                let first_line = self.line(first);
-                self.report(
-                    &serial.span(),
-                    format!(
-                        "{} \"{value}\" is listed twice: line {first_line} and line {}",
-                        usage.what,
-                        self.line(&serial.span())
-                    ),
-                    format!("remove the second \"{value}\" from {}", usage.key),
-                );
+            if let Some(first) = seen.repeat(value.as_str(), serial.span()) {
+                self.report_listed_twice(usage.what, usage.key, value, first, &serial.span());
                 continue;
             }
-            seen.insert(value, serial.span());
             // Suggest a node the list does not hold yet.
             let unlisted = node_serials
                 .iter()
@@ -292,6 +278,119 @@ impl Reader<'_> {
             &serial.span(),
             format!("{} \"{value}\" names no node in this file", usage.what),
             fix,
+        );
+    }
+
+    /// Reports a value written a second time in a list such as `sites` (`key`), where
+    /// `what` names one value in messages ("site", "capability").
+    pub(super) fn report_listed_twice(
+        &mut self,
+        what: &str,
+        key: &str,
+        value: &str,
+        first: &Span,
+        again: &Span,
+    ) {
+        let first_line = self.line(first);
+        self.report(
+            again,
+            format!(
+                "{what} \"{value}\" is listed twice: line {first_line} and line {}",
+                self.line(again)
+            ),
+            format!("remove the second \"{value}\" from {key}"),
+        );
+    }
+
+    /// Names unique among the `[[node]]`s or `[[ems]]`s: `plural` ("nodes") and `kind`
+    /// ("node") make the messages fit; `taken` are every name of those tables.
+    pub(super) fn check_unique_names<'a>(
+        &mut self,
+        names: impl Iterator<Item = &'a Spanned<String>>,
+        taken: &[&str],
+        plural: &str,
+        kind: &str,
+    ) {
+        let mut seen = FirstSeen::new();
+        for name in names {
+            let Some(first) = seen.repeat(name.get_ref().as_str(), name.span()) else {
+                continue;
+            };
+            let first_line = self.line(first);
+            let line = self.line(&name.span());
+            self.report(
+                &name.span(),
+                format!(
+                    "two {plural} are named \"{}\": line {first_line} and line {line}",
+                    name.get_ref()
+                ),
+                format!(
+                    "{kind} names are unique; rename the {kind} on line {line}, e.g. name = \"{}\"",
+                    unused_name(name.get_ref(), taken)
+                ),
+            );
+        }
+    }
+
+    /// Serials unique among the `[[node]]`s or `[[ems]]`s, each given with the label of
+    /// its table: `plural` ("nodes") and `owner` ("FortiGate") make the messages fit, and
+    /// `free` is a serial no table uses.
+    pub(super) fn check_unique_serials<'a>(
+        &mut self,
+        serials: impl Iterator<Item = (String, &'a Spanned<String>)>,
+        plural: &str,
+        owner: &str,
+        free: &str,
+    ) {
+        let mut seen = FirstSeen::new();
+        for (label, serial) in serials {
+            let span = serial.span();
+            let Some((first, first_span)) =
+                seen.repeat(serial.get_ref().as_str(), (label.clone(), span.clone()))
+            else {
+                continue;
+            };
+            let first_line = self.line(first_span);
+            self.report(
+                &span,
+                format!(
+                    "two {plural} have serial \"{}\": {first} (line {first_line}) and {label} (line {})",
+                    serial.get_ref(),
+                    self.line(&span)
+                ),
+                format!("every {owner} has its own serial; e.g. serial = \"{free}\" on {label}"),
+            );
+        }
+    }
+
+    /// Reports `who` listening on `address` (written at `span` under `key`) when a server
+    /// in `seen` already does, and remembers it otherwise. Port 0 picks a free port, so it
+    /// never collides; `used` holds every address of the file, for the suggested one.
+    pub(super) fn check_own_address(
+        &mut self,
+        seen: &mut FirstSeen<SocketAddr, (String, Span)>,
+        who: String,
+        key: &str,
+        (address, span): (SocketAddr, &Span),
+        used: &HashSet<SocketAddr>,
+    ) {
+        if address.port() == 0 {
+            return;
+        }
+        let Some((first, first_span)) = seen.repeat(address, (who.clone(), span.clone())) else {
+            return;
+        };
+        let first_line = self.line(first_span);
+        self.report(
+            span,
+            format!(
+                "{who} listens on {address} (line {}), as does {first} (line {first_line})",
+                self.line(span)
+            ),
+            format!(
+                "give {who} its own address, e.g. {key} = \"{}\", or port 0 to pick a free port",
+                unused_address(address.port(), used)
+            ),
         );
     }
 }

@@ -3,7 +3,7 @@
 //! the contracts, and no `[[ems]]` that takes the EMS Cloud server's name, serial or
 //! hostname.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use toml::Spanned;
@@ -19,6 +19,7 @@ use super::file::*;
 use super::names::*;
 use super::nodes::NodeDraft;
 use super::reader::*;
+use super::seen::FirstSeen;
 use super::suggest::*;
 use super::*;
 
@@ -44,13 +45,7 @@ impl Reader<'_> {
         ems: &[EmsDraft],
     ) -> ForticloudDraft {
         let table = read.table;
-        let node_serials: Option<Vec<&str>> = nodes.map(|drafts| {
-            drafts
-                .iter()
-                .filter_map(|draft| draft.table.serial.as_ref())
-                .map(|serial| serial.get_ref().as_str())
-                .collect()
-        });
+        let node_serials = nodes.map(NodeDraft::serials);
         let account = match &table.account {
             Some(account) => self.check_account(account).then(|| account.get_ref().clone()),
             None => Some(DEFAULT_FORTICLOUD_ACCOUNT.to_owned()),
@@ -135,7 +130,7 @@ impl Reader<'_> {
         nodes: Option<&[&str]>,
     ) -> Option<Vec<ContractSpec>> {
         let node_serials = nodes.unwrap_or_default();
-        let mut seen: HashMap<(String, String), Span> = HashMap::new();
+        let mut seen = FirstSeen::new();
         let mut specs = Vec::new();
         let mut usable = true;
         for read in contracts {
@@ -162,7 +157,7 @@ impl Reader<'_> {
                 continue;
             };
             let key = (serial.get_ref().clone(), kind.get_ref().clone());
-            if let Some(first) = seen.get(&key) {
+            if let Some(first) = seen.repeat(key.clone(), read.header.clone()) {
                 let first_line = self.line(first);
                 let line = self.line(&read.header);
                 self.report(
@@ -179,7 +174,6 @@ impl Reader<'_> {
                 usable = false;
                 continue;
             }
-            seen.insert(key, read.header.clone());
             specs.push(ContractSpec {
                 serial: serial.get_ref().clone(),
                 kind: kind.get_ref().clone(),
@@ -259,49 +253,18 @@ impl Reader<'_> {
                 .chain(ems_listen.iter())
                 .map(|(address, _)| *address),
         );
-        let mut seen: HashMap<SocketAddr, (String, Span)> = HashMap::new();
-        for node in nodes {
-            if let (Some(address), Some(listen)) = (node.listen, &node.table.listen) {
-                let label = match node.name() {
-                    Some(name) => format!("node \"{name}\""),
-                    None => node.label(),
-                };
-                seen.entry(address).or_insert((label, listen.span()));
-            }
-        }
+        let mut seen = NodeDraft::addresses(nodes);
         for draft in ems {
             if let (Some(address), Some(listen)) = (draft.listen, &draft.table.listen) {
-                seen.entry(address).or_insert((draft.label(), listen.span()));
+                seen.note(address, (draft.label(), listen.span()));
             }
         }
         for (who, key, at) in [
             ("FortiCloud", "listen", listen),
             ("EMS Cloud", "ems_listen", ems_listen),
         ] {
-            let Some((address, span)) = at else {
-                continue;
-            };
-            if address.port() == 0 {
-                continue;
-            }
-            match seen.get(address) {
-                Some((first, first_span)) => {
-                    let first_line = self.line(first_span);
-                    self.report(
-                        span,
-                        format!(
-                            "{who} listens on {address} (line {}), as does {first} (line {first_line})",
-                            self.line(span)
-                        ),
-                        format!(
-                            "give {who} its own address, e.g. {key} = \"{}\", or port 0 to pick a free port",
-                            unused_address(address.port(), &used)
-                        ),
-                    );
-                }
-                None => {
-                    seen.insert(*address, (who.to_owned(), span.clone()));
-                }
+            if let Some((address, span)) = at {
+                self.check_own_address(&mut seen, who.to_owned(), key, (*address, span), &used);
             }
         }
     }

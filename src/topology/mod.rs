@@ -48,6 +48,7 @@ mod forticloud;
 mod names;
 mod nodes;
 mod reader;
+mod seen;
 mod settings;
 mod suggest;
 #[cfg(test)]

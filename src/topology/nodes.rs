@@ -9,6 +9,7 @@ use crate::domain::FABRIC_PORT;
 
 use super::file::*;
 use super::reader::*;
+use super::seen::FirstSeen;
 use super::suggest::*;
 use super::*;
 
@@ -45,6 +46,27 @@ impl NodeDraft {
 
     pub(super) fn name(&self) -> Option<&str> {
         self.table.name.as_ref().map(|name| name.get_ref().as_str())
+    }
+
+    /// The serials the nodes were given, in file order.
+    pub(super) fn serials(drafts: &[NodeDraft]) -> Vec<&str> {
+        written(drafts.iter().map(|draft| &draft.table.serial))
+    }
+
+    /// Where each node listens, for the rules that keep other servers off those
+    /// addresses: the first node on each address, as `node "name"`, and its `listen` span.
+    pub(super) fn addresses(drafts: &[NodeDraft]) -> FirstSeen<SocketAddr, (String, Span)> {
+        let mut seen = FirstSeen::new();
+        for node in drafts {
+            if let (Some(address), Some(listen)) = (node.listen, &node.table.listen) {
+                let label = match node.name() {
+                    Some(name) => format!("node \"{name}\""),
+                    None => node.label(),
+                };
+                seen.note(address, (label, listen.span()));
+            }
+        }
+        seen
     }
 
     /// How problems refer to this node: its name, or its header when it has none.
@@ -192,77 +214,23 @@ impl Reader<'_> {
         }
     }
 
+    /// Names, serials, ids and addresses unique among the nodes.
     pub(super) fn check_duplicates(&mut self, drafts: &[NodeDraft]) {
-        let used_serials: HashSet<&str> = drafts
+        let names: Vec<&str> = drafts.iter().filter_map(NodeDraft::name).collect();
+        let written = drafts.iter().filter_map(|draft| draft.table.name.as_ref());
+        self.check_unique_names(written, &names, "nodes", "node");
+        let free = unused_serial(&NodeDraft::serials(drafts).into_iter().collect());
+        let serials = drafts
             .iter()
-            .filter_map(|d| d.table.serial.as_ref().map(|s| s.get_ref().as_str()))
-            .collect();
+            .filter_map(|draft| Some((draft.label(), draft.table.serial.as_ref()?)));
+        self.check_unique_serials(serials, "nodes", "FortiGate", &free);
+        self.check_unique_ids(drafts);
+        self.check_unique_listens(drafts);
+    }
+
+    /// Ids unique, whether written or the position in the file.
+    fn check_unique_ids(&mut self, drafts: &[NodeDraft]) {
         let used_ids: HashSet<u64> = drafts.iter().map(NodeDraft::id).collect();
-        let used_addresses: HashSet<SocketAddr> = drafts.iter().filter_map(|d| d.listen).collect();
-
-        // name
-        let mut seen: HashMap<&str, (&NodeDraft, Span)> = HashMap::new();
-        for draft in drafts {
-            let Some(name) = &draft.table.name else {
-                continue;
-            };
-            match seen.get(name.get_ref().as_str()) {
-                Some((_, first)) => {
-                    let first_line = self.line(first);
-                    let line = self.line(&name.span());
-                    self.report(
-                        &name.span(),
-                        format!(
-                            "two nodes are named \"{}\": line {first_line} and line {line}",
-                            name.get_ref()
-                        ),
-                        format!(
-                            "node names are unique; rename the node on line {line}, e.g. name = \"{}\"",
-                            unused_name(
-                                name.get_ref(),
-                                &drafts.iter().filter_map(NodeDraft::name).collect::<Vec<_>>()
-                            )
-                        ),
-                    );
-                }
-                None => {
-                    seen.insert(name.get_ref(), (draft, name.span()));
-                }
-            }
-        }
-
-        // serial
-        let mut seen: HashMap<&str, (&NodeDraft, Span)> = HashMap::new();
-        for draft in drafts {
-            let Some(serial) = &draft.table.serial else {
-                continue;
-            };
-            match seen.get(serial.get_ref().as_str()) {
-                Some((first, span)) => {
-                    let first_line = self.line(span);
-                    self.report(
-                        &serial.span(),
-                        format!(
-                            "two nodes have serial \"{}\": {} (line {first_line}) and {} (line {})",
-                            serial.get_ref(),
-                            first.label(),
-                            draft.label(),
-                            self.line(&serial.span())
-                        ),
-                        format!(
-                            "every FortiGate has its own serial; e.g. serial = \"{}\" on {}",
-                            unused_serial(&used_serials),
-                            draft.label()
-                        ),
-                    );
-                }
-                None => {
-                    seen.insert(serial.get_ref(), (draft, serial.span()));
-                }
-            }
-        }
-
-        // id (written, or the position in the file)
         let id_span = |draft: &NodeDraft| {
             draft
                 .table
@@ -277,41 +245,40 @@ impl Reader<'_> {
                 ", by position".to_string()
             }
         };
-        let mut seen: HashMap<u64, &NodeDraft> = HashMap::new();
+        let mut seen = FirstSeen::new();
         for draft in drafts {
-            match seen.get(&draft.id()) {
-                Some(first) => {
-                    let span = id_span(draft);
-                    let first_line = self.line(&id_span(first));
-                    let next_id = used_ids.iter().max().map_or(1, |max| max.saturating_add(1));
-                    // One of the two has a written id; that is the one to change.
-                    let change = if draft.table.id.is_some() { draft } else { first };
-                    self.report(
-                        &span,
-                        format!(
-                            "two nodes have id {}: {} (line {first_line}{}) and {} (line {}{})",
-                            draft.id(),
-                            first.label(),
-                            id_note(first),
-                            draft.label(),
-                            self.line(&span),
-                            id_note(draft)
-                        ),
-                        format!(
-                            "ids default to the node's position in the file; set id = {next_id} \
-                             on {} or remove its id line",
-                            change.label()
-                        ),
-                    );
-                }
-                None => {
-                    seen.insert(draft.id(), draft);
-                }
-            }
+            let Some(&first) = seen.repeat(draft.id(), draft) else {
+                continue;
+            };
+            let span = id_span(draft);
+            let first_line = self.line(&id_span(first));
+            let next_id = used_ids.iter().max().map_or(1, |max| max.saturating_add(1));
+            // One of the two has a written id; that is the one to change.
+            let change = if draft.table.id.is_some() { draft } else { first };
+            self.report(
+                &span,
+                format!(
+                    "two nodes have id {}: {} (line {first_line}{}) and {} (line {}{})",
+                    draft.id(),
+                    first.label(),
+                    id_note(first),
+                    draft.label(),
+                    self.line(&span),
+                    id_note(draft)
+                ),
+                format!(
+                    "ids default to the node's position in the file; set id = {next_id} \
+                     on {} or remove its id line",
+                    change.label()
+                ),
+            );
         }
+    }
 
-        // listen (port 0 asks for a free port, so those never collide)
-        let mut seen: HashMap<SocketAddr, (&NodeDraft, Span)> = HashMap::new();
+    /// Addresses unique; port 0 asks for a free port, so those never collide.
+    fn check_unique_listens(&mut self, drafts: &[NodeDraft]) {
+        let used_addresses: HashSet<SocketAddr> = drafts.iter().filter_map(|d| d.listen).collect();
+        let mut seen = FirstSeen::new();
         for draft in drafts {
             let (Some(address), Some(listen)) = (draft.listen, &draft.table.listen) else {
                 continue;
@@ -319,28 +286,24 @@ impl Reader<'_> {
             if address.port() == 0 {
                 continue;
             }
-            match seen.get(&address) {
-                Some((first, span)) => {
-                    let first_line = self.line(span);
-                    self.report(
-                        &listen.span(),
-                        format!(
-                            "two nodes listen on {address}: {} (line {first_line}) and {} (line {})",
-                            first.label(),
-                            draft.label(),
-                            self.line(&listen.span())
-                        ),
-                        format!(
-                            "give {} its own address, e.g. listen = \"{}\", or port 0 to pick a free port",
-                            draft.label(),
-                            unused_address(address.port(), &used_addresses)
-                        ),
-                    );
-                }
-                None => {
-                    seen.insert(address, (draft, listen.span()));
-                }
-            }
+            let Some((first, span)) = seen.repeat(address, (draft, listen.span())) else {
+                continue;
+            };
+            let first_line = self.line(span);
+            self.report(
+                &listen.span(),
+                format!(
+                    "two nodes listen on {address}: {} (line {first_line}) and {} (line {})",
+                    first.label(),
+                    draft.label(),
+                    self.line(&listen.span())
+                ),
+                format!(
+                    "give {} its own address, e.g. listen = \"{}\", or port 0 to pick a free port",
+                    draft.label(),
+                    unused_address(address.port(), &used_addresses)
+                ),
+            );
         }
     }
 
@@ -401,7 +364,12 @@ impl Reader<'_> {
             }
         }
 
-        // Follow every chain; one that comes back to a node on its own path is a cycle.
+        self.check_cycles(drafts, &next, root_name);
+    }
+
+    /// Follows every chain of `next` (where each node connects, `None` for the root or an
+    /// unusable upstream); one that comes back to a node on its own path is a cycle.
+    fn check_cycles(&mut self, drafts: &[NodeDraft], next: &[Option<usize>], root_name: &str) {
         // A node whose chain was followed once is not followed again, so each cycle is found
         // once and reported at its node that comes first in the file.
         let mut followed = vec![false; drafts.len()];

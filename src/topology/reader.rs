@@ -386,3 +386,12 @@ pub(super) fn dotted_leaves(
         }
     }
 }
+
+/// The values of one string key over a list of tables, in file order, leaving out the
+/// tables that lack it: every serial of the `[[node]]`s, say.
+pub(super) fn written<'a>(values: impl Iterator<Item = &'a Option<Spanned<String>>>) -> Vec<&'a str> {
+    values
+        .filter_map(|value| value.as_ref())
+        .map(|value| value.get_ref().as_str())
+        .collect()
+}

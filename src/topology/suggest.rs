@@ -163,3 +163,19 @@ pub(super) fn fqdn_suggestion(name: &str) -> String {
         SUGGESTED_EMS_HOSTNAME.to_string()
     }
 }
+
+/// `value` in capitals when that makes it a `valid` serial no table uses yet (a serial
+/// typed in lowercase), else a serial from `unused`.
+pub(super) fn serial_suggestion(
+    value: &str,
+    used: &HashSet<&str>,
+    valid: fn(&str) -> bool,
+    unused: fn(&HashSet<&str>) -> String,
+) -> String {
+    let upper = value.to_ascii_uppercase();
+    if valid(&upper) && !used.contains(upper.as_str()) {
+        upper
+    } else {
+        unused(used)
+    }
+}
