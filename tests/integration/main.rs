@@ -9,6 +9,7 @@ mod fabric_settings;
 mod faults;
 mod golden;
 mod refusals;
+mod topology_check;
 
 use std::time::Duration;
 

@@ -233,54 +233,9 @@ fn checks_dns_and_bootstrap_are_read() {
 
 #[test]
 fn every_problem_of_a_bad_ems_table_is_reported_on_its_line() {
-    let text = format!(
-        r#"{SMALL}
-[[ems]]
-name = "ems 1"
-serial = "FCTEMS12345"
-hostname = "ems_lab.example"
-listen = "10.0.0.31:8443"
-certificate = "trusty"
-sites = ["SiteA", "sitea", "Site B"]
-authorized = ["FGVM01TM22000001", "FGVM01TM22000009", "fgvm01tm22000002", "FGVM01TM22000001"]
-capabilities = ["fabric_auth", "websocket", "websocket", "telepathy"]
-respond = "yes"
-colour = "blue"
-"#
-    );
-    assert_problems(
-        &text,
-        &[
-            (16, "EMS name \"ems 1\" may only use letters"),
-            (17, "EMS serial \"FCTEMS12345\" has 11 characters (16 needed)"),
-            (18, "EMS hostname \"ems_lab.example\" has the label \"ems_lab\""),
-            (19, "listen \"10.0.0.31:8443\" is not a loopback address"),
-            (
-                20,
-                "wrong value for \"certificate\" in [[ems]]: unknown variant `trusty`",
-            ),
-            (
-                21,
-                "site \"sitea\" (line 21) repeats \"SiteA\" (line 21); site names are case-insensitive",
-            ),
-            (21, "site name \"Site B\" may only use letters"),
-            (
-                22,
-                "authorized serial \"FGVM01TM22000009\" names no node in this file",
-            ),
-            (
-                22,
-                "authorized serial \"fgvm01tm22000002\" may only use A-Z and 0-9",
-            ),
-            (22, "authorized serial \"FGVM01TM22000001\" is listed twice"),
-            (23, "unknown capability \"fabric_auth\""),
-            (23, "capability \"websocket\" is listed twice"),
-            (23, "unknown capability \"telepathy\""),
-            (24, "wrong value for \"respond\" in [[ems]]"),
-            (25, "unknown key \"colour\" in [[ems]]"),
-        ],
-    );
-    let found = problems(&text);
+    // tests/topology/ems-every-problem.txt holds every problem of this file, on its line.
+    let text = include_str!("../../../tests/topology/ems-every-problem.toml");
+    let found = problems(text);
     assert_eq!(fix_for(&found, "\"ems 1\""), "write name = \"ems-1\"");
     assert_eq!(
         fix_for(&found, "FCTEMS12345"),
@@ -608,52 +563,4 @@ fn ems_serials_are_fctems_and_ten_digits() {
         found[0].fix.ends_with("e.g. serial = \"FCTEMS8822001234\""),
         "{found:#?}"
     );
-}
-
-#[test]
-fn a_bad_ems_table_renders_with_fixes_and_a_count() {
-    let text = r#"[fabric]
-name = "lab"
-
-[[node]]
-name = "root"
-serial = "FGVM01TM22000001"
-role = "root"
-listen = "127.0.0.11:8013"
-
-[[node]]
-name = "branch1"
-serial = "FGVM01TM22000002"
-listen = "127.0.0.12:8013"
-
-[[ems]]
-name = "ems1"
-serial = "FCTEMS88220012"
-hostname = "ems.lab.example"
-listen = "127.0.0.12:8013"
-certificate = "trustd"
-sites = ["SiteA", "sitea"]
-authorized = ["FGVM01TM22000001", "FGVM01TM22000003"]
-capabilites = ["websocket"]
-
-[dns]
-"sitea.ems.lab.example" = "127.0.0.31"
-"#;
-    let error = Topology::parse(text, Path::new("cluster-configs/bad-ems.toml")).unwrap_err();
-    let expected = r#"cluster-configs/bad-ems.toml:17:10: EMS serial "FCTEMS88220012" has 14 characters (16 needed)
-    fix: an EMS serial is "FCTEMS" followed by 10 digits; e.g. serial = "FCTEMS8822000001"
-cluster-configs/bad-ems.toml:19:10: EMS "ems1" listens on 127.0.0.12:8013 (line 19), as does node "branch1" (line 13)
-    fix: give EMS "ems1" its own address, e.g. listen = "127.0.0.13:8013", or port 0 to pick a free port
-cluster-configs/bad-ems.toml:20:15: wrong value for "certificate" in [[ems]]: unknown variant `trustd`, expected one of `trusted`, `untrusted`, `self-signed`, `expired`, `wrong-host`, `public`
-    fix: write it like certificate = "trusted"
-cluster-configs/bad-ems.toml:21:19: site "sitea" (line 21) repeats "SiteA" (line 21); site names are case-insensitive
-    fix: remove the second "sitea" from sites
-cluster-configs/bad-ems.toml:22:35: authorized serial "FGVM01TM22000003" names no node in this file
-    fix: did you mean "FGVM01TM22000002"? an EMS authorizes nodes by serial
-cluster-configs/bad-ems.toml:23:1: unknown key "capabilites" in [[ems]]
-    fix: did you mean "capabilities"?
-cluster-configs/bad-ems.toml:26:27: [dns] name "sitea.ems.lab.example" points at 127.0.0.31, but it is site "SiteA" of EMS "ems1", which listens on 127.0.0.12 (line 19)
-    fix: write "sitea.ems.lab.example" = "127.0.0.12"
-7 problems in cluster-configs/bad-ems.toml"#;
-    assert_eq!(error.to_string(), expected);
 }

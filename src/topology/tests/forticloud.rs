@@ -92,66 +92,9 @@ fn forticloud_keys_and_contracts_are_read() {
 
 #[test]
 fn every_problem_of_a_bad_forticloud_table_is_reported_on_its_line() {
-    let text = format!(
-        r#"{SMALL}
-[forticloud]
-account = "admin at lab"
-listen = "10.0.0.35:443"
-ems_listen = "ems-cloud:443"
-registered = ["FGVM01TM22000001", "FGVM01TM22000001", "FGVM01TM22000003", "fgvm"]
-regsitered = []
-
-[[forticloud.contract]]
-serial = "FGVM01TM22000009"
-type = "fcem"
-expires = "2027-02-30"
-
-[[forticloud.contract]]
-serial = "FGVM01TM22000001"
-type = "FCXX"
-expires = "31/12/2027"
-expiry = "2027-12-31"
-
-[[forticloud.contract]]
-serial = "FGVM01TM22000002"
-type = "FCEM"
-expires = "2027-12-31"
-
-[[forticloud.contract]]
-serial = "FGVM01TM22000002"
-type = "FCEM"
-expires = "2028-12-31"
-"#
-    );
-    assert_problems(
-        &text,
-        &[
-            (16, "FortiCloud account \"admin at lab\" is not an email address"),
-            (17, "listen \"10.0.0.35:443\" is not a loopback address"),
-            (18, "ems_listen \"ems-cloud:443\" is not an IPv4 address and port"),
-            (19, "registered serial \"FGVM01TM22000001\" is listed twice"),
-            (
-                19,
-                "registered serial \"FGVM01TM22000003\" names no node in this file",
-            ),
-            (19, "registered serial \"fgvm\" has 4 characters"),
-            (20, "unknown key \"regsitered\" in [forticloud]"),
-            (
-                23,
-                "contract serial \"FGVM01TM22000009\" names no node in this file",
-            ),
-            (24, "unknown contract type \"fcem\""),
-            (25, "expires \"2027-02-30\" has day 30, but 2027-02 has 28 days"),
-            (29, "unknown contract type \"FCXX\""),
-            (30, "expires \"31/12/2027\" is not a date written YYYY-MM-DD"),
-            (31, "unknown key \"expiry\" in [[forticloud.contract]]"),
-            (
-                38,
-                "two FCEM contracts for \"FGVM01TM22000002\": line 33 and line 38",
-            ),
-        ],
-    );
-    let found = problems(&text);
+    // tests/topology/forticloud-every-problem.txt holds every problem of this file, on its line.
+    let text = include_str!("../../../tests/topology/forticloud-every-problem.toml");
+    let found = problems(text);
     assert_eq!(
         fix_for(&found, "account"),
         "write the account's email address, e.g. account = \"admin@lab.example\", or remove the \
@@ -384,21 +327,6 @@ fn contract_dates_are_real_days_written_yyyy_mm_dd() {
     assert_eq!(date_suggestion("2027/12/31"), "2027-12-31");
     assert_eq!(date_suggestion("31/12/2027"), SUGGESTED_CONTRACT_DATE);
     assert_eq!(date_suggestion("2027-02-30"), SUGGESTED_CONTRACT_DATE);
-}
-
-#[test]
-fn a_bad_forticloud_table_renders_with_fixes_and_a_count() {
-    let text = with_cloud(
-        "registered = [\"FGVM01TM22000003\"]\n\n[[forticloud.contract]]\nserial = \"FGVM01TM22000001\"\n\
-         type = \"FCEM\"\nexpires = \"2027-12-32\"\n",
-    );
-    let error = Topology::parse(&text, Path::new("cluster-configs/bad-cloud.toml")).unwrap_err();
-    let expected = r#"cluster-configs/bad-cloud.toml:18:15: registered serial "FGVM01TM22000003" names no node in this file
-    fix: did you mean "FGVM01TM22000001"? FortiCloud registers nodes by serial
-cluster-configs/bad-cloud.toml:23:11: expires "2027-12-32" has day 32, but 2027-12 has 31 days
-    fix: write the contract's last day as YYYY-MM-DD, e.g. expires = "2027-12-31"
-2 problems in cluster-configs/bad-cloud.toml"#;
-    assert_eq!(error.to_string(), expected);
 }
 
 #[test]
