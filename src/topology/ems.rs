@@ -12,14 +12,17 @@ use crate::domain::{
     is_ems_serial, is_name_char,
 };
 
-use super::fields::*;
-use super::file::*;
-use super::names::*;
+use super::fields::AUTHORIZED_SERIALS;
+use super::file::{EmsTable, Read};
+use super::names::{fqdn_fault, fqdn_rule};
 use super::nodes::NodeDraft;
-use super::reader::*;
+use super::reader::{Reader, written};
 use super::seen::FirstSeen;
-use super::suggest::*;
-use super::*;
+use super::suggest::{
+    SUGGESTED_EMS_IP, SUGGESTED_EMS_PORT, SUGGESTED_SITE, closest, fqdn_suggestion, serial_suggestion,
+    unused_ems_serial,
+};
+use super::{CertProfile, EmsSpec};
 
 /// One `[[ems]]` on its way to an [`EmsSpec`]: the table, where it is, and what its values
 /// turned out to be.

@@ -9,11 +9,7 @@ use toml::Spanned;
 
 use crate::domain::{MAX_HOSTNAME_LEN, MAX_NAME_LEN, SERIAL_LEN, SERIAL_PREFIX, is_name_char, is_serial};
 
-use super::names::*;
-use super::reader::*;
 use super::seen::FirstSeen;
-use super::suggest::*;
-use super::*;
 
 /// How a key holding node serials speaks of them in problems.
 pub(super) struct SerialUse {
@@ -45,6 +41,12 @@ pub(super) const CONTRACT_SERIAL: SerialUse = SerialUse {
     what: "contract serial",
     why: "FortiCloud holds contracts for nodes by serial",
 };
+use super::names::serial_faults;
+use super::reader::Reader;
+use super::suggest::{
+    MAX_LISTED_SERIALS, closest, serial_suggestion, unused_address, unused_name, unused_serial,
+};
+use super::{DEFAULT_HOSTNAME_PREFIX, Span};
 
 impl Reader<'_> {
     pub(super) fn check_name(&mut self, what: &str, fallback: &str, name: &Spanned<String>) {

@@ -8,8 +8,6 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use toml::Spanned;
 
-use super::*;
-
 /// A key one table accepts.
 pub(super) struct Key {
     /// The key as written in the file.
@@ -191,6 +189,7 @@ pub(super) const BOOTSTRAP: Section = Section {
         "[\"config endpoint-control fctems\", \"edit ems1\", \"end\"]",
     )],
 };
+use super::{CertProfile, Role, Span};
 
 /// The arrays of tables that live inside a table of [`SECTIONS`].
 pub(super) const NESTED_SECTIONS: &[&Section] = &[&CONTRACT];

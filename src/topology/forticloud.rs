@@ -14,14 +14,17 @@ use crate::domain::{
 };
 
 use super::ems::EmsDraft;
-use super::fields::*;
-use super::file::*;
-use super::names::*;
+use super::fields::{CONTRACT_SERIAL, REGISTERED_SERIALS};
+use super::file::{ContractTable, ForticloudTable, Read, WrittenDate};
+use super::names::fqdn_fault;
 use super::nodes::NodeDraft;
-use super::reader::*;
+use super::reader::Reader;
 use super::seen::FirstSeen;
-use super::suggest::*;
-use super::*;
+use super::suggest::{
+    SUGGESTED_EMS_CLOUD_IP, SUGGESTED_EMS_HOSTNAME, SUGGESTED_FORTICLOUD_IP, closest, date_suggestion,
+    unused_ems_serial, unused_name,
+};
+use super::{ContractSpec, DEFAULT_FORTICLOUD_ACCOUNT, ForticloudSpec, Span};
 
 /// `[forticloud]` on its way to a [`ForticloudSpec`]: what its values turned out to be.
 pub(super) struct ForticloudDraft {

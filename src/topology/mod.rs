@@ -15,30 +15,45 @@
 //! `[[forticloud.contract]]` entries), `[dns]`, `[checks]` and `[bootstrap]`;
 //! `cluster-configs/default.toml` shows and explains most of them.
 //!
-//! Reading happens in three passes over one parse of the text:
+//! A file becomes a [`Topology`] in three passes over one parse of the text, each problem
+//! recorded with its line and column, what is wrong and what to write instead:
 //!
 //! 1. **Syntax.** toml's span-keeping document parser reads the text with error recovery,
 //!    so several syntax errors are reported at once. Nothing else is checked until the
 //!    syntax is right, because a broken document would only produce follow-up noise.
-//! 2. **Shape.** A small schema (`Section` and `Key`) walks the document: unknown keys
-//!    are reported with the closest valid key, each known key is deserialized on its own so
-//!    that every wrongly typed value is reported (serde alone stops at the first), and
-//!    missing required keys are named. The surviving keys are deserialized into the
-//!    file-layer structs (`FabricTable`, `RaftTable`, `NodeTable`, `EmsTable`,
-//!    `ForticloudTable`, `ContractTable`, `ChecksTable`, `BootstrapTable`), whose fields
-//!    keep their spans. `[dns]` is the one table whose keys are not a fixed set (they are
-//!    the names it resolves), so `Reader::dns` walks it by hand. `[[forticloud.contract]]`
-//!    is an array of tables inside `[forticloud]`: its `Section` names that parent, and
-//!    `Reader::many` reads it from the parent table instead of the document.
-//! 3. **Meaning.** Rules that span fields or tables: names, serials, hostnames and
-//!    addresses well formed, exactly one root, no duplicates, every `upstream` chain ending
-//!    at the root, Raft timings in a workable order, every serial an EMS authorizes or
-//!    FortiCloud knows naming a node, contract dates that are dates, and every `[dns]` name
-//!    of an EMS, of FortiCloud or of EMS Cloud pointing at that server. FortiCloud's and EMS
-//!    Cloud's names resolve without a `[dns]` entry: they are added to [`Topology::dns`].
+//! 2. **Shape** (`reader.rs`, against the schema of `file.rs`). Each table is walked against
+//!    its `Section` and `Key`s: unknown keys are reported with the closest valid key, each
+//!    known key is deserialized on its own so that every wrongly typed value is reported
+//!    (serde alone stops at the first), and missing required keys and tables are named.
+//!    The surviving keys fill the file-layer structs (`FabricTable`, `NodeTable`,
+//!    `EmsTable`, ...), whose values keep their spans. `[dns]` is the one table whose keys
+//!    are not a fixed set (they are the names it resolves), so `Reader::dns` walks it by
+//!    hand; `[[forticloud.contract]]` is an array of tables inside `[forticloud]`, read from
+//!    that table instead of the document.
+//! 3. **Meaning.** Rules that span fields or tables, one file per section: `settings.rs`
+//!    (`[fabric]`, `[raft]` timings in a workable order, `[checks]`, `[bootstrap]`),
+//!    `nodes.rs` (exactly one root, unique names, serials, ids and addresses, every
+//!    `upstream` chain ending at the root), `ems.rs` (serials, hostnames, sites, authorized
+//!    serials, capabilities, nothing shared with the nodes), `forticloud.rs` (the account,
+//!    contracts that are dates, no `[[ems]]` taking EMS Cloud's name, serial or hostname)
+//!    and `dns.rs` (every name of an EMS, of FortiCloud or of EMS Cloud pointing at that
+//!    server). Rules for single values that several tables share (names, serials,
+//!    hostnames, loopback addresses, lists of node serials, unique names and serials)
+//!    live in `fields.rs`; every "given twice" rule goes through the one check of
+//!    `seen.rs`. FortiCloud's and EMS Cloud's names resolve without a `[dns]` entry: they
+//!    are added to [`Topology::dns`].
 //!
-//! Adding a table takes a file-layer struct, a `Section` constant listed in `SECTIONS`,
-//! one call to `Reader::one` or `Reader::many`, and its rules.
+//! A value is held to its shape in `names.rs` (what keeps a string from being a serial or
+//! a DNS name), and what a fix suggests instead comes from `suggest.rs` (the closest valid
+//! key, an unused serial, name or address). The bounds and well-known names behind the
+//! rules are facts of [`crate::domain`]. A draft (`NodeDraft`, `EmsDraft`) carries a table
+//! between the passes; the validated types of this file are built only when no problem
+//! was found.
+//!
+//! Adding a table takes a file-layer struct and a `Section` listed in `SECTIONS`
+//! (`file.rs`), one call to `Reader::one` or `Reader::many` in `Reader::read` (below), and
+//! a rule file. The problem reports `fabricsim check` prints are kept as golden files in
+//! `tests/topology/` (a `NAME.toml` beside its `NAME.txt`).
 
 mod dns;
 mod ems;

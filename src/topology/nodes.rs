@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 
 use crate::domain::FABRIC_PORT;
 
-use super::file::*;
-use super::reader::*;
+use super::file::{NodeTable, Read};
+use super::reader::{Reader, written};
 use super::seen::FirstSeen;
-use super::suggest::*;
-use super::*;
+use super::suggest::{closest, unused_address, unused_serial};
+use super::{DEFAULT_HOSTNAME_PREFIX, NodeSpec, Role, Span};
 
 /// One `[[node]]` on its way to a [`NodeSpec`]: the table, where it is, and what its
 /// values turned out to be.

@@ -7,7 +7,10 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::file::*;
+use super::file::{
+    CONTRACT, ContractTable, DNS, DnsEntry, FORTICLOUD, ForticloudTable, NESTED_SECTIONS, Read, SECTIONS,
+    Section,
+};
 use super::names::fqdn_fault;
 use super::suggest::{SUGGESTED_EMS_IP, closest};
 use super::{Problem, Span};

@@ -2,11 +2,15 @@
 //! (timings in a workable order), `[checks]` and `[bootstrap]`. Each turns its table into
 //! the validated settings, with the defaults filled in.
 
+use super::file::{BootstrapTable, ChecksTable, FabricTable, RaftTable, Read};
+use super::reader::Reader;
+use super::{
+    CheckSettings, DEFAULT_CHECK_INTERVAL_SECS, DEFAULT_ELECTION_TIMEOUT_MAX_MS,
+    DEFAULT_ELECTION_TIMEOUT_MIN_MS, DEFAULT_HEARTBEAT_MS, DEFAULT_KEEP_LOGS, DEFAULT_SNAPSHOT_EVERY,
+    DEFAULT_VOTERS, FabricSettings, MIN_CHECK_INTERVAL_SECS, MIN_HEARTBEAT_MS, MIN_SNAPSHOT_EVERY,
+    MIN_VOTERS, RaftSettings,
+};
 use toml::Spanned;
-
-use super::file::*;
-use super::reader::*;
-use super::*;
 
 impl Reader<'_> {
     pub(super) fn fabric_settings(&mut self, fabric: Option<Read<FabricTable>>) -> Option<FabricSettings> {
