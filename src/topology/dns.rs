@@ -7,13 +7,13 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::domain::{EMS_CLOUD_HOSTNAME, FORTICLOUD_HOSTNAME};
 
-use super::Span;
 use super::ems::EmsDraft;
 use super::file::DnsEntry;
 use super::forticloud::ForticloudDraft;
 use super::names::{fqdn_fault, fqdn_rule};
 use super::reader::Reader;
 use super::seen::FirstSeen;
+use super::spec::Span;
 use super::suggest::{SUGGESTED_EMS_IP, fqdn_suggestion};
 
 /// A server a `[dns]` name belongs to, as problems about that name describe it.

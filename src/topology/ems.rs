@@ -18,11 +18,11 @@ use super::names::{fqdn_fault, fqdn_rule};
 use super::nodes::NodeDraft;
 use super::reader::{Reader, written};
 use super::seen::FirstSeen;
+use super::spec::{CertProfile, EmsSpec};
 use super::suggest::{
     SUGGESTED_EMS_IP, SUGGESTED_EMS_PORT, SUGGESTED_SITE, closest, fqdn_suggestion, serial_suggestion,
     unused_ems_serial,
 };
-use super::{CertProfile, EmsSpec};
 
 /// One `[[ems]]` on its way to an [`EmsSpec`]: the table, where it is, and what its values
 /// turned out to be.

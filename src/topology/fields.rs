@@ -43,10 +43,10 @@ pub(super) const CONTRACT_SERIAL: SerialUse = SerialUse {
 };
 use super::names::serial_faults;
 use super::reader::Reader;
+use super::spec::{DEFAULT_HOSTNAME_PREFIX, Span};
 use super::suggest::{
     MAX_LISTED_SERIALS, closest, serial_suggestion, unused_address, unused_name, unused_serial,
 };
-use super::{DEFAULT_HOSTNAME_PREFIX, Span};
 
 impl Reader<'_> {
     pub(super) fn check_name(&mut self, what: &str, fallback: &str, name: &Spanned<String>) {

@@ -189,7 +189,7 @@ pub(super) const BOOTSTRAP: Section = Section {
         "[\"config endpoint-control fctems\", \"edit ems1\", \"end\"]",
     )],
 };
-use super::{CertProfile, Role, Span};
+use super::spec::{CertProfile, Role, Span};
 
 /// The arrays of tables that live inside a table of [`SECTIONS`].
 pub(super) const NESTED_SECTIONS: &[&Section] = &[&CONTRACT];

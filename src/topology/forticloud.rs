@@ -20,11 +20,11 @@ use super::names::fqdn_fault;
 use super::nodes::NodeDraft;
 use super::reader::Reader;
 use super::seen::FirstSeen;
+use super::spec::{ContractSpec, DEFAULT_FORTICLOUD_ACCOUNT, ForticloudSpec, Span};
 use super::suggest::{
     SUGGESTED_EMS_CLOUD_IP, SUGGESTED_EMS_HOSTNAME, SUGGESTED_FORTICLOUD_IP, closest, date_suggestion,
     unused_ems_serial, unused_name,
 };
-use super::{ContractSpec, DEFAULT_FORTICLOUD_ACCOUNT, ForticloudSpec, Span};
 
 /// `[forticloud]` on its way to a [`ForticloudSpec`]: what its values turned out to be.
 pub(super) struct ForticloudDraft {

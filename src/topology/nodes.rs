@@ -10,8 +10,8 @@ use crate::domain::FABRIC_PORT;
 use super::file::{NodeTable, Read};
 use super::reader::{Reader, written};
 use super::seen::FirstSeen;
+use super::spec::{DEFAULT_HOSTNAME_PREFIX, NodeSpec, Role, Span};
 use super::suggest::{closest, unused_address, unused_serial};
-use super::{DEFAULT_HOSTNAME_PREFIX, NodeSpec, Role, Span};
 
 /// One `[[node]]` on its way to a [`NodeSpec`]: the table, where it is, and what its
 /// values turned out to be.

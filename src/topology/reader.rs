@@ -12,8 +12,8 @@ use super::file::{
     Section,
 };
 use super::names::fqdn_fault;
+use super::spec::{Problem, Span};
 use super::suggest::{SUGGESTED_EMS_IP, closest};
-use super::{Problem, Span};
 
 /// Walks one document and collects its problems.
 pub(super) struct Reader<'t> {

@@ -4,7 +4,7 @@
 
 use super::file::{BootstrapTable, ChecksTable, FabricTable, RaftTable, Read};
 use super::reader::Reader;
-use super::{
+use super::spec::{
     CheckSettings, DEFAULT_CHECK_INTERVAL_SECS, DEFAULT_ELECTION_TIMEOUT_MAX_MS,
     DEFAULT_ELECTION_TIMEOUT_MIN_MS, DEFAULT_HEARTBEAT_MS, DEFAULT_KEEP_LOGS, DEFAULT_SNAPSHOT_EVERY,
     DEFAULT_VOTERS, FabricSettings, MIN_CHECK_INTERVAL_SECS, MIN_HEARTBEAT_MS, MIN_SNAPSHOT_EVERY,
