@@ -13,18 +13,19 @@
 //!
 //! | layer | module | owns |
 //! |---|---|---|
-//! | 1 | [`domain`], [`calendar`] | facts every layer shares: serial and name rules, well-known hostnames; UTC dates and the [`calendar::Clock`] |
-//! | 2 | [`config`] | the replicated configuration database: schema, `ConfigDb`, `ConfigCommand`, pure `apply` |
-//! | 3 | [`topology`] | the cluster-config TOML file: validated types, defaults, problems with file:line |
-//! | 4 | [`wire`], [`state_dir`] | what crosses a socket (protobuf, the EMS and FortiCloud HTTP contracts); `.fabricsim/<fabric>/` |
-//! | 5 | [`raft`], [`sim`], [`connector`] | openraft over redb and tonic; the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
-//! | 6 | [`cli`] | the FortiOS CLI behind its `Backend`: tokenizer, contexts, verb tables, formatting, help, transcripts |
-//! | 7 | [`node`] | one FortiGate: Raft membership, its EMS checker, its local tables; no sockets |
-//! | 8 | [`rpc`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions |
-//! | 9 | [`status`], [`server`] | the fabric's status assembled from node answers; a node composed with its gRPC listener and join loop |
-//! | 10 | [`launcher`] | one start-up of a whole fabric: lab, nodes root first, bootstrap, kill/restart, stop |
-//! | 11 | [`harness`] | `Fabric`: whole fabrics in a test's process, waits with deadlines |
-//! | 12 | [`commands`] | the `fabricsim` command line |
+//! | 1 | [`calendar`] | UTC dates without a date crate, formatting, and the [`calendar::Clock`] |
+//! | 2 | [`domain`] | facts every layer shares: serial and name rules, well-known hostnames, EMS capabilities, contract types |
+//! | 3 | [`config`] | the replicated configuration database: schema, `ConfigDb`, `ConfigCommand`, pure `apply` |
+//! | 4 | [`topology`] | the cluster-config TOML file: validated types, defaults, problems with file:line |
+//! | 5 | [`wire`], [`state_dir`] | what crosses a socket (protobuf, the EMS and FortiCloud HTTP contracts); `.fabricsim/<fabric>/` |
+//! | 6 | [`raft`], [`sim`], [`connector`] | openraft over redb and tonic; the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
+//! | 7 | [`cli`] | the FortiOS CLI behind its `Backend`: tokenizer, contexts, verb tables, formatting, help, transcripts |
+//! | 8 | [`node`] | one FortiGate: Raft membership, its EMS checker, its local tables; no sockets |
+//! | 9 | [`rpc`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions |
+//! | 10 | [`status`], [`server`] | the fabric's status assembled from node answers; a node composed with its gRPC listener and join loop |
+//! | 11 | [`launcher`] | one start-up of a whole fabric: lab, nodes root first, bootstrap, kill/restart, stop |
+//! | 12 | [`harness`] | `Fabric`: whole fabrics in a test's process, waits with deadlines |
+//! | 13 | [`commands`] | the `fabricsim` command line |
 //!
 //! # Data flow
 //!
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connector;
+pub mod domain;
 pub mod harness;
 pub mod launcher;
 pub mod node;

@@ -23,7 +23,7 @@ use crate::config::ConfigDb;
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
 use crate::connector::forticloud::{self, CloudRecord};
 use crate::connector::{self, EmsStatus, ProbeTarget, Resolver, TrustStore};
-use crate::topology::{EMS_CLOUD_HOSTNAME, FORTICLOUD_HOSTNAME};
+use crate::domain::{EMS_CLOUD_HOSTNAME, FORTICLOUD_HOSTNAME};
 use crate::wire::CloudAccess;
 
 /// What a node knows about its EMS connectors.

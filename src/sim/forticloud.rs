@@ -55,7 +55,8 @@ use super::ems::{Authorizer, DeviceState, SimError};
 use super::pki::ServerIdentity;
 use super::serve::{self, refusal, tls_acceptor, with_fallbacks};
 use crate::calendar::Date;
-use crate::topology::{FCEM_CONTRACT, ForticloudSpec, parse_contract_date};
+use crate::domain::{FCEM_CONTRACT, parse_contract_date};
+use crate::topology::ForticloudSpec;
 use crate::wire::forticloud::{CloudContract, CloudRecord, DEVICES_PATH};
 use crate::wire::{MAX_SERIAL_FIELD_LEN, is_serial_field};
 
@@ -352,8 +353,9 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
+    use crate::domain::FORTICLOUD_HOSTNAME;
     use crate::sim::test_client::{Client, Lab, lab};
-    use crate::topology::{CertProfile, ContractSpec, FORTICLOUD_HOSTNAME};
+    use crate::topology::{CertProfile, ContractSpec};
     use crate::wire::forticloud::device_path;
 
     const ACCOUNT: &str = "admin@lab.example";

@@ -15,10 +15,8 @@ use super::SimError as EmsError;
 use super::ems::{DeviceState, EmsServer};
 use super::forticloud::Forticloud;
 use super::pki::{Pki, PkiError};
-use crate::topology::{
-    CertProfile, EMS_CAPABILITIES, EMS_CLOUD_HOSTNAME, EMS_CLOUD_SERIAL, EmsSpec, FORTICLOUD_HOSTNAME,
-    ForticloudSpec, Topology,
-};
+use crate::domain::{EMS_CAPABILITIES, EMS_CLOUD_HOSTNAME, EMS_CLOUD_SERIAL, FORTICLOUD_HOSTNAME};
+use crate::topology::{CertProfile, EmsSpec, ForticloudSpec, Topology};
 use crate::wire::CloudAccess;
 
 /// Why the lab could not start or do what it was asked.
@@ -299,7 +297,7 @@ fn checked_serial<'s>(action: &str, serial: &'s str) -> Result<&'s str, LabError
         Err(LabError::MissingSerial {
             action: action.to_owned(),
         })
-    } else if !crate::topology::is_serial(serial) {
+    } else if !crate::domain::is_serial(serial) {
         Err(LabError::BadSerial {
             serial: serial.to_owned(),
         })

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::topology::FCEM_CONTRACT;
+use crate::domain::FCEM_CONTRACT;
 
 /// Where FortiCloud answers for one device: this prefix and the serial.
 pub const DEVICES_PATH: &str = "/api/v1/devices/";

@@ -39,7 +39,7 @@ pub const MAX_SERIAL_FIELD_LEN: usize = 32;
 /// Whether `value` may be sent where either API expects a serial (the [`SERIAL_HEADER`],
 /// the FortiCloud device path): 1 to [`MAX_SERIAL_FIELD_LEN`] ASCII letters and digits.
 /// This bounds what crosses the wire; whether it is a well-formed FortiGate serial is
-/// [`crate::topology::is_serial`].
+/// [`crate::domain::is_serial`].
 pub fn is_serial_field(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= MAX_SERIAL_FIELD_LEN

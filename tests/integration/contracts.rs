@@ -9,11 +9,9 @@ use fabricsim::connector::forticloud::{CloudContract, query};
 use fabricsim::connector::{
     self, CertificateState, DeviceState, EmsStatus, ProbeTarget, Resolver, TrustStore,
 };
+use fabricsim::domain::{EMS_CLOUD_HOSTNAME, EMS_CLOUD_SERIAL, FCEM_CONTRACT, FORTICLOUD_HOSTNAME};
 use fabricsim::sim::{EmsServer, Forticloud, Pki};
-use fabricsim::topology::{
-    CertProfile, ContractSpec, EMS_CLOUD_HOSTNAME, EMS_CLOUD_SERIAL, FCEM_CONTRACT, FORTICLOUD_HOSTNAME,
-    ForticloudSpec,
-};
+use fabricsim::topology::{CertProfile, ContractSpec, ForticloudSpec};
 use tokio::net::TcpListener;
 
 const ROOT: &str = "FGVM01TM22000001";

@@ -9,7 +9,9 @@ mod ems;
 mod fabric_settings;
 mod faults;
 mod golden;
+mod layers;
 mod refusals;
+mod topology_check;
 
 use std::time::Duration;
 

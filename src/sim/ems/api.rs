@@ -38,7 +38,8 @@ use sha2::{Digest, Sha256};
 use super::super::serve::{refusal, with_fallbacks};
 use super::{FabricDevice, Shared};
 use crate::calendar::{Clock, SystemClock};
-use crate::topology::{EmsSpec, MAX_HOSTNAME_LEN};
+use crate::domain::MAX_HOSTNAME_LEN;
+use crate::topology::EmsSpec;
 use crate::wire::ems::{
     CAPABILITIES_PATH, Capabilities, DeviceState, Envelope, HOSTNAME_HEADER, MALWARE_HASHES_PATH,
     MalwareHashes, REGISTER_PATH, Registration, SERIAL_NUMBER_PATH, SerialNumber,

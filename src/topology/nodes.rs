@@ -1,0 +1,435 @@
+//! Rules of `[[node]]`: each node's fields, then the rules between nodes: exactly one
+//! root, unique names, serials, ids and addresses, and every `upstream` chain ending at
+//! the root. A node travels as a [`NodeDraft`] until every rule has been checked.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+use crate::domain::FABRIC_PORT;
+
+use super::file::{NodeTable, Read};
+use super::reader::{Reader, written};
+use super::seen::FirstSeen;
+use super::spec::{DEFAULT_HOSTNAME_PREFIX, NodeSpec, Role, Span};
+use super::suggest::{closest, unused_address, unused_serial};
+
+/// One `[[node]]` on its way to a [`NodeSpec`]: the table, where it is, and what its
+/// values turned out to be.
+pub(super) struct NodeDraft {
+    /// 1-based position in the file, the default id.
+    pub(super) position: usize,
+    /// Span of the `[[node]]` header.
+    pub(super) header: Span,
+    /// Line of the `[[node]]` header.
+    pub(super) header_line: usize,
+    pub(super) table: NodeTable,
+    /// Keys whose values were rejected as wrongly typed.
+    pub(super) rejected: Vec<&'static str>,
+    /// The `listen` address, when it parsed.
+    pub(super) listen: Option<SocketAddr>,
+}
+
+impl NodeDraft {
+    pub(super) fn role(&self) -> Role {
+        self.table
+            .role
+            .as_ref()
+            .map_or(Role::Member, |role| *role.get_ref())
+    }
+
+    pub(super) fn id(&self) -> u64 {
+        self.table
+            .id
+            .as_ref()
+            .map_or(self.position as u64, |id| *id.get_ref())
+    }
+
+    pub(super) fn name(&self) -> Option<&str> {
+        self.table.name.as_ref().map(|name| name.get_ref().as_str())
+    }
+
+    /// The serials the nodes were given, in file order.
+    pub(super) fn serials(drafts: &[NodeDraft]) -> Vec<&str> {
+        written(drafts.iter().map(|draft| &draft.table.serial))
+    }
+
+    /// Where each node listens, for the rules that keep other servers off those
+    /// addresses: the first node on each address, as `node "name"`, and its `listen` span.
+    pub(super) fn addresses(drafts: &[NodeDraft]) -> FirstSeen<SocketAddr, (String, Span)> {
+        let mut seen = FirstSeen::new();
+        for node in drafts {
+            if let (Some(address), Some(listen)) = (node.listen, &node.table.listen) {
+                let label = match node.name() {
+                    Some(name) => format!("node \"{name}\""),
+                    None => node.label(),
+                };
+                seen.note(address, (label, listen.span()));
+            }
+        }
+        seen
+    }
+
+    /// How problems refer to this node: its name, or its header when it has none.
+    pub(super) fn label(&self) -> String {
+        match self.name() {
+            Some(name) => format!("\"{name}\""),
+            None => format!("the [[node]] at line {}", self.header_line),
+        }
+    }
+
+    /// The finished node; `None` while a required value is missing or unusable.
+    pub(super) fn spec(&self) -> Option<NodeSpec> {
+        let name = self.name()?.to_string();
+        let hostname = match &self.table.hostname {
+            Some(hostname) => hostname.get_ref().clone(),
+            None => format!("{DEFAULT_HOSTNAME_PREFIX}{name}"),
+        };
+        Some(NodeSpec {
+            id: self.id(),
+            serial: self.table.serial.as_ref()?.get_ref().clone(),
+            role: self.role(),
+            listen: self.listen?,
+            hostname,
+            upstream: self.table.upstream.as_ref().map(|up| up.get_ref().clone()),
+            name,
+        })
+    }
+}
+
+impl Reader<'_> {
+    /// Per-node rules; the nodes on their way to [`NodeSpec`]s, or `None` when there are
+    /// none or `[[node]]` is not an array of tables.
+    pub(super) fn node_drafts(&mut self, nodes: Option<Vec<Read<NodeTable>>>) -> Option<Vec<NodeDraft>> {
+        let nodes = nodes?;
+        if nodes.is_empty() {
+            self.report(
+                &(0..0),
+                "the file defines no [[node]]",
+                "add a root: [[node]] with name = \"root\", serial = \"FGVM01TM22000001\", \
+                 role = \"root\", listen = \"127.0.0.11:8013\"",
+            );
+            return None;
+        }
+        let serials: Vec<String> = nodes
+            .iter()
+            .filter_map(|read| read.table.serial.as_ref())
+            .map(|serial| serial.get_ref().clone())
+            .collect();
+        let serials: HashSet<&str> = serials.iter().map(String::as_str).collect();
+        let drafts: Vec<NodeDraft> = nodes
+            .into_iter()
+            .enumerate()
+            .map(|(index, read)| {
+                let listen = self.check_node_fields(&read.table, &serials);
+                NodeDraft {
+                    position: index + 1,
+                    header_line: self.line(&read.header),
+                    header: read.header,
+                    table: read.table,
+                    rejected: read.rejected,
+                    listen,
+                }
+            })
+            .collect();
+        Some(drafts)
+    }
+
+    /// The rules between nodes; the nodes when all hold.
+    pub(super) fn nodes(&mut self, drafts: &[NodeDraft]) -> Option<Vec<NodeSpec>> {
+        self.check_roots(drafts);
+        self.check_duplicates(drafts);
+        self.check_upstreams(drafts);
+        drafts.iter().map(NodeDraft::spec).collect()
+    }
+
+    /// Rules within one node; returns the parsed `listen` address when it is usable.
+    /// `serials` are those of every node in the file, so that a suggested serial is free.
+    pub(super) fn check_node_fields(
+        &mut self,
+        node: &NodeTable,
+        serials: &HashSet<&str>,
+    ) -> Option<SocketAddr> {
+        if let Some(name) = &node.name {
+            self.check_name("node name", "node1", name);
+        }
+        if let Some(serial) = &node.serial {
+            self.check_serial(serial, serials);
+        }
+        if let Some(hostname) = &node.hostname {
+            self.check_hostname(hostname);
+        }
+        let example = SocketAddr::from(([127, 0, 0, 12], FABRIC_PORT));
+        node.listen
+            .as_ref()
+            .and_then(|listen| self.check_listen(listen, "nodes", example))
+    }
+
+    pub(super) fn check_roots(&mut self, drafts: &[NodeDraft]) {
+        let roots: Vec<&NodeDraft> = drafts.iter().filter(|d| d.role() == Role::Root).collect();
+        let Some(first) = roots.first() else {
+            // A root whose role was mistyped is already reported; do not also say "no root".
+            if drafts.iter().any(|d| d.rejected.contains(&"role")) {
+                return;
+            }
+            let candidate = drafts
+                .iter()
+                .find(|d| d.name() == Some("root"))
+                .unwrap_or(&drafts[0]);
+            self.report(
+                &drafts[0].header,
+                "no node has role \"root\"",
+                format!(
+                    "a fabric has exactly one root; add role = \"root\" to the node the others \
+                     connect to, e.g. {} (line {})",
+                    candidate.label(),
+                    self.line(&candidate.header)
+                ),
+            );
+            return;
+        };
+        let role_span = |draft: &NodeDraft| {
+            draft
+                .table
+                .role
+                .as_ref()
+                .map_or(draft.header.clone(), |role| role.span())
+        };
+        for extra in &roots[1..] {
+            let first_line = self.line(&role_span(first));
+            let extra_span = role_span(extra);
+            self.report(
+                &extra_span,
+                format!(
+                    "two nodes have role \"root\": {} (line {}) and {} (line {})",
+                    first.label(),
+                    first_line,
+                    extra.label(),
+                    self.line(&extra_span)
+                ),
+                format!(
+                    "a fabric has exactly one root; set role = \"member\" on {}",
+                    extra.label()
+                ),
+            );
+        }
+    }
+
+    /// Names, serials, ids and addresses unique among the nodes.
+    pub(super) fn check_duplicates(&mut self, drafts: &[NodeDraft]) {
+        let names: Vec<&str> = drafts.iter().filter_map(NodeDraft::name).collect();
+        let written = drafts.iter().filter_map(|draft| draft.table.name.as_ref());
+        self.check_unique_names(written, &names, "nodes", "node");
+        let free = unused_serial(&NodeDraft::serials(drafts).into_iter().collect());
+        let serials = drafts
+            .iter()
+            .filter_map(|draft| Some((draft.label(), draft.table.serial.as_ref()?)));
+        self.check_unique_serials(serials, "nodes", "FortiGate", &free);
+        self.check_unique_ids(drafts);
+        self.check_unique_listens(drafts);
+    }
+
+    /// Ids unique, whether written or the position in the file.
+    fn check_unique_ids(&mut self, drafts: &[NodeDraft]) {
+        let used_ids: HashSet<u64> = drafts.iter().map(NodeDraft::id).collect();
+        let id_span = |draft: &NodeDraft| {
+            draft
+                .table
+                .id
+                .as_ref()
+                .map_or(draft.header.clone(), |id| id.span())
+        };
+        let id_note = |draft: &NodeDraft| {
+            if draft.table.id.is_some() {
+                String::new()
+            } else {
+                ", by position".to_string()
+            }
+        };
+        let mut seen = FirstSeen::new();
+        for draft in drafts {
+            let Some(&first) = seen.repeat(draft.id(), draft) else {
+                continue;
+            };
+            let span = id_span(draft);
+            let first_line = self.line(&id_span(first));
+            let next_id = used_ids.iter().max().map_or(1, |max| max.saturating_add(1));
+            // One of the two has a written id; that is the one to change.
+            let change = if draft.table.id.is_some() { draft } else { first };
+            self.report(
+                &span,
+                format!(
+                    "two nodes have id {}: {} (line {first_line}{}) and {} (line {}{})",
+                    draft.id(),
+                    first.label(),
+                    id_note(first),
+                    draft.label(),
+                    self.line(&span),
+                    id_note(draft)
+                ),
+                format!(
+                    "ids default to the node's position in the file; set id = {next_id} \
+                     on {} or remove its id line",
+                    change.label()
+                ),
+            );
+        }
+    }
+
+    /// Addresses unique; port 0 asks for a free port, so those never collide.
+    fn check_unique_listens(&mut self, drafts: &[NodeDraft]) {
+        let used_addresses: HashSet<SocketAddr> = drafts.iter().filter_map(|d| d.listen).collect();
+        let mut seen = FirstSeen::new();
+        for draft in drafts {
+            let (Some(address), Some(listen)) = (draft.listen, &draft.table.listen) else {
+                continue;
+            };
+            if address.port() == 0 {
+                continue;
+            }
+            let Some((first, span)) = seen.repeat(address, (draft, listen.span())) else {
+                continue;
+            };
+            let first_line = self.line(span);
+            self.report(
+                &listen.span(),
+                format!(
+                    "two nodes listen on {address}: {} (line {first_line}) and {} (line {})",
+                    first.label(),
+                    draft.label(),
+                    self.line(&listen.span())
+                ),
+                format!(
+                    "give {} its own address, e.g. listen = \"{}\", or port 0 to pick a free port",
+                    draft.label(),
+                    unused_address(address.port(), &used_addresses)
+                ),
+            );
+        }
+    }
+
+    pub(super) fn check_upstreams(&mut self, drafts: &[NodeDraft]) {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (at, draft) in drafts.iter().enumerate() {
+            if let Some(name) = draft.name() {
+                index.entry(name).or_insert(at);
+            }
+        }
+        let all_named = drafts.iter().all(|draft| draft.name().is_some());
+        let root_name = drafts
+            .iter()
+            .find(|d| d.role() == Role::Root)
+            .and_then(NodeDraft::name)
+            .unwrap_or("root");
+
+        // Where each node connects: Some(i) for a named upstream, None for the root or when
+        // the upstream is unusable (reported here).
+        let mut next: Vec<Option<usize>> = vec![None; drafts.len()];
+        for (at, draft) in drafts.iter().enumerate() {
+            let Some(upstream) = &draft.table.upstream else {
+                continue;
+            };
+            if draft.role() == Role::Root {
+                self.report(
+                    &upstream.span(),
+                    format!(
+                        "the root {} has upstream = \"{}\"; the root connects to no one",
+                        draft.label(),
+                        upstream.get_ref()
+                    ),
+                    "remove the upstream line from the root",
+                );
+                continue;
+            }
+            match index.get(upstream.get_ref().as_str()) {
+                Some(&target) => next[at] = Some(target),
+                None if all_named => {
+                    let fix = match closest(upstream.get_ref(), index.keys().copied()) {
+                        Some(name) => format!("did you mean \"{name}\"?"),
+                        None => format!(
+                            "write the name of a node in this file, e.g. upstream = \"{root_name}\", \
+                             or remove the line to connect to the root"
+                        ),
+                    };
+                    self.report(
+                        &upstream.span(),
+                        format!(
+                            "unreachable upstream \"{}\" of {}: no node has that name",
+                            upstream.get_ref(),
+                            draft.label()
+                        ),
+                        fix,
+                    );
+                }
+                None => {}
+            }
+        }
+
+        self.check_cycles(drafts, &next, root_name);
+    }
+
+    /// Follows every chain of `next` (where each node connects, `None` for the root or an
+    /// unusable upstream); one that comes back to a node on its own path is a cycle.
+    fn check_cycles(&mut self, drafts: &[NodeDraft], next: &[Option<usize>], root_name: &str) {
+        // A node whose chain was followed once is not followed again, so each cycle is found
+        // once and reported at its node that comes first in the file.
+        let mut followed = vec![false; drafts.len()];
+        for start in 0..drafts.len() {
+            let mut path: Vec<usize> = Vec::new();
+            let mut on_path: HashMap<usize, usize> = HashMap::new();
+            let mut at = start;
+            while !followed[at] {
+                if let Some(&loop_start) = on_path.get(&at) {
+                    let cycle = &path[loop_start..];
+                    if let Some(&first) = cycle.iter().min() {
+                        self.report_cycle(drafts, cycle, first, root_name);
+                    }
+                    break;
+                }
+                on_path.insert(at, path.len());
+                path.push(at);
+                match next[at] {
+                    Some(up) => at = up,
+                    None => break,
+                }
+            }
+            for &node in &path {
+                followed[node] = true;
+            }
+        }
+    }
+
+    pub(super) fn report_cycle(&mut self, drafts: &[NodeDraft], cycle: &[usize], first: usize, root: &str) {
+        let offset = cycle.iter().position(|&at| at == first).unwrap_or(0);
+        let mut chain: Vec<String> = cycle[offset..]
+            .iter()
+            .chain(&cycle[..offset])
+            .map(|&at| drafts[at].label())
+            .collect();
+        chain.push(drafts[first].label());
+        let draft = &drafts[first];
+        let span = draft
+            .table
+            .upstream
+            .as_ref()
+            .map_or(draft.header.clone(), |up| up.span());
+        let message = if cycle.len() == 1 {
+            format!(
+                "{} names itself as upstream, so it never reaches the root",
+                draft.label()
+            )
+        } else {
+            format!(
+                "upstream chain {} is a cycle that never reaches the root",
+                chain.join(" -> ")
+            )
+        };
+        self.report(
+            &span,
+            message,
+            format!(
+                "set upstream = \"{root}\" on {}, or remove its upstream line to connect to the root",
+                draft.label()
+            ),
+        );
+    }
+}

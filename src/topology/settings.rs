@@ -1,0 +1,163 @@
+//! Rules of the tables that hold settings rather than entries: `[fabric]`, `[raft]`
+//! (timings in a workable order), `[checks]` and `[bootstrap]`. Each turns its table into
+//! the validated settings, with the defaults filled in.
+
+use super::file::{BootstrapTable, ChecksTable, FabricTable, RaftTable, Read};
+use super::reader::Reader;
+use super::spec::{
+    CheckSettings, DEFAULT_CHECK_INTERVAL_SECS, DEFAULT_ELECTION_TIMEOUT_MAX_MS,
+    DEFAULT_ELECTION_TIMEOUT_MIN_MS, DEFAULT_HEARTBEAT_MS, DEFAULT_KEEP_LOGS, DEFAULT_SNAPSHOT_EVERY,
+    DEFAULT_VOTERS, FabricSettings, MIN_CHECK_INTERVAL_SECS, MIN_HEARTBEAT_MS, MIN_SNAPSHOT_EVERY,
+    MIN_VOTERS, RaftSettings,
+};
+use toml::Spanned;
+
+impl Reader<'_> {
+    pub(super) fn fabric_settings(&mut self, fabric: Option<Read<FabricTable>>) -> Option<FabricSettings> {
+        let fabric = fabric?.table;
+        if let Some(name) = &fabric.name {
+            self.check_name("fabric name", "lab", name);
+        }
+        if let Some(voters) = &fabric.voters
+            && *voters.get_ref() < MIN_VOTERS
+        {
+            self.report(
+                &voters.span(),
+                format!("voters = {} leaves the fabric without a voter", voters.get_ref()),
+                format!("write voters = {MIN_VOTERS} or more (the root counts); {DEFAULT_VOTERS} is usual"),
+            );
+        }
+        Some(FabricSettings {
+            name: fabric.name?.into_inner(),
+            voters: fabric.voters.map_or(DEFAULT_VOTERS, |voters| voters.into_inner()),
+        })
+    }
+
+    pub(super) fn raft_settings(&mut self, raft: Option<Read<RaftTable>>) -> RaftSettings {
+        let Some(Read {
+            header,
+            table,
+            rejected,
+        }) = raft
+        else {
+            return RaftSettings::default();
+        };
+        // A rule is checked only when none of its keys was rejected as wrongly typed: the
+        // default standing in for a rejected key would make the rule misfire.
+        let usable = |keys: &[&str]| keys.iter().all(|key| !rejected.contains(key));
+        let value = |field: &Option<Spanned<u64>>, default: u64| {
+            field.as_ref().map_or(default, |value| *value.get_ref())
+        };
+        let settings = RaftSettings {
+            heartbeat_ms: value(&table.heartbeat_ms, DEFAULT_HEARTBEAT_MS),
+            election_timeout_min_ms: value(&table.election_timeout_min_ms, DEFAULT_ELECTION_TIMEOUT_MIN_MS),
+            election_timeout_max_ms: value(&table.election_timeout_max_ms, DEFAULT_ELECTION_TIMEOUT_MAX_MS),
+            snapshot_every: value(&table.snapshot_every, DEFAULT_SNAPSHOT_EVERY),
+            keep_logs: value(&table.keep_logs, DEFAULT_KEEP_LOGS),
+        };
+        // A rule between two keys is reported at the later of them that is written.
+        let at = |fields: [&Option<Spanned<u64>>; 2]| {
+            fields
+                .into_iter()
+                .flatten()
+                .map(|field| field.span())
+                .max_by_key(|span| span.start)
+                .unwrap_or_else(|| header.clone())
+        };
+        if settings.heartbeat_ms < MIN_HEARTBEAT_MS {
+            self.report(
+                &at([&table.heartbeat_ms, &None]),
+                "heartbeat_ms = 0 would send heartbeats without pause",
+                format!("write heartbeat_ms = {DEFAULT_HEARTBEAT_MS}"),
+            );
+        } else if settings.election_timeout_min_ms <= settings.heartbeat_ms
+            && usable(&["heartbeat_ms", "election_timeout_min_ms"])
+        {
+            self.report(
+                &at([&table.heartbeat_ms, &table.election_timeout_min_ms]),
+                format!(
+                    "election_timeout_min_ms ({}) must be greater than heartbeat_ms ({}), or \
+                     followers start elections between heartbeats",
+                    settings.election_timeout_min_ms, settings.heartbeat_ms
+                ),
+                format!(
+                    "write election_timeout_min_ms = {} (four heartbeats) or lower heartbeat_ms",
+                    settings.heartbeat_ms.saturating_mul(4)
+                ),
+            );
+        }
+        if settings.election_timeout_max_ms <= settings.election_timeout_min_ms
+            && usable(&["election_timeout_min_ms", "election_timeout_max_ms"])
+        {
+            self.report(
+                &at([&table.election_timeout_min_ms, &table.election_timeout_max_ms]),
+                format!(
+                    "election_timeout_max_ms ({}) must be greater than election_timeout_min_ms ({})",
+                    settings.election_timeout_max_ms, settings.election_timeout_min_ms
+                ),
+                format!(
+                    "write election_timeout_max_ms = {} (twice the lower bound)",
+                    settings.election_timeout_min_ms.saturating_mul(2)
+                ),
+            );
+        }
+        if settings.snapshot_every < MIN_SNAPSHOT_EVERY {
+            self.report(
+                &at([&table.snapshot_every, &None]),
+                "snapshot_every = 0 would build a snapshot for every entry and none at all",
+                format!("write snapshot_every = {DEFAULT_SNAPSHOT_EVERY} (at least {MIN_SNAPSHOT_EVERY})"),
+            );
+        }
+        settings
+    }
+
+    pub(super) fn check_settings(&mut self, checks: Option<Read<ChecksTable>>) -> CheckSettings {
+        let Some(checks) = checks else {
+            return CheckSettings::default();
+        };
+        let interval = checks.table.interval_secs;
+        if let Some(interval) = &interval
+            && *interval.get_ref() < MIN_CHECK_INTERVAL_SECS
+        {
+            self.report(
+                &interval.span(),
+                format!(
+                    "interval_secs = {} would start EMS check rounds without pause",
+                    interval.get_ref()
+                ),
+                format!(
+                    "write interval_secs = {DEFAULT_CHECK_INTERVAL_SECS} (at least \
+                     {MIN_CHECK_INTERVAL_SECS})"
+                ),
+            );
+        }
+        CheckSettings {
+            interval_secs: interval.map_or(DEFAULT_CHECK_INTERVAL_SECS, Spanned::into_inner),
+        }
+    }
+
+    /// The root's bootstrap lines; each must be one CLI line.
+    pub(super) fn bootstrap_lines(&mut self, bootstrap: Option<Read<BootstrapTable>>) -> Vec<String> {
+        let lines = bootstrap.and_then(|read| read.table.root).unwrap_or_default();
+        for line in &lines {
+            if line.get_ref().contains(['\n', '\r']) {
+                let parts: Vec<String> = line
+                    .get_ref()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|part| !part.is_empty())
+                    .map(|part| format!("{part:?}"))
+                    .collect();
+                self.report(
+                    &line.span(),
+                    "a [bootstrap] line holds a line break",
+                    format!(
+                        "write each CLI line as its own string: root = [{}]",
+                        parts.join(", ")
+                    ),
+                );
+            }
+        }
+        lines.into_iter().map(Spanned::into_inner).collect()
+    }
+}
