@@ -14,8 +14,8 @@ use crate::config::schema::LOCAL_SYNC_TABLES;
 use crate::config::{
     Applied, CommandError, ConfigCommand, ConfigDb, RC_INVALID_VALUE, TableSchema, fail_line,
 };
-use crate::connector::EmsStatus;
 use crate::connector::forticloud::CloudRecord;
+use crate::connector::{CertificateOffer, EmsStatus};
 
 /// Who this node is, as the CLI shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,21 +75,6 @@ pub trait Backend: Send + Sync {
     /// What FortiCloud knows of this FortiGate: registration and contracts
     /// (`diagnose test update info`, and the EMS Cloud prerequisites).
     fn forticloud(&self) -> impl Future<Output = Result<CloudRecord, String>> + Send;
-}
-
-/// The certificate an EMS presented, as `execute fctems verify` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateOffer {
-    /// The FortiOS rendering of the leaf certificate (`Server certificate:` ...).
-    pub rendered: String,
-    /// The leaf certificate as PEM, what `vpn certificate remote` stores.
-    pub pem: String,
-    /// Whether the chain verifies against the node's CA certificates.
-    pub trusted_by_ca: bool,
-    /// The EMS serial number, when the EMS told it.
-    pub ems_serial: Option<String>,
-    /// The capabilities the EMS reported.
-    pub capabilities: Vec<String>,
 }
 
 /// The FortiOS refusal printed when a member tries to change a synced table.

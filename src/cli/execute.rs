@@ -13,13 +13,14 @@
 
 use std::collections::BTreeMap;
 
-use super::backend::{Backend, CertificateOffer};
+use super::backend::Backend;
 use super::commit::{commit, require_modify};
 use super::error::CliError;
 use super::format::contract_date;
 use super::grammar::{Subcommand, Task, no_args, one_arg, resolve_subcommand};
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
 use crate::config::{ConfigCommand, ConfigDb};
+use crate::connector::CertificateOffer;
 use crate::connector::{CertificateState, Connection, DeviceState, EmsStatus};
 
 /// The question `execute fctems verify` asks before it trusts a certificate.

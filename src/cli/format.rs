@@ -10,14 +10,14 @@ use crate::config::schema::{FieldKind, FieldSpec, Lookup, TableKind, TableSchema
 
 use super::backend::NodeIdentity;
 
-/// `show` indents each nesting level by four spaces (DOMAIN.md section 3).
+/// `show` indents each nesting level by four spaces (`docs/fortios.md`, "CLI grammar and output").
 const INDENT: &str = "    ";
 
 /// `get` pads field names to 20 columns; longer names run straight into the colon, as on
 /// a FortiGate.
 const GET_NAME_WIDTH: usize = 20;
 
-/// The firmware the simulator presents itself as (DOMAIN.md section 3).
+/// The firmware the simulator presents itself as (`docs/fortios.md`, "get system status").
 const FIRMWARE_VERSION: &str = "FortiGate-VM64 v7.0.5,build0304,220208 (GA)";
 
 /// The build number of [`FIRMWARE_VERSION`], printed as the branch point.

@@ -73,7 +73,5 @@ pub mod transcript;
 #[cfg(test)]
 pub(crate) mod test_backend;
 
-pub use backend::{
-    Backend, CertificateOffer, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, may_modify,
-};
+pub use backend::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, may_modify};
 pub use session::{Reply, Session};

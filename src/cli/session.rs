@@ -168,10 +168,11 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::backend::{CertificateOffer, CommitError};
+    use crate::cli::backend::CommitError;
     use crate::cli::test_backend::MemoryBackend;
     use crate::config::schema::{FCTEMS, TableKind};
     use crate::config::{ConfigCommand, ConfigDb, FieldKind, FieldSpec};
+    use crate::connector::CertificateOffer;
 
     async fn run(session: &mut Session, backend: &MemoryBackend, line: &str) -> Reply {
         session.execute(backend, line).await

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::calendar::{Clock, FixedClock};
 
-use super::backend::{Backend, CertificateOffer, CommitError, NodeIdentity};
+use super::backend::{Backend, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
+use crate::connector::CertificateOffer;
 use crate::connector::EmsStatus;
 use crate::connector::forticloud::CloudRecord;
 

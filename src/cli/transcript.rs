@@ -116,13 +116,12 @@ mod tests {
                 .next()
                 .and_then(Result::ok)
                 .unwrap_or_else(|| panic!("{file} holds no certificate"));
-            let pem = pem::encode_config(
-                &pem::Pem::new("CERTIFICATE", leaf.to_vec()),
-                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-            );
-            backend.offer = Some(crate::cli::CertificateOffer {
+            backend.offer = Some(crate::connector::CertificateOffer {
                 rendered: crate::connector::render_certificate(&leaf).expect("the fixture renders"),
-                pem,
+                pem: crate::connector::certificate_pem(&leaf),
+                fingerprint: crate::connector::fingerprint(&leaf),
+                state: crate::connector::CertificateState::Untrusted,
+                chain: vec![leaf.clone()],
                 trusted_by_ca: false,
                 ems_serial: Some("FCTEMS8822004401".to_owned()),
                 capabilities: vec!["fabric-auth".to_owned(), "websocket".to_owned()],

@@ -1,6 +1,6 @@
-//! The `fabricsim` commands (DESIGN.md's command-line contract). `main` parses the command
-//! line into [`Command`] and calls [`run`]; every command returns its exit status or an
-//! error that `main` prints once.
+//! The `fabricsim` commands: the command-line contract of `docs/architecture.md` ("Command
+//! line"). `main` parses the command line into [`Command`] and calls [`run`]; every command
+//! returns its exit status or an error that `main` prints once.
 
 mod bench;
 mod check;

@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 /// Most EMS connector entries one FortiGate holds: FortiOS 6.4 to 7.0.7 allow three EMS
-/// servers, at most one of them EMS Cloud (DOMAIN.md section 2).
+/// servers, at most one of them EMS Cloud (`docs/fortios.md`, "fctems rules").
 pub const MAX_FCTEMS_ENTRIES: usize = 3;
 
 /// Longest entry name FortiOS accepts for `endpoint-control fctems` (`name`, max 35).
@@ -491,7 +491,7 @@ const EMS_CAPABILITIES: &[Choice] = &[
 ];
 
 /// `config endpoint-control fctems`: the FortiClient EMS connectors, in the FortiOS
-/// 6.4 - 7.0.7 form keyed by name (DOMAIN.md section 2), synchronized fabric-wide.
+/// 6.4 - 7.0.7 form keyed by name (`docs/fortios.md`, "fctems table"), synchronized fabric-wide.
 pub const FCTEMS: TableSchema = TableSchema {
     path: "endpoint-control fctems",
     help: "Configure FortiClient Enterprise Management Server (EMS) entries.",
@@ -693,7 +693,7 @@ pub const REMOTE_CERTIFICATES: TableSchema = TableSchema {
     rules: &[],
 };
 
-/// The fabric port FortiGates connect upstream on (DOMAIN.md section 1).
+/// The fabric port FortiGates connect upstream on (`docs/fortios.md`, "Security Fabric").
 pub const CSF_UPSTREAM_PORT: &str = "8013";
 
 /// `configuration-sync` word that keeps a member's own copy of the synced tables.

@@ -56,7 +56,7 @@ pub use probe::{
     CertificateOffer, DETAIL_AUTHORIZED, DETAIL_DENIED, DETAIL_PENDING, DETAIL_UNTRUSTED, ProbeFailure,
     fetch_offer, probe,
 };
-pub use render::{fingerprint, render_certificate};
+pub use render::{certificate_pem, fingerprint, render_certificate};
 
 /// Where and how one fctems entry is checked from one node.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::http::{HttpClient, Response};
-use super::render::{fingerprint, render_certificate};
+use super::render::{certificate_pem, fingerprint, render_certificate};
 use super::trust::{ClassifyingVerifier, Verdict, VerdictSlot, take_verdict};
 use super::{CertificateState, Connection, DeviceState, EmsStatus, ProbeTarget, Resolver, TrustStore};
 use crate::calendar::{self, Clock, SystemClock};
@@ -56,6 +56,8 @@ pub struct CertificateOffer {
     pub fingerprint: String,
     /// The leaf in the `execute fctems verify` layout.
     pub rendered: String,
+    /// The leaf as PEM, what `vpn certificate remote` stores when the user accepts it.
+    pub pem: String,
     /// The EMS serial number; `None` when the EMS refused to tell (HTTP 403).
     pub ems_serial: Option<String>,
     /// The EMS capabilities; empty when the EMS refused to tell (HTTP 403).
@@ -192,6 +194,7 @@ pub async fn fetch_offer(
     tracing::debug!(%addr, state = %verdict.state, "EMS certificate fetched for verification");
     Ok(CertificateOffer {
         fingerprint: fingerprint(&leaf),
+        pem: certificate_pem(&leaf),
         chain,
         state: verdict.state,
         trusted_by_ca: verdict.trusted_by_ca,

@@ -27,6 +27,14 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex_pairs(&Sha256::digest(der), true)
 }
 
+/// A certificate as PEM with LF line endings: how `vpn certificate remote` stores one.
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 /// The `execute fctems verify` block for one certificate, ending with a newline.
 ///
 /// Fails only when `der` is not an X.509 certificate.

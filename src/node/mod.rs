@@ -36,9 +36,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::checker::{CheckerSetup, CheckerStatus};
 use self::local::{LocalApplyError, LocalConfig, LocalError};
-use crate::cli::{Backend, CertificateOffer, CommitError, NodeIdentity};
+use crate::cli::{Backend, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
-use crate::connector::{self, EmsStatus, Resolver};
+use crate::connector::{self, CertificateOffer, EmsStatus, Resolver};
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
@@ -391,30 +391,15 @@ impl Backend for Node {
         let target = checker
             .target(&db, entry)
             .ok_or_else(|| format!("EMS {entry} has no server to connect to."))?;
-        let offer = connector::fetch_offer(&target, &checker.trust(&db), &checker.resolver)
+        let mut offer = connector::fetch_offer(&target, &checker.trust(&db), &checker.resolver)
             .await
             .map_err(|e| e.to_string())?;
-        let leaf = offer
-            .chain
-            .first()
-            .ok_or_else(|| format!("EMS {entry} presented no certificate."))?;
-        let pem = pem::encode_config(
-            &pem::Pem::new("CERTIFICATE", leaf.to_vec()),
-            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-        );
-        Ok(CertificateOffer {
-            rendered: offer.rendered,
-            pem: crate::config::parse_value(
-                crate::config::schema::REMOTE_CERTIFICATES
-                    .field("remote")
-                    .expect("the remote certificate table has a remote field"),
-                &pem,
-            )
-            .map_err(|e| format!("EMS {entry} presented a certificate that cannot be stored: {e}"))?,
-            trusted_by_ca: offer.trusted_by_ca,
-            ems_serial: offer.ems_serial,
-            capabilities: offer.capabilities,
-        })
+        let remote = crate::config::schema::REMOTE_CERTIFICATES
+            .field("remote")
+            .expect("the remote certificate table has a remote field");
+        offer.pem = crate::config::parse_value(remote, &offer.pem)
+            .map_err(|e| format!("EMS {entry} presented a certificate that cannot be stored: {e}"))?;
+        Ok(offer)
     }
 
     async fn forticloud(&self) -> Result<connector::forticloud::CloudRecord, String> {
