@@ -47,11 +47,6 @@ impl Date {
         valid.then_some(date)
     }
 
-    /// Today, UTC (1970-01-01 for a clock before it).
-    pub fn today() -> Date {
-        Date::from_days(unix_now().div_euclid(SECONDS_PER_DAY))
-    }
-
     /// The date `days` days after 1970-01-01.
     pub fn from_days(days: i64) -> Date {
         let z = days + DAYS_TO_EPOCH;
@@ -174,17 +169,16 @@ pub fn ctime(unix_seconds: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let date = Date::from_days(unix_seconds.div_euclid(SECONDS_PER_DAY));
-    let of_day = unix_seconds.rem_euclid(SECONDS_PER_DAY);
+    let t = UtcTime::from_unix(unix_seconds);
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02} {}",
-        WEEKDAYS[date.weekday() as usize],
-        MONTHS[(date.month - 1) as usize],
-        date.day,
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60,
-        date.year
+        WEEKDAYS[t.date.weekday() as usize],
+        MONTHS[(t.date.month - 1) as usize],
+        t.date.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.date.year
     )
 }
 

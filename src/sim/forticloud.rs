@@ -54,7 +54,7 @@ use tokio_util::sync::CancellationToken;
 use super::ems::{Authorizer, DeviceState, SimError};
 use super::pki::ServerIdentity;
 use super::serve::{self, refusal, tls_acceptor, with_fallbacks};
-use crate::calendar::Date;
+use crate::calendar::{Clock, Date, SystemClock};
 use crate::domain::{FCEM_CONTRACT, parse_contract_date};
 use crate::topology::ForticloudSpec;
 use crate::wire::forticloud::{CloudContract, CloudRecord, DEVICES_PATH};
@@ -155,7 +155,7 @@ impl Forticloud {
     /// What the API answers for `serial` now: an unknown serial is not registered and has
     /// no contracts.
     pub fn record(&self, serial: &str) -> CloudRecord {
-        self.inner.shared.record(serial, Date::today())
+        self.inner.shared.record(serial, SystemClock.today())
     }
 
     /// Registers `serial` to the account.
@@ -183,7 +183,7 @@ impl Forticloud {
                 }
                 date.to_owned()
             }
-            None => Date::today().one_year_later().to_string(),
+            None => SystemClock.today().one_year_later().to_string(),
         };
         self.inner
             .shared
@@ -197,7 +197,7 @@ impl Forticloud {
     /// Ends the EMS Cloud entitlement of `serial`: its FCEM contract's last day becomes
     /// yesterday, so it reads as expired. A serial without one is left as it is.
     pub fn revoke(&self, serial: &str) {
-        let yesterday = Date::today().day_before().to_string();
+        let yesterday = SystemClock.today().day_before().to_string();
         if let Some(expires) = self
             .inner
             .shared
@@ -295,7 +295,7 @@ impl Shared {
     }
 
     fn ems_cloud_state(&self, serial: &str) -> DeviceState {
-        let record = self.record(serial, Date::today());
+        let record = self.record(serial, SystemClock.today());
         let entitled = record.ems_cloud().is_some_and(|contract| !contract.expired);
         if record.registered && entitled {
             DeviceState::Authorized
@@ -342,7 +342,7 @@ async fn device(
     if !is_serial_field(&serial) {
         return Err(ApiError::BadSerial(serial));
     }
-    Ok(Json(shared.record(&serial, Date::today())))
+    Ok(Json(shared.record(&serial, SystemClock.today())))
 }
 
 #[cfg(test)]
@@ -458,7 +458,7 @@ mod tests {
         let member = ask(&cloud, &lab, MEMBER).await;
         let fcem = member.ems_cloud().expect("entitled").clone();
         assert!(!fcem.expired);
-        let today = Date::today();
+        let today = SystemClock.today();
         assert_eq!(fcem.expires, today.one_year_later().to_string());
         assert_eq!(cloud.record(MEMBER), member);
 
