@@ -193,7 +193,7 @@ mod tests {
     use crate::connector::test_ems::{Leaf, TestPki};
 
     fn verifier(trust: &TrustStore) -> ClassifyingVerifier {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         ClassifyingVerifier::new(provider, trust, VerdictSlot::default())
     }
 

@@ -747,7 +747,7 @@ mod tests {
             for anchor in lab.pki.trust_anchors() {
                 roots.add(anchor).unwrap();
             }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .unwrap()

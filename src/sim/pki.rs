@@ -1023,7 +1023,7 @@ mod tests {
             for anchor in anchors {
                 roots.add(anchor).unwrap();
             }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
             let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .unwrap();
