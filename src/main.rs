@@ -4,22 +4,27 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-/// What the nodes log when `FABRICSIM_LOG` is not set: fabricsim's own warnings. openraft
-/// reports every unreachable peer as an error, which is routine while nodes stop and start.
+/// What the nodes log when `FABRICSIM_LOG` is not set (or does not parse): fabricsim's own
+/// warnings. openraft reports every unreachable peer as an error, which is routine while
+/// nodes stop and start.
 const DEFAULT_LOG: &str = "warn,openraft=off";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = fabricsim::commands::Cli::parse();
     // One process-wide TLS provider; the library also passes it explicitly everywhere.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = fabricsim::wire::crypto_provider()
+        .as_ref()
+        .clone()
+        .install_default();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FABRICSIM_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
-        )
         .with_writer(std::io::stderr)
+        .finish()
+        .with(log_filter())
         .init();
     match fabricsim::commands::run(cli).await {
         Ok(code) => code,
@@ -28,4 +33,14 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The log filter from `FABRICSIM_LOG`: a `RUST_LOG`-style list of `level` and
+/// `target=level` entries, such as `info,openraft=warn`.
+fn log_filter() -> Targets {
+    std::env::var("FABRICSIM_LOG")
+        .ok()
+        .filter(|text| !text.trim().is_empty())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| DEFAULT_LOG.parse().expect("DEFAULT_LOG is a valid filter"))
 }

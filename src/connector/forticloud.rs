@@ -272,7 +272,7 @@ fn client_config(anchors: &[CertificateDer<'static>]) -> Result<ClientConfig, Qu
     if ignored > 0 {
         tracing::warn!(ignored, "trust anchors that do not parse are left out");
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = crate::wire::crypto_provider();
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| QueryError::Request(e.to_string()))?

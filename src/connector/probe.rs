@@ -437,7 +437,7 @@ pub(super) async fn close_tls(mut tls: TlsStream<TcpStream>, timeout: Duration) 
 /// classifying verifier, no client certificate, and no resumption so that every
 /// handshake shows (and judges) the certificate.
 fn client_config(trust: &TrustStore, slot: VerdictSlot) -> Result<ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = crate::wire::crypto_provider();
     let verifier = Arc::new(ClassifyingVerifier::new(provider.clone(), trust, slot));
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

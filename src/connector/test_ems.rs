@@ -210,7 +210,7 @@ pub(crate) struct TestEms {
 impl TestEms {
     /// Serves `leaf` on 127.0.0.1 at an ephemeral port.
     pub(crate) async fn start(leaf: Leaf, script: EmsScript) -> TestEms {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = crate::wire::crypto_provider();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.serialize_der()));
         let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -192,7 +192,7 @@ mod tests {
     use crate::connector::test_ems::{Leaf, TestPki};
 
     fn verifier(trust: &TrustStore) -> ClassifyingVerifier {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = crate::wire::crypto_provider();
         ClassifyingVerifier::new(provider, trust, VerdictSlot::default())
     }
 

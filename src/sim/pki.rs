@@ -1017,7 +1017,7 @@ mod tests {
             for anchor in anchors {
                 roots.add(anchor).unwrap();
             }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let provider = crate::wire::crypto_provider();
             let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .unwrap();

@@ -63,7 +63,7 @@ pub(super) fn tls_acceptor(
         name: name.to_owned(),
         source,
     };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = crate::wire::crypto_provider();
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls_error)?

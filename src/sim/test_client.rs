@@ -69,7 +69,7 @@ impl Client {
         for anchor in anchors {
             roots.add(anchor.clone()).unwrap();
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = crate::wire::crypto_provider();
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()

@@ -7,6 +7,7 @@
 //! - [`forticloud`]: the HTTPS API a FortiGate asks FortiCloud about itself, and the
 //!   device record it answers.
 //! - [`CloudAccess`]: where a FortiGate finds FortiCloud and EMS Cloud.
+//! - [`crypto_provider`]: the cryptography of every TLS session.
 //!
 //! Nothing here opens a socket: the ends that do import these types, so a field renamed on
 //! one side is renamed on the other. For gRPC those ends are [`crate::rpc`] and
@@ -51,6 +52,13 @@ pub fn is_serial_field(value: &str) -> bool {
 pub struct ErrorBody {
     /// One line for a person.
     pub error: String,
+}
+
+/// The cryptography every TLS session of the fabric uses, client and server: ring.
+/// `main` installs it process-wide, and each TLS configuration names it explicitly, so
+/// tests that never run `main` use the same one.
+pub fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The addresses of FortiCloud's API and of the EMS Cloud server: the simulated world
