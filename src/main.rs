@@ -13,8 +13,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// nodes stop and start.
 const DEFAULT_LOG: &str = "warn,openraft=off";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = fabricsim::commands::Cli::parse();
     // One process-wide TLS provider; the library also passes it explicitly everywhere.
     let _ = fabricsim::wire::crypto_provider()
@@ -26,7 +25,7 @@ async fn main() -> ExitCode {
         .finish()
         .with(log_filter())
         .init();
-    match fabricsim::commands::run(cli).await {
+    match fabricsim::commands::run_blocking(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("fabricsim: {e}");

@@ -151,6 +151,22 @@ pub enum Error {
     Io { context: String, source: std::io::Error },
 }
 
+/// Runs a parsed command line on a new multi-threaded runtime, until it is done.
+///
+/// The runtime and the command's future meet here, in the library, rather than in `main`:
+/// the code that polls every command is then compiled once, with the library, instead of
+/// again for the binary.
+pub fn run_blocking(cli: Cli) -> Result<ExitCode, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            context: "cannot start the async runtime".to_owned(),
+            source,
+        })?;
+    runtime.block_on(run(cli))
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
