@@ -27,12 +27,28 @@ fn write_topology(dir: &Path) -> PathBuf {
     path
 }
 
+/// Runs `fabricsim ARGS` in `dir` to completion. A command that has not finished within
+/// [`READY`] is killed and fails the test, so a stuck command shows as a failure naming
+/// it rather than as a suite that never ends.
 fn fabricsim(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    let child = Command::new(BIN)
         .current_dir(dir)
         .args(args)
-        .output()
-        .expect("fabricsim runs")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fabricsim runs");
+    let pid = child.id();
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || done_tx.send(child.wait_with_output()));
+    match done_rx.recv_timeout(READY) {
+        Ok(output) => output.expect("fabricsim's output can be read"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("`fabricsim {}` did not finish within {READY:?}", args.join(" "));
+        }
+    }
 }
 
 fn text(output: &Output) -> String {
