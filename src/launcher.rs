@@ -60,6 +60,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan keeping everything below `root`: node data in `root/<node>`, the PKI in
+    /// `root/pki`.
+    pub fn under(root: &Path, token: &str, ports: Ports) -> Plan {
+        Plan {
+            data_root: root.to_owned(),
+            pki_dir: root.join("pki"),
+            token: token.to_owned(),
+            ports,
+        }
+    }
+
     /// Where node `name` keeps its data.
     pub fn data_dir(&self, name: &str) -> PathBuf {
         self.data_root.join(name)
@@ -126,10 +137,11 @@ impl RunningFabric {
                 Ports::Topology => spec.listen,
                 Ports::Ephemeral => SocketAddr::new(spec.listen.ip(), 0),
             };
-            listeners.push((spec.name.clone(), bind(&spec.name, wanted).await?));
+            let (listener, addr) = bind(&spec.name, wanted).await?;
+            listeners.push((spec.name.clone(), listener, addr));
         }
         // The root first: it must exist before members ask to join.
-        listeners.sort_by_key(|(name, _)| topology.node(name).map(|spec| spec.role != Role::Root));
+        listeners.sort_by_key(|(name, _, _)| topology.node(name).map(|spec| spec.role != Role::Root));
         let lab = Lab::start(&topology, &plan.pki_dir).await?;
         let mut fabric = RunningFabric {
             topology,
@@ -138,8 +150,7 @@ impl RunningFabric {
             slots: BTreeMap::new(),
             control: None,
         };
-        for (name, listener) in listeners {
-            let addr = local_addr(&name, &listener)?;
+        for (name, listener, addr) in listeners {
             fabric.slots.insert(name.clone(), Slot { addr, running: None });
             if let Err(e) = fabric.launch(&name, listener).await {
                 fabric.stop().await;
@@ -258,7 +269,7 @@ impl RunningFabric {
         if slot.running.is_some() {
             return Err(LaunchError::AlreadyRunning(name.to_owned()));
         }
-        let listener = rebind(name, slot.addr).await?;
+        let (listener, _) = rebind(name, slot.addr).await?;
         self.launch(name, listener).await
     }
 
@@ -308,19 +319,21 @@ pub fn node_config(
     )
 }
 
-/// Binds node `node`'s listener on `addr`.
-pub async fn bind(node: &str, addr: SocketAddr) -> Result<TcpListener, LaunchError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| LaunchError::Listen {
-            node: node.to_owned(),
-            addr,
-            source,
-        })
+/// Binds node `node`'s listener on `addr`, and returns it with the address it took (the
+/// real port when `addr` asked for port 0).
+pub async fn bind(node: &str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), LaunchError> {
+    let listen_error = |source| LaunchError::Listen {
+        node: node.to_owned(),
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let taken = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, taken))
 }
 
 /// Binds `addr` again after a kill: "in use" is retried for [`REBIND_TIMEOUT`].
-async fn rebind(node: &str, addr: SocketAddr) -> Result<TcpListener, LaunchError> {
+async fn rebind(node: &str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), LaunchError> {
     let deadline = tokio::time::Instant::now() + REBIND_TIMEOUT;
     loop {
         match bind(node, addr).await {
@@ -331,28 +344,6 @@ async fn rebind(node: &str, addr: SocketAddr) -> Result<TcpListener, LaunchError
                 tokio::time::sleep(REBIND_POLL).await;
             }
             result => return result,
-        }
-    }
-}
-
-/// The address `listener` took (the real port when it asked for port 0).
-pub fn local_addr(node: &str, listener: &TcpListener) -> Result<SocketAddr, LaunchError> {
-    listener.local_addr().map_err(|source| LaunchError::Listen {
-        node: node.to_owned(),
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })
-}
-
-impl Plan {
-    /// A plan keeping everything below `root`: node data in `root/<node>`, the PKI in
-    /// `root/pki`.
-    pub fn under(root: &Path, token: &str, ports: Ports) -> Plan {
-        Plan {
-            data_root: root.to_owned(),
-            pki_dir: root.join("pki"),
-            token: token.to_owned(),
-            ports,
         }
     }
 }

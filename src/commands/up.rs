@@ -57,7 +57,7 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
         state.path().display(),
         if fresh { " (fresh)" } else { "" }
     );
-    let plan = Plan::under(state.path(), &token, Ports::Topology);
+    let plan = state_plan(state, &token);
     let mut fabric = RunningFabric::start(topology.clone(), plan).await?;
     print_started(&fabric);
     if let Err(e) = record_addresses(&mut fabric, state).await {
@@ -90,6 +90,17 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
     drop(locks);
     println!("fabric {} stopped", topology.fabric.name);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `up` and `node` keep a fabric: the state directory's layout (node data in
+/// `<state>/<node>`, the PKI in its `pki_dir`), on the topology's ports.
+fn state_plan(state: &StateDir, token: &str) -> Plan {
+    Plan {
+        data_root: state.path().to_owned(),
+        pki_dir: state.pki_dir(),
+        token: token.to_owned(),
+        ports: Ports::Topology,
+    }
 }
 
 /// Prints what the fabric started: its simulated servers, then its nodes.
@@ -191,11 +202,10 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
     let state = &files.state;
     let _lock = state.lock_node(name)?;
     let token = state.ensure_token()?;
-    let listener = launcher::bind(name, spec.listen).await?;
-    let addr = launcher::local_addr(name, &listener)?;
+    let (listener, addr) = launcher::bind(name, spec.listen).await?;
     let root = topology.root();
     let root_addr = state.read_listen(&root.name).unwrap_or(root.listen);
-    let plan = Plan::under(state.path(), &token, Ports::Topology);
+    let plan = state_plan(state, &token);
     let anchors = crate::sim::pki::Pki::open(&plan.pki_dir)
         .map_err(crate::sim::lab::LabError::from)?
         .trust_anchors();
