@@ -24,6 +24,8 @@ const JOIN_RETRY: Duration = Duration::from_millis(300);
 /// The longest wait between two requests to join: a root that comes up late is found
 /// within this.
 const JOIN_RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long a stopping server lets open calls finish before it drops them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a node and its server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +69,19 @@ impl RunningServer {
         self.node.node()
     }
 
-    /// Stops serving, then stops the node cleanly.
+    /// Stops serving, then stops the node cleanly. Calls still open after
+    /// [`DRAIN_TIMEOUT`] (a peer that never hangs up) are dropped.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        let drained = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+            tracing::warn!(
+                node = self.node().name(),
+                "open calls outlived the drain; dropped"
+            );
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
         self.node.shutdown().await;
     }
 
@@ -105,7 +116,13 @@ async fn join_fabric(node: Node, root: SocketAddr, shutdown: CancellationToken) 
             serial: node.serial().to_owned(),
             addr: node.addr().to_string(),
         };
-        match rpc::client::join(root, request).await {
+        // Stopping must not wait on the root: it may be admitting this very node, which
+        // no longer answers.
+        let answer = tokio::select! {
+            () = shutdown.cancelled() => return,
+            answer = rpc::client::join(root, request) => answer,
+        };
+        match answer {
             Ok(voter) => {
                 tracing::info!(node = node.name(), voter, "admitted to the fabric");
                 return;

@@ -53,6 +53,14 @@ const KEEPER_INTERVAL: Duration = Duration::from_millis(300);
 /// `add_learner` waits for the learner to catch up; past this the member asks again
 /// rather than holding the root's join lock forever.
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A membership change waits for a quorum of the old and the new voters; past this the
+/// member asks again, so a member that left meanwhile never holds the root's join lock.
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for a quorum of voters before the CLI reports it as not
+/// acknowledged.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a stopping node waits for openraft's core, then for its own tasks.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a stopping node waits for openraft's tasks to release its storage.
 const STORAGE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -281,7 +289,15 @@ impl Node {
         }
         let deadline = tokio::time::Instant::now() + LEADERSHIP_WAIT;
         loop {
-            match self.shared.raft.client_write(command.clone()).await {
+            let write = self.shared.raft.client_write(command.clone());
+            let Ok(written) = tokio::time::timeout(COMMIT_TIMEOUT, write).await else {
+                return Err(CommitError::Unavailable(format!(
+                    "the fabric did not commit the change within {} s: too few voters answer \
+                     the root. It is not acknowledged; `show` tells whether it applied later.",
+                    COMMIT_TIMEOUT.as_secs()
+                )));
+            };
+            match written {
                 Ok(response) => return response.data.map_err(CommitError::Refused),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
                     if tokio::time::Instant::now() < deadline =>
@@ -333,9 +349,7 @@ impl Node {
             }
             Some(known) if known.addr != addr => {
                 let nodes = BTreeMap::from([(id, node)]);
-                raft.change_membership(ChangeMembers::SetNodes(nodes), false)
-                    .await
-                    .map_err(|e| JoinError::Membership(e.to_string()))?;
+                bounded_membership(raft.change_membership(ChangeMembers::SetNodes(nodes), false)).await?;
             }
             Some(_) => {}
         }
@@ -346,10 +360,21 @@ impl Node {
         if voters.len() >= self.shared.config.voters {
             return Ok(false);
         }
-        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| JoinError::Membership(e.to_string()))?;
+        bounded_membership(raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false))
+            .await?;
         Ok(true)
+    }
+}
+
+/// A membership change, given up after [`MEMBERSHIP_TIMEOUT`] (the member asks again).
+async fn bounded_membership<T, E: std::fmt::Display>(
+    change: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, JoinError> {
+    match tokio::time::timeout(MEMBERSHIP_TIMEOUT, change).await {
+        Ok(result) => result.map_err(|e| JoinError::Membership(e.to_string())),
+        Err(_) => Err(JoinError::Membership(
+            "the membership change did not commit in time; ask again".to_owned(),
+        )),
     }
 }
 
@@ -501,8 +526,18 @@ impl RunningNode {
     /// Stops serving, shuts Raft down and joins every task.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        let _ = self.node.shared.raft.shutdown().await;
-        while self.tasks.join_next().await.is_some() {}
+        self.stop_raft().await;
+        if tokio::time::timeout(STOP_TIMEOUT, join_all(&mut self.tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                node = self.node.name(),
+                "node tasks still running after shutdown; aborted"
+            );
+            self.tasks.abort_all();
+            join_all(&mut self.tasks).await;
+        }
         self.wait_storage_closed().await;
     }
 
@@ -511,9 +546,17 @@ impl RunningNode {
     pub async fn kill(mut self) {
         self.shutdown.cancel();
         self.tasks.abort_all();
-        let _ = self.node.shared.raft.shutdown().await;
-        while self.tasks.join_next().await.is_some() {}
+        self.stop_raft().await;
+        join_all(&mut self.tasks).await;
         self.wait_storage_closed().await;
+    }
+
+    /// Stops openraft's core, waiting at most [`STOP_TIMEOUT`].
+    async fn stop_raft(&self) {
+        let stop = self.node.shared.raft.shutdown();
+        if tokio::time::timeout(STOP_TIMEOUT, stop).await.is_err() {
+            tracing::warn!(node = self.node.name(), "Raft core did not stop in time");
+        }
     }
 
     /// openraft's replication and snapshot tasks end shortly after its core; the node is
@@ -531,6 +574,11 @@ impl RunningNode {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Waits for every task of `tasks` to end.
+async fn join_all(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
 }
 
 /// Opens the node's database and starts openraft on it. Returns the Raft handle, a
