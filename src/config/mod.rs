@@ -25,6 +25,6 @@ pub use error::{
     parse_error_lines, value_error_lines,
 };
 pub use schema::{
-    FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, TableKind, TableSchema, ValueError, parse_value, schema,
-    schemas,
+    FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, TableKind, TableSchema, ValueError, hash_secret, parse_value,
+    schema, schemas, secret_matches,
 };

@@ -70,6 +70,12 @@ pub enum FieldKind {
     Option(&'static [Choice]),
     /// A space-separated subset of the listed words; empty means unset.
     Set(&'static [Choice]),
+    /// A password or API key of at most `max` characters, stored only as its hash
+    /// ([`hash_secret`]); empty means none.
+    Secret {
+        /// Longest accepted secret, in characters.
+        max: usize,
+    },
 }
 
 /// One field of a table or object.
@@ -284,7 +290,56 @@ pub fn parse_value(field: &FieldSpec, raw: &str) -> Result<String, ValueError> {
         FieldKind::EnableDisable => parse_choice(raw, ENABLE_DISABLE),
         FieldKind::Option(choices) => parse_choice(raw, choices),
         FieldKind::Set(choices) => parse_set(raw, choices),
+        FieldKind::Secret { max } => parse_secret(raw, max),
     }
+}
+
+/// How a stored secret begins: FortiOS shows hashed passwords as `ENC SH2…` [doc].
+const SECRET_PREFIX: &str = "ENC SH2";
+/// Hex digits of a SHA-256 hash.
+const SHA256_HEX_LEN: usize = 64;
+
+/// The stored form of `secret`: [`SECRET_PREFIX`] and the hex SHA-256 of its text. The
+/// hash is unsalted, so that `apply` stays pure and every node stores the same text for
+/// one password (`docs/fortios.md`, "Accounts").
+pub fn hash_secret(secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{SECRET_PREFIX}{hex}")
+}
+
+/// Whether `given` is the secret whose stored form is `stored`; an empty `stored` matches
+/// only the empty secret.
+pub fn secret_matches(stored: &str, given: &str) -> bool {
+    if stored.is_empty() {
+        return given.is_empty();
+    }
+    let expected = hash_secret(given);
+    // Compared in full whatever the first difference, so timing tells nothing.
+    stored.len() == expected.len()
+        && stored
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// A secret typed in clear is hashed; one already in its stored form is kept, so stored
+/// values pass `apply` again unchanged.
+fn parse_secret(raw: &str, max: usize) -> Result<String, ValueError> {
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
+    if let Some(hex) = raw.strip_prefix(SECRET_PREFIX)
+        && hex.len() == SHA256_HEX_LEN
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    {
+        return Ok(raw.to_owned());
+    }
+    parse_string(raw, max).map(|secret| hash_secret(&secret))
 }
 
 fn parse_string(raw: &str, max: usize) -> Result<String, ValueError> {
@@ -769,12 +824,87 @@ pub const SYSTEM_CSF: TableSchema = TableSchema {
     rules: &[],
 };
 
+/// Most administrator accounts one FortiGate holds [ours]: FortiOS's limit depends on the
+/// model; this one only bounds a runaway script.
+pub const MAX_ADMINS: usize = 500;
+/// Most REST API users one FortiGate holds [ours], for the same reason.
+pub const MAX_API_USERS: usize = 500;
+
+/// `config system admin`: the administrator accounts of this FortiGate. Never synced:
+/// accounts are per device (`docs/fortios.md`, "Accounts").
+pub const SYSTEM_ADMIN: TableSchema = TableSchema {
+    path: "system admin",
+    help: "Configure admin users.",
+    kind: TableKind::Table {
+        key: "name",
+        max_entries: MAX_ADMINS,
+    },
+    synced: false,
+    fields: &[
+        field("name", FieldKind::String { max: 64 }, "", "User name."),
+        field(
+            "accprofile",
+            FieldKind::String { max: 35 },
+            "prof_admin",
+            "Access profile for this administrator.",
+        ),
+        field(
+            "vdom",
+            FieldKind::String { max: 79 },
+            "root",
+            "Virtual domain(s) that the administrator can access.",
+        ),
+        field(
+            "password",
+            FieldKind::Secret { max: 128 },
+            "",
+            "Admin user password.",
+        ),
+    ],
+    rules: &[],
+};
+
+/// `config system api-user`: the REST API users of this FortiGate. Never synced.
+pub const SYSTEM_API_USER: TableSchema = TableSchema {
+    path: "system api-user",
+    help: "Configure API users.",
+    kind: TableKind::Table {
+        key: "name",
+        max_entries: MAX_API_USERS,
+    },
+    synced: false,
+    fields: &[
+        field("name", FieldKind::String { max: 35 }, "", "User name."),
+        field(
+            "api-key",
+            FieldKind::Secret { max: 128 },
+            "",
+            "Admin user password.",
+        ),
+        field(
+            "accprofile",
+            FieldKind::String { max: 35 },
+            "",
+            "Admin user access profile.",
+        ),
+        field("vdom", FieldKind::String { max: 79 }, "root", "Virtual domains."),
+    ],
+    rules: &[],
+};
+
 /// The synced tables a member keeps its own copy of while its `system csf` has
 /// `configuration-sync local`.
 pub const LOCAL_SYNC_TABLES: &[&str] = &[FCTEMS.path, REMOTE_CERTIFICATES.path];
 
 /// Every configuration path this build knows, in the order a bare `show` prints them.
-static REGISTRY: &[TableSchema] = &[FCTEMS, SYSTEM_CSF, SYSTEM_SETTINGS, REMOTE_CERTIFICATES];
+static REGISTRY: &[TableSchema] = &[
+    FCTEMS,
+    SYSTEM_CSF,
+    SYSTEM_SETTINGS,
+    REMOTE_CERTIFICATES,
+    SYSTEM_ADMIN,
+    SYSTEM_API_USER,
+];
 
 /// Every known table and object schema.
 pub fn schemas() -> &'static [TableSchema] {

@@ -19,6 +19,7 @@
 //! [`RunningNode::shutdown`] and [`RunningNode::kill`] join every task the node spawned
 //! before they return.
 
+pub mod accounts;
 pub mod checker;
 pub mod local;
 
@@ -43,7 +44,7 @@ use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
 use crate::raft::{NodeId, Raft};
-use crate::topology::{RaftSettings, Role};
+use crate::topology::{AdminSpec, ApiUserSpec, RaftSettings, Role};
 use crate::wire::CloudAccess;
 
 /// How long the root waits for its own leadership before refusing a write.
@@ -92,6 +93,10 @@ pub struct NodeConfig {
     pub check_interval: Duration,
     /// Where FortiCloud and EMS Cloud are, when the topology has a FortiCloud account.
     pub cloud: Option<CloudAccess>,
+    /// The administrator the topology gives every node.
+    pub admin: AdminSpec,
+    /// The REST API users the topology gives every node.
+    pub api_users: Vec<ApiUserSpec>,
 }
 
 /// Why a node could not start.
@@ -109,6 +114,8 @@ pub enum NodeError {
     NoRoot { node: String },
     #[error("node {node}: {source}")]
     Local { node: String, source: LocalError },
+    #[error("node {node}: cannot write the topology's accounts: {message}")]
+    Accounts { node: String, message: String },
 }
 
 /// Why the root refused to admit a member.
@@ -128,10 +135,21 @@ pub struct Node {
     shared: Arc<Shared>,
 }
 
+/// Where a node is reached: the addresses its server listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeAddrs {
+    /// The gRPC admin, join and Raft service.
+    pub grpc: SocketAddr,
+    /// The FortiOS REST API.
+    pub https: SocketAddr,
+    /// The FortiOS CLI over SSH.
+    pub ssh: SocketAddr,
+}
+
 struct Shared {
     config: NodeConfig,
     identity: NodeIdentity,
-    addr: SocketAddr,
+    addrs: NodeAddrs,
     raft: Raft,
     config_rx: watch::Receiver<Arc<ConfigDb>>,
     /// Serializes membership changes on the root: openraft allows one at a time.
@@ -145,6 +163,9 @@ struct Shared {
     effective_tx: watch::Sender<Arc<ConfigDb>>,
     /// Starts a check round now.
     ems_wake: Arc<tokio::sync::Notify>,
+    /// Failed logins per address, for the lockout. A std Mutex: nothing awaits while it
+    /// is held.
+    throttle: std::sync::Mutex<accounts::LoginThrottle>,
 }
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
@@ -169,6 +190,10 @@ pub struct NodeStatus {
     pub checked_revision: Option<u64>,
     /// Whether the node keeps its own EMS tables (`configuration-sync local`).
     pub sync_local: bool,
+    /// The REST API address the node serves.
+    pub https: SocketAddr,
+    /// The SSH CLI address the node serves.
+    pub ssh: SocketAddr,
 }
 
 impl Node {
@@ -190,7 +215,12 @@ impl Node {
 
     /// The address the node's gRPC server listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
+        self.shared.addrs.grpc
+    }
+
+    /// Every address the node's server listens on.
+    pub fn addrs(&self) -> NodeAddrs {
+        self.shared.addrs
     }
 
     /// For a member: the root's gRPC address, where it asks to be admitted.
@@ -233,6 +263,8 @@ impl Node {
             ems: report.results.into_values().collect(),
             checked_revision: report.checked_revision,
             sync_local: self.sync_local(),
+            https: self.shared.addrs.https,
+            ssh: self.shared.addrs.ssh,
         }
     }
 
@@ -451,16 +483,16 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
-    /// Starts a node whose gRPC server listens on `addr` (the caller serves it). Returns
+    /// Starts a node whose server listens on `addrs` (the caller serves them). Returns
     /// once Raft runs.
-    pub async fn start(config: NodeConfig, addr: SocketAddr) -> Result<RunningNode, NodeError> {
+    pub async fn start(config: NodeConfig, addrs: NodeAddrs) -> Result<RunningNode, NodeError> {
         let name = config.name.clone();
         if config.role == Role::Member && config.root_addr.is_none() {
             return Err(NodeError::NoRoot { node: name });
         }
         let (raft, config_rx, database) = open_raft(&config).await?;
         let checker = CheckerSetup {
-            own_ip: addr.ip(),
+            own_ip: addrs.grpc.ip(),
             serial: config.serial.clone(),
             hostname: config.hostname.clone(),
             anchors: config.trust_anchors.clone(),
@@ -471,9 +503,13 @@ impl RunningNode {
             cloud: config.cloud,
         };
         let (ems_tx, _) = watch::channel(CheckerStatus::default());
-        let local = LocalConfig::open(&config.data_dir).map_err(|source| NodeError::Local {
+        let mut local = LocalConfig::open(&config.data_dir).map_err(|source| NodeError::Local {
             node: name.clone(),
             source,
+        })?;
+        seed_accounts(&mut local, &config, &config_rx.borrow()).map_err(|message| NodeError::Accounts {
+            node: name.clone(),
+            message,
         })?;
         let (effective_tx, _) = watch::channel(Arc::new(local.effective(&config_rx.borrow())));
         let identity = NodeIdentity {
@@ -486,7 +522,7 @@ impl RunningNode {
             shared: Arc::new(Shared {
                 config,
                 identity,
-                addr,
+                addrs,
                 raft,
                 config_rx,
                 join_lock: tokio::sync::Mutex::new(()),
@@ -495,6 +531,7 @@ impl RunningNode {
                 ems_wake: Arc::new(tokio::sync::Notify::new()),
                 local: std::sync::Mutex::new(local),
                 effective_tx,
+                throttle: std::sync::Mutex::new(accounts::LoginThrottle::default()),
             }),
         };
         let shutdown = CancellationToken::new();
@@ -661,6 +698,15 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config, Box<openraft::Co
     .map_err(Box::new)
 }
 
+/// Writes the topology's administrator and API users into the node's own tables.
+fn seed_accounts(local: &mut LocalConfig, config: &NodeConfig, replicated: &ConfigDb) -> Result<(), String> {
+    let command = accounts::seed_command(&local.effective(replicated), &config.admin, &config.api_users);
+    local
+        .apply(&command, replicated)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Recomputes the node's view whenever the replicated configuration changes.
 async fn follow_replicated(node: Node, shutdown: CancellationToken) {
     let mut config_rx = node.config_watch();
@@ -767,6 +813,8 @@ impl NodeConfig {
             dns: topology.dns.clone(),
             check_interval: Duration::from_secs(topology.checks.interval_secs),
             cloud,
+            admin: topology.admin.clone(),
+            api_users: topology.api_users.clone(),
         }
     }
 }
