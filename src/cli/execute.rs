@@ -47,6 +47,14 @@ pub(super) struct Question {
     offer: CertificateOffer,
 }
 
+impl Question {
+    /// The question of accepting `offer`, the certificate fctems entry `entry`'s EMS
+    /// presented.
+    pub(super) fn new(entry: String, offer: CertificateOffer) -> Question {
+        Question { entry, offer }
+    }
+}
+
 /// What a command printed and, for `execute fctems verify`, the question it leaves open.
 pub(super) struct Printed {
     pub(super) lines: Vec<String>,
@@ -159,7 +167,7 @@ async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Printed, CliError
     })
 }
 
-async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
+pub(super) async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
     entry_exists(backend, name)?;
     require_modify(backend, &FCTEMS)?;
     let db = backend.config();
@@ -261,7 +269,7 @@ fn random_api_key() -> Result<String, String> {
     Ok(key)
 }
 
-fn entry_exists<B: Backend>(backend: &B, name: &str) -> Result<(), CliError> {
+pub(super) fn entry_exists<B: Backend>(backend: &B, name: &str) -> Result<(), CliError> {
     if backend.config().entry(FCTEMS.path, name).is_some() {
         Ok(())
     } else {
