@@ -61,12 +61,16 @@ pub(super) async fn handle(
     resource: Resource,
     method: &Method,
     envelope: &Envelope,
+    action: Option<&str>,
     body: &[u8],
 ) -> Outcome {
     let table = match resource {
         Resource::Global => return global(node, method, envelope),
         Resource::Table(table) => table,
     };
+    if *method == Method::GET && action == Some("schema") {
+        return Ok(envelope.results(schema(table), None));
+    }
     let mkey = envelope.mkey.as_deref();
     let keyed = matches!(table.kind, TableKind::Table { .. });
     match (method.clone(), mkey, keyed) {
@@ -79,6 +83,40 @@ pub(super) async fn handle(
         (_, Some(_), false) => Err(Failure::status(StatusCode::NOT_FOUND)),
         _ => Err(Failure::status(StatusCode::METHOD_NOT_ALLOWED)),
     }
+}
+
+/// `?action=schema`: the table's key and fields, as fortiosapi reads them to find the
+/// mkey of a table (`results.mkey`) (client).
+fn schema(table: &TableSchema) -> Value {
+    let children: Map<String, Value> = table
+        .fields
+        .iter()
+        .map(|field| {
+            let kind = match field.kind {
+                FieldKind::Integer { .. } => "integer",
+                FieldKind::EnableDisable | FieldKind::Option(_) => "option",
+                FieldKind::Set(_) => "multiple-option",
+                FieldKind::Ipv4 => "ipv4-address",
+                FieldKind::Secret { .. } => "password",
+                FieldKind::String { .. } | FieldKind::Ipv4OrFqdn { .. } | FieldKind::Pem { .. } => "string",
+            };
+            (
+                field.name.to_owned(),
+                json!({ "name": field.name, "type": kind, "help": field.help, "default": field.default }),
+            )
+        })
+        .collect();
+    let mut schema = json!({
+        "name": table.context_name(),
+        "help": table.help,
+        "category": if table.key_field().is_some() { "table" } else { "complex" },
+        "children": children,
+    });
+    if let Some(key) = table.key_field() {
+        schema["mkey"] = json!(key.name);
+        schema["mkey_type"] = json!("string");
+    }
+    schema
 }
 
 /// `system/global`: read-only here, the hostname being the topology's.

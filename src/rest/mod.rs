@@ -175,7 +175,10 @@ async fn api_request(
         (Ok(()), Ok(bytes)) => {
             envelope.mkey = segments.get(2).filter(|key| !key.is_empty()).cloned();
             match (segments.len(), cmdb::resource(&envelope.path, &envelope.name)) {
-                (2 | 3, Some(resource)) => cmdb::handle(node, resource, &method, &envelope, &bytes).await,
+                (2 | 3, Some(resource)) => {
+                    let action = forms::lookup(&query, "action");
+                    cmdb::handle(node, resource, &method, &envelope, action, &bytes).await
+                }
                 _ => Err(Failure::status(StatusCode::NOT_FOUND)),
             }
         }

@@ -464,6 +464,20 @@ async fn cmdb_writes_replicate_and_refusals_change_nothing() {
             .starts_with("ENC SH2"),
         "{users}"
     );
+    let schema = format!("{FCTEMS}?vdom=root&action=schema");
+    let schema = token(&mut root, Method::GET, &schema, Value::Null).await.json();
+    assert_eq!(schema["results"]["mkey"], "name", "{schema}");
+    assert_eq!(
+        schema["results"]["children"]["https-port"]["type"], "integer",
+        "{schema}"
+    );
+    let https = fabric.node_addrs("branch1").unwrap().https;
+    let listed = fabric.status().await;
+    assert_eq!(
+        listed.nodes[1].https,
+        Some(https),
+        "status lists each node's REST address"
+    );
     let global = token(&mut root, Method::GET, "/api/v2/cmdb/system/global", Value::Null)
         .await
         .json();
