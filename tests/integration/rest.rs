@@ -204,6 +204,31 @@ async fn three_wrong_passwords_lock_the_address_out() {
         .await
         .expect("fabric starts");
     let mut client = fabric.rest("root").await.unwrap();
+    // An administrator added with the CLI logs in with the password it was given.
+    let added = fabric
+        .exec(
+            "root",
+            &[
+                "config system admin",
+                "edit ops",
+                "set password s3cret-ops",
+                "end",
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(!added.failed, "{}", added.output);
+    let ops = call(
+        &mut client,
+        Method::POST,
+        "/logincheck",
+        &[],
+        b"username=ops&secretkey=s3cret-ops",
+    )
+    .await;
+    assert_eq!(ops.text(), "1");
+    let shown = fabric.exec("root", &["show system admin"]).await.unwrap();
+    assert!(!shown.output.contains("s3cret"), "{}", shown.output);
     for _ in 0..3 {
         let reply = call(
             &mut client,
@@ -336,6 +361,14 @@ async fn cmdb_writes_replicate_and_refusals_change_nothing() {
         "{}",
         refused.text()
     );
+    // Under configuration-sync local a member edits its own copy.
+    let mut local = fabric.rest("branch1").await.unwrap();
+    let csf = json!({"configuration-sync": "local"});
+    let switched = token(&mut local, Method::PUT, "/api/v2/cmdb/system/csf", csf).await;
+    assert_eq!(switched.status, StatusCode::OK, "{}", switched.text());
+    let own = json!({"https-port": 9443});
+    let edited = token(&mut local, Method::PUT, &format!("{FCTEMS}/ems1"), own).await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text());
 
     let before = fabric.status().await;
     let cases: Vec<Refused> = vec![
