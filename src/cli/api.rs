@@ -5,8 +5,9 @@
 //! An [`Edit`] is `edit <key>` (or `config <object>`) followed by `set`/`unset` and `end`:
 //! it opens the entry as the CLI does, assigns each value through the CLI's own parsing,
 //! and commits through the CLI's commit path (permission, EMS Cloud prerequisites,
-//! [`Backend::commit`]). [`delete`], [`fetch_offer`], [`trust_offer`] and [`unverify`] are
-//! `delete <key>` and the steps of `execute fctems verify|unverify`. Every refusal leaves
+//! [`Backend::commit`]). [`delete`], [`fetch_offer`], [`trust_offer`], [`unverify`] and
+//! [`generate_key`] are `delete <key>`, the steps of `execute fctems verify|unverify` and
+//! `execute api-user generate-key`. Every refusal leaves
 //! as a [`Refusal`]: the lines FortiOS prints and the return code they end with.
 
 use crate::config::schema::{FCTEMS, TableKind, TableSchema};
@@ -165,6 +166,11 @@ pub async fn trust_offer<B: Backend>(
     let question = Question::new(entry.to_owned(), offer);
     execute::answer(backend, question, "y").await?;
     Ok(())
+}
+
+/// `execute api-user generate-key <name>`: the new key, shown once.
+pub async fn generate_key<B: Backend>(backend: &B, name: &str) -> Result<String, Refusal> {
+    Ok(execute::new_api_key(backend, name).await?)
 }
 
 /// `execute fctems unverify <entry>`: what it prints.

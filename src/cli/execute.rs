@@ -220,6 +220,17 @@ fn pinned_for<B: Backend>(backend: &B, name: &str, offer: &CertificateOffer) -> 
 /// `execute api-user generate-key <name>`: a new random key replaces the user's key; the
 /// key is printed once and stored only as its hash (`docs/fortios.md`, "Accounts").
 async fn generate_key<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
+    let key = new_api_key(backend, name).await?;
+    Ok(vec![
+        format!("New API key: {key}"),
+        format!(
+            "NOTE: The bearer of this API key will be granted all access privileges assigned to the api-user {name}."
+        ),
+    ])
+}
+
+/// Gives API user `name` a new random key, stored as its hash; returns the key.
+pub(super) async fn new_api_key<B: Backend>(backend: &B, name: &str) -> Result<String, CliError> {
     let db = backend.config();
     let entry = db
         .entry(SYSTEM_API_USER.path, name)
@@ -237,12 +248,7 @@ async fn generate_key<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>
         },
     )
     .await?;
-    Ok(vec![
-        format!("New API key: {key}"),
-        format!(
-            "NOTE: The bearer of this API key will be granted all access privileges assigned to the api-user {name}."
-        ),
-    ])
+    Ok(key)
 }
 
 /// [`API_KEY_LEN`] letters and digits from the system's secure random source.

@@ -167,6 +167,19 @@ pub(super) fn authenticate(
     })
 }
 
+/// FortiOS's built-in read-only access profile (doc).
+const READ_ONLY_PROFILE: &str = "super_admin_readonly";
+
+/// A write by an account whose access profile is read-only is refused with 403 (doc:
+/// "access profile permissions"); every other profile may write (ours).
+pub(super) fn check_profile(caller: &Caller, method: &Method) -> Result<(), StatusCode> {
+    if matches!(*method, Method::GET | Method::HEAD) || caller.login().accprofile != READ_ONLY_PROFILE {
+        Ok(())
+    } else {
+        Err(StatusCode::FORBIDDEN)
+    }
+}
+
 /// A session's write without its CSRF token is refused with 403 (doc); reads and API keys
 /// need none.
 pub(super) fn check_csrf(caller: &Caller, method: &Method, headers: &HeaderMap) -> Result<(), StatusCode> {

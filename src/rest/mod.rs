@@ -145,7 +145,9 @@ async fn api_request(
         Ok(caller) => caller,
         Err(status) => return status.into_response(),
     };
-    if let Err(status) = auth::check_csrf(&caller, &method, &headers) {
+    let permitted =
+        auth::check_csrf(&caller, &method, &headers).and_then(|()| auth::check_profile(&caller, &method));
+    if let Err(status) = permitted {
         return status.into_response();
     }
     tracing::debug!(node = node.name(), user = caller.login().user, %method, path = uri.path(), "REST request");

@@ -1,7 +1,8 @@
 //! `/api/v2/monitor/…`: what the node reports rather than stores: `system/status`, the
 //! EMS connectors' state (`endpoint-control/ems/status`, `ems/status-summary`), accepting
 //! or forgetting an EMS certificate (`ems/verify-cert`, `ems/unverify-cert`, through the
-//! steps of `execute fctems verify|unverify`), and the fabric (`system/csf`): the members,
+//! steps of `execute fctems verify|unverify`), a new API key
+//! (`system/api-user/generate-key`), and the fabric (`system/csf`): the members,
 //! their serials and whether they hold the root's configuration (`docs/fortios.md`,
 //! "REST API").
 
@@ -32,7 +33,9 @@ pub(super) async fn handle(
         | "system/csf"
         | "endpoint-control/ems/status"
         | "endpoint-control/ems/status-summary" => Method::GET,
-        "endpoint-control/ems/verify-cert" | "endpoint-control/ems/unverify-cert" => Method::POST,
+        "endpoint-control/ems/verify-cert"
+        | "endpoint-control/ems/unverify-cert"
+        | "system/api-user/generate-key" => Method::POST,
         _ => return Err(Failure::status(StatusCode::NOT_FOUND)),
     };
     if *method != wanted {
@@ -44,6 +47,7 @@ pub(super) async fn handle(
         "endpoint-control/ems/status" => ems_status(node, envelope, query),
         "endpoint-control/ems/status-summary" => Ok(status_summary(node, envelope)),
         "endpoint-control/ems/verify-cert" => verify_cert(node, envelope, body).await,
+        "system/api-user/generate-key" => generate_key(node, envelope, query).await,
         _ => unverify_cert(node, envelope, body).await,
     }
 }
@@ -200,6 +204,14 @@ fn certificate_details(offer: &CertificateOffer) -> Value {
         details["serial_number"] = json!(leaf.raw_serial_as_string());
     }
     details
+}
+
+/// `POST system/api-user/generate-key?api-user=<name>`: `execute api-user generate-key`;
+/// the new key is `results.access_token` (doc path; the reply's field is ours).
+async fn generate_key(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> Outcome {
+    let name = super::forms::lookup(query, "api-user").ok_or(Failure::status(StatusCode::BAD_REQUEST))?;
+    let key = api::generate_key(node, name).await.map_err(refused)?;
+    Ok(envelope.results(json!({ "access_token": key }), None))
 }
 
 /// `POST ems/unverify-cert {"ems_name"}`: `execute fctems unverify`.

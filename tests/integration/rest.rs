@@ -14,6 +14,8 @@ use crate::CONVERGE;
 
 /// The fixed API key the tests' topologies give `automation`.
 const KEY: &str = "restTestKey0123456789abcdefghij";
+/// The key of a read-only API user.
+const READER_KEY: &str = "restReaderKey0123456789abcdefgh";
 /// The administrator password of the tests' topologies.
 const PASSWORD: &str = "fabricsim-test";
 
@@ -200,9 +202,13 @@ async fn logins_cookies_csrf_and_logout_follow_fortios() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_wrong_passwords_lock_the_address_out() {
-    let fabric = Fabric::start(with_accounts(generated_topology("rest-lockout", 1)))
-        .await
-        .expect("fabric starts");
+    let mut topology = with_accounts(generated_topology("rest-lockout", 1));
+    topology.api_users.push(ApiUserSpec {
+        name: "reader".to_owned(),
+        key: Some(READER_KEY.to_owned()),
+        accprofile: "super_admin_readonly".to_owned(),
+    });
+    let fabric = Fabric::start(topology).await.expect("fabric starts");
     let mut client = fabric.rest("root").await.unwrap();
     // An administrator added with the CLI logs in with the password it was given.
     let added = fabric
@@ -288,6 +294,54 @@ async fn three_wrong_passwords_lock_the_address_out() {
         "{}",
         shown.output
     );
+
+    // The REST form of generate-key, and a read-only profile that may read only.
+    let generate = "/api/v2/monitor/system/api-user/generate-key?api-user=automation";
+    let reply = call(
+        &mut client,
+        Method::POST,
+        generate,
+        &[("authorization", &new)],
+        b"",
+    )
+    .await;
+    let fresh = reply.json()["results"]["access_token"]
+        .as_str()
+        .expect("a key")
+        .to_owned();
+    let fresh = format!("Bearer {fresh}");
+    assert_eq!(
+        call(
+            &mut client,
+            Method::GET,
+            status,
+            &[("authorization", &fresh)],
+            b""
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let reader = format!("Bearer {READER_KEY}");
+    let read = call(
+        &mut client,
+        Method::GET,
+        FCTEMS,
+        &[("authorization", &reader)],
+        b"",
+    )
+    .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let entry = json!({"name": "ems1", "server": "127.0.50.1"}).to_string();
+    let write = call(
+        &mut client,
+        Method::POST,
+        FCTEMS,
+        &[("authorization", &reader)],
+        entry.as_bytes(),
+    )
+    .await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN);
     fabric.stop().await;
 }
 
