@@ -1,5 +1,6 @@
 //! `/api/v2/monitor/…`: what the node reports rather than stores: `system/status`, the
-//! EMS connectors' state (`endpoint-control/ems/status`, `ems/status-summary`), accepting
+//! EMS connectors' state (`endpoint-control/ems/status`, `ems/status-summary`,
+//! `ems/cert-status`), accepting
 //! or forgetting an EMS certificate (`ems/verify-cert`, `ems/unverify-cert`, through the
 //! steps of `execute fctems verify|unverify`), a new API key
 //! (`system/api-user/generate-key`), and the fabric (`system/csf`): the members,
@@ -11,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::Backend;
 use crate::cli::api;
-use crate::config::schema::FCTEMS;
+use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
+use crate::config::{RC_INVALID_VALUE, fail_line};
 use crate::connector::{CertificateOffer, CertificateState, Connection, DeviceState, EmsStatus};
 use crate::node::Node;
 use crate::topology::Role;
@@ -32,7 +34,8 @@ pub(super) async fn handle(
         "system/status"
         | "system/csf"
         | "endpoint-control/ems/status"
-        | "endpoint-control/ems/status-summary" => Method::GET,
+        | "endpoint-control/ems/status-summary"
+        | "endpoint-control/ems/cert-status" => Method::GET,
         "endpoint-control/ems/verify-cert"
         | "endpoint-control/ems/unverify-cert"
         | "system/api-user/generate-key" => Method::POST,
@@ -46,6 +49,7 @@ pub(super) async fn handle(
         "system/csf" => Ok(envelope.results(fabric(node), None)),
         "endpoint-control/ems/status" => ems_status(node, envelope, query),
         "endpoint-control/ems/status-summary" => Ok(status_summary(node, envelope)),
+        "endpoint-control/ems/cert-status" => cert_status(node, envelope, query).await,
         "endpoint-control/ems/verify-cert" => verify_cert(node, envelope, body).await,
         "system/api-user/generate-key" => generate_key(node, envelope, query).await,
         _ => unverify_cert(node, envelope, body).await,
@@ -137,6 +141,34 @@ fn status_summary(node: &Node, envelope: &Envelope) -> Map<String, Value> {
         })
         .collect();
     envelope.results(Value::Array(summary), None)
+}
+
+/// `GET ems/cert-status?ems_name=<n>[&with_cert=true]` (doc): the certificate verdict of
+/// this node's last check, whether the entry is verified, and with `with_cert=true` the
+/// certificate the EMS presents now.
+async fn cert_status(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> Outcome {
+    let name = super::forms::lookup(query, "ems_name").ok_or(Failure::status(StatusCode::BAD_REQUEST))?;
+    let status = entry_statuses(node)
+        .into_iter()
+        .find(|status| status.name == name)
+        .ok_or(Failure::status(StatusCode::NOT_FOUND))?;
+    let db = node.config();
+    let certificate = db.value(FCTEMS.path, name, "certificate");
+    let verified = !certificate.is_empty() && db.entry(REMOTE_CERTIFICATES.path, &certificate).is_some();
+    let mut results = json!({
+        "ems_name": name,
+        "cert_status": { "status": status.certificate.to_string() },
+        "verified": verified,
+        "certificate": certificate,
+    });
+    if super::forms::lookup(query, "with_cert") == Some("true") {
+        let offer = node.fetch_certificate(name).await.map_err(|reason| {
+            let lines = vec![reason, fail_line(RC_INVALID_VALUE)];
+            Failure::cli(StatusCode::INTERNAL_SERVER_ERROR, RC_INVALID_VALUE, &lines)
+        })?;
+        results["cert"] = certificate_details(&offer);
+    }
+    Ok(envelope.results(results, None))
 }
 
 /// The entry a monitor POST names: `ems_name`, or `ems_id` with the name-keyed table.

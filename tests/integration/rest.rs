@@ -662,6 +662,14 @@ async fn verify_cert_shows_then_trusts_the_certificate_fabric_wide() {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let cert = "/api/v2/monitor/endpoint-control/ems/cert-status?ems_name=ems1&with_cert=true";
+    let cert = token(&mut root, Method::GET, cert, Value::Null).await.json();
+    assert_eq!(cert["results"]["verified"], false, "{cert}");
+    assert_eq!(
+        cert["results"]["cert"]["fingerprint"],
+        fingerprint.as_str(),
+        "{cert}"
+    );
 
     let trusted = token(
         &mut root,
