@@ -87,9 +87,9 @@ pub const MAX_ACCOUNT_NAME_LEN: usize = 64;
 pub const MAX_PASSWORD_LEN: usize = 128;
 /// Length of the API keys `execute api-user generate-key` makes: 30 letters and digits.
 pub const API_KEY_LEN: usize = 30;
-/// Shortest fixed API key the topology accepts [ours]: long enough not to be guessed.
+/// Shortest fixed API key the topology accepts (ours): long enough not to be guessed.
 pub const MIN_API_KEY_LEN: usize = 16;
-/// Longest fixed API key the topology accepts [ours].
+/// Longest fixed API key the topology accepts (ours).
 pub const MAX_API_KEY_LEN: usize = 128;
 
 /// Whether `key` can be an API key: [`MIN_API_KEY_LEN`] to [`MAX_API_KEY_LEN`] ASCII

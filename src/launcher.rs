@@ -174,7 +174,9 @@ impl RunningFabric {
             lab.trust_anchors(),
             lab.cloud_access(),
         );
-        let running = RunningServer::start(config, listeners).await?;
+        let addrs = self.slot(name)?.addrs;
+        let identity = lab.node_identity(&spec.name, &spec.hostname, addrs.https.ip())?;
+        let running = RunningServer::start(config, listeners, identity).await?;
         self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
         Ok(())
     }

@@ -7,10 +7,11 @@
 //! root to admit it until the root answers. Stopping joins the server's tasks first, then
 //! the node's.
 //!
-//! The HTTPS and SSH listeners are bound with the gRPC one, so that their addresses are
-//! known (and reported by `status`) from the start. Until their servers exist the server
-//! holds them: a client connecting there waits in the backlog, and the port stays the
-//! node's across its whole life.
+//! The server also serves the FortiOS REST API ([`crate::rest`]) on the HTTPS listener,
+//! with the certificate the caller issued for the node. The SSH listener is bound with the
+//! others, so that its address is known (and reported by `status`) from the start; until
+//! the SSH server exists the server holds it: a client connecting there waits in the
+//! backlog, and the port stays the node's across its whole life.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,8 +22,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::{Node, NodeAddrs, NodeConfig, NodeError, RunningNode};
-use crate::rpc;
+use crate::sim::ServerIdentity;
 use crate::wire::proto::fabric::JoinRequest;
+use crate::{rest, rpc};
 
 /// How long a member waits before it asks the root again, at first; the wait doubles up to
 /// [`JOIN_RETRY_MAX`].
@@ -68,14 +70,18 @@ pub struct RunningServer {
     node: RunningNode,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
-    /// Held, not served yet (see the module docs).
-    _held: Vec<TcpListener>,
+    /// The SSH listener, held, not served yet (see the module docs).
+    _ssh: TcpListener,
 }
 
 impl RunningServer {
-    /// Starts the node of `config` on `listeners`. Returns once it serves gRPC; a member's
-    /// admission continues in the background.
-    pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<RunningServer, ServerError> {
+    /// Starts the node of `config` on `listeners`, presenting `https_identity` on the REST
+    /// API. Returns once it serves gRPC; a member's admission continues in the background.
+    pub async fn start(
+        config: NodeConfig,
+        listeners: Listeners,
+        https_identity: ServerIdentity,
+    ) -> Result<RunningServer, ServerError> {
         let addrs = listeners.addrs().map_err(|source| ServerError::Listener {
             node: config.name.clone(),
             source,
@@ -85,6 +91,12 @@ impl RunningServer {
         let mut tasks = JoinSet::new();
         let Listeners { grpc, https, ssh } = listeners;
         tasks.spawn(rpc::serve(node.node().clone(), grpc, shutdown.clone()));
+        let rest = rest::serve(node.node().clone(), https, https_identity, shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(error) = rest.await {
+                tracing::error!(%error, "REST API stopped");
+            }
+        });
         if let Some(root) = node.node().root_addr() {
             tasks.spawn(join_fabric(node.node().clone(), root, shutdown.clone()));
         }
@@ -92,7 +104,7 @@ impl RunningServer {
             node,
             shutdown,
             tasks,
-            _held: vec![https, ssh],
+            _ssh: ssh,
         })
     }
 
@@ -129,9 +141,10 @@ impl RunningServer {
 pub async fn run(
     config: NodeConfig,
     listeners: Listeners,
+    https_identity: ServerIdentity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let running = RunningServer::start(config, listeners).await?;
+    let running = RunningServer::start(config, listeners, https_identity).await?;
     shutdown.await;
     running.shutdown().await;
     Ok(())

@@ -5,8 +5,8 @@
 //! command to Raft and returns what `ConfigDb::apply` said; a refusal comes back as
 //! [`CliError::Commit`].
 
-use crate::config::ConfigCommand;
 use crate::config::schema::{TableKind, TableSchema};
+use crate::config::{Applied, ConfigCommand};
 
 use super::backend::{Backend, may_modify};
 use super::context::Pending;
@@ -22,8 +22,12 @@ pub(super) fn require_modify<B: Backend>(backend: &B, table: &TableSchema) -> Re
     }
 }
 
-/// Commits the pending entry if it differs from what the node has applied.
-pub(super) async fn commit_pending<B: Backend>(backend: &B, pending: &Pending) -> Result<(), CliError> {
+/// Commits the pending entry if it differs from what the node has applied; `None` when
+/// it does not.
+pub(super) async fn commit_pending<B: Backend>(
+    backend: &B,
+    pending: &Pending,
+) -> Result<Option<Applied>, CliError> {
     let unchanged = {
         let db = backend.config();
         match db.entry(pending.table.path, &pending.key) {
@@ -33,7 +37,7 @@ pub(super) async fn commit_pending<B: Backend>(backend: &B, pending: &Pending) -
         }
     };
     if unchanged {
-        return Ok(());
+        return Ok(None);
     }
     require_modify(backend, pending.table)?;
     if ems_cloud::enables_ems_cloud(&backend.config(), pending) {
@@ -48,13 +52,10 @@ pub(super) async fn commit_pending<B: Backend>(backend: &B, pending: &Pending) -
         },
     )
     .await
+    .map(Some)
 }
 
-/// Commits `command`, dropping what `ConfigDb::apply` reported.
-pub(super) async fn commit<B: Backend>(backend: &B, command: ConfigCommand) -> Result<(), CliError> {
-    backend
-        .commit(command)
-        .await
-        .map(|_applied| ())
-        .map_err(CliError::Commit)
+/// Commits `command`; what `ConfigDb::apply` reported, or why it was refused.
+pub(super) async fn commit<B: Backend>(backend: &B, command: ConfigCommand) -> Result<Applied, CliError> {
+    backend.commit(command).await.map_err(CliError::Commit)
 }

@@ -213,7 +213,7 @@ fn enter<B: Backend>(table: &'static TableSchema, backend: &B) -> Context {
 }
 
 /// The canonical value of `set <field> <words...>`; several words only for sets.
-fn set_value(field: &FieldSpec, words: &[String]) -> Result<String, CliError> {
+pub(super) fn set_value(field: &FieldSpec, words: &[String]) -> Result<String, CliError> {
     let Some(first) = words.first() else {
         return Err(CliError::Incomplete);
     };
@@ -236,7 +236,7 @@ fn set_value(field: &FieldSpec, words: &[String]) -> Result<String, CliError> {
 }
 
 /// The canonical key of `edit <key>`, checked against the table's key field.
-fn entry_key(table: &TableSchema, raw: &str) -> Result<String, CliError> {
+pub(super) fn entry_key(table: &TableSchema, raw: &str) -> Result<String, CliError> {
     let key_field = table.key_field().ok_or_else(|| CliError::Parse(raw.to_owned()))?;
     if raw.is_empty() {
         return Err(CliError::Value(String::new()));

@@ -47,6 +47,14 @@ pub(super) struct Question {
     offer: CertificateOffer,
 }
 
+impl Question {
+    /// The question of accepting `offer`, the certificate fctems entry `entry`'s EMS
+    /// presented.
+    pub(super) fn new(entry: String, offer: CertificateOffer) -> Question {
+        Question { entry, offer }
+    }
+}
+
 /// What a command printed and, for `execute fctems verify`, the question it leaves open.
 pub(super) struct Printed {
     pub(super) lines: Vec<String>,
@@ -159,7 +167,7 @@ async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Printed, CliError
     })
 }
 
-async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
+pub(super) async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
     entry_exists(backend, name)?;
     require_modify(backend, &FCTEMS)?;
     let db = backend.config();
@@ -212,6 +220,17 @@ fn pinned_for<B: Backend>(backend: &B, name: &str, offer: &CertificateOffer) -> 
 /// `execute api-user generate-key <name>`: a new random key replaces the user's key; the
 /// key is printed once and stored only as its hash (`docs/fortios.md`, "Accounts").
 async fn generate_key<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
+    let key = new_api_key(backend, name).await?;
+    Ok(vec![
+        format!("New API key: {key}"),
+        format!(
+            "NOTE: The bearer of this API key will be granted all access privileges assigned to the api-user {name}."
+        ),
+    ])
+}
+
+/// Gives API user `name` a new random key, stored as its hash; returns the key.
+pub(super) async fn new_api_key<B: Backend>(backend: &B, name: &str) -> Result<String, CliError> {
     let db = backend.config();
     let entry = db
         .entry(SYSTEM_API_USER.path, name)
@@ -229,12 +248,7 @@ async fn generate_key<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>
         },
     )
     .await?;
-    Ok(vec![
-        format!("New API key: {key}"),
-        format!(
-            "NOTE: The bearer of this API key will be granted all access privileges assigned to the api-user {name}."
-        ),
-    ])
+    Ok(key)
 }
 
 /// [`API_KEY_LEN`] letters and digits from the system's secure random source.
@@ -261,7 +275,7 @@ fn random_api_key() -> Result<String, String> {
     Ok(key)
 }
 
-fn entry_exists<B: Backend>(backend: &B, name: &str) -> Result<(), CliError> {
+pub(super) fn entry_exists<B: Backend>(backend: &B, name: &str) -> Result<(), CliError> {
     if backend.config().entry(FCTEMS.path, name).is_some() {
         Ok(())
     } else {

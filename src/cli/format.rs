@@ -145,6 +145,31 @@ pub(crate) fn get_table(table: &TableSchema, db: &ConfigDb) -> Vec<String> {
     }
 }
 
+/// The firmware release the REST API reports in every reply: `version` and `build`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirmwareRelease {
+    /// `vMAJOR.MINOR.PATCH`, as clients parse it (`v7.0.5`).
+    pub version: &'static str,
+    /// The build number (`304`).
+    pub build: u32,
+}
+
+/// The release of `FIRMWARE_VERSION`, read from that one string.
+pub fn firmware_release() -> FirmwareRelease {
+    let release = FIRMWARE_VERSION
+        .split_whitespace()
+        .nth(1)
+        .expect("FIRMWARE_VERSION names a model, then the release");
+    let mut parts = release.split(',');
+    let version = parts.next().expect("the release starts with its version");
+    let build = parts
+        .next()
+        .and_then(|build| build.strip_prefix("build"))
+        .and_then(|digits| digits.parse().ok())
+        .expect("the release has a build number");
+    FirmwareRelease { version, build }
+}
+
 /// `get system status` for `identity` at `unix_seconds` (UTC).
 pub(crate) fn system_status(identity: &NodeIdentity, unix_seconds: i64) -> Vec<String> {
     [
@@ -217,6 +242,14 @@ mod tests {
         assert_eq!(lines[5], "fortinetone-cloud-authentication: disable");
         assert!(!lines.iter().any(|line| line.starts_with("interface ")));
         assert_eq!(lines.len(), FCTEMS.fields.len() - 1);
+    }
+
+    #[test]
+    fn the_firmware_release_is_read_from_the_version_line() {
+        let release = firmware_release();
+        assert_eq!(release.version, "v7.0.5");
+        assert_eq!(release.build, 304);
+        assert!(FIRMWARE_VERSION.contains(&format!("{},build{:04}", release.version, release.build)));
     }
 
     #[test]

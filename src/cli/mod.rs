@@ -54,8 +54,10 @@
 //! [`tokenize`] (words, quotes, `| grep`), [`transcript`] (golden transcripts). Each file
 //! imports only files listed before it in this dependency order: `tokenize`, `backend`,
 //! `error`, `context`, `grammar`, `format`, `ems_cloud`, `commit`, `execute`, `dispatch`,
-//! `help`, `session`, `transcript`.
+//! `api`, `help`, `session`, `transcript`. `api` is the CLI's rules for programs: the REST
+//! API edits entries through it, so both surfaces share one set of checks and texts.
 
+pub mod api;
 mod backend;
 mod commit;
 mod context;
@@ -74,4 +76,5 @@ pub mod transcript;
 pub(crate) mod test_backend;
 
 pub use backend::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, may_modify};
+pub use format::{FirmwareRelease, firmware_release};
 pub use session::{Reply, Session};

@@ -7,6 +7,8 @@
 //! - `converge_*`: from the same submission until every member has applied it.
 //! - `writes_per_sec`: writes divided by the time from the first submission to the last
 //!   acknowledgement.
+//! - with `--rest`, the REST API's latencies (`rest_bench`): `rest_get_*` and
+//!   `rest_write_converge_*`.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::Error;
+use super::{Error, rest_bench};
 use crate::config::ConfigCommand;
 use crate::harness::{Fabric, generated_topology};
 use crate::raft::Raft;
@@ -39,6 +41,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also measure the REST API: GET latency and REST write -> converged latency, over
+    /// this many requests of each (default 100 with --rest).
+    #[arg(long, num_args = 0..=1, default_missing_value = "100")]
+    rest: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,6 +58,14 @@ struct Report {
     converge_p50_us: u64,
     converge_p99_us: u64,
     writes_per_sec: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rest_get_p50_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rest_get_p99_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rest_write_converge_p50_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rest_write_converge_p99_us: Option<u64>,
     peak_rss_mb: f64,
 }
 
@@ -67,7 +81,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     let nodes = args.nodes.max(1);
     let clients = args.clients.max(1);
     let started = Instant::now();
-    let fabric = Fabric::start(generated_topology("bench", nodes)).await?;
+    let fabric = Fabric::start(rest_bench::with_bench_user(generated_topology("bench", nodes))).await?;
     fabric.wait_converged(CONVERGE_TIMEOUT).await?;
     let up = started.elapsed();
 
@@ -110,7 +124,17 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
 
     let mut commits: Vec<u64> = writes.iter().map(|w| w.commit.as_micros() as u64).collect();
     let mut converges = converge_times(&writes, &timelines);
+    let rest = match args.rest {
+        Some(requests) => Some(rest_bench::measure(&fabric, requests.max(1)).await?),
+        None => None,
+    };
     fabric.stop().await;
+    let [
+        rest_get_p50_us,
+        rest_get_p99_us,
+        rest_write_converge_p50_us,
+        rest_write_converge_p99_us,
+    ] = rest_percentiles(rest);
 
     let report = Report {
         nodes,
@@ -122,17 +146,39 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         converge_p50_us: percentile(&mut converges, 50.0),
         converge_p99_us: percentile(&mut converges, 99.0),
         writes_per_sec: (writes.len() as f64 / write_time.as_secs_f64() * 10.0).round() / 10.0,
+        rest_get_p50_us,
+        rest_get_p99_us,
+        rest_write_converge_p50_us,
+        rest_write_converge_p99_us,
         peak_rss_mb: peak_rss_mb(),
     };
-    if args.json {
+    print_report(&report, args.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report as one JSON object, or as a table.
+fn print_report(report: &Report, json: bool) {
+    if json {
         println!(
             "{}",
-            serde_json::to_string(&report).expect("the report serializes")
+            serde_json::to_string(report).expect("the report serializes")
         );
     } else {
         println!("{report:#?}");
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The REST GET and write -> converged p50 and p99, when `--rest` measured them.
+fn rest_percentiles(rest: Option<(Vec<u64>, Vec<u64>)>) -> [Option<u64>; 4] {
+    match rest {
+        Some((mut gets, mut writes)) => [
+            Some(percentile(&mut gets, 50.0)),
+            Some(percentile(&mut gets, 99.0)),
+            Some(percentile(&mut writes, 50.0)),
+            Some(percentile(&mut writes, 99.0)),
+        ],
+        None => [None; 4],
+    }
 }
 
 /// How long each write took, from submission, to be applied on every member, in

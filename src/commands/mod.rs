@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod exec;
 mod interactive;
+mod rest_bench;
 mod up;
 
 use std::collections::BTreeMap;

@@ -209,9 +209,11 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
     let root = topology.root();
     let root_addr = state.read_listen(&root.name).unwrap_or(root.listen);
     let plan = state_plan(state, &token);
-    let anchors = crate::sim::pki::Pki::open(&plan.pki_dir)
-        .map_err(crate::sim::lab::LabError::from)?
-        .trust_anchors();
+    let pki = crate::sim::pki::Pki::open(&plan.pki_dir).map_err(crate::sim::lab::LabError::from)?;
+    let anchors = pki.trust_anchors();
+    let identity = pki
+        .node_identity(name, &spec.hostname, addrs.https.ip())
+        .map_err(crate::sim::lab::LabError::from)?;
     // A lone node finds FortiCloud where the topology says; `up` runs it.
     let cloud = topology.forticloud.as_ref().map(|spec| CloudAccess {
         api: spec.listen,
@@ -223,7 +225,7 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
         "node {name} ({}, {}) listening on {addr}, https://{}/, ssh {}; Ctrl-C stops it",
         spec.serial, spec.role, addrs.https, addrs.ssh
     );
-    crate::server::run(config, listeners, stop_signal()).await?;
+    crate::server::run(config, listeners, identity, stop_signal()).await?;
     println!("node {name} stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -294,12 +294,12 @@ pub fn parse_value(field: &FieldSpec, raw: &str) -> Result<String, ValueError> {
     }
 }
 
-/// How a stored secret begins: FortiOS shows hashed passwords as `ENC SH2…` [doc].
+/// How a stored secret begins: FortiOS shows hashed passwords as `ENC SH2…` (doc).
 const SECRET_PREFIX: &str = "ENC SH2";
 /// Hex digits of a SHA-256 hash.
 const SHA256_HEX_LEN: usize = 64;
 
-/// The stored form of `secret`: [`SECRET_PREFIX`] and the hex SHA-256 of its text. The
+/// The stored form of `secret`: `ENC SH2` and the hex SHA-256 of its text. The
 /// hash is unsalted, so that `apply` stays pure and every node stores the same text for
 /// one password (`docs/fortios.md`, "Accounts").
 pub fn hash_secret(secret: &str) -> String {
@@ -824,10 +824,10 @@ pub const SYSTEM_CSF: TableSchema = TableSchema {
     rules: &[],
 };
 
-/// Most administrator accounts one FortiGate holds [ours]: FortiOS's limit depends on the
+/// Most administrator accounts one FortiGate holds (ours): FortiOS's limit depends on the
 /// model; this one only bounds a runaway script.
 pub const MAX_ADMINS: usize = 500;
-/// Most REST API users one FortiGate holds [ours], for the same reason.
+/// Most REST API users one FortiGate holds (ours), for the same reason.
 pub const MAX_API_USERS: usize = 500;
 
 /// `config system admin`: the administrator accounts of this FortiGate. Never synced:

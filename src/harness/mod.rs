@@ -55,6 +55,8 @@ pub enum HarnessError {
     Launch(#[from] LaunchError),
     #[error("the topology's bootstrap failed:\n{0}")]
     Bootstrap(String),
+    #[error("REST API: {0}")]
+    Rest(String),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("the fabric did not converge within {timeout:?}:\n{table}{lag}")]
@@ -141,6 +143,19 @@ impl Fabric {
     /// Every node's gRPC address.
     pub fn addrs(&self) -> BTreeMap<String, SocketAddr> {
         self.fabric.addrs()
+    }
+
+    /// Every address node `name` serves: gRPC, REST API (HTTPS), SSH.
+    pub fn node_addrs(&self, name: &str) -> Result<crate::node::NodeAddrs, HarnessError> {
+        Ok(self.fabric.node_addrs(name)?)
+    }
+
+    /// A REST API client connected to node `name`, trusting the fabric's CAs.
+    pub async fn rest(&self, name: &str) -> Result<crate::rest::client::RestClient, HarnessError> {
+        let addr = self.node_addrs(name)?.https;
+        crate::rest::client::RestClient::connect(addr, &self.lab().trust_anchors())
+            .await
+            .map_err(|e| HarnessError::Rest(e.to_string()))
     }
 
     /// The in-process handle of a running node.

@@ -8,7 +8,7 @@
 //! keys are stored only as hashes ([`crate::config::hash_secret`]).
 //!
 //! FortiOS locks out the address a client logs in from after `admin-lockout-threshold`
-//! failed attempts (default 3) for `admin-lockout-duration` seconds (default 60) [doc];
+//! failed attempts (default 3) for `admin-lockout-duration` seconds (default 60) (doc);
 //! [`LoginThrottle`] does the same, per source IP.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,10 +22,10 @@ use crate::topology::{AdminSpec, ApiUserSpec};
 use super::Node;
 
 /// Failed logins from one address before it is locked out: FortiOS's
-/// `admin-lockout-threshold` default [doc].
+/// `admin-lockout-threshold` default (doc).
 pub const ADMIN_LOCKOUT_THRESHOLD: u32 = 3;
 /// How long a locked-out address stays locked: FortiOS's `admin-lockout-duration`
-/// default, 60 seconds [doc].
+/// default, 60 seconds (doc).
 pub const ADMIN_LOCKOUT_DURATION: Duration = Duration::from_secs(60);
 /// The access profile of the topology's administrator: FortiOS's factory `admin` has it.
 const SUPER_ADMIN: &str = "super_admin";

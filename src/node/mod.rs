@@ -44,7 +44,7 @@ use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
 use crate::raft::{NodeId, Raft};
-use crate::topology::{AdminSpec, ApiUserSpec, RaftSettings, Role};
+use crate::topology::{AdminSpec, ApiUserSpec, NodeSpec, RaftSettings, Role};
 use crate::wire::CloudAccess;
 
 /// How long the root waits for its own leadership before refusing a write.
@@ -97,6 +97,9 @@ pub struct NodeConfig {
     pub admin: AdminSpec,
     /// The REST API users the topology gives every node.
     pub api_users: Vec<ApiUserSpec>,
+    /// Every FortiGate of the fabric as the topology lists it, this one included: the
+    /// names and serials the fabric monitor shows beside the Raft ids.
+    pub fabric_nodes: Vec<NodeSpec>,
 }
 
 /// Why a node could not start.
@@ -230,6 +233,11 @@ impl Node {
 
     pub fn raft(&self) -> &Raft {
         &self.shared.raft
+    }
+
+    /// Every FortiGate of the fabric, as the topology lists them.
+    pub fn fabric_nodes(&self) -> &[NodeSpec] {
+        &self.shared.config.fabric_nodes
     }
 
     pub fn admin_token(&self) -> &str {
@@ -815,6 +823,7 @@ impl NodeConfig {
             cloud,
             admin: topology.admin.clone(),
             api_users: topology.api_users.clone(),
+            fabric_nodes: topology.nodes.clone(),
         }
     }
 }

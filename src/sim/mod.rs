@@ -53,7 +53,7 @@ pub mod ems;
 pub mod forticloud;
 pub mod lab;
 pub mod pki;
-mod serve;
+pub mod serve;
 #[cfg(test)]
 mod test_client;
 

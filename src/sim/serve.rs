@@ -53,7 +53,7 @@ pub(super) fn with_fallbacks<S: Clone + Send + Sync + 'static>(router: Router<S>
 
 /// The TLS side of a server: the identity's chain and key, HTTP/1.1 over ALPN. `server`
 /// and `name` say whose it is in errors.
-pub(super) fn tls_acceptor(
+pub fn tls_acceptor(
     server: &'static str,
     name: &str,
     identity: ServerIdentity,
@@ -77,7 +77,7 @@ pub(super) fn tls_acceptor(
 /// Accepts connections until `token` is cancelled, running `serve` for each in a task of
 /// its own; then drops the listener and joins every connection task. `server` names the
 /// server in logs.
-pub(super) async fn accept_loop<F, Fut>(
+pub async fn accept_loop<F, Fut>(
     server: &'static str,
     listener: TcpListener,
     token: CancellationToken,
@@ -120,7 +120,7 @@ pub(super) async fn accept_loop<F, Fut>(
 /// One accepted connection: the TLS handshake, then HTTP/1.1 with the router `route`
 /// builds from the SNI name the client sent, until the client leaves or `cut` is
 /// cancelled.
-pub(super) async fn serve_https(
+pub async fn serve_https(
     server: &'static str,
     acceptor: &TlsAcceptor,
     stream: TcpStream,

@@ -44,7 +44,7 @@ pub const DEFAULT_FORTICLOUD_ACCOUNT: &str = "admin@lab.example";
 
 /// A node's REST API (HTTPS) port when `https` is not given: FortiOS serves its admin
 /// HTTPS on 443; fabricsim's nodes share loopback with the user's own programs, so it uses
-/// an unprivileged port [ours].
+/// an unprivileged port (ours).
 pub const DEFAULT_HTTPS_PORT: u16 = 10443;
 /// A node's SSH CLI port when `ssh` is not given: FortiOS uses 22; unprivileged here, as
 /// [`DEFAULT_HTTPS_PORT`].

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["raft", "sim", "connector"],
     &["cli"],
     &["node"],
-    &["rpc"],
+    &["rpc", "rest"],
     &["status", "server"],
     &["launcher"],
     &["harness"],

@@ -11,6 +11,7 @@ mod faults;
 mod golden;
 mod layers;
 mod refusals;
+mod rest;
 mod topology_check;
 
 use std::time::Duration;

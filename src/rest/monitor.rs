@@ -1,0 +1,293 @@
+//! `/api/v2/monitor/…`: what the node reports rather than stores: `system/status`, the
+//! EMS connectors' state (`endpoint-control/ems/status`, `ems/status-summary`,
+//! `ems/cert-status`), accepting
+//! or forgetting an EMS certificate (`ems/verify-cert`, `ems/unverify-cert`, through the
+//! steps of `execute fctems verify|unverify`), a new API key
+//! (`system/api-user/generate-key`), and the fabric (`system/csf`): the members,
+//! their serials and whether they hold the root's configuration (`docs/fortios.md`,
+//! "REST API").
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::cli::Backend;
+use crate::cli::api;
+use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
+use crate::config::{RC_INVALID_VALUE, fail_line};
+use crate::connector::{CertificateOffer, CertificateState, Connection, DeviceState, EmsStatus};
+use crate::node::Node;
+use crate::topology::Role;
+
+use super::cmdb::{Outcome, refused};
+use super::envelope::{Envelope, Failure};
+
+/// Runs one monitor request: `route` is the path after `/api/v2/monitor/`.
+pub(super) async fn handle(
+    node: &Node,
+    route: &str,
+    method: &Method,
+    envelope: &Envelope,
+    query: &[(String, String)],
+    body: &[u8],
+) -> Outcome {
+    let wanted = match route {
+        "system/status"
+        | "system/csf"
+        | "endpoint-control/ems/status"
+        | "endpoint-control/ems/status-summary"
+        | "endpoint-control/ems/cert-status" => Method::GET,
+        "endpoint-control/ems/verify-cert"
+        | "endpoint-control/ems/unverify-cert"
+        | "system/api-user/generate-key" => Method::POST,
+        _ => return Err(Failure::status(StatusCode::NOT_FOUND)),
+    };
+    if *method != wanted {
+        return Err(Failure::status(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    match route {
+        "system/status" => Ok(system_status(node, envelope)),
+        "system/csf" => Ok(envelope.results(fabric(node), None)),
+        "endpoint-control/ems/status" => ems_status(node, envelope, query),
+        "endpoint-control/ems/status-summary" => Ok(status_summary(node, envelope)),
+        "endpoint-control/ems/cert-status" => cert_status(node, envelope, query).await,
+        "endpoint-control/ems/verify-cert" => verify_cert(node, envelope, body).await,
+        "system/api-user/generate-key" => generate_key(node, envelope, query).await,
+        _ => unverify_cert(node, envelope, body).await,
+    }
+}
+
+/// CLIENTS' shape: the model and hostname under `results`, the release at the top.
+fn system_status(node: &Node, envelope: &Envelope) -> Map<String, Value> {
+    let results = json!({
+        "model_name": "FortiGate",
+        "model_number": "VM64",
+        "model": "FGVM64",
+        "hostname": node.identity().hostname,
+    });
+    let mut body = envelope.results(results, None);
+    body.insert("action".to_owned(), json!(""));
+    body
+}
+
+/// FortiOS's `ems_status_id` and `ems_status` for one entry's state [doc words; the
+/// mapping is ours].
+fn fortios_status(status: &EmsStatus) -> (i32, &'static str) {
+    match (status.connection, status.certificate, status.device) {
+        (Connection::Unknown, ..) => (0, "auth_pending"),
+        (Connection::Failed | Connection::Timeout, CertificateState::Unknown, _) => (-1, "not_reachable"),
+        (_, CertificateState::Untrusted | CertificateState::Expired, _) => (-4, "cert_untrusted"),
+        (_, CertificateState::NameMismatch, _) => (-5, "cert_unauthorized"),
+        (Connection::Connected, CertificateState::Authorized, DeviceState::Authorized) => (1, "success"),
+        (_, _, DeviceState::Pending) => (0, "auth_pending"),
+        (_, _, DeviceState::Denied) => (-3, "auth_failed"),
+        (Connection::Failed | Connection::Timeout, ..) => (-1, "not_reachable"),
+        _ => (-9999, "other"),
+    }
+}
+
+/// One entry's state, this node's last check of it (unchecked entries included).
+fn entry_statuses(node: &Node) -> Vec<EmsStatus> {
+    let reported = node.status().ems;
+    node.config()
+        .entries(FCTEMS.path)
+        .map(|(name, entry)| {
+            reported
+                .iter()
+                .find(|status| status.name == name)
+                .cloned()
+                .unwrap_or_else(|| EmsStatus::unknown(name, entry.get("server").unwrap_or_default()))
+        })
+        .collect()
+}
+
+fn ems_status(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> Outcome {
+    let wanted = super::forms::lookup(query, "ems_name").or_else(|| super::forms::lookup(query, "ems_id"));
+    let statuses: Vec<Value> = entry_statuses(node)
+        .iter()
+        .filter(|status| wanted.is_none_or(|name| name == status.name))
+        .map(|status| {
+            let (id, word) = fortios_status(status);
+            json!({
+                "ems_name": status.name,
+                "ems_status_id": id,
+                "ems_status": word,
+                "server": status.server,
+                "connection": status.connection.to_string(),
+                "certificate": status.certificate.to_string(),
+                "authorization": status.device.to_string(),
+                "ems_serial": status.ems_serial.clone().unwrap_or_default(),
+                "last_check": status.checked_at.clone().unwrap_or_default(),
+                "detail": status.detail,
+            })
+        })
+        .collect();
+    if wanted.is_some() && statuses.is_empty() {
+        return Err(Failure::status(StatusCode::NOT_FOUND));
+    }
+    Ok(envelope.results(Value::Array(statuses), None))
+}
+
+fn status_summary(node: &Node, envelope: &Envelope) -> Map<String, Value> {
+    let summary: Vec<Value> = entry_statuses(node)
+        .iter()
+        .map(|status| {
+            let (id, word) = fortios_status(status);
+            json!({
+                "name": status.name,
+                "ems_status_id": id,
+                "ems_status": word,
+                "cert_status": { "status": status.certificate.to_string() },
+            })
+        })
+        .collect();
+    envelope.results(Value::Array(summary), None)
+}
+
+/// `GET ems/cert-status?ems_name=<n>[&with_cert=true]` (doc): the certificate verdict of
+/// this node's last check, whether the entry is verified, and with `with_cert=true` the
+/// certificate the EMS presents now.
+async fn cert_status(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> Outcome {
+    let name = super::forms::lookup(query, "ems_name").ok_or(Failure::status(StatusCode::BAD_REQUEST))?;
+    let status = entry_statuses(node)
+        .into_iter()
+        .find(|status| status.name == name)
+        .ok_or(Failure::status(StatusCode::NOT_FOUND))?;
+    let db = node.config();
+    let certificate = db.value(FCTEMS.path, name, "certificate");
+    let verified = !certificate.is_empty() && db.entry(REMOTE_CERTIFICATES.path, &certificate).is_some();
+    let mut results = json!({
+        "ems_name": name,
+        "cert_status": { "status": status.certificate.to_string() },
+        "verified": verified,
+        "certificate": certificate,
+    });
+    if super::forms::lookup(query, "with_cert") == Some("true") {
+        let offer = node.fetch_certificate(name).await.map_err(|reason| {
+            let lines = vec![reason, fail_line(RC_INVALID_VALUE)];
+            Failure::cli(StatusCode::INTERNAL_SERVER_ERROR, RC_INVALID_VALUE, &lines)
+        })?;
+        results["cert"] = certificate_details(&offer);
+    }
+    Ok(envelope.results(results, None))
+}
+
+/// The entry a monitor POST names: `ems_name`, or `ems_id` with the name-keyed table.
+fn named_entry(body: &[u8]) -> Result<(String, Map<String, Value>), Failure> {
+    let members: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|_| Failure::status(StatusCode::BAD_REQUEST))?;
+    let name = ["ems_name", "ems_id"]
+        .iter()
+        .find_map(|key| match members.get(*key) {
+            Some(Value::String(name)) => Some(name.clone()),
+            Some(Value::Number(id)) => Some(id.to_string()),
+            _ => None,
+        })
+        .ok_or(Failure::status(StatusCode::BAD_REQUEST))?;
+    Ok((name, members))
+}
+
+/// `POST ems/verify-cert {"ems_name", "fingerprint"}`: the certificate the EMS presents;
+/// with the matching fingerprint it is also trusted fabric-wide, as answering `y` to
+/// `execute fctems verify` does.
+async fn verify_cert(node: &Node, envelope: &Envelope, body: &[u8]) -> Outcome {
+    let (name, members) = named_entry(body)?;
+    let offer = api::fetch_offer(node, &name).await.map_err(refused)?;
+    let details = certificate_details(&offer);
+    let confirmed = match members.get("fingerprint") {
+        Some(Value::String(given)) => {
+            if normalized(given) != normalized(&offer.fingerprint) {
+                return Err(Failure::status(StatusCode::FORBIDDEN));
+            }
+            api::trust_offer(node, &name, offer).await.map_err(refused)?;
+            true
+        }
+        _ => false,
+    };
+    let mut results = json!({ "ems_name": name, "status": if confirmed { "success" } else { "unverified" } });
+    results["certificate"] = details;
+    Ok(envelope.results(results, None))
+}
+
+/// A fingerprint compared without separators and case.
+fn normalized(fingerprint: &str) -> String {
+    fingerprint
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn certificate_details(offer: &CertificateOffer) -> Value {
+    let parsed = offer
+        .chain
+        .first()
+        .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok());
+    let mut details = json!({
+        "fingerprint": offer.fingerprint,
+        "trusted_by_ca": offer.trusted_by_ca,
+        "state": offer.state.to_string(),
+        "ems_serial": offer.ems_serial.clone().unwrap_or_default(),
+    });
+    if let Some((_, leaf)) = parsed {
+        details["subject"] = json!(leaf.subject().to_string());
+        details["issuer"] = json!(leaf.issuer().to_string());
+        details["valid_from"] = json!(leaf.validity().not_before.to_string());
+        details["valid_to"] = json!(leaf.validity().not_after.to_string());
+        details["serial_number"] = json!(leaf.raw_serial_as_string());
+    }
+    details
+}
+
+/// `POST system/api-user/generate-key?api-user=<name>`: `execute api-user generate-key`;
+/// the new key is `results.access_token` (doc path; the reply's field is ours).
+async fn generate_key(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> Outcome {
+    let name = super::forms::lookup(query, "api-user").ok_or(Failure::status(StatusCode::BAD_REQUEST))?;
+    let key = api::generate_key(node, name).await.map_err(refused)?;
+    Ok(envelope.results(json!({ "access_token": key }), None))
+}
+
+/// `POST ems/unverify-cert {"ems_name"}`: `execute fctems unverify`.
+async fn unverify_cert(node: &Node, envelope: &Envelope, body: &[u8]) -> Outcome {
+    let (name, _) = named_entry(body)?;
+    let printed = api::unverify(node, &name).await.map_err(refused)?;
+    let status = if printed.is_empty() {
+        "success"
+    } else {
+        "not_verified"
+    };
+    Ok(envelope.results(json!({ "ems_name": name, "status": status }), None))
+}
+
+/// The fabric as this node knows it: each FortiGate of the topology, its Raft role, and
+/// whether it holds this node's last log entry (on the root, the fabric's sync state).
+fn fabric(node: &Node) -> Value {
+    let metrics = node.raft().metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let last = metrics.last_log_index.unwrap_or(0);
+    let replication = metrics.replication.clone().unwrap_or_default();
+    let members: Vec<Value> = node
+        .fabric_nodes()
+        .iter()
+        .map(|spec| {
+            let voter = membership.voter_ids().any(|id| id == spec.id);
+            let learner = membership.learner_ids().any(|id| id == spec.id);
+            let matched = if spec.id == node.id() {
+                metrics.last_applied.map(|log| log.index)
+            } else {
+                replication.get(&spec.id).and_then(|log| log.map(|log| log.index))
+            };
+            let joined = voter || learner;
+            let known = node.role() == Role::Root || spec.id == node.id();
+            json!({
+                "name": spec.name,
+                "serial": spec.serial,
+                "hostname": spec.hostname,
+                "role": spec.role.to_string(),
+                "raft": if voter { "voter" } else if learner { "learner" } else { "none" },
+                "matched_index": matched,
+                "in_sync": known && joined && matched == Some(last),
+            })
+        })
+        .collect();
+    Value::Array(members)
+}
