@@ -74,4 +74,5 @@ pub mod transcript;
 pub(crate) mod test_backend;
 
 pub use backend::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, may_modify};
+pub use format::{FirmwareRelease, firmware_release};
 pub use session::{Reply, Session};

@@ -15,6 +15,8 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{FctemsKey, Firmware};
+
 /// Most EMS connector entries one FortiGate holds: FortiOS 6.4 to 7.0.7 allow three EMS
 /// servers, at most one of them EMS Cloud (`docs/fortios.md`, "fctems rules").
 pub const MAX_FCTEMS_ENTRIES: usize = 3;
@@ -122,12 +124,16 @@ pub enum Rule {
         /// A noun phrase for an entry holding the value.
         what: &'static str,
     },
-    /// `field` must not be empty unless the field `unless.0` holds `unless.1`.
+    /// `field` must not be empty unless the field `unless.0` holds `unless.1`. With
+    /// `only_if`, the rule binds only entries whose field `only_if.0` holds `only_if.1`
+    /// (a disabled ems-id slot may stay empty).
     RequiredUnless {
         /// The field that must be set.
         field: &'static str,
         /// The exemption: field name and value.
         unless: (&'static str, &'static str),
+        /// When set, the rule applies only to entries holding this field value.
+        only_if: Option<(&'static str, &'static str)>,
     },
 }
 
@@ -490,140 +496,238 @@ const EMS_CAPABILITIES: &[Choice] = &[
     },
 ];
 
-/// `config endpoint-control fctems`: the FortiClient EMS connectors, in the FortiOS
-/// 6.4 - 7.0.7 form keyed by name (`docs/fortios.md`, "fctems table"), synchronized fabric-wide.
-pub const FCTEMS: TableSchema = TableSchema {
-    path: "endpoint-control fctems",
-    help: "Configure FortiClient Enterprise Management Server (EMS) entries.",
-    kind: TableKind::Table {
-        key: "name",
-        max_entries: MAX_FCTEMS_ENTRIES,
+/// The fctems fields both table shapes share, in the order FortiOS prints them after the
+/// key (and, keyed by ems-id, after `status` and `name`).
+const FCTEMS_COMMON: [FieldSpec; 18] = [
+    field(
+        "server",
+        FieldKind::Ipv4OrFqdn { max: SERVER_MAX },
+        "",
+        "FortiClient EMS FQDN or IPv4 address.",
+    ),
+    field(
+        "https-port",
+        FieldKind::Integer { min: 1, max: 65535 },
+        "443",
+        "FortiClient EMS HTTPS access port number.",
+    ),
+    field(
+        "source-ip",
+        FieldKind::Ipv4,
+        "0.0.0.0",
+        "REST API call source IP.",
+    ),
+    field(
+        "certificate",
+        FieldKind::String { max: 35 },
+        "",
+        "FortiClient EMS certificate.",
+    ),
+    field(
+        "fortinetone-cloud-authentication",
+        FieldKind::EnableDisable,
+        "disable",
+        "Enable/disable authentication of FortiClient EMS Cloud through FortiCloud account.",
+    ),
+    field(
+        "serial-number",
+        FieldKind::String { max: 16 },
+        "",
+        "FortiClient EMS serial number.",
+    ),
+    field("tenant-id", FieldKind::String { max: 32 }, "", "EMS tenant ID."),
+    field(
+        "pull-sysinfo",
+        FieldKind::EnableDisable,
+        "enable",
+        "Enable/disable pulling SysInfo from EMS.",
+    ),
+    field(
+        "pull-vulnerabilities",
+        FieldKind::EnableDisable,
+        "enable",
+        "Enable/disable pulling vulnerabilities from EMS.",
+    ),
+    field(
+        "pull-avatars",
+        FieldKind::EnableDisable,
+        "enable",
+        "Enable/disable pulling avatars from EMS.",
+    ),
+    field(
+        "pull-tags",
+        FieldKind::EnableDisable,
+        "enable",
+        "Enable/disable pulling FortiClient user tags from EMS.",
+    ),
+    field(
+        "pull-malware-hash",
+        FieldKind::EnableDisable,
+        "enable",
+        "Enable/disable pulling FortiClient malware hash from EMS.",
+    ),
+    field(
+        "capabilities",
+        FieldKind::Set(EMS_CAPABILITIES),
+        "",
+        "List of EMS capabilities.",
+    ),
+    field(
+        "call-timeout",
+        FieldKind::Integer { min: 1, max: 180 },
+        "30",
+        "FortiClient EMS call timeout in seconds.",
+    ),
+    field(
+        "websocket-override",
+        FieldKind::EnableDisable,
+        "disable",
+        "Enable/disable override behavior for how this FortiGate unit connects to EMS using a WebSocket connection.",
+    ),
+    field(
+        "preserve-ssl-session",
+        FieldKind::EnableDisable,
+        "disable",
+        "Enable/disable preservation of EMS SSL session connection.",
+    ),
+    field(
+        "interface-select-method",
+        FieldKind::Option(INTERFACE_SELECT_METHODS),
+        "auto",
+        "Specify how to select outgoing interface to reach server.",
+    ),
+    FieldSpec {
+        name: "interface",
+        kind: FieldKind::String { max: 15 },
+        default: "",
+        help: "Specify outgoing interface to reach server.",
+        visible_if: Some(("interface-select-method", "specify")),
     },
-    synced: true,
-    fields: &[
-        field(
-            "name",
-            FieldKind::String { max: FCTEMS_NAME_MAX },
-            "",
-            "FortiClient Enterprise Management Server (EMS) name.",
+];
+
+/// `name`: the key of the name-keyed table, an ordinary field of the ems-id one.
+const FCTEMS_NAME: FieldSpec = field(
+    "name",
+    FieldKind::String { max: FCTEMS_NAME_MAX },
+    "",
+    "FortiClient Enterprise Management Server (EMS) name.",
+);
+
+/// `status` of an ems-id slot; a disabled slot is kept but not used (`docs/fortios.md`,
+/// "Firmware profiles").
+const FCTEMS_STATUS: FieldSpec = field(
+    "status",
+    FieldKind::EnableDisable,
+    "disable",
+    "Enable or disable this EMS configuration.",
+);
+
+/// `ems-id`, the key of the table from FortiOS 7.0.8, numbered 1 to `max_id`.
+const fn fctems_ems_id(max_id: u64) -> FieldSpec {
+    field(
+        "ems-id",
+        FieldKind::Integer { min: 1, max: max_id },
+        "",
+        "EMS ID in order.",
+    )
+}
+
+/// `head` followed by [`FCTEMS_COMMON`]: the fields of one table shape.
+const fn fctems_fields<const N: usize>(head: &[FieldSpec]) -> [FieldSpec; N] {
+    assert!(
+        head.len() + FCTEMS_COMMON.len() == N,
+        "N counts the head and the common fields"
+    );
+    let mut fields = [FCTEMS_NAME; N];
+    let mut i = 0;
+    while i < head.len() {
+        fields[i] = head[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < FCTEMS_COMMON.len() {
+        fields[head.len() + j] = FCTEMS_COMMON[j];
+        j += 1;
+    }
+    fields
+}
+
+static FCTEMS_BY_NAME_FIELDS: [FieldSpec; 19] = fctems_fields(&[FCTEMS_NAME]);
+static FCTEMS_BY_ID5_FIELDS: [FieldSpec; 21] = fctems_fields(&[fctems_ems_id(5), FCTEMS_STATUS, FCTEMS_NAME]);
+static FCTEMS_BY_ID7_FIELDS: [FieldSpec; 21] = fctems_fields(&[fctems_ems_id(7), FCTEMS_STATUS, FCTEMS_NAME]);
+
+/// The `endpoint-control fctems` schema for a firmware's key: keyed by name (FortiOS 6.4
+/// to 7.0.7) or by ems-id (7.0.8 and later; `docs/fortios.md`, "Firmware profiles").
+/// Both shapes share every field but the key, and the same rules; keyed by ems-id, the
+/// server rule binds only enabled slots.
+const fn fctems(key: FctemsKey) -> TableSchema {
+    let (kind, fields, only_if): (TableKind, &'static [FieldSpec], _) = match key {
+        FctemsKey::Name => (
+            TableKind::Table {
+                key: "name",
+                max_entries: MAX_FCTEMS_ENTRIES,
+            },
+            &FCTEMS_BY_NAME_FIELDS,
+            None,
         ),
-        field(
-            "server",
-            FieldKind::Ipv4OrFqdn { max: SERVER_MAX },
-            "",
-            "FortiClient EMS FQDN or IPv4 address.",
+        FctemsKey::EmsId { max_id } => (
+            TableKind::Table {
+                key: "ems-id",
+                max_entries: max_id as usize,
+            },
+            if max_id == 5 {
+                &FCTEMS_BY_ID5_FIELDS
+            } else {
+                &FCTEMS_BY_ID7_FIELDS
+            },
+            Some(("status", "enable")),
         ),
-        field(
-            "https-port",
-            FieldKind::Integer { min: 1, max: 65535 },
-            "443",
-            "FortiClient EMS HTTPS access port number.",
-        ),
-        field(
-            "source-ip",
-            FieldKind::Ipv4,
-            "0.0.0.0",
-            "REST API call source IP.",
-        ),
-        field(
-            "certificate",
-            FieldKind::String { max: 35 },
-            "",
-            "FortiClient EMS certificate.",
-        ),
-        field(
-            "fortinetone-cloud-authentication",
-            FieldKind::EnableDisable,
-            "disable",
-            "Enable/disable authentication of FortiClient EMS Cloud through FortiCloud account.",
-        ),
-        field(
-            "serial-number",
-            FieldKind::String { max: 16 },
-            "",
-            "FortiClient EMS serial number.",
-        ),
-        field("tenant-id", FieldKind::String { max: 32 }, "", "EMS tenant ID."),
-        field(
-            "pull-sysinfo",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling SysInfo from EMS.",
-        ),
-        field(
-            "pull-vulnerabilities",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling vulnerabilities from EMS.",
-        ),
-        field(
-            "pull-avatars",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling avatars from EMS.",
-        ),
-        field(
-            "pull-tags",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling FortiClient user tags from EMS.",
-        ),
-        field(
-            "pull-malware-hash",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling FortiClient malware hash from EMS.",
-        ),
-        field(
-            "capabilities",
-            FieldKind::Set(EMS_CAPABILITIES),
-            "",
-            "List of EMS capabilities.",
-        ),
-        field(
-            "call-timeout",
-            FieldKind::Integer { min: 1, max: 180 },
-            "30",
-            "FortiClient EMS call timeout in seconds.",
-        ),
-        field(
-            "websocket-override",
-            FieldKind::EnableDisable,
-            "disable",
-            "Enable/disable override behavior for how this FortiGate unit connects to EMS using a WebSocket connection.",
-        ),
-        field(
-            "preserve-ssl-session",
-            FieldKind::EnableDisable,
-            "disable",
-            "Enable/disable preservation of EMS SSL session connection.",
-        ),
-        field(
-            "interface-select-method",
-            FieldKind::Option(INTERFACE_SELECT_METHODS),
-            "auto",
-            "Specify how to select outgoing interface to reach server.",
-        ),
-        FieldSpec {
-            name: "interface",
-            kind: FieldKind::String { max: 15 },
-            default: "",
-            help: "Specify outgoing interface to reach server.",
-            visible_if: Some(("interface-select-method", "specify")),
+    };
+    TableSchema {
+        path: "endpoint-control fctems",
+        help: "Configure FortiClient Enterprise Management Server (EMS) entries.",
+        kind,
+        synced: true,
+        fields,
+        rules: match only_if {
+            None => &[
+                Rule::AtMostOne {
+                    field: "fortinetone-cloud-authentication",
+                    value: "enable",
+                    what: "EMS Cloud entry",
+                },
+                Rule::RequiredUnless {
+                    field: "server",
+                    unless: ("fortinetone-cloud-authentication", "enable"),
+                    only_if: None,
+                },
+            ],
+            Some(_) => &[
+                Rule::AtMostOne {
+                    field: "fortinetone-cloud-authentication",
+                    value: "enable",
+                    what: "EMS Cloud entry",
+                },
+                Rule::RequiredUnless {
+                    field: "server",
+                    unless: ("fortinetone-cloud-authentication", "enable"),
+                    only_if: Some(("status", "enable")),
+                },
+            ],
         },
-    ],
-    rules: &[
-        Rule::AtMostOne {
-            field: "fortinetone-cloud-authentication",
-            value: "enable",
-            what: "EMS Cloud entry",
-        },
-        Rule::RequiredUnless {
-            field: "server",
-            unless: ("fortinetone-cloud-authentication", "enable"),
-        },
-    ],
-};
+    }
+}
+
+/// `config endpoint-control fctems`: the FortiClient EMS connectors, in the FortiOS
+/// 6.4 - 7.0.7 form keyed by name (`docs/fortios.md`, "fctems table"), synchronized
+/// fabric-wide. The default firmware's shape.
+pub const FCTEMS: TableSchema = fctems(FctemsKey::Name);
+
+/// The fctems table keyed by ems-id 1 to 5 (FortiOS 7.0.8 - 7.0.x, 7.2.1 - 7.2.3).
+pub const FCTEMS_BY_ID5: TableSchema = fctems(FctemsKey::EmsId { max_id: 5 });
+
+/// The fctems table keyed by ems-id 1 to 7 (FortiOS 7.2.4 and later).
+pub const FCTEMS_BY_ID7: TableSchema = fctems(FctemsKey::EmsId { max_id: 7 });
 
 /// Most remote certificates the fabric keeps; FortiOS's own limit depends on the model,
 /// this one only bounds what a runaway script can add.
@@ -773,17 +877,40 @@ pub const SYSTEM_CSF: TableSchema = TableSchema {
 /// `configuration-sync local`.
 pub const LOCAL_SYNC_TABLES: &[&str] = &[FCTEMS.path, REMOTE_CERTIFICATES.path];
 
-/// Every configuration path this build knows, in the order a bare `show` prints them.
+/// Every configuration path of the default firmware, in the order a bare `show` prints
+/// them; the registries of the other firmware differ only in the fctems shape.
 static REGISTRY: &[TableSchema] = &[FCTEMS, SYSTEM_CSF, SYSTEM_SETTINGS, REMOTE_CERTIFICATES];
+static REGISTRY_BY_ID5: &[TableSchema] = &[FCTEMS_BY_ID5, SYSTEM_CSF, SYSTEM_SETTINGS, REMOTE_CERTIFICATES];
+static REGISTRY_BY_ID7: &[TableSchema] = &[FCTEMS_BY_ID7, SYSTEM_CSF, SYSTEM_SETTINGS, REMOTE_CERTIFICATES];
 
-/// Every known table and object schema.
+/// Every table and object schema of the default firmware.
 pub fn schemas() -> &'static [TableSchema] {
     REGISTRY
 }
 
-/// The schema of `path` (`"endpoint-control fctems"`), if it exists.
+/// Every table and object schema of `firmware`.
+pub fn schemas_for(firmware: Firmware) -> &'static [TableSchema] {
+    match firmware.fctems_key() {
+        FctemsKey::Name => REGISTRY,
+        FctemsKey::EmsId { max_id: 5 } => REGISTRY_BY_ID5,
+        FctemsKey::EmsId { max_id: 7 } => REGISTRY_BY_ID7,
+        FctemsKey::EmsId { max_id } => panic!("no fctems schema keyed by ems-id 1 to {max_id}"),
+    }
+}
+
+/// The schema of `path` (`"endpoint-control fctems"`) under the default firmware.
 pub fn schema(path: &str) -> Option<&'static TableSchema> {
-    REGISTRY.iter().find(|table| table.path == path)
+    schema_for(Firmware::default(), path)
+}
+
+/// The schema of `path` under `firmware`, if it exists.
+pub fn schema_for(firmware: Firmware, path: &str) -> Option<&'static TableSchema> {
+    schemas_for(firmware).iter().find(|table| table.path == path)
+}
+
+/// The fctems schema of `firmware`.
+pub fn fctems_for(firmware: Firmware) -> &'static TableSchema {
+    schema_for(firmware, FCTEMS.path).expect("every registry holds the fctems table")
 }
 
 #[cfg(test)]
@@ -835,6 +962,37 @@ mod tests {
                     field.name
                 );
             }
+        }
+    }
+
+    #[test]
+    fn both_fctems_shapes_share_every_field_but_the_key() {
+        let by_id = fctems_for(Firmware::parse("7.0.12").unwrap());
+        assert_eq!(by_id, &FCTEMS_BY_ID5);
+        assert_eq!(fctems_for(Firmware::parse("7.2.8").unwrap()), &FCTEMS_BY_ID7);
+        assert_eq!(fctems_for(Firmware::default()), &FCTEMS);
+        assert_eq!(by_id.key_field().map(|field| field.name), Some("ems-id"));
+        assert_eq!(
+            by_id.kind,
+            TableKind::Table {
+                key: "ems-id",
+                max_entries: 5
+            }
+        );
+        let names: Vec<&str> = by_id.fields.iter().map(|field| field.name).collect();
+        assert_eq!(names[..3], ["ems-id", "status", "name"]);
+        assert_eq!(by_id.fields[3..], FCTEMS.fields[1..]);
+        assert_eq!(by_id.field("status").map(|field| field.default), Some("disable"));
+        assert_eq!(by_id.field("name").map(|field| field.default), Some(""));
+        let id7 = FCTEMS_BY_ID7.key_field().unwrap();
+        assert!(parse_value(id7, "7").is_ok());
+        assert!(parse_value(id7, "8").is_err());
+        assert!(parse_value(by_id.key_field().unwrap(), "6").is_err());
+        assert!(parse_value(by_id.key_field().unwrap(), "0").is_err());
+        for firmware in Firmware::all() {
+            let paths: Vec<&str> = schemas_for(firmware).iter().map(|table| table.path).collect();
+            let default_paths: Vec<&str> = schemas().iter().map(|table| table.path).collect();
+            assert_eq!(paths, default_paths, "{firmware}");
         }
     }
 
