@@ -165,6 +165,30 @@ mod tests {
     }
 
     #[test]
+    fn local_sync_keeps_ems_id_slots_under_the_fabric_firmware() {
+        let firmware = Firmware::parse("7.0.12").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut replicated = ConfigDb::for_firmware(firmware);
+        let slot = [("status", "enable"), ("name", "ems1"), ("server", "10.0.0.1")];
+        replicated.apply(&set(FCTEMS.path, "1", &slot)).unwrap();
+        let mut local = LocalConfig::open(dir.path(), firmware).unwrap();
+        let to_local = set(SYSTEM_CSF.path, "", &[("configuration-sync", "local")]);
+        local.apply(&to_local, &replicated).unwrap();
+        // The copy is read under the ems-id schema: a disabled slot needs no server, an
+        // ems-id past 5 is refused.
+        local
+            .apply(&set(FCTEMS.path, "2", &[("name", "spare")]), &replicated)
+            .unwrap();
+        assert!(local.apply(&set(FCTEMS.path, "6", &[]), &replicated).is_err());
+        let reopened = LocalConfig::open(dir.path(), firmware).unwrap();
+        let view = reopened.effective(&replicated);
+        assert_eq!(view.firmware(), firmware);
+        assert_eq!(view.fctems_in_use(), ["1"]);
+        assert_eq!(view.fctems_label("1"), "ems1");
+        assert_eq!(view.value(FCTEMS.path, "2", "status"), "disable");
+    }
+
+    #[test]
     fn local_sync_copies_then_keeps_then_drops_the_ems_tables() {
         let dir = tempfile::tempdir().unwrap();
         let mut replicated = ConfigDb::new();
