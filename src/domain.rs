@@ -87,6 +87,24 @@ pub const CONTRACT_TYPES: &[&str] = &[FCEM_CONTRACT];
 /// path to 256 octets, which leaves 254 for the address between its angle brackets.
 pub const MAX_ACCOUNT_LEN: usize = 254;
 
+/// Longest administrator or API user name FortiOS accepts (`config system admin`,
+/// `config system api-user`: `edit` names of up to 64 characters).
+pub const MAX_ACCOUNT_NAME_LEN: usize = 64;
+/// Longest password FortiOS accepts for an administrator (`set password`, 128 characters).
+pub const MAX_PASSWORD_LEN: usize = 128;
+/// Length of the API keys `execute api-user generate-key` makes: 30 letters and digits.
+pub const API_KEY_LEN: usize = 30;
+/// Shortest fixed API key the topology accepts [ours]: long enough not to be guessed.
+pub const MIN_API_KEY_LEN: usize = 16;
+/// Longest fixed API key the topology accepts [ours].
+pub const MAX_API_KEY_LEN: usize = 128;
+
+/// Whether `key` can be an API key: [`MIN_API_KEY_LEN`] to [`MAX_API_KEY_LEN`] ASCII
+/// letters and digits.
+pub fn is_api_key(key: &str) -> bool {
+    (MIN_API_KEY_LEN..=MAX_API_KEY_LEN).contains(&key.len()) && key.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// TCP port FortiGates use for fabric connections by default (docs/fortios.md).
 pub const FABRIC_PORT: u16 = 8013;
 

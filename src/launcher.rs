@@ -1,7 +1,7 @@
 //! One start-up sequence for a whole fabric, used by `fabricsim up`, `fabricsim node` and
 //! the test harness.
 //!
-//! [`RunningFabric::start`] binds every node's listener before it starts anything (so a
+//! [`RunningFabric::start`] binds every node's listeners (gRPC, HTTPS, SSH) before it starts anything (so a
 //! taken port stops nothing halfway), starts the simulated world of the topology (its
 //! [`Lab`]: PKI, EMS servers, FortiCloud), then starts the nodes, the root first because
 //! members ask it to admit them. [`RunningFabric::bootstrap`] runs the topology's
@@ -26,9 +26,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Reply;
-use crate::node::{Node, NodeConfig};
+use crate::node::{Node, NodeAddrs, NodeConfig};
 use crate::rpc::client::{AdminConnection, ClientError};
-use crate::server::{RunningServer, ServerError};
+use crate::server::{Listeners, RunningServer, ServerError};
 use crate::sim::lab::{Lab, LabError};
 use crate::topology::{NodeSpec, Role, Topology};
 use crate::wire::CloudAccess;
@@ -89,7 +89,7 @@ pub enum LaunchError {
     #[error(
         "node {node} cannot listen on {addr}: {source}{hint}",
         hint = if .source.kind() == std::io::ErrorKind::AddrInUse {
-            " (another fabricsim, or another program, uses that address; stop it or change `listen` in the topology)"
+            " (another fabricsim, or another program, uses that address; stop it or change the node's `listen`, `https` or `ssh` in the topology)"
         } else { "" }
     )]
     Listen {
@@ -111,9 +111,9 @@ impl From<LabError> for LaunchError {
     }
 }
 
-/// One node's place in the fabric: its address outlives kills and restarts.
+/// One node's place in the fabric: its addresses outlive kills and restarts.
 struct Slot {
-    addr: SocketAddr,
+    addrs: NodeAddrs,
     running: Option<RunningServer>,
 }
 
@@ -128,17 +128,13 @@ pub struct RunningFabric {
 }
 
 impl RunningFabric {
-    /// Binds every node's listener, starts the lab, then the nodes, the root first. A node
+    /// Binds every node's listeners, starts the lab, then the nodes, the root first. A node
     /// that fails to start stops the ones started before it.
     pub async fn start(topology: Topology, plan: Plan) -> Result<RunningFabric, LaunchError> {
         let mut listeners = Vec::new();
         for spec in &topology.nodes {
-            let wanted = match plan.ports {
-                Ports::Topology => spec.listen,
-                Ports::Ephemeral => SocketAddr::new(spec.listen.ip(), 0),
-            };
-            let (listener, addr) = bind(&spec.name, wanted).await?;
-            listeners.push((spec.name.clone(), listener, addr));
+            let (bound, addrs) = bind_node(spec, plan.ports).await?;
+            listeners.push((spec.name.clone(), bound, addrs));
         }
         // The root first: it must exist before members ask to join.
         listeners.sort_by_key(|(name, _, _)| topology.node(name).map(|spec| spec.role != Role::Root));
@@ -150,8 +146,8 @@ impl RunningFabric {
             slots: BTreeMap::new(),
             control: None,
         };
-        for (name, listener, addr) in listeners {
-            fabric.slots.insert(name.clone(), Slot { addr, running: None });
+        for (name, listener, addrs) in listeners {
+            fabric.slots.insert(name.clone(), Slot { addrs, running: None });
             if let Err(e) = fabric.launch(&name, listener).await {
                 fabric.stop().await;
                 return Err(e);
@@ -160,12 +156,15 @@ impl RunningFabric {
         Ok(fabric)
     }
 
-    async fn launch(&mut self, name: &str, listener: TcpListener) -> Result<(), LaunchError> {
+    async fn launch(&mut self, name: &str, listeners: Listeners) -> Result<(), LaunchError> {
         let spec = self
             .topology
             .node(name)
             .ok_or_else(|| LaunchError::UnknownNode(name.to_owned()))?;
-        let root_addr = self.slots.get(&self.topology.root().name).map(|slot| slot.addr);
+        let root_addr = self
+            .slots
+            .get(&self.topology.root().name)
+            .map(|slot| slot.addrs.grpc);
         let lab = self.lab();
         let config = node_config(
             &self.topology,
@@ -175,7 +174,7 @@ impl RunningFabric {
             lab.trust_anchors(),
             lab.cloud_access(),
         );
-        let running = RunningServer::start(config, listener).await?;
+        let running = RunningServer::start(config, listeners).await?;
         self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
         Ok(())
     }
@@ -210,13 +209,18 @@ impl RunningFabric {
     pub fn addrs(&self) -> BTreeMap<String, SocketAddr> {
         self.slots
             .iter()
-            .map(|(name, slot)| (name.clone(), slot.addr))
+            .map(|(name, slot)| (name.clone(), slot.addrs.grpc))
             .collect()
     }
 
     /// The gRPC address of node `name`.
     pub fn addr(&self, name: &str) -> Result<SocketAddr, LaunchError> {
-        self.slot(name).map(|slot| slot.addr)
+        self.slot(name).map(|slot| slot.addrs.grpc)
+    }
+
+    /// Every address node `name` serves: gRPC, REST API, SSH.
+    pub fn node_addrs(&self, name: &str) -> Result<NodeAddrs, LaunchError> {
+        self.slot(name).map(|slot| slot.addrs)
     }
 
     fn slot(&self, name: &str) -> Result<&Slot, LaunchError> {
@@ -269,8 +273,13 @@ impl RunningFabric {
         if slot.running.is_some() {
             return Err(LaunchError::AlreadyRunning(name.to_owned()));
         }
-        let (listener, _) = rebind(name, slot.addr).await?;
-        self.launch(name, listener).await
+        let addrs = slot.addrs;
+        let listeners = Listeners {
+            grpc: rebind(name, addrs.grpc).await?,
+            https: rebind(name, addrs.https).await?,
+            ssh: rebind(name, addrs.ssh).await?,
+        };
+        self.launch(name, listeners).await
     }
 
     /// Stops every node cleanly, the members concurrently and then the root (so no member
@@ -332,8 +341,26 @@ pub async fn bind(node: &str, addr: SocketAddr) -> Result<(TcpListener, SocketAd
     Ok((listener, taken))
 }
 
+/// Binds node `spec`'s gRPC, HTTPS and SSH listeners: the topology's addresses, or port 0
+/// on their IPs with [`Ports::Ephemeral`]. Returns them with the addresses they took.
+pub async fn bind_node(spec: &NodeSpec, ports: Ports) -> Result<(Listeners, NodeAddrs), LaunchError> {
+    let wanted = |addr: SocketAddr| match ports {
+        Ports::Topology => addr,
+        Ports::Ephemeral => SocketAddr::new(addr.ip(), 0),
+    };
+    let (grpc, grpc_addr) = bind(&spec.name, wanted(spec.listen)).await?;
+    let (https, https_addr) = bind(&spec.name, wanted(spec.https)).await?;
+    let (ssh, ssh_addr) = bind(&spec.name, wanted(spec.ssh)).await?;
+    let addrs = NodeAddrs {
+        grpc: grpc_addr,
+        https: https_addr,
+        ssh: ssh_addr,
+    };
+    Ok((Listeners { grpc, https, ssh }, addrs))
+}
+
 /// Binds `addr` again after a kill: "in use" is retried for [`REBIND_TIMEOUT`].
-async fn rebind(node: &str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), LaunchError> {
+async fn rebind(node: &str, addr: SocketAddr) -> Result<TcpListener, LaunchError> {
     let deadline = tokio::time::Instant::now() + REBIND_TIMEOUT;
     loop {
         match bind(node, addr).await {
@@ -343,7 +370,7 @@ async fn rebind(node: &str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr
             {
                 tokio::time::sleep(REBIND_POLL).await;
             }
-            result => return result,
+            result => return result.map(|(listener, _)| listener),
         }
     }
 }

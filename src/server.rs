@@ -1,10 +1,16 @@
-//! A node with its sockets: the one place that composes a [`RunningNode`] with a gRPC
-//! listener.
+//! A node with its sockets: the one place that composes a [`RunningNode`] with its
+//! listeners.
 //!
-//! [`RunningServer::start`] takes a listener the caller bound (so the caller chooses the
-//! port, and a taken port is reported before anything starts), starts the node on that
-//! address, serves [`crate::rpc`] on the listener and, for a member, asks the root to admit
-//! it until the root answers. Stopping joins the server's tasks first, then the node's.
+//! [`RunningServer::start`] takes the [`Listeners`] the caller bound (so the caller chooses
+//! the ports, and a taken port is reported before anything starts), starts the node on
+//! those addresses, serves [`crate::rpc`] on the gRPC listener and, for a member, asks the
+//! root to admit it until the root answers. Stopping joins the server's tasks first, then
+//! the node's.
+//!
+//! The HTTPS and SSH listeners are bound with the gRPC one, so that their addresses are
+//! known (and reported by `status`) from the start. Until their servers exist the server
+//! holds them: a client connecting there waits in the backlog, and the port stays the
+//! node's across its whole life.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::{Node, NodeConfig, NodeError, RunningNode};
+use crate::node::{Node, NodeAddrs, NodeConfig, NodeError, RunningNode};
 use crate::rpc;
 use crate::wire::proto::fabric::JoinRequest;
 
@@ -24,6 +30,8 @@ const JOIN_RETRY: Duration = Duration::from_millis(300);
 /// The longest wait between two requests to join: a root that comes up late is found
 /// within this.
 const JOIN_RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long a stopping server lets open calls finish before it drops them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a node and its server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,25 +42,49 @@ pub enum ServerError {
     Node(#[from] NodeError),
 }
 
+/// The sockets one node serves, bound by the caller.
+pub struct Listeners {
+    /// gRPC: admin CLI and status, member join, Raft.
+    pub grpc: TcpListener,
+    /// The FortiOS REST API.
+    pub https: TcpListener,
+    /// The FortiOS CLI over SSH.
+    pub ssh: TcpListener,
+}
+
+impl Listeners {
+    /// The addresses the listeners took.
+    fn addrs(&self) -> std::io::Result<NodeAddrs> {
+        Ok(NodeAddrs {
+            grpc: self.grpc.local_addr()?,
+            https: self.https.local_addr()?,
+            ssh: self.ssh.local_addr()?,
+        })
+    }
+}
+
 /// A node serving gRPC on its listener.
 pub struct RunningServer {
     node: RunningNode,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    /// Held, not served yet (see the module docs).
+    _held: Vec<TcpListener>,
 }
 
 impl RunningServer {
-    /// Starts the node of `config` on `listener`. Returns once it serves gRPC; a member's
+    /// Starts the node of `config` on `listeners`. Returns once it serves gRPC; a member's
     /// admission continues in the background.
-    pub async fn start(config: NodeConfig, listener: TcpListener) -> Result<RunningServer, ServerError> {
-        let addr = listener.local_addr().map_err(|source| ServerError::Listener {
+    pub async fn start(config: NodeConfig, listeners: Listeners) -> Result<RunningServer, ServerError> {
+        let addrs = listeners.addrs().map_err(|source| ServerError::Listener {
             node: config.name.clone(),
             source,
         })?;
-        let node = RunningNode::start(config, addr).await?;
+        let node = RunningNode::start(config, addrs).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn(rpc::serve(node.node().clone(), listener, shutdown.clone()));
+        let Listeners { grpc, https, ssh } = listeners;
+        tasks.spawn(rpc::serve(node.node().clone(), grpc, shutdown.clone()));
         if let Some(root) = node.node().root_addr() {
             tasks.spawn(join_fabric(node.node().clone(), root, shutdown.clone()));
         }
@@ -60,6 +92,7 @@ impl RunningServer {
             node,
             shutdown,
             tasks,
+            _held: vec![https, ssh],
         })
     }
 
@@ -67,10 +100,19 @@ impl RunningServer {
         self.node.node()
     }
 
-    /// Stops serving, then stops the node cleanly.
+    /// Stops serving, then stops the node cleanly. Calls still open after
+    /// [`DRAIN_TIMEOUT`] (a peer that never hangs up) are dropped.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        let drained = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+            tracing::warn!(
+                node = self.node().name(),
+                "open calls outlived the drain; dropped"
+            );
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
         self.node.shutdown().await;
     }
 
@@ -86,10 +128,10 @@ impl RunningServer {
 /// Runs a node and its server until `shutdown` completes, then stops them cleanly.
 pub async fn run(
     config: NodeConfig,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let running = RunningServer::start(config, listener).await?;
+    let running = RunningServer::start(config, listeners).await?;
     shutdown.await;
     running.shutdown().await;
     Ok(())
@@ -105,7 +147,13 @@ async fn join_fabric(node: Node, root: SocketAddr, shutdown: CancellationToken) 
             serial: node.serial().to_owned(),
             addr: node.addr().to_string(),
         };
-        match rpc::client::join(root, request).await {
+        // Stopping must not wait on the root: it may be admitting this very node, which
+        // no longer answers.
+        let answer = tokio::select! {
+            () = shutdown.cancelled() => return,
+            answer = rpc::client::join(root, request) => answer,
+        };
+        match answer {
             Ok(voter) => {
                 tracing::info!(node = node.name(), voter, "admitted to the fabric");
                 return;

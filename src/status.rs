@@ -51,6 +51,12 @@ pub struct NodeReport {
     /// The configuration revision the node's last completed EMS check round covered.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub checked_revision: Option<u64>,
+    /// The node's REST API address (`https://<this>/`), when it answered.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub https: Option<SocketAddr>,
+    /// The node's SSH CLI address, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ssh: Option<SocketAddr>,
     /// Why the node could not be asked, when it could not.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
@@ -63,6 +69,29 @@ pub struct RaftReport {
     pub state: String,
     pub term: Option<u64>,
     pub applied: Option<u64>,
+}
+
+/// The line of a node that could not be asked, and why.
+fn unreachable_report(spec: &crate::topology::NodeSpec, error: String) -> NodeReport {
+    NodeReport {
+        name: spec.name.clone(),
+        serial: spec.serial.clone(),
+        role: spec.role,
+        raft: RaftReport {
+            state: "unreachable".to_owned(),
+            term: None,
+            applied: None,
+        },
+        revision: None,
+        config_hash: None,
+        converged: false,
+        configuration_sync: "unknown".to_owned(),
+        ems: Vec::new(),
+        checked_revision: None,
+        https: None,
+        ssh: None,
+        error: Some(error),
+    }
 }
 
 impl FabricReport {
@@ -113,26 +142,12 @@ impl FabricReport {
                             configuration_sync: sync_word(state.sync_local),
                             ems: state.ems,
                             checked_revision: state.checked_revision,
+                            https: Some(state.https),
+                            ssh: Some(state.ssh),
                             error: None,
                         }
                     }
-                    Err(error) => NodeReport {
-                        name: spec.name.clone(),
-                        serial: spec.serial.clone(),
-                        role: spec.role,
-                        raft: RaftReport {
-                            state: "unreachable".to_owned(),
-                            term: None,
-                            applied: None,
-                        },
-                        revision: None,
-                        config_hash: None,
-                        converged: false,
-                        configuration_sync: "unknown".to_owned(),
-                        ems: Vec::new(),
-                        checked_revision: None,
-                        error: Some(error),
-                    },
+                    Err(error) => unreachable_report(spec, error),
                 }
             })
             .collect();

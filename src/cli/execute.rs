@@ -1,7 +1,8 @@
 //! `execute` and `diagnose` subcommands: the EMS connector's certificate confirmation
 //! (`execute fctems verify|unverify|is-verified`), its on-demand check
 //! (`diagnose endpoint fctems test-connectivity`) and FortiCloud's view of this FortiGate
-//! (`diagnose test update info`). Which words name which [`Task`] is the
+//! (`diagnose test update info`), and a REST API user's new key
+//! (`execute api-user generate-key`). Which words name which [`Task`] is the
 //! [`super::grammar`] table; this file runs the task.
 //!
 //! `execute fctems verify` is the one command that asks a question. It fetches the
@@ -18,10 +19,11 @@ use super::commit::{commit, require_modify};
 use super::error::CliError;
 use super::format::contract_date;
 use super::grammar::{Subcommand, Task, no_args, one_arg, resolve_subcommand};
-use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES};
-use crate::config::{ConfigCommand, ConfigDb};
+use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES, SYSTEM_API_USER};
+use crate::config::{ConfigCommand, ConfigDb, hash_secret};
 use crate::connector::CertificateOffer;
 use crate::connector::{CertificateState, Connection, DeviceState, EmsStatus};
+use crate::domain::API_KEY_LEN;
 
 /// The question `execute fctems verify` asks before it trusts a certificate.
 pub const VERIFY_QUESTION: &str = "EMS configuration needs user to confirm server certificate. \
@@ -68,20 +70,23 @@ pub(super) async fn run<B: Backend>(
     args: &[String],
 ) -> Result<Printed, CliError> {
     let (command, rest) = resolve_subcommand(subcommands, args)?;
-    // An fctems entry is named by its key (a name, or an ems-id) or, keyed by ems-id, by
-    // its name field; everything below works on the key.
-    let key = match command.entry_of {
-        Some(_) => entry_key(backend, one_arg(rest)?)?,
-        None => no_args(rest).map(|()| String::new())?,
+    let word = match command.entry_of {
+        Some(_) => one_arg(rest)?,
+        None => no_args(rest).map(|()| "")?,
     };
-    let key = key.as_str();
+    // An fctems entry is named by its key (a name, or an ems-id) or, keyed by ems-id, by
+    // its name field; the fctems tasks work on the key.
     match command.task {
-        Task::Verify => verify(backend, key).await,
-        Task::Unverify => unverify(backend, key).await.map(Printed::print),
-        Task::IsVerified => Ok(Printed::print(is_verified(backend, key))),
+        Task::Verify => verify(backend, &entry_key(backend, word)?).await,
+        Task::Unverify => unverify(backend, &entry_key(backend, word)?)
+            .await
+            .map(Printed::print),
+        Task::IsVerified => Ok(Printed::print(is_verified(backend, &entry_key(backend, word)?))),
+        Task::GenerateKey => generate_key(backend, word).await.map(Printed::print),
         Task::UpdateInfo => update_info(backend).await.map(Printed::print),
         Task::TestConnectivity => {
-            let status = backend.test_connectivity(key).await.map_err(CliError::Failed)?;
+            let key = entry_key(backend, word)?;
+            let status = backend.test_connectivity(&key).await.map_err(CliError::Failed)?;
             Ok(Printed::print(connectivity_lines(&status)))
         }
     }
@@ -204,6 +209,58 @@ fn pinned_for<B: Backend>(backend: &B, name: &str, offer: &CertificateOffer) -> 
     let cert = db.entry(FCTEMS.path, name)?.get("certificate")?.to_owned();
     let pem = db.entry(REMOTE_CERTIFICATES.path, &cert)?.get("remote")?;
     (pem == offer.pem).then_some(cert)
+}
+
+/// `execute api-user generate-key <name>`: a new random key replaces the user's key; the
+/// key is printed once and stored only as its hash (`docs/fortios.md`, "Accounts").
+async fn generate_key<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
+    let db = backend.config();
+    let entry = db
+        .entry(SYSTEM_API_USER.path, name)
+        .ok_or_else(|| CliError::NotFound(name.to_owned()))?;
+    require_modify(backend, &SYSTEM_API_USER)?;
+    let key = random_api_key().map_err(CliError::Failed)?;
+    let mut values = entry.values().clone();
+    values.insert("api-key".to_owned(), hash_secret(&key));
+    commit(
+        backend,
+        ConfigCommand::SetEntry {
+            table: SYSTEM_API_USER.path.to_owned(),
+            key: name.to_owned(),
+            values,
+        },
+    )
+    .await?;
+    Ok(vec![
+        format!("New API key: {key}"),
+        format!(
+            "NOTE: The bearer of this API key will be granted all access privileges assigned to the api-user {name}."
+        ),
+    ])
+}
+
+/// [`API_KEY_LEN`] letters and digits from the system's secure random source.
+fn random_api_key() -> Result<String, String> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    // Bytes at or above this multiple of the alphabet's size are dropped, so every letter
+    // is equally likely.
+    let limit = 256 - 256 % ALPHABET.len();
+    let random = crate::wire::crypto_provider().secure_random;
+    let mut key = String::with_capacity(API_KEY_LEN);
+    while key.len() < API_KEY_LEN {
+        let mut bytes = [0u8; 64];
+        random
+            .fill(&mut bytes)
+            .map_err(|_| "The system's random source failed; no key was generated.".to_owned())?;
+        key.extend(
+            bytes
+                .iter()
+                .filter(|byte| usize::from(**byte) < limit)
+                .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))
+                .take(API_KEY_LEN - key.len()),
+        );
+    }
+    Ok(key)
 }
 
 /// The key of the fctems entry `word` names (`docs/fortios.md`, "Firmware profiles").

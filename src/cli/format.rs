@@ -108,7 +108,8 @@ fn show_value(field: &FieldSpec, value: &str) -> String {
         | FieldKind::Integer { .. }
         | FieldKind::EnableDisable
         | FieldKind::Option(_)
-        | FieldKind::Set(_) => value.to_owned(),
+        | FieldKind::Set(_)
+        | FieldKind::Secret { .. } => value.to_owned(),
     }
 }
 

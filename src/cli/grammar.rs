@@ -12,7 +12,7 @@
 //! (`config endpoint-control fctems`, `execute fctems verify`), the `full-configuration`
 //! flag of `show`, and argument counts.
 
-use crate::config::schema::{FCTEMS, TableKind, TableSchema};
+use crate::config::schema::{FCTEMS, SYSTEM_API_USER, TableKind, TableSchema};
 
 use super::error::CliError;
 
@@ -226,6 +226,7 @@ pub(super) enum Task {
     Verify,
     Unverify,
     IsVerified,
+    GenerateKey,
     UpdateInfo,
     TestConnectivity,
 }
@@ -249,6 +250,12 @@ pub(super) const EXECUTE: &[Subcommand] = &[
         help: "Whether the EMS server certificate is verified.",
         entry_of: Some(&FCTEMS),
         task: Task::IsVerified,
+    },
+    Subcommand {
+        path: "api-user generate-key",
+        help: "Generate key for API users.",
+        entry_of: Some(&SYSTEM_API_USER),
+        task: Task::GenerateKey,
     },
 ];
 

@@ -315,6 +315,10 @@ fn value_suggestions(field: &FieldSpec, given: &[String]) -> Suggestions {
         FieldKind::String { max } | FieldKind::Pem { max } => {
             vec![Suggestion::placeholder("<string>", string(max))]
         }
+        FieldKind::Secret { max } => vec![Suggestion::placeholder(
+            "<passwd>",
+            format!("Please input admin password (max {max} chars)."),
+        )],
         FieldKind::Ipv4 => vec![Suggestion::placeholder(
             "<ipv4-address>",
             "Please input IPv4 address.".to_owned(),
@@ -438,7 +442,7 @@ mod tests {
         assert_eq!(top.complete(&backend, "get sys"), ["system"]);
         assert_eq!(
             top.complete(&backend, "get system "),
-            ["csf", "settings", "status"]
+            ["admin", "api-user", "csf", "settings", "status"]
         );
         assert!(top.complete(&backend, "nonsense ").is_empty());
 
@@ -555,7 +559,7 @@ mod tests {
             ],
         )
         .await;
-        assert_eq!(session.complete(&backend, "execute "), ["fctems"]);
+        assert_eq!(session.complete(&backend, "execute "), ["api-user", "fctems"]);
         assert_eq!(
             session.complete(&backend, "execute fctems "),
             ["is-verified", "unverify", "verify"]

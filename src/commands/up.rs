@@ -118,13 +118,15 @@ fn print_started(fabric: &RunningFabric) {
     if let Some(access) = lab.cloud_access() {
         println!("  started FortiCloud {}, EMS Cloud {}", access.api, access.ems);
     }
-    let addrs = fabric.addrs();
     let mut nodes: Vec<_> = fabric.topology().nodes.iter().collect();
     nodes.sort_by_key(|spec| spec.role != Role::Root);
     for spec in nodes {
+        let Ok(addrs) = fabric.node_addrs(&spec.name) else {
+            continue;
+        };
         println!(
-            "  started {:<12} {}  {:<6}  {}",
-            spec.name, spec.serial, spec.role, addrs[&spec.name]
+            "  started {:<12} {}  {:<6}  {}  https://{}/  ssh {}",
+            spec.name, spec.serial, spec.role, addrs.grpc, addrs.https, addrs.ssh
         );
     }
 }
@@ -202,7 +204,8 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
     let state = &files.state;
     let _lock = state.lock_node(name)?;
     let token = state.ensure_token()?;
-    let (listener, addr) = launcher::bind(name, spec.listen).await?;
+    let (listeners, addrs) = launcher::bind_node(spec, Ports::Topology).await?;
+    let addr = addrs.grpc;
     let root = topology.root();
     let root_addr = state.read_listen(&root.name).unwrap_or(root.listen);
     let plan = state_plan(state, &token);
@@ -217,10 +220,10 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
     let config = launcher::node_config(topology, spec, &plan, Some(root_addr), anchors, cloud);
     state.write_listen(name, addr)?;
     println!(
-        "node {name} ({}, {}) listening on {addr}; Ctrl-C stops it",
-        spec.serial, spec.role
+        "node {name} ({}, {}) listening on {addr}, https://{}/, ssh {}; Ctrl-C stops it",
+        spec.serial, spec.role, addrs.https, addrs.ssh
     );
-    crate::server::run(config, listener, stop_signal()).await?;
+    crate::server::run(config, listeners, stop_signal()).await?;
     println!("node {name} stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,6 @@ pub use error::{
     parse_error_lines, value_error_lines,
 };
 pub use schema::{
-    FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, TableKind, TableSchema, ValueError, fctems_for, parse_value,
-    schema, schema_for, schemas, schemas_for,
+    FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, TableKind, TableSchema, ValueError, fctems_for, hash_secret,
+    parse_value, schema, schema_for, schemas, schemas_for, secret_matches,
 };

@@ -7,6 +7,8 @@
 //! schema constant and one more line in the registry behind [`schemas`]; the database, `apply` and the CLI
 //! read everything else from here.
 //!
+//! The fctems table, in its two firmware shapes, is in `schema/fctems.rs`.
+//!
 //! Values enter as raw CLI words and leave through [`parse_value`] as canonical strings
 //! (lowercase host names, integers without leading zeros, set members in schema order), so
 //! two equal configurations always store equal text and hash alike.
@@ -72,6 +74,12 @@ pub enum FieldKind {
     Option(&'static [Choice]),
     /// A space-separated subset of the listed words; empty means unset.
     Set(&'static [Choice]),
+    /// A password or API key of at most `max` characters, stored only as its hash
+    /// ([`hash_secret`]); empty means none.
+    Secret {
+        /// Longest accepted secret, in characters.
+        max: usize,
+    },
 }
 
 /// One field of a table or object.
@@ -290,7 +298,56 @@ pub fn parse_value(field: &FieldSpec, raw: &str) -> Result<String, ValueError> {
         FieldKind::EnableDisable => parse_choice(raw, ENABLE_DISABLE),
         FieldKind::Option(choices) => parse_choice(raw, choices),
         FieldKind::Set(choices) => parse_set(raw, choices),
+        FieldKind::Secret { max } => parse_secret(raw, max),
     }
+}
+
+/// How a stored secret begins: FortiOS shows hashed passwords as `ENC SH2…` [doc].
+const SECRET_PREFIX: &str = "ENC SH2";
+/// Hex digits of a SHA-256 hash.
+const SHA256_HEX_LEN: usize = 64;
+
+/// The stored form of `secret`: [`SECRET_PREFIX`] and the hex SHA-256 of its text. The
+/// hash is unsalted, so that `apply` stays pure and every node stores the same text for
+/// one password (`docs/fortios.md`, "Accounts").
+pub fn hash_secret(secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{SECRET_PREFIX}{hex}")
+}
+
+/// Whether `given` is the secret whose stored form is `stored`; an empty `stored` matches
+/// only the empty secret.
+pub fn secret_matches(stored: &str, given: &str) -> bool {
+    if stored.is_empty() {
+        return given.is_empty();
+    }
+    let expected = hash_secret(given);
+    // Compared in full whatever the first difference, so timing tells nothing.
+    stored.len() == expected.len()
+        && stored
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// A secret typed in clear is hashed; one already in its stored form is kept, so stored
+/// values pass `apply` again unchanged.
+fn parse_secret(raw: &str, max: usize) -> Result<String, ValueError> {
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
+    if let Some(hex) = raw.strip_prefix(SECRET_PREFIX)
+        && hex.len() == SHA256_HEX_LEN
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    {
+        return Ok(raw.to_owned());
+    }
+    parse_string(raw, max).map(|secret| hash_secret(&secret))
 }
 
 fn parse_string(raw: &str, max: usize) -> Result<String, ValueError> {
@@ -454,280 +511,9 @@ const fn field(name: &'static str, kind: FieldKind, default: &'static str, help:
     }
 }
 
-const INTERFACE_SELECT_METHODS: &[Choice] = &[
-    Choice {
-        name: "auto",
-        help: "Set outgoing interface automatically.",
-    },
-    Choice {
-        name: "sdwan",
-        help: "Set outgoing interface by SD-WAN or policy routing rules.",
-    },
-    Choice {
-        name: "specify",
-        help: "Set outgoing interface manually.",
-    },
-];
+mod fctems;
 
-const EMS_CAPABILITIES: &[Choice] = &[
-    Choice {
-        name: "fabric-auth",
-        help: "Allow this FortiGate unit to load the authentication page provided by EMS to authenticate itself with EMS.",
-    },
-    Choice {
-        name: "silent-approval",
-        help: "Allow silent approval of non-root or FortiGate HA clusters on EMS in the Security Fabric.",
-    },
-    Choice {
-        name: "websocket",
-        help: "Enable/disable websockets for this FortiGate unit.",
-    },
-    Choice {
-        name: "websocket-malware",
-        help: "Allow this FortiGate unit to request malware hash notifications over websocket.",
-    },
-    Choice {
-        name: "push-ca-certs",
-        help: "Enable/disable pushing FortiGate CA certificates to EMS.",
-    },
-    Choice {
-        name: "common-tags-api",
-        help: "Can recognize /api/v1/report/fct/tags API.",
-    },
-];
-
-/// The fctems fields both table shapes share, in the order FortiOS prints them after the
-/// key (and, keyed by ems-id, after `status` and `name`).
-const FCTEMS_COMMON: [FieldSpec; 18] = [
-    field(
-        "server",
-        FieldKind::Ipv4OrFqdn { max: SERVER_MAX },
-        "",
-        "FortiClient EMS FQDN or IPv4 address.",
-    ),
-    field(
-        "https-port",
-        FieldKind::Integer { min: 1, max: 65535 },
-        "443",
-        "FortiClient EMS HTTPS access port number.",
-    ),
-    field(
-        "source-ip",
-        FieldKind::Ipv4,
-        "0.0.0.0",
-        "REST API call source IP.",
-    ),
-    field(
-        "certificate",
-        FieldKind::String { max: 35 },
-        "",
-        "FortiClient EMS certificate.",
-    ),
-    field(
-        "fortinetone-cloud-authentication",
-        FieldKind::EnableDisable,
-        "disable",
-        "Enable/disable authentication of FortiClient EMS Cloud through FortiCloud account.",
-    ),
-    field(
-        "serial-number",
-        FieldKind::String { max: 16 },
-        "",
-        "FortiClient EMS serial number.",
-    ),
-    field("tenant-id", FieldKind::String { max: 32 }, "", "EMS tenant ID."),
-    field(
-        "pull-sysinfo",
-        FieldKind::EnableDisable,
-        "enable",
-        "Enable/disable pulling SysInfo from EMS.",
-    ),
-    field(
-        "pull-vulnerabilities",
-        FieldKind::EnableDisable,
-        "enable",
-        "Enable/disable pulling vulnerabilities from EMS.",
-    ),
-    field(
-        "pull-avatars",
-        FieldKind::EnableDisable,
-        "enable",
-        "Enable/disable pulling avatars from EMS.",
-    ),
-    field(
-        "pull-tags",
-        FieldKind::EnableDisable,
-        "enable",
-        "Enable/disable pulling FortiClient user tags from EMS.",
-    ),
-    field(
-        "pull-malware-hash",
-        FieldKind::EnableDisable,
-        "enable",
-        "Enable/disable pulling FortiClient malware hash from EMS.",
-    ),
-    field(
-        "capabilities",
-        FieldKind::Set(EMS_CAPABILITIES),
-        "",
-        "List of EMS capabilities.",
-    ),
-    field(
-        "call-timeout",
-        FieldKind::Integer { min: 1, max: 180 },
-        "30",
-        "FortiClient EMS call timeout in seconds.",
-    ),
-    field(
-        "websocket-override",
-        FieldKind::EnableDisable,
-        "disable",
-        "Enable/disable override behavior for how this FortiGate unit connects to EMS using a WebSocket connection.",
-    ),
-    field(
-        "preserve-ssl-session",
-        FieldKind::EnableDisable,
-        "disable",
-        "Enable/disable preservation of EMS SSL session connection.",
-    ),
-    field(
-        "interface-select-method",
-        FieldKind::Option(INTERFACE_SELECT_METHODS),
-        "auto",
-        "Specify how to select outgoing interface to reach server.",
-    ),
-    FieldSpec {
-        name: "interface",
-        kind: FieldKind::String { max: 15 },
-        default: "",
-        help: "Specify outgoing interface to reach server.",
-        visible_if: Some(("interface-select-method", "specify")),
-    },
-];
-
-/// `name`: the key of the name-keyed table, an ordinary field of the ems-id one.
-const FCTEMS_NAME: FieldSpec = field(
-    "name",
-    FieldKind::String { max: FCTEMS_NAME_MAX },
-    "",
-    "FortiClient Enterprise Management Server (EMS) name.",
-);
-
-/// `status` of an ems-id slot; a disabled slot is kept but not used (`docs/fortios.md`,
-/// "Firmware profiles").
-const FCTEMS_STATUS: FieldSpec = field(
-    "status",
-    FieldKind::EnableDisable,
-    "disable",
-    "Enable or disable this EMS configuration.",
-);
-
-/// `ems-id`, the key of the table from FortiOS 7.0.8, numbered 1 to `max_id`.
-const fn fctems_ems_id(max_id: u64) -> FieldSpec {
-    field(
-        "ems-id",
-        FieldKind::Integer { min: 1, max: max_id },
-        "",
-        "EMS ID in order.",
-    )
-}
-
-/// `head` followed by [`FCTEMS_COMMON`]: the fields of one table shape.
-const fn fctems_fields<const N: usize>(head: &[FieldSpec]) -> [FieldSpec; N] {
-    assert!(
-        head.len() + FCTEMS_COMMON.len() == N,
-        "N counts the head and the common fields"
-    );
-    let mut fields = [FCTEMS_NAME; N];
-    let mut i = 0;
-    while i < head.len() {
-        fields[i] = head[i];
-        i += 1;
-    }
-    let mut j = 0;
-    while j < FCTEMS_COMMON.len() {
-        fields[head.len() + j] = FCTEMS_COMMON[j];
-        j += 1;
-    }
-    fields
-}
-
-static FCTEMS_BY_NAME_FIELDS: [FieldSpec; 19] = fctems_fields(&[FCTEMS_NAME]);
-static FCTEMS_BY_ID5_FIELDS: [FieldSpec; 21] = fctems_fields(&[fctems_ems_id(5), FCTEMS_STATUS, FCTEMS_NAME]);
-static FCTEMS_BY_ID7_FIELDS: [FieldSpec; 21] = fctems_fields(&[fctems_ems_id(7), FCTEMS_STATUS, FCTEMS_NAME]);
-
-/// The `endpoint-control fctems` schema for a firmware's key: keyed by name (FortiOS 6.4
-/// to 7.0.7) or by ems-id (7.0.8 and later; `docs/fortios.md`, "Firmware profiles").
-/// Both shapes share every field but the key, and the same rules; keyed by ems-id, the
-/// server rule binds only enabled slots.
-const fn fctems(key: FctemsKey) -> TableSchema {
-    let (kind, fields, only_if): (TableKind, &'static [FieldSpec], _) = match key {
-        FctemsKey::Name => (
-            TableKind::Table {
-                key: "name",
-                max_entries: MAX_FCTEMS_ENTRIES,
-            },
-            &FCTEMS_BY_NAME_FIELDS,
-            None,
-        ),
-        FctemsKey::EmsId { max_id } => (
-            TableKind::Table {
-                key: "ems-id",
-                max_entries: max_id as usize,
-            },
-            if max_id == 5 {
-                &FCTEMS_BY_ID5_FIELDS
-            } else {
-                &FCTEMS_BY_ID7_FIELDS
-            },
-            Some(("status", "enable")),
-        ),
-    };
-    TableSchema {
-        path: "endpoint-control fctems",
-        help: "Configure FortiClient Enterprise Management Server (EMS) entries.",
-        kind,
-        synced: true,
-        fields,
-        rules: match only_if {
-            None => &[
-                Rule::AtMostOne {
-                    field: "fortinetone-cloud-authentication",
-                    value: "enable",
-                    what: "EMS Cloud entry",
-                },
-                Rule::RequiredUnless {
-                    field: "server",
-                    unless: ("fortinetone-cloud-authentication", "enable"),
-                    only_if: None,
-                },
-            ],
-            Some(_) => &[
-                Rule::AtMostOne {
-                    field: "fortinetone-cloud-authentication",
-                    value: "enable",
-                    what: "EMS Cloud entry",
-                },
-                Rule::RequiredUnless {
-                    field: "server",
-                    unless: ("fortinetone-cloud-authentication", "enable"),
-                    only_if: Some(("status", "enable")),
-                },
-            ],
-        },
-    }
-}
-
-/// `config endpoint-control fctems`: the FortiClient EMS connectors, in the FortiOS
-/// 6.4 - 7.0.7 form keyed by name (`docs/fortios.md`, "fctems table"), synchronized
-/// fabric-wide. The default firmware's shape.
-pub const FCTEMS: TableSchema = fctems(FctemsKey::Name);
-
-/// The fctems table keyed by ems-id 1 to 5 (FortiOS 7.0.8 - 7.0.x, 7.2.1 - 7.2.3).
-pub const FCTEMS_BY_ID5: TableSchema = fctems(FctemsKey::EmsId { max_id: 5 });
-
-/// The fctems table keyed by ems-id 1 to 7 (FortiOS 7.2.4 and later).
-pub const FCTEMS_BY_ID7: TableSchema = fctems(FctemsKey::EmsId { max_id: 7 });
+pub use fctems::{FCTEMS, FCTEMS_BY_ID5, FCTEMS_BY_ID7};
 
 /// Most remote certificates the fabric keeps; FortiOS's own limit depends on the model,
 /// this one only bounds what a runaway script can add.
@@ -873,15 +659,104 @@ pub const SYSTEM_CSF: TableSchema = TableSchema {
     rules: &[],
 };
 
+/// Most administrator accounts one FortiGate holds [ours]: FortiOS's limit depends on the
+/// model; this one only bounds a runaway script.
+pub const MAX_ADMINS: usize = 500;
+/// Most REST API users one FortiGate holds [ours], for the same reason.
+pub const MAX_API_USERS: usize = 500;
+
+/// `config system admin`: the administrator accounts of this FortiGate. Never synced:
+/// accounts are per device (`docs/fortios.md`, "Accounts").
+pub const SYSTEM_ADMIN: TableSchema = TableSchema {
+    path: "system admin",
+    help: "Configure admin users.",
+    kind: TableKind::Table {
+        key: "name",
+        max_entries: MAX_ADMINS,
+    },
+    synced: false,
+    fields: &[
+        field("name", FieldKind::String { max: 64 }, "", "User name."),
+        field(
+            "accprofile",
+            FieldKind::String { max: 35 },
+            "prof_admin",
+            "Access profile for this administrator.",
+        ),
+        field(
+            "vdom",
+            FieldKind::String { max: 79 },
+            "root",
+            "Virtual domain(s) that the administrator can access.",
+        ),
+        field(
+            "password",
+            FieldKind::Secret { max: 128 },
+            "",
+            "Admin user password.",
+        ),
+    ],
+    rules: &[],
+};
+
+/// `config system api-user`: the REST API users of this FortiGate. Never synced.
+pub const SYSTEM_API_USER: TableSchema = TableSchema {
+    path: "system api-user",
+    help: "Configure API users.",
+    kind: TableKind::Table {
+        key: "name",
+        max_entries: MAX_API_USERS,
+    },
+    synced: false,
+    fields: &[
+        field("name", FieldKind::String { max: 35 }, "", "User name."),
+        field(
+            "api-key",
+            FieldKind::Secret { max: 128 },
+            "",
+            "Admin user password.",
+        ),
+        field(
+            "accprofile",
+            FieldKind::String { max: 35 },
+            "",
+            "Admin user access profile.",
+        ),
+        field("vdom", FieldKind::String { max: 79 }, "root", "Virtual domains."),
+    ],
+    rules: &[],
+};
+
 /// The synced tables a member keeps its own copy of while its `system csf` has
 /// `configuration-sync local`.
 pub const LOCAL_SYNC_TABLES: &[&str] = &[FCTEMS.path, REMOTE_CERTIFICATES.path];
 
 /// Every configuration path of the default firmware, in the order a bare `show` prints
 /// them; the registries of the other firmware differ only in the fctems shape.
-static REGISTRY: &[TableSchema] = &[FCTEMS, SYSTEM_CSF, SYSTEM_SETTINGS, REMOTE_CERTIFICATES];
-static REGISTRY_BY_ID5: &[TableSchema] = &[FCTEMS_BY_ID5, SYSTEM_CSF, SYSTEM_SETTINGS, REMOTE_CERTIFICATES];
-static REGISTRY_BY_ID7: &[TableSchema] = &[FCTEMS_BY_ID7, SYSTEM_CSF, SYSTEM_SETTINGS, REMOTE_CERTIFICATES];
+static REGISTRY: &[TableSchema] = &[
+    FCTEMS,
+    SYSTEM_CSF,
+    SYSTEM_SETTINGS,
+    REMOTE_CERTIFICATES,
+    SYSTEM_ADMIN,
+    SYSTEM_API_USER,
+];
+static REGISTRY_BY_ID5: &[TableSchema] = &[
+    FCTEMS_BY_ID5,
+    SYSTEM_CSF,
+    SYSTEM_SETTINGS,
+    REMOTE_CERTIFICATES,
+    SYSTEM_ADMIN,
+    SYSTEM_API_USER,
+];
+static REGISTRY_BY_ID7: &[TableSchema] = &[
+    FCTEMS_BY_ID7,
+    SYSTEM_CSF,
+    SYSTEM_SETTINGS,
+    REMOTE_CERTIFICATES,
+    SYSTEM_ADMIN,
+    SYSTEM_API_USER,
+];
 
 /// Every table and object schema of the default firmware.
 pub fn schemas() -> &'static [TableSchema] {
@@ -1090,7 +965,7 @@ mod tests {
             parse_value(capabilities, "fabric-auth telepathy"),
             Err(ValueError::NotAChoice {
                 value: "telepathy".into(),
-                allowed: choice_names(EMS_CAPABILITIES)
+                allowed: choice_names(fctems::EMS_CAPABILITIES)
             })
         );
     }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::launcher::{LaunchError, Plan, Ports, RunningFabric};
 use crate::node::Node;
-use crate::rpc::client::{AdminConnection, ClientError};
+use crate::rpc::client::{AdminConnection, CliSession, ClientError};
 use crate::sim::lab::Lab;
 use crate::status::{self, FabricReport};
 use crate::topology::Topology;
@@ -42,6 +42,9 @@ const TOKEN: &str = "harness-token";
 
 /// How often `wait_*` polls the nodes.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long one CLI line, or opening a session, may take: a write waits for its commit,
+/// which the node itself bounds well below this.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a harness operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,7 @@ impl Fabric {
     /// Starts every node of `topology` on ephemeral ports, the root first, and runs the
     /// topology's bootstrap lines.
     pub async fn start(topology: Topology) -> Result<Fabric, HarnessError> {
+        log_to_stderr();
         let data = tempfile::Builder::new()
             .prefix("fabricsim-")
             .tempdir()
@@ -147,10 +151,10 @@ impl Fabric {
     /// Runs CLI lines on a node in one session, as `fabricsim exec` does. A question
     /// (`(y/n)`) is answered by the next line.
     pub async fn exec(&self, name: &str, lines: &[&str]) -> Result<ExecOutput, HarnessError> {
-        let mut session = self.connect(name).await?.session().await?;
+        let mut session = self.session(name).await?;
         let mut result = ExecOutput::default();
         for line in lines {
-            let reply = session.run(line).await?;
+            let reply = within(format!("{name}: {line}"), session.run(line)).await?;
             result.output.push_str(&reply.output);
             result.failed |= reply.failed;
         }
@@ -174,15 +178,31 @@ impl Fabric {
     /// Runs CLI lines on a node and renders the session as a terminal shows it: each line
     /// after its prompt, then its output (the format of `tests/cli/*.txt`).
     pub async fn transcript(&self, name: &str, lines: &[String]) -> Result<String, HarnessError> {
-        let mut session = self.connect(name).await?.session().await?;
+        let mut session = self.session(name).await?;
         let mut text = String::new();
         for line in lines {
             text.push_str(session.prompt());
             text.push_str(line);
             text.push('\n');
-            text.push_str(&session.run(line).await?.output);
+            let reply = within(format!("{name}: {line}"), session.run(line)).await?;
+            text.push_str(&reply.output);
         }
         Ok(text)
+    }
+
+    /// A CLI session on node `name`, opened within [`CALL_TIMEOUT`].
+    async fn session(&self, name: &str) -> Result<CliSession, HarnessError> {
+        let open = async {
+            self.connect(name)
+                .await?
+                .session()
+                .await
+                .map_err(HarnessError::from)
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, open).await {
+            Ok(session) => session,
+            Err(_) => Err(call_timeout(format!("{name}: opening a CLI session"))),
+        }
     }
 
     /// An admin connection to a node.
@@ -256,6 +276,46 @@ impl Fabric {
     /// Stops every node cleanly, members first, then the simulated servers.
     pub async fn stop(self) {
         self.fabric.stop().await;
+    }
+}
+
+/// With `FABRICSIM_LOG` set (as for `fabricsim`, e.g. `debug,openraft=info`), the first
+/// fabric of a test process sends the nodes' logs to standard error, which `cargo test --
+/// --nocapture` shows.
+fn log_to_stderr() {
+    use tracing_subscriber::prelude::*;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Some(filter) = std::env::var("FABRICSIM_LOG")
+            .ok()
+            .and_then(|text| text.parse::<tracing_subscriber::filter::Targets>().ok())
+        else {
+            return;
+        };
+        let _ = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(filter)
+            .try_init();
+    });
+}
+
+/// `call`, failed as a [`HarnessError::Timeout`] naming `what` once [`CALL_TIMEOUT`] has
+/// passed.
+async fn within<T>(
+    what: String,
+    call: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, HarnessError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(call_timeout(what)),
+    }
+}
+
+fn call_timeout(what: String) -> HarnessError {
+    HarnessError::Timeout {
+        timeout: CALL_TIMEOUT,
+        what,
+        last: "no answer\n".to_owned(),
     }
 }
 

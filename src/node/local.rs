@@ -1,6 +1,7 @@
 //! A node's own configuration: the tables that are not replicated.
 //!
-//! Every FortiGate keeps its `system csf` to itself. A member whose `system csf` says
+//! Every FortiGate keeps its `system csf` and its accounts (`system admin`,
+//! `system api-user`) to itself. A member whose `system csf` says
 //! `configuration-sync local` also keeps its own copy of the EMS tables
 //! ([`LOCAL_SYNC_TABLES`]): switching to `local` copies what the root last replicated,
 //! the root's later changes no longer reach the node's view, and switching back to
@@ -13,11 +14,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::schema::{LOCAL_SYNC_TABLES, SYSTEM_CSF};
+use crate::config::schema::{LOCAL_SYNC_TABLES, SYSTEM_ADMIN, SYSTEM_API_USER, SYSTEM_CSF};
 use crate::config::{Applied, CommandError, ConfigCommand, ConfigDb};
 use crate::domain::Firmware;
 
 const LOCAL_FILE: &str = "local.json";
+
+/// The tables every node keeps to itself, whatever `configuration-sync` says: its Security
+/// Fabric settings and its accounts (`docs/fortios.md`, "Accounts").
+pub const NODE_TABLES: &[&str] = &[SYSTEM_CSF.path, SYSTEM_ADMIN.path, SYSTEM_API_USER.path];
 
 /// Why the local configuration could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +81,8 @@ impl LocalConfig {
     }
 
     fn is_local(&self, table: &str) -> bool {
-        table == SYSTEM_CSF.path || (self.db.configuration_sync_local() && LOCAL_SYNC_TABLES.contains(&table))
+        NODE_TABLES.contains(&table)
+            || (self.db.configuration_sync_local() && LOCAL_SYNC_TABLES.contains(&table))
     }
 
     /// Applies a command to the local tables and writes them to disk. Turning
@@ -115,7 +121,7 @@ impl LocalConfig {
 
     /// The node's view: `replicated` with the local tables laid over it.
     pub fn effective(&self, replicated: &ConfigDb) -> ConfigDb {
-        let mut tables = vec![SYSTEM_CSF.path];
+        let mut tables = NODE_TABLES.to_vec();
         if self.db.configuration_sync_local() {
             tables.extend(LOCAL_SYNC_TABLES);
         }

@@ -19,6 +19,7 @@
 //! [`RunningNode::shutdown`] and [`RunningNode::kill`] join every task the node spawned
 //! before they return.
 
+pub mod accounts;
 pub mod checker;
 pub mod local;
 
@@ -44,7 +45,7 @@ use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
 use crate::raft::{NodeId, Raft};
-use crate::topology::{RaftSettings, Role};
+use crate::topology::{AdminSpec, ApiUserSpec, RaftSettings, Role};
 use crate::wire::CloudAccess;
 
 /// How long the root waits for its own leadership before refusing a write.
@@ -54,6 +55,14 @@ const KEEPER_INTERVAL: Duration = Duration::from_millis(300);
 /// `add_learner` waits for the learner to catch up; past this the member asks again
 /// rather than holding the root's join lock forever.
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A membership change waits for a quorum of the old and the new voters; past this the
+/// member asks again, so a member that left meanwhile never holds the root's join lock.
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for a quorum of voters before the CLI reports it as not
+/// acknowledged.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a stopping node waits for openraft's core, then for its own tasks.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a stopping node waits for openraft's tasks to release its storage.
 const STORAGE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,6 +97,10 @@ pub struct NodeConfig {
     /// The FortiOS release the fabric runs (`[fabric] firmware`): the schemas, the
     /// version `get system status` reports.
     pub firmware: Firmware,
+    /// The administrator the topology gives every node.
+    pub admin: AdminSpec,
+    /// The REST API users the topology gives every node.
+    pub api_users: Vec<ApiUserSpec>,
 }
 
 /// Why a node could not start.
@@ -105,6 +118,8 @@ pub enum NodeError {
     NoRoot { node: String },
     #[error("node {node}: {source}")]
     Local { node: String, source: LocalError },
+    #[error("node {node}: cannot write the topology's accounts: {message}")]
+    Accounts { node: String, message: String },
 }
 
 /// Why the root refused to admit a member.
@@ -124,10 +139,21 @@ pub struct Node {
     shared: Arc<Shared>,
 }
 
+/// Where a node is reached: the addresses its server listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeAddrs {
+    /// The gRPC admin, join and Raft service.
+    pub grpc: SocketAddr,
+    /// The FortiOS REST API.
+    pub https: SocketAddr,
+    /// The FortiOS CLI over SSH.
+    pub ssh: SocketAddr,
+}
+
 struct Shared {
     config: NodeConfig,
     identity: NodeIdentity,
-    addr: SocketAddr,
+    addrs: NodeAddrs,
     raft: Raft,
     config_rx: watch::Receiver<Arc<ConfigDb>>,
     /// Serializes membership changes on the root: openraft allows one at a time.
@@ -141,6 +167,9 @@ struct Shared {
     effective_tx: watch::Sender<Arc<ConfigDb>>,
     /// Starts a check round now.
     ems_wake: Arc<tokio::sync::Notify>,
+    /// Failed logins per address, for the lockout. A std Mutex: nothing awaits while it
+    /// is held.
+    throttle: std::sync::Mutex<accounts::LoginThrottle>,
 }
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
@@ -165,6 +194,10 @@ pub struct NodeStatus {
     pub checked_revision: Option<u64>,
     /// Whether the node keeps its own EMS tables (`configuration-sync local`).
     pub sync_local: bool,
+    /// The REST API address the node serves.
+    pub https: SocketAddr,
+    /// The SSH CLI address the node serves.
+    pub ssh: SocketAddr,
 }
 
 impl Node {
@@ -186,7 +219,12 @@ impl Node {
 
     /// The address the node's gRPC server listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
+        self.shared.addrs.grpc
+    }
+
+    /// Every address the node's server listens on.
+    pub fn addrs(&self) -> NodeAddrs {
+        self.shared.addrs
     }
 
     /// For a member: the root's gRPC address, where it asks to be admitted.
@@ -229,6 +267,8 @@ impl Node {
             ems: report.results.into_values().collect(),
             checked_revision: report.checked_revision,
             sync_local: self.sync_local(),
+            https: self.shared.addrs.https,
+            ssh: self.shared.addrs.ssh,
         }
     }
 
@@ -285,7 +325,15 @@ impl Node {
         }
         let deadline = tokio::time::Instant::now() + LEADERSHIP_WAIT;
         loop {
-            match self.shared.raft.client_write(command.clone()).await {
+            let write = self.shared.raft.client_write(command.clone());
+            let Ok(written) = tokio::time::timeout(COMMIT_TIMEOUT, write).await else {
+                return Err(CommitError::Unavailable(format!(
+                    "the fabric did not commit the change within {} s: too few voters answer \
+                     the root. It is not acknowledged; `show` tells whether it applied later.",
+                    COMMIT_TIMEOUT.as_secs()
+                )));
+            };
+            match written {
                 Ok(response) => return response.data.map_err(CommitError::Refused),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
                     if tokio::time::Instant::now() < deadline =>
@@ -337,9 +385,7 @@ impl Node {
             }
             Some(known) if known.addr != addr => {
                 let nodes = BTreeMap::from([(id, node)]);
-                raft.change_membership(ChangeMembers::SetNodes(nodes), false)
-                    .await
-                    .map_err(|e| JoinError::Membership(e.to_string()))?;
+                bounded_membership(raft.change_membership(ChangeMembers::SetNodes(nodes), false)).await?;
             }
             Some(_) => {}
         }
@@ -350,10 +396,21 @@ impl Node {
         if voters.len() >= self.shared.config.voters {
             return Ok(false);
         }
-        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| JoinError::Membership(e.to_string()))?;
+        bounded_membership(raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false))
+            .await?;
         Ok(true)
+    }
+}
+
+/// A membership change, given up after [`MEMBERSHIP_TIMEOUT`] (the member asks again).
+async fn bounded_membership<T, E: std::fmt::Display>(
+    change: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, JoinError> {
+    match tokio::time::timeout(MEMBERSHIP_TIMEOUT, change).await {
+        Ok(result) => result.map_err(|e| JoinError::Membership(e.to_string())),
+        Err(_) => Err(JoinError::Membership(
+            "the membership change did not commit in time; ask again".to_owned(),
+        )),
     }
 }
 
@@ -432,16 +489,16 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
-    /// Starts a node whose gRPC server listens on `addr` (the caller serves it). Returns
+    /// Starts a node whose server listens on `addrs` (the caller serves them). Returns
     /// once Raft runs.
-    pub async fn start(config: NodeConfig, addr: SocketAddr) -> Result<RunningNode, NodeError> {
+    pub async fn start(config: NodeConfig, addrs: NodeAddrs) -> Result<RunningNode, NodeError> {
         let name = config.name.clone();
         if config.role == Role::Member && config.root_addr.is_none() {
             return Err(NodeError::NoRoot { node: name });
         }
         let (raft, config_rx, database) = open_raft(&config).await?;
         let checker = CheckerSetup {
-            own_ip: addr.ip(),
+            own_ip: addrs.grpc.ip(),
             serial: config.serial.clone(),
             hostname: config.hostname.clone(),
             anchors: config.trust_anchors.clone(),
@@ -452,11 +509,15 @@ impl RunningNode {
             cloud: config.cloud,
         };
         let (ems_tx, _) = watch::channel(CheckerStatus::default());
-        let local =
+        let mut local =
             LocalConfig::open(&config.data_dir, config.firmware).map_err(|source| NodeError::Local {
                 node: name.clone(),
                 source,
             })?;
+        seed_accounts(&mut local, &config, &config_rx.borrow()).map_err(|message| NodeError::Accounts {
+            node: name.clone(),
+            message,
+        })?;
         let (effective_tx, _) = watch::channel(Arc::new(local.effective(&config_rx.borrow())));
         let identity = NodeIdentity {
             name: config.name.clone(),
@@ -468,7 +529,7 @@ impl RunningNode {
             shared: Arc::new(Shared {
                 config,
                 identity,
-                addr,
+                addrs,
                 raft,
                 config_rx,
                 join_lock: tokio::sync::Mutex::new(()),
@@ -477,6 +538,7 @@ impl RunningNode {
                 ems_wake: Arc::new(tokio::sync::Notify::new()),
                 local: std::sync::Mutex::new(local),
                 effective_tx,
+                throttle: std::sync::Mutex::new(accounts::LoginThrottle::default()),
             }),
         };
         let shutdown = CancellationToken::new();
@@ -508,8 +570,18 @@ impl RunningNode {
     /// Stops serving, shuts Raft down and joins every task.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        let _ = self.node.shared.raft.shutdown().await;
-        while self.tasks.join_next().await.is_some() {}
+        self.stop_raft().await;
+        if tokio::time::timeout(STOP_TIMEOUT, join_all(&mut self.tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                node = self.node.name(),
+                "node tasks still running after shutdown; aborted"
+            );
+            self.tasks.abort_all();
+            join_all(&mut self.tasks).await;
+        }
         self.wait_storage_closed().await;
     }
 
@@ -518,9 +590,17 @@ impl RunningNode {
     pub async fn kill(mut self) {
         self.shutdown.cancel();
         self.tasks.abort_all();
-        let _ = self.node.shared.raft.shutdown().await;
-        while self.tasks.join_next().await.is_some() {}
+        self.stop_raft().await;
+        join_all(&mut self.tasks).await;
         self.wait_storage_closed().await;
+    }
+
+    /// Stops openraft's core, waiting at most [`STOP_TIMEOUT`].
+    async fn stop_raft(&self) {
+        let stop = self.node.shared.raft.shutdown();
+        if tokio::time::timeout(STOP_TIMEOUT, stop).await.is_err() {
+            tracing::warn!(node = self.node.name(), "Raft core did not stop in time");
+        }
     }
 
     /// openraft's replication and snapshot tasks end shortly after its core; the node is
@@ -538,6 +618,11 @@ impl RunningNode {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Waits for every task of `tasks` to end.
+async fn join_all(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
 }
 
 /// Opens the node's database and starts openraft on it. Returns the Raft handle, a
@@ -618,6 +703,15 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config, Box<openraft::Co
     }
     .validate()
     .map_err(Box::new)
+}
+
+/// Writes the topology's administrator and API users into the node's own tables.
+fn seed_accounts(local: &mut LocalConfig, config: &NodeConfig, replicated: &ConfigDb) -> Result<(), String> {
+    let command = accounts::seed_command(&local.effective(replicated), &config.admin, &config.api_users);
+    local
+        .apply(&command, replicated)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Recomputes the node's view whenever the replicated configuration changes.
@@ -727,6 +821,8 @@ impl NodeConfig {
             check_interval: Duration::from_secs(topology.checks.interval_secs),
             cloud,
             firmware: topology.fabric.firmware,
+            admin: topology.admin.clone(),
+            api_users: topology.api_users.clone(),
         }
     }
 }

@@ -20,6 +20,8 @@ use crate::wire::proto::fabric::{CliReply, CliRequest, JoinRequest, StatusReques
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Deadline of a status call.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of a request to join: longer than the root's own bounds on admitting.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a call to a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,8 @@ async fn channel(addr: SocketAddr) -> Result<Channel, ClientError> {
 /// Asks the root at `root` to admit a member; answers whether it became a voter.
 pub async fn join(root: SocketAddr, request: JoinRequest) -> Result<bool, ClientError> {
     let mut client = MemberClient::new(channel(root).await?);
+    let mut request = Request::new(request);
+    request.set_timeout(JOIN_TIMEOUT);
     let reply = client.join(request).await.map_err(ClientError::call(root))?;
     Ok(reply.into_inner().voter)
 }

@@ -61,6 +61,8 @@ impl From<NodeStatus> for pb::NodeStatus {
             ems: status.ems.iter().map(pb::EmsStatus::from).collect(),
             checked_revision: status.checked_revision,
             sync_local: status.sync_local,
+            https: status.https.to_string(),
+            ssh: status.ssh.to_string(),
         }
     }
 }
@@ -88,6 +90,8 @@ impl From<pb::NodeStatus> for NodeStatus {
             ems: status.ems.into_iter().map(EmsStatus::from).collect(),
             checked_revision: status.checked_revision,
             sync_local: status.sync_local,
+            https: parse_addr(&status.https),
+            ssh: parse_addr(&status.ssh),
         }
     }
 }
@@ -102,4 +106,11 @@ impl From<pb::CliReply> for Reply {
             awaiting_answer: reply.awaiting_answer,
         }
     }
+}
+
+/// An address a node reported; the unspecified address when it sent none that parses (a
+/// node of an older build), which `status` shows as `0.0.0.0:0`.
+fn parse_addr(text: &str) -> std::net::SocketAddr {
+    text.parse()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
 }

@@ -221,6 +221,16 @@ impl Lab {
         ))
     }
 
+    /// The chain and key node `name` presents on its REST API (see [`Pki::node_identity`]).
+    pub fn node_identity(
+        &self,
+        name: &str,
+        hostname: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<super::ServerIdentity, LabError> {
+        Ok(self.pki.node_identity(name, hostname, ip)?)
+    }
+
     /// What every node trusts out of the box.
     pub fn trust_anchors(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
         self.pki.trust_anchors()

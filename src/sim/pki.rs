@@ -344,7 +344,17 @@ impl Pki {
             CertProfile::SelfSigned => None,
             CertProfile::Public => Some(&self.inner.cloud),
         };
-        let stem = format!("{name}-{profile}");
+        self.stored_or_issued(&format!("{name}-{profile}"), &wanted, issuer)
+    }
+
+    /// The pair stored as `<dir>/<stem>.pem` and `.key` when it is what `wanted` would
+    /// issue; otherwise a new one, issued by `issuer` (self-signed when `None`) and stored.
+    fn stored_or_issued(
+        &self,
+        stem: &str,
+        wanted: &LeafRequest,
+        issuer: Option<&Ca>,
+    ) -> Result<ServerIdentity, PkiError> {
         let cert_path = self.inner.dir.join(format!("{stem}.{CERT_EXTENSION}"));
         let key_path = self.inner.dir.join(format!("{stem}.{KEY_EXTENSION}"));
 
@@ -357,12 +367,12 @@ impl Pki {
             }
             tracing::info!(
                 file = %cert_path.display(),
-                "the stored EMS certificate no longer fits its EMS; issuing a new one"
+                "the stored certificate no longer fits its server; issuing a new one"
             );
         }
 
-        let key = generate_key(&stem)?;
-        let leaf = wanted.issue(&key, issuer, &stem)?;
+        let key = generate_key(stem)?;
+        let leaf = wanted.issue(&key, issuer, stem)?;
         let mut chain_pem = leaf.pem();
         let mut chain = vec![leaf.der().clone()];
         if let Some(ca) = issuer {
@@ -372,10 +382,39 @@ impl Pki {
         write_pair(&cert_path, &key_path, &chain_pem, &key)?;
         Ok(identity(chain, &key))
     }
+
+    /// The chain and key node `name` presents on its REST API: signed by the fabric CA,
+    /// subject `OU=FortiGate, CN=<hostname>`, SAN the hostname and `ip`. Kept as
+    /// `<dir>/<name>-fortigate.pem` and `.key` and reused while it fits, like an EMS's. A
+    /// hostname that is not a DNS name is left out of the SAN.
+    pub fn node_identity(&self, name: &str, hostname: &str, ip: IpAddr) -> Result<ServerIdentity, PkiError> {
+        check_identity_name(name)?;
+        let hostname = hostname.to_ascii_lowercase();
+        // A FortiOS hostname need not be a DNS name (`FGT_lab`); then the IP alone names it.
+        let dns_names = match check_hostname(&hostname) {
+            Ok(()) => BTreeSet::from([hostname.clone()]),
+            Err(_) => BTreeSet::new(),
+        };
+        let wanted = LeafRequest {
+            unit: FORTIGATE_UNIT,
+            dns_names,
+            common_name: hostname,
+            ips: BTreeSet::from([ip]),
+            expired: false,
+        };
+        self.stored_or_issued(&format!("{name}-fortigate"), &wanted, Some(&self.inner.fabric))
+    }
 }
 
-/// The leaf certificate an EMS should present.
+/// The subject OU of an EMS certificate.
+const EMS_UNIT: &str = "FortiClientEMS";
+/// The subject OU of a node's admin HTTPS certificate.
+const FORTIGATE_UNIT: &str = "FortiGate";
+
+/// The leaf certificate an EMS (or a node's admin HTTPS) should present.
 struct LeafRequest {
+    /// The subject's OU: `FortiClientEMS` or `FortiGate`.
+    unit: &'static str,
     common_name: String,
     dns_names: BTreeSet<String>,
     ips: BTreeSet<IpAddr>,
@@ -388,12 +427,14 @@ impl LeafRequest {
         let hostname = hostname.to_ascii_lowercase();
         Ok(match profile {
             CertProfile::WrongHost => LeafRequest {
+                unit: EMS_UNIT,
                 common_name: WRONG_HOSTNAME.to_owned(),
                 dns_names: BTreeSet::from([WRONG_HOSTNAME.to_owned()]),
                 ips: BTreeSet::new(),
                 expired: false,
             },
             _ => LeafRequest {
+                unit: EMS_UNIT,
                 dns_names: BTreeSet::from([hostname.clone(), format!("*.{hostname}")]),
                 common_name: hostname,
                 ips: ip.into_iter().collect(),
@@ -437,7 +478,7 @@ impl LeafRequest {
         subject.push(DnType::StateOrProvinceName, "California");
         subject.push(DnType::LocalityName, "Sunnyvale");
         subject.push(DnType::OrganizationName, "Fortinet");
-        subject.push(DnType::OrganizationalUnitName, "FortiClientEMS");
+        subject.push(DnType::OrganizationalUnitName, self.unit);
         subject.push(DnType::CommonName, self.common_name.as_str());
         params.distinguished_name = subject;
         for name in &self.dns_names {

@@ -302,7 +302,7 @@ impl Reader<'_> {
             .filter_map(|draft| Some((draft.label(), draft.table.serial.as_ref()?)));
         self.check_unique_serials(serials, "EMS servers", "EMS", &free);
 
-        let mut used: HashSet<SocketAddr> = nodes.iter().filter_map(|d| d.listen).collect();
+        let mut used: HashSet<SocketAddr> = NodeDraft::all_addresses(nodes);
         used.extend(drafts.iter().filter_map(|d| d.listen));
         let mut seen = NodeDraft::addresses(nodes);
         for draft in drafts {

@@ -109,6 +109,8 @@ pub(super) const NODE: Section = Section {
         optional("hostname", "\"FGT-branch1\""),
         optional("id", "2"),
         optional("upstream", "\"root\""),
+        optional("https", "\"127.0.0.12:10443\""),
+        optional("ssh", "\"127.0.0.12:10022\""),
     ],
 };
 
@@ -182,6 +184,31 @@ pub(super) const CHECKS: Section = Section {
     keys: &[optional("interval_secs", "30")],
 };
 
+/// `[admin]`: optional; the administrator every node knows.
+pub(super) const ADMIN: Section = Section {
+    key: "admin",
+    parent: None,
+    repeated: false,
+    required: false,
+    keys: &[
+        optional("user", "\"admin\""),
+        optional("password", "\"fortinet\""),
+    ],
+};
+
+/// `[[api_user]]`: one per REST API user every node knows; none by default.
+pub(super) const API_USER: Section = Section {
+    key: "api_user",
+    parent: None,
+    repeated: true,
+    required: false,
+    keys: &[
+        required("name", "\"automation\""),
+        optional("key", "\"r7Qm2vXk9sLp4tWz8nBc3hJd6fGy1a\""),
+        optional("accprofile", "\"super_admin\""),
+    ],
+};
+
 /// `[bootstrap]`: optional, the CLI lines run on the fabric's first start.
 pub(super) const BOOTSTRAP: Section = Section {
     key: "bootstrap",
@@ -207,6 +234,8 @@ pub(super) const SECTIONS: &[&Section] = &[
     &FORTICLOUD,
     &DNS,
     &CHECKS,
+    &ADMIN,
+    &API_USER,
     &BOOTSTRAP,
 ];
 
@@ -265,6 +294,12 @@ pub(super) struct NodeTable {
     pub(super) id: Option<Spanned<u64>>,
     /// Members only: the node this member connects upstream to. Default: the root.
     pub(super) upstream: Option<Spanned<String>>,
+    /// REST API (HTTPS) address, `ip:port` on loopback IPv4. Default: the `listen` IP and
+    /// [`DEFAULT_HTTPS_PORT`] (port 0 when `listen` asks for port 0).
+    pub(super) https: Option<Spanned<String>>,
+    /// SSH CLI address, `ip:port` on loopback IPv4. Default: the `listen` IP and
+    /// [`DEFAULT_SSH_PORT`] (port 0 when `listen` asks for port 0).
+    pub(super) ssh: Option<Spanned<String>>,
 }
 
 /// One `[[ems]]` as written.
@@ -369,6 +404,30 @@ pub(super) struct ChecksTable {
     /// Seconds between EMS check rounds on each node. Default
     /// [`DEFAULT_CHECK_INTERVAL_SECS`], at least [`MIN_CHECK_INTERVAL_SECS`].
     pub(super) interval_secs: Option<Spanned<u64>>,
+}
+
+/// `[admin]` as written; the whole table is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminTable {
+    /// Login name, at most [`MAX_ACCOUNT_NAME_LEN`] characters. Default
+    /// [`DEFAULT_ADMIN_USER`].
+    pub(super) user: Option<Spanned<String>>,
+    /// Password, at most [`MAX_PASSWORD_LEN`] characters. Default empty, as FortiOS ships.
+    pub(super) password: Option<Spanned<String>>,
+}
+
+/// One `[[api_user]]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ApiUserTable {
+    /// The api-user name, unique among the API users. Required.
+    pub(super) name: Option<Spanned<String>>,
+    /// A fixed API key: letters and digits, [`MIN_API_KEY_LEN`] to [`MAX_API_KEY_LEN`]
+    /// characters. Default: none, until `execute api-user generate-key`.
+    pub(super) key: Option<Spanned<String>>,
+    /// The access profile. Default [`DEFAULT_ACCPROFILE`].
+    pub(super) accprofile: Option<Spanned<String>>,
 }
 
 /// `[bootstrap]` as written; the whole table is optional.

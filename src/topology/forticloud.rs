@@ -248,7 +248,7 @@ impl Reader<'_> {
         nodes: &[NodeDraft],
         ems: &[EmsDraft],
     ) {
-        let mut used: HashSet<SocketAddr> = nodes.iter().filter_map(|d| d.listen).collect();
+        let mut used: HashSet<SocketAddr> = NodeDraft::all_addresses(nodes);
         used.extend(ems.iter().filter_map(|d| d.listen));
         used.extend(
             listen

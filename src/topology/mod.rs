@@ -12,7 +12,8 @@
 //!
 //! The file holds the tables `[fabric]` (required), `[raft]`, `[[node]]` (one per
 //! FortiGate), `[[ems]]` (one per simulated EMS server), `[forticloud]` (with its
-//! `[[forticloud.contract]]` entries), `[dns]`, `[checks]` and `[bootstrap]`;
+//! `[[forticloud.contract]]` entries), `[dns]`, `[checks]`, `[admin]`, `[[api_user]]` and
+//! `[bootstrap]`;
 //! `cluster-configs/default.toml` shows and explains most of them.
 //!
 //! A file becomes a [`Topology`] in three passes over one parse of the text, each problem
@@ -36,7 +37,8 @@
 //!    `upstream` chain ending at the root), `ems.rs` (serials, hostnames, sites, authorized
 //!    serials, capabilities, nothing shared with the nodes), `forticloud.rs` (the account,
 //!    contracts that are dates, no `[[ems]]` taking EMS Cloud's name, serial or hostname)
-//!    and `dns.rs` (every name of an EMS, of FortiCloud or of EMS Cloud pointing at that
+//!    `accounts.rs` (`[admin]` and `[[api_user]]`: account names, password length,
+//!    unique API users and keys) and `dns.rs` (every name of an EMS, of FortiCloud or of EMS Cloud pointing at that
 //!    server). Rules for single values that several tables share (names, serials,
 //!    hostnames, loopback addresses, lists of node serials, unique names and serials)
 //!    live in `fields.rs`; every "given twice" rule goes through the one check of
@@ -55,6 +57,7 @@
 //! a rule file. The problem reports `fabricsim check` prints are kept as golden files in
 //! `tests/topology/` (a `NAME.toml` beside its `NAME.txt`).
 
+mod accounts;
 mod dns;
 mod ems;
 mod fields;
@@ -76,16 +79,18 @@ use toml::de::DeTable;
 
 use ems::EmsDraft;
 use file::{
-    BOOTSTRAP, BootstrapTable, CHECKS, ChecksTable, EMS, EmsTable, FABRIC, FabricTable, NODE, NodeTable,
-    RAFT, RaftTable,
+    ADMIN, API_USER, AdminTable, ApiUserTable, BOOTSTRAP, BootstrapTable, CHECKS, ChecksTable, EMS, EmsTable,
+    FABRIC, FabricTable, NODE, NodeTable, RAFT, RaftTable,
 };
 use reader::Reader;
 pub use spec::{
-    CertProfile, CheckSettings, ContractSpec, DEFAULT_CHECK_INTERVAL_SECS, DEFAULT_ELECTION_TIMEOUT_MAX_MS,
+    AdminSpec, ApiUserSpec, CertProfile, CheckSettings, ContractSpec, DEFAULT_ACCPROFILE,
+    DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USER, DEFAULT_CHECK_INTERVAL_SECS, DEFAULT_ELECTION_TIMEOUT_MAX_MS,
     DEFAULT_ELECTION_TIMEOUT_MIN_MS, DEFAULT_FORTICLOUD_ACCOUNT, DEFAULT_HEARTBEAT_MS,
-    DEFAULT_HOSTNAME_PREFIX, DEFAULT_KEEP_LOGS, DEFAULT_SNAPSHOT_EVERY, DEFAULT_VOTERS, EmsSpec,
-    FabricSettings, ForticloudSpec, MEMORY_SOURCE, MIN_CHECK_INTERVAL_SECS, MIN_HEARTBEAT_MS,
-    MIN_SNAPSHOT_EVERY, MIN_VOTERS, NodeSpec, Problem, RaftSettings, Role, Topology, TopologyError,
+    DEFAULT_HOSTNAME_PREFIX, DEFAULT_HTTPS_PORT, DEFAULT_KEEP_LOGS, DEFAULT_SNAPSHOT_EVERY, DEFAULT_SSH_PORT,
+    DEFAULT_VOTERS, EmsSpec, FabricSettings, ForticloudSpec, MEMORY_SOURCE, MIN_CHECK_INTERVAL_SECS,
+    MIN_HEARTBEAT_MS, MIN_SNAPSHOT_EVERY, MIN_VOTERS, NodeSpec, Problem, RaftSettings, Role, Topology,
+    TopologyError,
 };
 
 impl Topology {
@@ -139,6 +144,8 @@ impl Reader<'_> {
         let forticloud = self.forticloud(&document);
         let dns = self.dns(&document);
         let checks = self.one::<ChecksTable>(&document, &CHECKS);
+        let admin = self.one::<AdminTable>(&document, &ADMIN);
+        let api_users = self.many::<ApiUserTable>(&document, &API_USER);
         let bootstrap = self.one::<BootstrapTable>(&document, &BOOTSTRAP);
 
         let fabric = self.fabric_settings(fabric);
@@ -161,6 +168,8 @@ impl Reader<'_> {
         );
         let checks = self.check_settings(checks);
         let bootstrap = self.bootstrap_lines(bootstrap);
+        let admin = self.admin_spec(admin);
+        let api_users = self.api_user_specs(api_users);
         let ems = ems_drafts?
             .iter()
             .map(EmsDraft::spec)
@@ -177,6 +186,8 @@ impl Reader<'_> {
             forticloud,
             dns,
             checks,
+            admin,
+            api_users: api_users?,
             bootstrap,
             source: source.to_path_buf(),
         })

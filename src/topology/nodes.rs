@@ -10,7 +10,7 @@ use crate::domain::FABRIC_PORT;
 use super::file::{NodeTable, Read};
 use super::reader::{Reader, written};
 use super::seen::FirstSeen;
-use super::spec::{DEFAULT_HOSTNAME_PREFIX, NodeSpec, Role, Span};
+use super::spec::{DEFAULT_HOSTNAME_PREFIX, DEFAULT_HTTPS_PORT, DEFAULT_SSH_PORT, NodeSpec, Role, Span};
 use super::suggest::{closest, unused_address, unused_serial};
 
 /// One `[[node]]` on its way to a [`NodeSpec`]: the table, where it is, and what its
@@ -27,7 +27,29 @@ pub(super) struct NodeDraft {
     pub(super) rejected: Vec<&'static str>,
     /// The `listen` address, when it parsed.
     pub(super) listen: Option<SocketAddr>,
+    /// The `https` address, written or derived from `listen`, when it is known.
+    pub(super) https: Option<ServiceAddress>,
+    /// The `ssh` address, written or derived from `listen`, when it is known.
+    pub(super) ssh: Option<ServiceAddress>,
 }
+
+/// A node's HTTPS or SSH address and where it came from.
+#[derive(Clone)]
+pub(super) struct ServiceAddress {
+    pub(super) addr: SocketAddr,
+    /// The span of the written value; `None` when it is the default, derived from `listen`.
+    pub(super) written: Option<Span>,
+}
+
+/// The addresses one node's fields parsed to.
+struct NodeAddresses {
+    listen: Option<SocketAddr>,
+    https: Option<ServiceAddress>,
+    ssh: Option<ServiceAddress>,
+}
+
+/// The node's services besides gRPC, by key, with their default ports.
+const SERVICES: [(&str, u16); 2] = [("https", DEFAULT_HTTPS_PORT), ("ssh", DEFAULT_SSH_PORT)];
 
 impl NodeDraft {
     pub(super) fn role(&self) -> Role {
@@ -58,15 +80,36 @@ impl NodeDraft {
     pub(super) fn addresses(drafts: &[NodeDraft]) -> FirstSeen<SocketAddr, (String, Span)> {
         let mut seen = FirstSeen::new();
         for node in drafts {
-            if let (Some(address), Some(listen)) = (node.listen, &node.table.listen) {
-                let label = match node.name() {
-                    Some(name) => format!("node \"{name}\""),
-                    None => node.label(),
-                };
-                seen.note(address, (label, listen.span()));
+            let Some(listen) = &node.table.listen else {
+                continue;
+            };
+            let label = match node.name() {
+                Some(name) => format!("node \"{name}\""),
+                None => node.label(),
+            };
+            if let Some(address) = node.listen {
+                seen.note(address, (label.clone(), listen.span()));
+            }
+            for (key, service) in node.services() {
+                let span = service.written.clone().unwrap_or_else(|| listen.span());
+                seen.note(service.addr, (format!("{label} ({key})"), span));
             }
         }
         seen
+    }
+
+    /// The node's HTTPS and SSH addresses that are known, by key.
+    fn services(&self) -> impl Iterator<Item = (&'static str, &ServiceAddress)> {
+        [("https", &self.https), ("ssh", &self.ssh)]
+            .into_iter()
+            .filter_map(|(key, service)| Some((key, service.as_ref()?)))
+    }
+
+    /// Every address of the file's nodes: `listen`, `https` and `ssh`.
+    pub(super) fn all_addresses(drafts: &[NodeDraft]) -> HashSet<SocketAddr> {
+        let mut used: HashSet<SocketAddr> = drafts.iter().filter_map(|d| d.listen).collect();
+        used.extend(drafts.iter().flat_map(|d| d.services().map(|(_, s)| s.addr)));
+        used
     }
 
     /// How problems refer to this node: its name, or its header when it has none.
@@ -89,6 +132,8 @@ impl NodeDraft {
             serial: self.table.serial.as_ref()?.get_ref().clone(),
             role: self.role(),
             listen: self.listen?,
+            https: self.https.as_ref()?.addr,
+            ssh: self.ssh.as_ref()?.addr,
             hostname,
             upstream: self.table.upstream.as_ref().map(|up| up.get_ref().clone()),
             name,
@@ -120,14 +165,16 @@ impl Reader<'_> {
             .into_iter()
             .enumerate()
             .map(|(index, read)| {
-                let listen = self.check_node_fields(&read.table, &serials);
+                let addresses = self.check_node_fields(&read.table, &serials);
                 NodeDraft {
                     position: index + 1,
                     header_line: self.line(&read.header),
                     header: read.header,
                     table: read.table,
                     rejected: read.rejected,
-                    listen,
+                    listen: addresses.listen,
+                    https: addresses.https,
+                    ssh: addresses.ssh,
                 }
             })
             .collect();
@@ -142,13 +189,9 @@ impl Reader<'_> {
         drafts.iter().map(NodeDraft::spec).collect()
     }
 
-    /// Rules within one node; returns the parsed `listen` address when it is usable.
-    /// `serials` are those of every node in the file, so that a suggested serial is free.
-    pub(super) fn check_node_fields(
-        &mut self,
-        node: &NodeTable,
-        serials: &HashSet<&str>,
-    ) -> Option<SocketAddr> {
+    /// Rules within one node; returns the addresses that are usable. `serials` are those of
+    /// every node in the file, so that a suggested serial is free.
+    fn check_node_fields(&mut self, node: &NodeTable, serials: &HashSet<&str>) -> NodeAddresses {
         if let Some(name) = &node.name {
             self.check_name("node name", "node1", name);
         }
@@ -159,9 +202,44 @@ impl Reader<'_> {
             self.check_hostname(hostname);
         }
         let example = SocketAddr::from(([127, 0, 0, 12], FABRIC_PORT));
-        node.listen
+        let listen = node
+            .listen
             .as_ref()
-            .and_then(|listen| self.check_listen(listen, "nodes", example))
+            .and_then(|listen| self.check_listen(listen, "nodes", example));
+        let [https, ssh] = SERVICES.map(|(key, port)| {
+            let written = if key == "https" { &node.https } else { &node.ssh };
+            self.service_address(key, port, written.as_ref(), listen)
+        });
+        NodeAddresses { listen, https, ssh }
+    }
+
+    /// The node's `key` address (`https`, `ssh`): as written, held to loopback IPv4 like
+    /// `listen`, or `listen`'s IP with `default_port` (port 0 when `listen` asks for 0).
+    fn service_address(
+        &mut self,
+        key: &str,
+        default_port: u16,
+        written: Option<&toml::Spanned<String>>,
+        listen: Option<SocketAddr>,
+    ) -> Option<ServiceAddress> {
+        match written {
+            Some(value) => {
+                let example = SocketAddr::from(([127, 0, 0, 12], default_port));
+                let addr = self.check_address(key, value, "nodes", example)?;
+                Some(ServiceAddress {
+                    addr,
+                    written: Some(value.span()),
+                })
+            }
+            None => {
+                let listen = listen?;
+                let port = if listen.port() == 0 { 0 } else { default_port };
+                Some(ServiceAddress {
+                    addr: SocketAddr::new(listen.ip(), port),
+                    written: None,
+                })
+            }
+        }
     }
 
     pub(super) fn check_roots(&mut self, drafts: &[NodeDraft]) {
@@ -226,6 +304,46 @@ impl Reader<'_> {
         self.check_unique_serials(serials, "nodes", "FortiGate", &free);
         self.check_unique_ids(drafts);
         self.check_unique_listens(drafts);
+        self.check_service_addresses(drafts);
+    }
+
+    /// Each node's `https` and `ssh` addresses taken by no other address of a node (its
+    /// own `listen` included). A default one that collides is reported at `listen`, where
+    /// it comes from.
+    fn check_service_addresses(&mut self, drafts: &[NodeDraft]) {
+        let used = NodeDraft::all_addresses(drafts);
+        let mut seen = FirstSeen::new();
+        for draft in drafts {
+            if let (Some(address), Some(listen)) = (draft.listen, &draft.table.listen) {
+                seen.note(address, (draft.label(), listen.span()));
+            }
+        }
+        let mut listens = HashSet::new();
+        for draft in drafts {
+            let Some(listen) = &draft.table.listen else {
+                continue;
+            };
+            // A repeated `listen` is reported already; its defaults follow it when it moves.
+            let listen_repeated = draft
+                .listen
+                .is_some_and(|addr| addr.port() != 0 && !listens.insert(addr));
+            for (key, service) in draft.services() {
+                if listen_repeated && service.written.is_none() {
+                    continue;
+                }
+                let (who, span) = match &service.written {
+                    Some(span) => (format!("the {key} address of {}", draft.label()), span.clone()),
+                    None => (
+                        format!(
+                            "the {key} address of {} (by default, from its listen)",
+                            draft.label()
+                        ),
+                        listen.span(),
+                    ),
+                };
+                self.check_own_address(&mut seen, who, key, (service.addr, &span), &used);
+            }
+        }
     }
 
     /// Ids unique, whether written or the position in the file.

@@ -42,6 +42,21 @@ pub const MEMORY_SOURCE: &str = "<memory>";
 /// The FortiCloud account when `[forticloud] account` is not given.
 pub const DEFAULT_FORTICLOUD_ACCOUNT: &str = "admin@lab.example";
 
+/// A node's REST API (HTTPS) port when `https` is not given: FortiOS serves its admin
+/// HTTPS on 443; fabricsim's nodes share loopback with the user's own programs, so it uses
+/// an unprivileged port [ours].
+pub const DEFAULT_HTTPS_PORT: u16 = 10443;
+/// A node's SSH CLI port when `ssh` is not given: FortiOS uses 22; unprivileged here, as
+/// [`DEFAULT_HTTPS_PORT`].
+pub const DEFAULT_SSH_PORT: u16 = 10022;
+/// The administrator when `[admin] user` is not given: FortiOS's factory account.
+pub const DEFAULT_ADMIN_USER: &str = "admin";
+/// The administrator's password when `[admin] password` is not given: FortiOS ships with an
+/// empty one.
+pub const DEFAULT_ADMIN_PASSWORD: &str = "";
+/// An API user's access profile when `[[api_user]] accprofile` is not given.
+pub const DEFAULT_ACCPROFILE: &str = "super_admin";
+
 /// A byte range of the file, as toml reports where a key or value was written.
 pub(super) type Span = Range<usize>;
 
@@ -69,11 +84,47 @@ pub struct Topology {
     pub dns: BTreeMap<String, IpAddr>,
     /// How often and how the nodes check their EMS connectors: the `[checks]` table.
     pub checks: CheckSettings,
+    /// The administrator every node knows: the `[admin]` table.
+    pub admin: AdminSpec,
+    /// REST API users every node knows: the `[[api_user]]` tables, in file order.
+    pub api_users: Vec<ApiUserSpec>,
     /// CLI lines the root runs once, on the fabric's first start: `[bootstrap] root = [...]`.
     /// Questions (`(y/n)`) are answered with `y`.
     pub bootstrap: Vec<String>,
     /// The file the topology was read from, or [`MEMORY_SOURCE`].
     pub source: PathBuf,
+}
+
+/// The administrator account of every node: the `[admin]` table. Like a FortiGate's
+/// factory `admin`, it is written into each node's own `config system admin` at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSpec {
+    /// Login name; default [`DEFAULT_ADMIN_USER`].
+    pub user: String,
+    /// Password; default [`DEFAULT_ADMIN_PASSWORD`] (empty, as FortiOS ships).
+    pub password: String,
+}
+
+impl Default for AdminSpec {
+    fn default() -> Self {
+        AdminSpec {
+            user: DEFAULT_ADMIN_USER.to_owned(),
+            password: DEFAULT_ADMIN_PASSWORD.to_owned(),
+        }
+    }
+}
+
+/// A REST API user of every node: an `[[api_user]]` table, written into each node's own
+/// `config system api-user` at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUserSpec {
+    /// The api-user name.
+    pub name: String,
+    /// A fixed API key, so that tests and scripts need no `execute api-user generate-key`;
+    /// `None` leaves the user without a key until one is generated.
+    pub key: Option<String>,
+    /// The access profile; default [`DEFAULT_ACCPROFILE`].
+    pub accprofile: String,
 }
 
 /// One simulated FortiClient EMS server: an `[[ems]]` table.
@@ -263,6 +314,10 @@ pub struct NodeSpec {
     pub hostname: String,
     /// Members only: the node this member connects upstream to; `None` means the root.
     pub upstream: Option<String>,
+    /// REST API (HTTPS) address on loopback IPv4; port 0 picks a free port.
+    pub https: SocketAddr,
+    /// SSH CLI address on loopback IPv4; port 0 picks a free port.
+    pub ssh: SocketAddr,
 }
 
 /// The place of a FortiGate in the fabric tree.

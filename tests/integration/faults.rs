@@ -108,3 +108,19 @@ async fn root_restart_keeps_acknowledged_writes_and_leads_again() {
     assert_eq!(status.revision, before.revision.map(|r| r + 1));
     fabric.stop().await;
 }
+
+/// Stopping a fabric whose members are still being admitted (learner, then voter) ends:
+/// no half-done membership change or open call holds a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fabric_stops_while_members_are_joining() {
+    for round in 0..5 {
+        let fabric = Fabric::start(generated_topology("stopping", 3))
+            .await
+            .expect("fabric starts");
+        let stop = tokio::time::timeout(CONVERGE, fabric.stop());
+        assert!(
+            stop.await.is_ok(),
+            "round {round}: the fabric did not stop within {CONVERGE:?}"
+        );
+    }
+}

@@ -217,7 +217,7 @@ fn unknown_keys_suggest_the_closest_or_list_the_valid_ones() {
     assert_eq!(fix_for("\"lisen\""), "did you mean \"listen\"?");
     assert_eq!(
         fix_for("\"wibble\""),
-        "valid keys in [[node]]: name, serial, role, listen, hostname, id, upstream"
+        "valid keys in [[node]]: name, serial, role, listen, hostname, id, upstream, https, ssh"
     );
     assert_eq!(fix_for("\"heartbeat\""), "did you mean \"heartbeat_ms\"?");
     assert_eq!(fix_for("\"fabrik\" at the top level"), "did you mean [fabric]?");
@@ -362,6 +362,8 @@ fn schema_examples_are_values_the_tables_accept() {
             "dns" => drop(reader.dns(&document)),
             "checks" => drop(reader.one::<ChecksTable>(&document, section)),
             "bootstrap" => drop(reader.one::<BootstrapTable>(&document, section)),
+            "admin" => drop(reader.one::<AdminTable>(&document, section)),
+            "api_user" => drop(reader.many::<ApiUserTable>(&document, section)),
             other => panic!("section {other} has no test"),
         }
         assert!(reader.problems.is_empty(), "{text}{:#?}", reader.problems);
@@ -437,4 +439,69 @@ fn firmware_defaults_to_the_seed_release_and_names_the_accepted_ones() {
     );
     let typed = SMALL.replace("name = \"lab\"", "name = \"lab\"\nfirmware = 7");
     assert_eq!(problems(&typed)[0].fix, "write it like firmware = \"7.0.12\"");
+}
+
+#[test]
+fn https_and_ssh_default_to_the_listen_ip_and_collide_with_no_other_address() {
+    let topology = parse(SMALL).unwrap();
+    let root = topology.root();
+    assert_eq!(root.https, SocketAddr::new(root.listen.ip(), DEFAULT_HTTPS_PORT));
+    assert_eq!(root.ssh, SocketAddr::new(root.listen.ip(), DEFAULT_SSH_PORT));
+
+    let text = SMALL.replacen(
+        "listen = \"127.0.0.12:8013\"",
+        "listen = \"127.0.0.12:8013\"\nhttps = \"127.0.0.11:10443\"\nssh = \"127.0.0.12:8013\"",
+        1,
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0]
+            .message
+            .starts_with("the https address of \"branch1\" listens on 127.0.0.11:10443"),
+        "{found:#?}"
+    );
+    assert!(
+        found[0]
+            .message
+            .contains("the https address of \"root\" (by default, from its listen)"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].message.starts_with("the ssh address of \"branch1\""),
+        "{found:#?}"
+    );
+    assert!(found[1].fix.contains("ssh = \""), "{found:#?}");
+
+    let text = SMALL.replacen(
+        "listen = \"127.0.0.12:8013\"",
+        "listen = \"127.0.0.12:8013\"\nhttps = \"10.0.0.1:443\"",
+        1,
+    );
+    assert_problems(&text, &[(14, "https \"10.0.0.1:443\" is not a loopback address")]);
+}
+
+#[test]
+fn accounts_have_defaults_and_their_rules() {
+    let topology = parse(SMALL).unwrap();
+    assert_eq!(topology.admin, AdminSpec::default());
+    assert!(topology.api_users.is_empty());
+
+    let text = format!(
+        "{SMALL}\n[admin]\npassword = \"pw\"\n\n[[api_user]]\nname = \"auto\"\nkey = \"abcdefghij0123456789\"\n\n\
+         [[api_user]]\nname = \"auto\"\nkey = \"short\"\n"
+    );
+    let base = SMALL.lines().count();
+    assert_problems(
+        &text,
+        &[
+            (base + 10, "two [[api_user]] are named \"auto\""),
+            (base + 11, "API key of 5 characters"),
+        ],
+    );
+
+    let text = format!("{SMALL}\n[[api_user]]\nname = \"auto\"\nkey = \"abcdefghij0123456789\"\n");
+    let topology = parse(&text).unwrap();
+    assert_eq!(topology.api_users[0].accprofile, DEFAULT_ACCPROFILE);
+    assert_eq!(topology.api_users[0].key.as_deref(), Some("abcdefghij0123456789"));
 }
