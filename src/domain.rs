@@ -7,6 +7,13 @@
 //! Nothing enters this module at run time: it holds constants and pure functions over
 //! strings. It imports only [`crate::calendar`] (for the length of a month), so every other
 //! module can depend on it.
+//!
+//! [`Firmware`] (in `domain/firmware.rs`) is the FortiOS release a fabric runs: its
+//! version and build, the `get system status` Version line and the fctems key.
+
+mod firmware;
+
+pub use firmware::{FctemsKey, Firmware, FirmwareError, MODEL};
 
 /// Longest fabric or node name. FortiOS object names are at most 35 characters (the same
 /// bound as an `fctems` entry name), and node names end up in hostnames and prompts.

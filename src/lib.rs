@@ -14,7 +14,7 @@
 //! | layer | module | owns |
 //! |---|---|---|
 //! | 1 | [`calendar`] | UTC dates without a date crate, formatting, and the [`calendar::Clock`] |
-//! | 2 | [`domain`] | facts every layer shares: serial and name rules, well-known hostnames, EMS capabilities, contract types |
+//! | 2 | [`domain`] | facts every layer shares: the FortiOS release a fabric presents ([`domain::Firmware`]), serial and name rules, well-known hostnames, EMS capabilities, contract types |
 //! | 3 | [`config`] | the replicated configuration database: schema, `ConfigDb`, `ConfigCommand`, pure `apply` |
 //! | 4 | [`topology`] | the cluster-config TOML file: validated types, defaults, problems with file:line |
 //! | 5 | [`wire`], [`state_dir`] | what crosses a socket (protobuf, the EMS and FortiCloud HTTP contracts); `.fabricsim/<fabric>/` |

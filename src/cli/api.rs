@@ -10,7 +10,7 @@
 //! `execute api-user generate-key`. Every refusal leaves
 //! as a [`Refusal`]: the lines FortiOS prints and the return code they end with.
 
-use crate::config::schema::{FCTEMS, TableKind, TableSchema};
+use crate::config::schema::{TableKind, TableSchema};
 use crate::config::{Applied, ConfigCommand, RC_NOT_FOUND};
 use crate::connector::CertificateOffer;
 
@@ -152,9 +152,9 @@ pub async fn delete<B: Backend>(
 /// The first step of `execute fctems verify <entry>`: the certificate the entry's EMS
 /// presents to this node.
 pub async fn fetch_offer<B: Backend>(backend: &B, entry: &str) -> Result<CertificateOffer, Refusal> {
-    execute::entry_exists(backend, entry)?;
-    require_modify(backend, &FCTEMS)?;
-    Ok(backend.fetch_certificate(entry).await.map_err(CliError::Failed)?)
+    let key = execute::entry_key(backend, entry)?;
+    require_modify(backend, backend.config().fctems())?;
+    Ok(backend.fetch_certificate(&key).await.map_err(CliError::Failed)?)
 }
 
 /// Answering `y` to `execute fctems verify <entry>`: trusts `offer` fabric-wide.
@@ -163,7 +163,7 @@ pub async fn trust_offer<B: Backend>(
     entry: &str,
     offer: CertificateOffer,
 ) -> Result<(), Refusal> {
-    let question = Question::new(entry.to_owned(), offer);
+    let question = Question::new(execute::entry_key(backend, entry)?, offer);
     execute::answer(backend, question, "y").await?;
     Ok(())
 }
@@ -175,5 +175,6 @@ pub async fn generate_key<B: Backend>(backend: &B, name: &str) -> Result<String,
 
 /// `execute fctems unverify <entry>`: what it prints.
 pub async fn unverify<B: Backend>(backend: &B, entry: &str) -> Result<Vec<String>, Refusal> {
-    Ok(execute::unverify(backend, entry).await?)
+    let key = execute::entry_key(backend, entry)?;
+    Ok(execute::unverify(backend, &key).await?)
 }

@@ -74,7 +74,12 @@ pub(super) async fn at_top<B: Backend>(
         TopAction::Get => {
             if resolve_path(&get_paths(registry), args)? == SYSTEM_STATUS {
                 let now = backend.clock().unix_seconds();
-                return Ok(Done::print(format::system_status(backend.identity(), now)));
+                let firmware = backend.config().firmware();
+                return Ok(Done::print(format::system_status(
+                    backend.identity(),
+                    firmware,
+                    now,
+                )));
             }
             let table = find_table(registry, args)?;
             Ok(Done::print(format::get_table(table, &backend.config())))

@@ -78,19 +78,23 @@ pub(super) async fn run<B: Backend>(
     args: &[String],
 ) -> Result<Printed, CliError> {
     let (command, rest) = resolve_subcommand(subcommands, args)?;
-    let name = match command.entry_of {
+    let word = match command.entry_of {
         Some(_) => one_arg(rest)?,
         None => no_args(rest).map(|()| "")?,
     };
+    // An fctems entry is named by its key (a name, or an ems-id) or, keyed by ems-id, by
+    // its name field; the fctems tasks work on the key.
     match command.task {
-        Task::Verify => verify(backend, name).await,
-        Task::Unverify => unverify(backend, name).await.map(Printed::print),
-        Task::IsVerified => is_verified(backend, name).map(Printed::print),
-        Task::GenerateKey => generate_key(backend, name).await.map(Printed::print),
+        Task::Verify => verify(backend, &entry_key(backend, word)?).await,
+        Task::Unverify => unverify(backend, &entry_key(backend, word)?)
+            .await
+            .map(Printed::print),
+        Task::IsVerified => Ok(Printed::print(is_verified(backend, &entry_key(backend, word)?))),
+        Task::GenerateKey => generate_key(backend, word).await.map(Printed::print),
         Task::UpdateInfo => update_info(backend).await.map(Printed::print),
         Task::TestConnectivity => {
-            entry_exists(backend, name)?;
-            let status = backend.test_connectivity(name).await.map_err(CliError::Failed)?;
+            let key = entry_key(backend, word)?;
+            let status = backend.test_connectivity(&key).await.map_err(CliError::Failed)?;
             Ok(Printed::print(connectivity_lines(&status)))
         }
     }
@@ -109,7 +113,7 @@ pub(super) async fn answer<B: Backend>(
     let Some(entry) = db.entry(FCTEMS.path, &question.entry) else {
         return Err(CliError::Failed(format!(
             "EMS entry {} no longer exists.",
-            question.entry
+            db.fctems_label(&question.entry)
         )));
     };
     let existing = db
@@ -147,8 +151,7 @@ pub(super) async fn answer<B: Backend>(
 }
 
 async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Printed, CliError> {
-    entry_exists(backend, name)?;
-    require_modify(backend, &FCTEMS)?;
+    require_modify(backend, backend.config().fctems())?;
     let offer = backend.fetch_certificate(name).await.map_err(CliError::Failed)?;
     if pinned_for(backend, name, &offer).is_some() {
         return Ok(Printed::print(vec!["EMS already verified.".to_owned()]));
@@ -168,12 +171,11 @@ async fn verify<B: Backend>(backend: &B, name: &str) -> Result<Printed, CliError
 }
 
 pub(super) async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
-    entry_exists(backend, name)?;
-    require_modify(backend, &FCTEMS)?;
     let db = backend.config();
-    let entry = db.entry(FCTEMS.path, name).expect("entry_exists checked it");
+    require_modify(backend, db.fctems())?;
+    let entry = db.entry(FCTEMS.path, name).expect("entry_key found it");
     let Some(cert) = entry.get("certificate").map(str::to_owned) else {
-        return Ok(vec![format!("EMS {name} is not verified.")]);
+        return Ok(vec![format!("EMS {} is not verified.", db.fctems_label(name))]);
     };
     let mut values = entry.values().clone();
     values.remove("certificate");
@@ -195,18 +197,18 @@ pub(super) async fn unverify<B: Backend>(backend: &B, name: &str) -> Result<Vec<
     Ok(Vec::new())
 }
 
-fn is_verified<B: Backend>(backend: &B, name: &str) -> Result<Vec<String>, CliError> {
-    entry_exists(backend, name)?;
+fn is_verified<B: Backend>(backend: &B, name: &str) -> Vec<String> {
     let db = backend.config();
     let verified = db
         .entry(FCTEMS.path, name)
         .and_then(|entry| entry.get("certificate"))
         .is_some_and(|cert| db.entry(REMOTE_CERTIFICATES.path, cert).is_some());
-    Ok(vec![if verified {
-        format!("EMS {name} is verified.")
+    let label = db.fctems_label(name);
+    vec![if verified {
+        format!("EMS {label} is verified.")
     } else {
-        format!("EMS {name} is not verified.")
-    }])
+        format!("EMS {label} is not verified.")
+    }]
 }
 
 /// The remote certificate already pinned for `name` that equals what the EMS presents.
@@ -275,12 +277,12 @@ fn random_api_key() -> Result<String, String> {
     Ok(key)
 }
 
-pub(super) fn entry_exists<B: Backend>(backend: &B, name: &str) -> Result<(), CliError> {
-    if backend.config().entry(FCTEMS.path, name).is_some() {
-        Ok(())
-    } else {
-        Err(CliError::NotFound(name.to_owned()))
-    }
+/// The key of the fctems entry `word` names (`docs/fortios.md`, "Firmware profiles").
+pub(super) fn entry_key<B: Backend>(backend: &B, word: &str) -> Result<String, CliError> {
+    backend
+        .config()
+        .fctems_key_of(word)
+        .ok_or_else(|| CliError::NotFound(word.to_owned()))
 }
 
 /// The first `REMOTE_Cert_<n>` not in use.

@@ -7,6 +7,7 @@
 use crate::calendar::{Date, SECONDS_PER_DAY, ctime};
 use crate::config::ConfigDb;
 use crate::config::schema::{FieldKind, FieldSpec, Lookup, TableKind, TableSchema};
+use crate::domain::Firmware;
 
 use super::backend::NodeIdentity;
 
@@ -17,11 +18,23 @@ const INDENT: &str = "    ";
 /// a FortiGate.
 const GET_NAME_WIDTH: usize = 20;
 
-/// The firmware the simulator presents itself as (`docs/fortios.md`, "get system status").
-const FIRMWARE_VERSION: &str = "FortiGate-VM64 v7.0.5,build0304,220208 (GA)";
+/// The firmware release the REST API reports in every reply: `version` and `build`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirmwareRelease {
+    /// `vMAJOR.MINOR.PATCH`, as clients parse it (`v7.0.12`).
+    pub version: &'static str,
+    /// The build number (`523`).
+    pub build: u32,
+}
 
-/// The build number of [`FIRMWARE_VERSION`], printed as the branch point.
-const FIRMWARE_BRANCH_POINT: &str = "0304";
+/// The release `firmware` reports: the same version and build `get system status` prints
+/// (`docs/fortios.md`, "Firmware profiles").
+pub fn firmware_release(firmware: Firmware) -> FirmwareRelease {
+    FirmwareRelease {
+        version: firmware.version(),
+        build: firmware.build(),
+    }
+}
 
 /// `show` (or `show full-configuration`) of every table in `registry`, in registry order.
 pub(crate) fn show_all(registry: &[TableSchema], db: &ConfigDb, full: bool) -> Vec<String> {
@@ -61,7 +74,11 @@ pub(crate) fn show_entry(table: &TableSchema, key: &str, values: &impl Lookup, f
 }
 
 fn edit_block(table: &TableSchema, key: &str, values: &impl Lookup, full: bool) -> Vec<String> {
-    let mut lines = vec![format!("{INDENT}edit {}", quote(key))];
+    // The key is written as its field's values are: a name quoted, an ems-id bare.
+    let key = table
+        .key_field()
+        .map_or_else(|| quote(key), |field| show_value(field, key));
+    let mut lines = vec![format!("{INDENT}edit {key}")];
     lines.extend(set_lines(table, values, full, &INDENT.repeat(2)));
     lines.push(format!("{INDENT}next"));
     lines
@@ -145,35 +162,10 @@ pub(crate) fn get_table(table: &TableSchema, db: &ConfigDb) -> Vec<String> {
     }
 }
 
-/// The firmware release the REST API reports in every reply: `version` and `build`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FirmwareRelease {
-    /// `vMAJOR.MINOR.PATCH`, as clients parse it (`v7.0.5`).
-    pub version: &'static str,
-    /// The build number (`304`).
-    pub build: u32,
-}
-
-/// The release of `FIRMWARE_VERSION`, read from that one string.
-pub fn firmware_release() -> FirmwareRelease {
-    let release = FIRMWARE_VERSION
-        .split_whitespace()
-        .nth(1)
-        .expect("FIRMWARE_VERSION names a model, then the release");
-    let mut parts = release.split(',');
-    let version = parts.next().expect("the release starts with its version");
-    let build = parts
-        .next()
-        .and_then(|build| build.strip_prefix("build"))
-        .and_then(|digits| digits.parse().ok())
-        .expect("the release has a build number");
-    FirmwareRelease { version, build }
-}
-
-/// `get system status` for `identity` at `unix_seconds` (UTC).
-pub(crate) fn system_status(identity: &NodeIdentity, unix_seconds: i64) -> Vec<String> {
+/// `get system status` for `identity` running `firmware`, at `unix_seconds` (UTC).
+pub(crate) fn system_status(identity: &NodeIdentity, firmware: Firmware, unix_seconds: i64) -> Vec<String> {
     [
-        format!("Version: {FIRMWARE_VERSION}"),
+        format!("Version: {}", firmware.version_line()),
         "Security Level: 1".to_owned(),
         format!("Serial-Number: {}", identity.serial),
         "License Status: Valid".to_owned(),
@@ -184,7 +176,7 @@ pub(crate) fn system_status(identity: &NodeIdentity, unix_seconds: i64) -> Vec<S
         "Virtual domain configuration: disable".to_owned(),
         "FIPS-CC mode: disable".to_owned(),
         "Current HA mode: standalone".to_owned(),
-        format!("Branch point: {FIRMWARE_BRANCH_POINT}"),
+        format!("Branch point: {}", firmware.build_text()),
         "Release Version Information: GA".to_owned(),
         format!("System time: {}", ctime(unix_seconds)),
     ]
@@ -245,14 +237,6 @@ mod tests {
     }
 
     #[test]
-    fn the_firmware_release_is_read_from_the_version_line() {
-        let release = firmware_release();
-        assert_eq!(release.version, "v7.0.5");
-        assert_eq!(release.build, 304);
-        assert!(FIRMWARE_VERSION.contains(&format!("{},build{:04}", release.version, release.build)));
-    }
-
-    #[test]
     fn system_status_names_the_node() {
         let identity = NodeIdentity {
             name: "root".into(),
@@ -260,8 +244,22 @@ mod tests {
             serial: "FGVM01TM22000001".into(),
             is_root: true,
         };
-        let lines = system_status(&identity, 0);
+        let lines = system_status(&identity, Firmware::default(), 0);
         assert_eq!(lines[0], "Version: FortiGate-VM64 v7.0.5,build0304,220208 (GA)");
+        assert!(lines.contains(&"Branch point: 0304".to_owned()));
+        let later = system_status(&identity, Firmware::parse("7.0.12").unwrap(), 0);
+        assert_eq!(
+            later[0],
+            "Version: FortiGate-VM64 v7.0.12,build0523,230612 (GA.M)"
+        );
+        assert!(later.contains(&"Branch point: 0523".to_owned()));
+        assert_eq!(
+            firmware_release(Firmware::parse("7.2.8").unwrap()),
+            FirmwareRelease {
+                version: "v7.2.8",
+                build: 1639
+            }
+        );
         assert!(lines.contains(&"Serial-Number: FGVM01TM22000001".to_owned()));
         assert!(lines.contains(&"Hostname: FGT-root".to_owned()));
         assert_eq!(

@@ -235,7 +235,12 @@ fn path_suggestions(candidates: &[Path], typed: &[String]) -> Result<(Vec<Sugges
 fn subcommand_suggestions(subcommands: &'static [Subcommand], db: &ConfigDb, args: &[String]) -> Suggestions {
     match resolve_subcommand(subcommands, args) {
         Ok((command, rest)) => match command.entry_of {
-            Some(table) => key_suggestions(table, db, rest),
+            // The subcommand names the table; the firmware decides its key.
+            Some(table) => key_suggestions(
+                crate::config::schema_for(db.firmware(), table.path).unwrap_or(table),
+                db,
+                rest,
+            ),
             None => enter_only(rest),
         },
         Err(CliError::Incomplete) => Ok(path_suggestions(&subcommand_paths(subcommands), args)?.0),

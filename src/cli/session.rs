@@ -7,8 +7,8 @@
 //! the filters and leave as a [`Reply`]. A command that moves the session replaces the
 //! context; a failed one keeps it.
 
+use crate::config::ConfigDb;
 use crate::config::schema::TableSchema;
-use crate::config::schemas;
 
 use super::backend::{Backend, NodeIdentity};
 use super::context::Context;
@@ -22,7 +22,9 @@ use super::tokenize::{help_request, parse_line};
 /// A FortiOS CLI session: where the administrator is and what they are editing.
 #[derive(Debug, Clone)]
 pub struct Session {
-    registry: &'static [TableSchema],
+    /// The schemas to use; `None` follows the node's configuration, whose firmware picks
+    /// them (the fctems shape).
+    registry: Option<&'static [TableSchema]>,
     context: Context,
     /// A question (`(y/n)`) the next line answers.
     question: Option<Question>,
@@ -57,15 +59,19 @@ impl Default for Session {
 }
 
 impl Session {
-    /// A session at the top level over the built-in schemas.
+    /// A session at the top level over the schemas of the node's firmware.
     pub fn new() -> Self {
-        Self::with_registry(schemas())
+        Self {
+            registry: None,
+            context: Context::Top,
+            question: None,
+        }
     }
 
-    /// A session at the top level over `registry` instead of the built-in schemas.
+    /// A session at the top level over `registry` instead of the firmware's schemas.
     pub fn with_registry(registry: &'static [TableSchema]) -> Self {
         Self {
-            registry,
+            registry: Some(registry),
             context: Context::Top,
             question: None,
         }
@@ -128,9 +134,14 @@ impl Session {
         help::completions(&self.place(&backend.config()), partial)
     }
 
-    fn place<'a>(&'a self, db: &'a crate::config::ConfigDb) -> Place<'a> {
+    /// The schemas this session reads `db` with.
+    fn registry(&self, db: &ConfigDb) -> &'static [TableSchema] {
+        self.registry.unwrap_or_else(|| db.registry())
+    }
+
+    fn place<'a>(&'a self, db: &'a ConfigDb) -> Place<'a> {
         Place {
-            registry: self.registry,
+            registry: self.registry(db),
             context: &self.context,
             db,
         }
@@ -142,7 +153,7 @@ impl Session {
             return Ok(Vec::new());
         };
         let unknown = || CliError::Parse(word.clone());
-        let registry = self.registry;
+        let registry = self.registry(&backend.config());
         let done: Done = match &mut self.context {
             Context::Top => {
                 let verb = find_verb(TOP_VERBS, word).ok_or(CliError::UnknownAction)?;

@@ -3,7 +3,8 @@
 //! A transcript is exactly what a terminal shows: every command as `<prompt><command>`
 //! followed by its output. Input lines are recognised by the prompt shape
 //! `^\S+( \([^)]*\))? # ` (`FGT-root # `, `FGT-root (ems1) # `). Lines starting with `#!`
-//! are headers and comments for the reader and the test harness (`#! node: branch1`); they
+//! are headers and comments for the reader and the test harness (`#! node: branch1`,
+//! `#! firmware: 7.0.12`); they
 //! belong at the top of the file, and [`preamble`] returns them so that
 //! `preamble(text) + play(inputs(text))` reproduces a correct transcript byte for byte.
 
@@ -95,6 +96,8 @@ mod tests {
         "fctems-verify.txt",
         "system-csf.txt",
         "update-info.txt",
+        "fctems-ems-id.txt",
+        "fctems-ems-id-7.txt",
     ];
 
     fn golden_dir() -> PathBuf {
@@ -102,6 +105,7 @@ mod tests {
     }
 
     /// The node named by the transcript's `#! node:` header (the root when there is none),
+    /// running the release of the `#! firmware:` header (the default when there is none),
     /// its EMS presenting the certificate of the `#! ems:` header, a PEM file beside the
     /// transcripts whose first certificate is the leaf.
     fn backend_for(text: &str) -> MemoryBackend {
@@ -110,6 +114,10 @@ mod tests {
 
         let node = headers(text, "node").first().copied().unwrap_or("root");
         let mut backend = MemoryBackend::named(node).unwrap_or_else(|| panic!("unknown node {node}"));
+        if let Some(firmware) = headers(text, "firmware").first() {
+            let firmware = crate::domain::Firmware::parse(firmware).unwrap_or_else(|e| panic!("{e}"));
+            backend.replace(crate::config::ConfigDb::for_firmware(firmware));
+        }
         if let Some(file) = headers(text, "ems").first() {
             let chain = std::fs::read(golden_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
             let leaf = CertificateDer::pem_slice_iter(&chain)
@@ -204,6 +212,16 @@ mod tests {
     #[tokio::test]
     async fn update_info() {
         replay("update-info.txt").await;
+    }
+
+    #[tokio::test]
+    async fn fctems_ems_id() {
+        replay("fctems-ems-id.txt").await;
+    }
+
+    #[tokio::test]
+    async fn fctems_ems_id_7() {
+        replay("fctems-ems-id-7.txt").await;
     }
 
     #[tokio::test]

@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::CommandError;
-use super::schema::{Lookup, Rule, TableKind, TableSchema, ValueError, parse_value, schema, schemas};
+use super::schema::{
+    Lookup, Rule, TableKind, TableSchema, ValueError, fctems_for, parse_value, schema_for, schemas_for,
+};
+use crate::domain::Firmware;
 
 /// One entry of a table (or the single object of an object path): its non-default values.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
@@ -83,19 +86,56 @@ pub struct Applied {
     pub revision: u64,
 }
 
-/// The replicated configuration: every table's entries plus a revision counter.
+/// The replicated configuration: every table's entries plus a revision counter, under
+/// the schemas of one firmware.
+///
+/// The firmware is not stored with the content: it is the node's, set when the database is
+/// made or loaded ([`ConfigDb::with_firmware`]), so a snapshot taken under one release and
+/// read by a node of the same fabric is read under the same schemas.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct ConfigDb {
     revision: u64,
     /// Table path -> entry key -> entry. Tables without entries are not kept, so equal
     /// content has one representation.
     tables: BTreeMap<String, BTreeMap<String, Entry>>,
+    #[serde(skip)]
+    firmware: Firmware,
 }
 
 impl ConfigDb {
-    /// An empty database at revision 0.
+    /// An empty database at revision 0 under the default firmware.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty database at revision 0 under `firmware`'s schemas.
+    pub fn for_firmware(firmware: Firmware) -> Self {
+        Self {
+            firmware,
+            ..Self::default()
+        }
+    }
+
+    /// This database read under `firmware`'s schemas (after loading it from disk or a
+    /// snapshot, which do not carry it).
+    pub fn with_firmware(mut self, firmware: Firmware) -> Self {
+        self.firmware = firmware;
+        self
+    }
+
+    /// The firmware whose schemas this database follows.
+    pub fn firmware(&self) -> Firmware {
+        self.firmware
+    }
+
+    /// The schemas this database follows: its firmware's.
+    pub fn registry(&self) -> &'static [TableSchema] {
+        schemas_for(self.firmware)
+    }
+
+    /// The fctems schema of this database's firmware.
+    pub fn fctems(&self) -> &'static TableSchema {
+        fctems_for(self.firmware)
     }
 
     /// How many commands were applied successfully; 0 for a new database.
@@ -150,6 +190,7 @@ impl ConfigDb {
     pub fn extract(&self, paths: &[&str]) -> ConfigDb {
         ConfigDb {
             revision: 0,
+            firmware: self.firmware,
             tables: self
                 .tables
                 .iter()
@@ -186,15 +227,15 @@ impl ConfigDb {
         if let Some(value) = self.entry(path, key).and_then(|entry| entry.get(field)) {
             return value.to_owned();
         }
-        schema(path)
+        schema_for(self.firmware, path)
             .and_then(|table| table.field(field))
             .map(|spec| spec.default.to_owned())
             .unwrap_or_default()
     }
 
-    /// Applies `cmd` against the built-in schemas, see [`ConfigDb::apply_with`].
+    /// Applies `cmd` against this database's firmware schemas, see [`ConfigDb::apply_with`].
     pub fn apply(&mut self, cmd: &ConfigCommand) -> Result<Applied, CommandError> {
-        self.apply_with(schemas(), cmd)
+        self.apply_with(self.registry(), cmd)
     }
 
     /// Checks `cmd` against `registry` and the current content, then applies it and
@@ -380,8 +421,12 @@ impl ConfigDb {
             Rule::RequiredUnless {
                 field,
                 unless: (unless_field, unless_value),
+                only_if,
             } => {
-                if value_of(entry, field).is_empty() && value_of(entry, unless_field) != unless_value {
+                let binds =
+                    only_if.is_none_or(|(when_field, when_value)| value_of(entry, when_field) == when_value);
+                if binds && value_of(entry, field).is_empty() && value_of(entry, unless_field) != unless_value
+                {
                     Err(CommandError::Required {
                         key: key.to_owned(),
                         field: field.to_owned(),
@@ -448,6 +493,38 @@ mod tests {
             db.apply(&set(key, &[("server", &server)])).expect("applies");
         }
         db
+    }
+
+    #[test]
+    fn an_ems_id_table_holds_its_slots_and_binds_the_server_rule_to_enabled_ones() {
+        let firmware = crate::domain::Firmware::parse("7.0.12").expect("known");
+        let mut db = ConfigDb::for_firmware(firmware);
+        for id in 1..=5 {
+            db.apply(&set(&id.to_string(), &[("name", "spare")]))
+                .expect("a disabled slot needs no server");
+        }
+        assert_eq!(db.entries(FCTEMS_PATH).count(), 5);
+        assert!(matches!(
+            db.apply(&set("6", &[])),
+            Err(CommandError::InvalidKey { .. })
+        ));
+        assert!(matches!(
+            db.apply(&set("ems1", &[])),
+            Err(CommandError::InvalidKey { .. })
+        ));
+        assert!(matches!(
+            db.apply(&set("1", &[("status", "enable")])),
+            Err(CommandError::Required { .. })
+        ));
+        db.apply(&set("1", &[("status", "enable"), ("server", "10.0.0.1")]))
+            .expect("an enabled slot with a server");
+        assert_eq!(db.value(FCTEMS_PATH, "1", "status"), "enable");
+        assert_eq!(db.value(FCTEMS_PATH, "2", "status"), "disable");
+        assert_eq!(db.value(FCTEMS_PATH, "1", "https-port"), "443");
+        assert_eq!(db.firmware(), firmware);
+        let before = db.clone();
+        assert!(db.apply(&set("1", &[("status", "on")])).is_err());
+        assert_eq!(db, before, "a refused command changes nothing");
     }
 
     #[test]

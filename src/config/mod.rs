@@ -14,9 +14,13 @@
 //!   server) and either applies all of it, advancing the revision, or returns a
 //!   [`CommandError`] whose [`CommandError::cli_lines`] is the FortiOS error text.
 //! - [`ConfigDb::revision`] and [`ConfigDb::hash`] let nodes compare what they applied.
+//! - A database follows the schemas of one [`crate::domain::Firmware`]: the fctems table
+//!   is keyed by name or by ems-id, built from one field list (`schema::fctems`), and
+//!   `fctems.rs` reads both shapes alike (which entries are in use, their names).
 
 mod db;
 mod error;
+mod fctems;
 pub mod schema;
 
 pub use db::{Applied, ConfigCommand, ConfigDb, Entry};
@@ -25,6 +29,6 @@ pub use error::{
     parse_error_lines, value_error_lines,
 };
 pub use schema::{
-    FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, TableKind, TableSchema, ValueError, hash_secret, parse_value,
-    schema, schemas, secret_matches,
+    FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, TableKind, TableSchema, ValueError, fctems_for, hash_secret,
+    parse_value, schema, schema_for, schemas, schemas_for, secret_matches,
 };

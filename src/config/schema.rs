@@ -7,6 +7,8 @@
 //! schema constant and one more line in the registry behind [`schemas`]; the database, `apply` and the CLI
 //! read everything else from here.
 //!
+//! The fctems table, in its two firmware shapes, is in `schema/fctems.rs`.
+//!
 //! Values enter as raw CLI words and leave through [`parse_value`] as canonical strings
 //! (lowercase host names, integers without leading zeros, set members in schema order), so
 //! two equal configurations always store equal text and hash alike.
@@ -14,6 +16,8 @@
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::domain::{FctemsKey, Firmware};
 
 /// Most EMS connector entries one FortiGate holds: FortiOS 6.4 to 7.0.7 allow three EMS
 /// servers, at most one of them EMS Cloud (`docs/fortios.md`, "fctems rules").
@@ -128,12 +132,16 @@ pub enum Rule {
         /// A noun phrase for an entry holding the value.
         what: &'static str,
     },
-    /// `field` must not be empty unless the field `unless.0` holds `unless.1`.
+    /// `field` must not be empty unless the field `unless.0` holds `unless.1`. With
+    /// `only_if`, the rule binds only entries whose field `only_if.0` holds `only_if.1`
+    /// (a disabled ems-id slot may stay empty).
     RequiredUnless {
         /// The field that must be set.
         field: &'static str,
         /// The exemption: field name and value.
         unless: (&'static str, &'static str),
+        /// When set, the rule applies only to entries holding this field value.
+        only_if: Option<(&'static str, &'static str)>,
     },
 }
 
@@ -503,182 +511,9 @@ const fn field(name: &'static str, kind: FieldKind, default: &'static str, help:
     }
 }
 
-const INTERFACE_SELECT_METHODS: &[Choice] = &[
-    Choice {
-        name: "auto",
-        help: "Set outgoing interface automatically.",
-    },
-    Choice {
-        name: "sdwan",
-        help: "Set outgoing interface by SD-WAN or policy routing rules.",
-    },
-    Choice {
-        name: "specify",
-        help: "Set outgoing interface manually.",
-    },
-];
+mod fctems;
 
-const EMS_CAPABILITIES: &[Choice] = &[
-    Choice {
-        name: "fabric-auth",
-        help: "Allow this FortiGate unit to load the authentication page provided by EMS to authenticate itself with EMS.",
-    },
-    Choice {
-        name: "silent-approval",
-        help: "Allow silent approval of non-root or FortiGate HA clusters on EMS in the Security Fabric.",
-    },
-    Choice {
-        name: "websocket",
-        help: "Enable/disable websockets for this FortiGate unit.",
-    },
-    Choice {
-        name: "websocket-malware",
-        help: "Allow this FortiGate unit to request malware hash notifications over websocket.",
-    },
-    Choice {
-        name: "push-ca-certs",
-        help: "Enable/disable pushing FortiGate CA certificates to EMS.",
-    },
-    Choice {
-        name: "common-tags-api",
-        help: "Can recognize /api/v1/report/fct/tags API.",
-    },
-];
-
-/// `config endpoint-control fctems`: the FortiClient EMS connectors, in the FortiOS
-/// 6.4 - 7.0.7 form keyed by name (`docs/fortios.md`, "fctems table"), synchronized fabric-wide.
-pub const FCTEMS: TableSchema = TableSchema {
-    path: "endpoint-control fctems",
-    help: "Configure FortiClient Enterprise Management Server (EMS) entries.",
-    kind: TableKind::Table {
-        key: "name",
-        max_entries: MAX_FCTEMS_ENTRIES,
-    },
-    synced: true,
-    fields: &[
-        field(
-            "name",
-            FieldKind::String { max: FCTEMS_NAME_MAX },
-            "",
-            "FortiClient Enterprise Management Server (EMS) name.",
-        ),
-        field(
-            "server",
-            FieldKind::Ipv4OrFqdn { max: SERVER_MAX },
-            "",
-            "FortiClient EMS FQDN or IPv4 address.",
-        ),
-        field(
-            "https-port",
-            FieldKind::Integer { min: 1, max: 65535 },
-            "443",
-            "FortiClient EMS HTTPS access port number.",
-        ),
-        field(
-            "source-ip",
-            FieldKind::Ipv4,
-            "0.0.0.0",
-            "REST API call source IP.",
-        ),
-        field(
-            "certificate",
-            FieldKind::String { max: 35 },
-            "",
-            "FortiClient EMS certificate.",
-        ),
-        field(
-            "fortinetone-cloud-authentication",
-            FieldKind::EnableDisable,
-            "disable",
-            "Enable/disable authentication of FortiClient EMS Cloud through FortiCloud account.",
-        ),
-        field(
-            "serial-number",
-            FieldKind::String { max: 16 },
-            "",
-            "FortiClient EMS serial number.",
-        ),
-        field("tenant-id", FieldKind::String { max: 32 }, "", "EMS tenant ID."),
-        field(
-            "pull-sysinfo",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling SysInfo from EMS.",
-        ),
-        field(
-            "pull-vulnerabilities",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling vulnerabilities from EMS.",
-        ),
-        field(
-            "pull-avatars",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling avatars from EMS.",
-        ),
-        field(
-            "pull-tags",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling FortiClient user tags from EMS.",
-        ),
-        field(
-            "pull-malware-hash",
-            FieldKind::EnableDisable,
-            "enable",
-            "Enable/disable pulling FortiClient malware hash from EMS.",
-        ),
-        field(
-            "capabilities",
-            FieldKind::Set(EMS_CAPABILITIES),
-            "",
-            "List of EMS capabilities.",
-        ),
-        field(
-            "call-timeout",
-            FieldKind::Integer { min: 1, max: 180 },
-            "30",
-            "FortiClient EMS call timeout in seconds.",
-        ),
-        field(
-            "websocket-override",
-            FieldKind::EnableDisable,
-            "disable",
-            "Enable/disable override behavior for how this FortiGate unit connects to EMS using a WebSocket connection.",
-        ),
-        field(
-            "preserve-ssl-session",
-            FieldKind::EnableDisable,
-            "disable",
-            "Enable/disable preservation of EMS SSL session connection.",
-        ),
-        field(
-            "interface-select-method",
-            FieldKind::Option(INTERFACE_SELECT_METHODS),
-            "auto",
-            "Specify how to select outgoing interface to reach server.",
-        ),
-        FieldSpec {
-            name: "interface",
-            kind: FieldKind::String { max: 15 },
-            default: "",
-            help: "Specify outgoing interface to reach server.",
-            visible_if: Some(("interface-select-method", "specify")),
-        },
-    ],
-    rules: &[
-        Rule::AtMostOne {
-            field: "fortinetone-cloud-authentication",
-            value: "enable",
-            what: "EMS Cloud entry",
-        },
-        Rule::RequiredUnless {
-            field: "server",
-            unless: ("fortinetone-cloud-authentication", "enable"),
-        },
-    ],
-};
+pub use fctems::{FCTEMS, FCTEMS_BY_ID5, FCTEMS_BY_ID7};
 
 /// Most remote certificates the fabric keeps; FortiOS's own limit depends on the model,
 /// this one only bounds what a runaway script can add.
@@ -896,7 +731,8 @@ pub const SYSTEM_API_USER: TableSchema = TableSchema {
 /// `configuration-sync local`.
 pub const LOCAL_SYNC_TABLES: &[&str] = &[FCTEMS.path, REMOTE_CERTIFICATES.path];
 
-/// Every configuration path this build knows, in the order a bare `show` prints them.
+/// Every configuration path of the default firmware, in the order a bare `show` prints
+/// them; the registries of the other firmware differ only in the fctems shape.
 static REGISTRY: &[TableSchema] = &[
     FCTEMS,
     SYSTEM_CSF,
@@ -905,15 +741,51 @@ static REGISTRY: &[TableSchema] = &[
     SYSTEM_ADMIN,
     SYSTEM_API_USER,
 ];
+static REGISTRY_BY_ID5: &[TableSchema] = &[
+    FCTEMS_BY_ID5,
+    SYSTEM_CSF,
+    SYSTEM_SETTINGS,
+    REMOTE_CERTIFICATES,
+    SYSTEM_ADMIN,
+    SYSTEM_API_USER,
+];
+static REGISTRY_BY_ID7: &[TableSchema] = &[
+    FCTEMS_BY_ID7,
+    SYSTEM_CSF,
+    SYSTEM_SETTINGS,
+    REMOTE_CERTIFICATES,
+    SYSTEM_ADMIN,
+    SYSTEM_API_USER,
+];
 
-/// Every known table and object schema.
+/// Every table and object schema of the default firmware.
 pub fn schemas() -> &'static [TableSchema] {
     REGISTRY
 }
 
-/// The schema of `path` (`"endpoint-control fctems"`), if it exists.
+/// Every table and object schema of `firmware`.
+pub fn schemas_for(firmware: Firmware) -> &'static [TableSchema] {
+    match firmware.fctems_key() {
+        FctemsKey::Name => REGISTRY,
+        FctemsKey::EmsId { max_id: 5 } => REGISTRY_BY_ID5,
+        FctemsKey::EmsId { max_id: 7 } => REGISTRY_BY_ID7,
+        FctemsKey::EmsId { max_id } => panic!("no fctems schema keyed by ems-id 1 to {max_id}"),
+    }
+}
+
+/// The schema of `path` (`"endpoint-control fctems"`) under the default firmware.
 pub fn schema(path: &str) -> Option<&'static TableSchema> {
-    REGISTRY.iter().find(|table| table.path == path)
+    schema_for(Firmware::default(), path)
+}
+
+/// The schema of `path` under `firmware`, if it exists.
+pub fn schema_for(firmware: Firmware, path: &str) -> Option<&'static TableSchema> {
+    schemas_for(firmware).iter().find(|table| table.path == path)
+}
+
+/// The fctems schema of `firmware`.
+pub fn fctems_for(firmware: Firmware) -> &'static TableSchema {
+    schema_for(firmware, FCTEMS.path).expect("every registry holds the fctems table")
 }
 
 #[cfg(test)]
@@ -965,6 +837,37 @@ mod tests {
                     field.name
                 );
             }
+        }
+    }
+
+    #[test]
+    fn both_fctems_shapes_share_every_field_but_the_key() {
+        let by_id = fctems_for(Firmware::parse("7.0.12").unwrap());
+        assert_eq!(by_id, &FCTEMS_BY_ID5);
+        assert_eq!(fctems_for(Firmware::parse("7.2.8").unwrap()), &FCTEMS_BY_ID7);
+        assert_eq!(fctems_for(Firmware::default()), &FCTEMS);
+        assert_eq!(by_id.key_field().map(|field| field.name), Some("ems-id"));
+        assert_eq!(
+            by_id.kind,
+            TableKind::Table {
+                key: "ems-id",
+                max_entries: 5
+            }
+        );
+        let names: Vec<&str> = by_id.fields.iter().map(|field| field.name).collect();
+        assert_eq!(names[..3], ["ems-id", "status", "name"]);
+        assert_eq!(by_id.fields[3..], FCTEMS.fields[1..]);
+        assert_eq!(by_id.field("status").map(|field| field.default), Some("disable"));
+        assert_eq!(by_id.field("name").map(|field| field.default), Some(""));
+        let id7 = FCTEMS_BY_ID7.key_field().unwrap();
+        assert!(parse_value(id7, "7").is_ok());
+        assert!(parse_value(id7, "8").is_err());
+        assert!(parse_value(by_id.key_field().unwrap(), "6").is_err());
+        assert!(parse_value(by_id.key_field().unwrap(), "0").is_err());
+        for firmware in Firmware::all() {
+            let paths: Vec<&str> = schemas_for(firmware).iter().map(|table| table.path).collect();
+            let default_paths: Vec<&str> = schemas().iter().map(|table| table.path).collect();
+            assert_eq!(paths, default_paths, "{firmware}");
         }
     }
 
@@ -1062,7 +965,7 @@ mod tests {
             parse_value(capabilities, "fabric-auth telepathy"),
             Err(ValueError::NotAChoice {
                 value: "telepathy".into(),
-                allowed: choice_names(EMS_CAPABILITIES)
+                allowed: choice_names(fctems::EMS_CAPABILITIES)
             })
         );
     }

@@ -29,7 +29,8 @@ use crate::wire::CloudAccess;
 /// What a node knows about its EMS connectors.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CheckerStatus {
-    /// The latest result per entry name.
+    /// The latest result per entry, by the name FortiOS shows for it (keyed by ems-id,
+    /// the entry's `name` field).
     pub results: BTreeMap<String, EmsStatus>,
     /// The configuration revision the last completed round checked, if a round completed.
     pub checked_revision: Option<u64>,
@@ -58,9 +59,9 @@ const FORTICLOUD_TIMEOUT: Duration = Duration::from_secs(5);
 pub const LICENSE_EXPIRED: &str = "License expired.";
 
 impl CheckerSetup {
-    /// How entry `name` of `db` is probed from this node. An EMS Cloud entry dials the EMS
-    /// Cloud server of the fabric's FortiCloud; `None` when there is none, or when an
-    /// on-premise entry has no server.
+    /// How entry `name` (its key) of `db` is probed from this node. An EMS Cloud entry
+    /// dials the EMS Cloud server of the fabric's FortiCloud; `None` when there is none, or
+    /// when an on-premise entry has no server.
     pub fn target(&self, db: &ConfigDb, name: &str) -> Option<ProbeTarget> {
         let (server, port) = if is_cloud(db, name) {
             (EMS_CLOUD_HOSTNAME.to_owned(), self.cloud?.ems.port())
@@ -74,7 +75,7 @@ impl CheckerSetup {
             return None;
         }
         Some(ProbeTarget {
-            entry: name.to_owned(),
+            entry: db.fctems_label(name),
             server,
             port,
             source: self.source(db, name),
@@ -133,8 +134,9 @@ impl CheckerSetup {
         } else {
             db.value(FCTEMS.path, name, "server")
         };
+        let label = db.fctems_label(name);
         let failed = |detail: String| {
-            let mut status = EmsStatus::unknown(name, &server);
+            let mut status = EmsStatus::unknown(&label, &server);
             status.connection = connector::Connection::Failed;
             status.detail = detail;
             status.checked_at = Some(SystemClock.now_rfc3339());
@@ -153,7 +155,7 @@ impl CheckerSetup {
             }
         }
         let Some(target) = self.target(db, name) else {
-            return failed(format!("EMS {name} has no server to connect to."));
+            return failed(format!("EMS {label} has no server to connect to."));
         };
         let mut resolver = self.resolver.clone();
         if let Some(access) = self.cloud.filter(|_| cloud) {
@@ -164,12 +166,13 @@ impl CheckerSetup {
         connector::probe(&target, &self.trust(db), &resolver).await
     }
 
-    /// Checks every entry of `db` concurrently.
+    /// Checks every entry of `db` in use concurrently (keyed by ems-id, a disabled slot is
+    /// not checked), and gives each result under the entry's name.
     async fn round(&self, db: &ConfigDb) -> BTreeMap<String, EmsStatus> {
-        let names: Vec<String> = db.entries(FCTEMS.path).map(|(name, _)| name.to_owned()).collect();
-        let checks = names.iter().map(|name| self.check(db, name));
+        let keys = db.fctems_in_use();
+        let checks = keys.iter().map(|key| self.check(db, key));
         let results = futures::future::join_all(checks).await;
-        names.into_iter().zip(results).collect()
+        keys.iter().map(|key| db.fctems_label(key)).zip(results).collect()
     }
 }
 
@@ -177,7 +180,8 @@ impl CheckerSetup {
 /// field's kind in the schema, so only a state edited by hand fails to parse; it then
 /// reads as the schema default, as an entry that never set the field does.
 fn fctems_value<T: FromStr>(db: &ConfigDb, name: &str, field: &str) -> T {
-    let spec = FCTEMS
+    let spec = db
+        .fctems()
         .field(field)
         .unwrap_or_else(|| panic!("the fctems schema has no {field} field"));
     db.value(FCTEMS.path, name, field)

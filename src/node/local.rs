@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::schema::{LOCAL_SYNC_TABLES, SYSTEM_ADMIN, SYSTEM_API_USER, SYSTEM_CSF};
 use crate::config::{Applied, CommandError, ConfigCommand, ConfigDb};
+use crate::domain::Firmware;
 
 const LOCAL_FILE: &str = "local.json";
 
@@ -47,15 +48,18 @@ pub struct LocalConfig {
 }
 
 impl LocalConfig {
-    /// Reads `local.json` from `data_dir`, or starts empty when there is none.
-    pub fn open(data_dir: &Path) -> Result<LocalConfig, LocalError> {
+    /// Reads `local.json` from `data_dir`, or starts empty when there is none, under
+    /// `firmware`'s schemas.
+    pub fn open(data_dir: &Path, firmware: Firmware) -> Result<LocalConfig, LocalError> {
         let path = data_dir.join(LOCAL_FILE);
         let db = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| LocalError::Corrupted {
-                path: path.clone(),
-                source,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigDb::new(),
+            Ok(bytes) => serde_json::from_slice::<ConfigDb>(&bytes)
+                .map_err(|source| LocalError::Corrupted {
+                    path: path.clone(),
+                    source,
+                })?
+                .with_firmware(firmware),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigDb::for_firmware(firmware),
             Err(source) => return Err(LocalError::Read { path, source }),
         };
         Ok(LocalConfig { path, db })
@@ -96,7 +100,7 @@ impl LocalConfig {
             next.configuration_sync_local(),
         ) {
             (false, true) => next = next.overlay(&replicated.extract(LOCAL_SYNC_TABLES), LOCAL_SYNC_TABLES),
-            (true, false) => next = next.overlay(&ConfigDb::new(), LOCAL_SYNC_TABLES),
+            (true, false) => next = next.overlay(&ConfigDb::for_firmware(next.firmware()), LOCAL_SYNC_TABLES),
             _ => {}
         }
         self.write(&next).map_err(LocalApplyError::Write)?;
@@ -167,13 +171,37 @@ mod tests {
     }
 
     #[test]
+    fn local_sync_keeps_ems_id_slots_under_the_fabric_firmware() {
+        let firmware = Firmware::parse("7.0.12").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut replicated = ConfigDb::for_firmware(firmware);
+        let slot = [("status", "enable"), ("name", "ems1"), ("server", "10.0.0.1")];
+        replicated.apply(&set(FCTEMS.path, "1", &slot)).unwrap();
+        let mut local = LocalConfig::open(dir.path(), firmware).unwrap();
+        let to_local = set(SYSTEM_CSF.path, "", &[("configuration-sync", "local")]);
+        local.apply(&to_local, &replicated).unwrap();
+        // The copy is read under the ems-id schema: a disabled slot needs no server, an
+        // ems-id past 5 is refused.
+        local
+            .apply(&set(FCTEMS.path, "2", &[("name", "spare")]), &replicated)
+            .unwrap();
+        assert!(local.apply(&set(FCTEMS.path, "6", &[]), &replicated).is_err());
+        let reopened = LocalConfig::open(dir.path(), firmware).unwrap();
+        let view = reopened.effective(&replicated);
+        assert_eq!(view.firmware(), firmware);
+        assert_eq!(view.fctems_in_use(), ["1"]);
+        assert_eq!(view.fctems_label("1"), "ems1");
+        assert_eq!(view.value(FCTEMS.path, "2", "status"), "disable");
+    }
+
+    #[test]
     fn local_sync_copies_then_keeps_then_drops_the_ems_tables() {
         let dir = tempfile::tempdir().unwrap();
         let mut replicated = ConfigDb::new();
         replicated
             .apply(&set(FCTEMS.path, "ems1", &[("server", "10.0.0.1")]))
             .unwrap();
-        let mut local = LocalConfig::open(dir.path()).unwrap();
+        let mut local = LocalConfig::open(dir.path(), Firmware::default()).unwrap();
         assert_eq!(local.owns(&set(FCTEMS.path, "ems1", &[])), Some(false));
 
         local
@@ -197,7 +225,7 @@ mod tests {
         assert_eq!(view.revision(), replicated.revision());
 
         // It survives a restart.
-        let reopened = LocalConfig::open(dir.path()).unwrap();
+        let reopened = LocalConfig::open(dir.path(), Firmware::default()).unwrap();
         assert_eq!(
             reopened
                 .effective(&replicated)
@@ -221,7 +249,9 @@ mod tests {
     fn a_damaged_file_is_reported_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(LOCAL_FILE), b"{not json").unwrap();
-        let error = LocalConfig::open(dir.path()).err().expect("refused");
+        let error = LocalConfig::open(dir.path(), Firmware::default())
+            .err()
+            .expect("refused");
         assert!(matches!(error, LocalError::Corrupted { .. }), "{error}");
         assert_eq!(std::fs::read(dir.path().join(LOCAL_FILE)).unwrap(), b"{not json");
     }

@@ -40,6 +40,7 @@ use self::local::{LocalApplyError, LocalConfig, LocalError};
 use crate::cli::{Backend, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
 use crate::connector::{self, CertificateOffer, EmsStatus, Resolver};
+use crate::domain::Firmware;
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
@@ -93,6 +94,9 @@ pub struct NodeConfig {
     pub check_interval: Duration,
     /// Where FortiCloud and EMS Cloud are, when the topology has a FortiCloud account.
     pub cloud: Option<CloudAccess>,
+    /// The FortiOS release the fabric runs (`[fabric] firmware`): the schemas, the
+    /// version `get system status` reports.
+    pub firmware: Firmware,
     /// The administrator the topology gives every node.
     pub admin: AdminSpec,
     /// The REST API users the topology gives every node.
@@ -455,15 +459,17 @@ impl Backend for Node {
         let db = Backend::config(self);
         let target = checker
             .target(&db, entry)
-            .ok_or_else(|| format!("EMS {entry} has no server to connect to."))?;
+            .ok_or_else(|| format!("EMS {} has no server to connect to.", db.fctems_label(entry)))?;
         let mut offer = connector::fetch_offer(&target, &checker.trust(&db), &checker.resolver)
             .await
             .map_err(|e| e.to_string())?;
         let remote = crate::config::schema::REMOTE_CERTIFICATES
             .field("remote")
             .expect("the remote certificate table has a remote field");
-        offer.pem = crate::config::parse_value(remote, &offer.pem)
-            .map_err(|e| format!("EMS {entry} presented a certificate that cannot be stored: {e}"))?;
+        offer.pem = crate::config::parse_value(remote, &offer.pem).map_err(|e| {
+            let label = db.fctems_label(entry);
+            format!("EMS {label} presented a certificate that cannot be stored: {e}")
+        })?;
         Ok(offer)
     }
 
@@ -475,7 +481,7 @@ impl Backend for Node {
         let db = Backend::config(self);
         let status = self.shared.checker.check(&db, entry).await;
         self.shared.ems_tx.send_modify(|report| {
-            report.results.insert(entry.to_owned(), status.clone());
+            report.results.insert(db.fctems_label(entry), status.clone());
         });
         Ok(status)
     }
@@ -511,10 +517,11 @@ impl RunningNode {
             cloud: config.cloud,
         };
         let (ems_tx, _) = watch::channel(CheckerStatus::default());
-        let mut local = LocalConfig::open(&config.data_dir).map_err(|source| NodeError::Local {
-            node: name.clone(),
-            source,
-        })?;
+        let mut local =
+            LocalConfig::open(&config.data_dir, config.firmware).map_err(|source| NodeError::Local {
+                node: name.clone(),
+                source,
+            })?;
         seed_accounts(&mut local, &config, &config_rx.borrow()).map_err(|message| NodeError::Accounts {
             node: name.clone(),
             message,
@@ -648,7 +655,7 @@ async fn open_raft(
         })?;
     let database = store.watch_closed();
     let (state_machine, config_rx) =
-        StateMachine::open(store.clone()).map_err(|source| NodeError::Restore {
+        StateMachine::open(store.clone(), config.firmware).map_err(|source| NodeError::Restore {
             node: node(),
             source: Box::new(source),
         })?;
@@ -821,6 +828,7 @@ impl NodeConfig {
             dns: topology.dns.clone(),
             check_interval: Duration::from_secs(topology.checks.interval_secs),
             cloud,
+            firmware: topology.fabric.firmware,
             admin: topology.admin.clone(),
             api_users: topology.api_users.clone(),
             fabric_nodes: topology.nodes.clone(),

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use super::store::{KEY_SNAPSHOT, Store};
 use super::{ApplyResult, NodeId, StorageError, TypeConfig};
 use crate::config::{Applied, ConfigDb};
+use crate::domain::Firmware;
 
 /// What a snapshot holds: everything needed to resume applying after `last_applied`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -43,23 +44,31 @@ pub struct StateMachine {
     /// Counts snapshots built by this process, to keep snapshot ids unique.
     snapshots_built: u64,
     config_tx: watch::Sender<Arc<ConfigDb>>,
+    /// The fabric's firmware: the schemas every configuration is read under. Snapshots do
+    /// not carry it.
+    firmware: Firmware,
 }
 
 impl StateMachine {
-    /// Restores the state from the latest stored snapshot, if any. The returned receiver
-    /// sees every configuration this machine applies.
-    pub fn open(store: Store) -> Result<(StateMachine, watch::Receiver<Arc<ConfigDb>>), redb::Error> {
-        let state = match store.read_meta::<StoredSnapshot>(KEY_SNAPSHOT)? {
+    /// Restores the state from the latest stored snapshot, if any, under `firmware`'s
+    /// schemas. The returned receiver sees every configuration this machine applies.
+    pub fn open(
+        store: Store,
+        firmware: Firmware,
+    ) -> Result<(StateMachine, watch::Receiver<Arc<ConfigDb>>), redb::Error> {
+        let mut state: MachineState = match store.read_meta::<StoredSnapshot>(KEY_SNAPSHOT)? {
             Some(snapshot) => serde_json::from_slice(&snapshot.data)
                 .map_err(|e| redb::Error::Corrupted(format!("snapshot data: {e}")))?,
             None => MachineState::default(),
         };
+        state.config = state.config.with_firmware(firmware);
         let (config_tx, config_rx) = watch::channel(Arc::new(state.config.clone()));
         let machine = StateMachine {
             store,
             state,
             snapshots_built: 0,
             config_tx,
+            firmware,
         };
         Ok((machine, config_rx))
     }
@@ -151,6 +160,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             state: self.state.clone(),
             snapshots_built: self.snapshots_built,
             config_tx: self.config_tx.clone(),
+            firmware: self.firmware,
         }
     }
 
@@ -174,7 +184,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .write_meta(KEY_SNAPSHOT, &stored)
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
-        self.state = state;
+        self.state = MachineState {
+            config: state.config.with_firmware(self.firmware),
+            ..state
+        };
         self.publish();
         Ok(())
     }

@@ -24,7 +24,8 @@ use super::envelope::{Envelope, Failure};
 /// FortiOS's code for creating an entry that exists (`"error": -5`) (client).
 const RC_DUPLICATE: i32 = -5;
 
-/// The tables the API serves, by their two path words.
+/// The tables the API serves, by their two path words; fctems takes the shape of the
+/// node's firmware (`docs/fortios.md`, "Firmware profiles").
 const TABLES: &[(&str, &str, &TableSchema)] = &[
     ("endpoint-control", "fctems", &FCTEMS),
     ("system", "csf", &SYSTEM_CSF),
@@ -66,6 +67,7 @@ pub(super) async fn handle(
 ) -> Outcome {
     let table = match resource {
         Resource::Global => return global(node, method, envelope),
+        Resource::Table(table) if table.path == FCTEMS.path => crate::cli::Backend::config(node).fctems(),
         Resource::Table(table) => table,
     };
     if *method == Method::GET && action == Some("schema") {

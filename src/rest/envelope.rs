@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::cli::firmware_release;
+use crate::cli::FirmwareRelease;
 
 /// What every reply to one request repeats.
 #[derive(Clone, Debug)]
@@ -25,6 +25,8 @@ pub(super) struct Envelope {
     pub(super) vdom: String,
     /// The device's serial number.
     pub(super) serial: String,
+    /// The firmware the device runs (`version`, `build`).
+    pub(super) release: FirmwareRelease,
     /// The entry the request named, if any.
     pub(super) mkey: Option<String>,
 }
@@ -62,7 +64,7 @@ impl Failure {
 impl Envelope {
     /// The fields every reply has, with `status` and `http_status`.
     fn base(&self, status: StatusCode) -> Map<String, Value> {
-        let release = firmware_release();
+        let release = self.release;
         let success = status.is_success();
         let mut body = Map::new();
         body.insert("http_method".into(), json!(self.method));
@@ -126,6 +128,8 @@ pub(super) fn reply(body: Map<String, Value>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::firmware_release;
+    use crate::domain::Firmware;
 
     fn envelope(mkey: Option<&str>) -> Envelope {
         Envelope {
@@ -134,6 +138,7 @@ mod tests {
             name: "fctems".to_owned(),
             vdom: "root".to_owned(),
             serial: "FGVM01TM22000001".to_owned(),
+            release: firmware_release(Firmware::parse("7.0.12").unwrap()),
             mkey: mkey.map(str::to_owned),
         }
     }
@@ -141,7 +146,7 @@ mod tests {
     #[test]
     fn reads_carry_results_as_a_list_and_the_device() {
         let body = envelope(Some("ems1")).results(json!([{"name": "ems1", "https-port": 443}]), Some(7));
-        let release = firmware_release();
+        let release = envelope(None).release;
         assert_eq!(
             Value::Object(body),
             json!({

@@ -165,6 +165,7 @@ async fn api_request(
         name: segments.get(1).cloned().unwrap_or_default(),
         vdom: ROOT_VDOM.to_owned(),
         serial: node.serial().to_owned(),
+        release: crate::cli::firmware_release(crate::cli::Backend::config(node).firmware()),
         mkey: None,
     };
     let outcome = match (vdom(&query), read_body(body).await) {

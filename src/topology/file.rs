@@ -73,7 +73,11 @@ pub(super) const FABRIC: Section = Section {
     parent: None,
     repeated: false,
     required: true,
-    keys: &[required("name", "\"default\""), optional("voters", "5")],
+    keys: &[
+        required("name", "\"default\""),
+        optional("voters", "5"),
+        optional("firmware", "\"7.0.12\""),
+    ],
 };
 
 /// `[raft]`: optional, every key has a default.
@@ -245,6 +249,9 @@ pub(super) struct FabricTable {
     /// Raft voters including the root; further members join as learners. Default
     /// [`DEFAULT_VOTERS`], at least [`MIN_VOTERS`].
     pub(super) voters: Option<Spanned<usize>>,
+    /// The FortiOS release every node presents (`"7.0.12"`), one of
+    /// [`crate::domain::Firmware::all`]. Default: FortiOS 7.0.5, keyed by name.
+    pub(super) firmware: Option<Spanned<String>>,
 }
 
 /// `[raft]` as written; the whole table is optional.

@@ -10,6 +10,7 @@ use super::spec::{
     DEFAULT_VOTERS, FabricSettings, MIN_CHECK_INTERVAL_SECS, MIN_HEARTBEAT_MS, MIN_SNAPSHOT_EVERY,
     MIN_VOTERS, RaftSettings,
 };
+use crate::domain::Firmware;
 use toml::Spanned;
 
 impl Reader<'_> {
@@ -27,9 +28,27 @@ impl Reader<'_> {
                 format!("write voters = {MIN_VOTERS} or more (the root counts); {DEFAULT_VOTERS} is usual"),
             );
         }
+        let firmware = match &fabric.firmware {
+            None => Some(Firmware::default()),
+            Some(text) => match Firmware::parse(text.get_ref()) {
+                Ok(firmware) => Some(firmware),
+                Err(error) => {
+                    self.report(
+                        &text.span(),
+                        format!("firmware = {:?}: {error}", text.get_ref()),
+                        format!(
+                            "write one of {}; \"7.0.12\" keys fctems by ems-id, \"7.0.7\" by name",
+                            Firmware::accepted()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         Some(FabricSettings {
             name: fabric.name?.into_inner(),
             voters: fabric.voters.map_or(DEFAULT_VOTERS, |voters| voters.into_inner()),
+            firmware: firmware?,
         })
     }
 

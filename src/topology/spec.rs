@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{EMS_CAPABILITIES, EMS_CLOUD_HOSTNAME, EMS_CLOUD_NAME, EMS_CLOUD_SERIAL};
+use crate::domain::{EMS_CAPABILITIES, EMS_CLOUD_HOSTNAME, EMS_CLOUD_NAME, EMS_CLOUD_SERIAL, Firmware};
 
 /// Raft voters, the root included, when `[fabric] voters` is not given. Five voters keep
 /// committing with two of them down; more voters only make each commit wait for more disks.
@@ -265,6 +265,9 @@ pub struct FabricSettings {
     /// Raft voters including the root (at least [`MIN_VOTERS`]); members beyond this
     /// number join as learners.
     pub voters: usize,
+    /// The FortiOS release every node runs: the version it reports and the shape of its
+    /// fctems table (`docs/fortios.md`, "Firmware profiles").
+    pub firmware: Firmware,
 }
 
 /// Raft tuning: the `[raft]` table.

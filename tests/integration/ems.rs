@@ -145,6 +145,56 @@ async fn default_topology_bootstraps_to_authorized_everywhere() {
         "{}",
         shown.output
     );
+    // FortiOS 7.0.12: the entry is slot 1, reported everywhere by its name.
+    assert!(
+        shown
+            .output
+            .contains("    edit 1\n        set status enable\n        set name \"ems1\"\n"),
+        "{}",
+        shown.output
+    );
+    let version = fabric
+        .exec("branch1", &["get system status | grep Version"])
+        .await
+        .unwrap();
+    assert!(
+        version
+            .output
+            .starts_with("Version: FortiGate-VM64 v7.0.12,build0523,")
+    );
+
+    // A disabled slot replicates like any entry but no node checks it.
+    let spare = fabric
+        .exec(
+            "root",
+            &[
+                "config endpoint-control fctems",
+                "edit 2",
+                "set name spare",
+                "set server default.ems.lab.example",
+                "end",
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(!spare.failed, "{}", spare.output);
+    let report = fabric
+        .wait_converged(CONVERGE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for node in &report.nodes {
+        let names: Vec<&str> = node.ems.iter().map(|ems| ems.name.as_str()).collect();
+        assert_eq!(names, ["ems1"], "{} checks only the enabled slot", node.name);
+    }
+    let shown = fabric
+        .exec("branch2", &["show endpoint-control fctems"])
+        .await
+        .unwrap();
+    assert!(
+        shown.output.contains("    edit 2\n        set name \"spare\"\n"),
+        "{}",
+        shown.output
+    );
     fabric.stop().await;
 }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use fabricsim::cli::transcript;
+use fabricsim::domain::Firmware;
 use fabricsim::harness::{Fabric, generated_topology};
 
 use crate::CONVERGE;
@@ -29,10 +30,13 @@ async fn golden_transcripts_hold_on_a_real_fabric() {
         if text.contains("\n#! ems:") || other_contract {
             continue;
         }
-        // A fresh fabric per transcript: each starts from an empty configuration.
-        let fabric = Fabric::start(generated_topology("golden", 2))
-            .await
-            .expect("fabric starts");
+        // A fresh fabric per transcript: each starts from an empty configuration, on the
+        // release its `#! firmware:` header names (the default when it names none).
+        let mut topology = generated_topology("golden", 2);
+        if let Some(firmware) = transcript::headers(&text, "firmware").first() {
+            topology.fabric.firmware = Firmware::parse(firmware).expect("the header names a release");
+        }
+        let fabric = Fabric::start(topology).await.expect("fabric starts");
         fabric.wait_converged(CONVERGE).await.expect("converges");
         let expected = std::fs::read_to_string(&file).unwrap();
         let node = expected

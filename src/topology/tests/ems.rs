@@ -37,11 +37,14 @@ fn default_topology_has_an_ems_its_names_checks_and_a_bootstrap() {
         })
     );
     assert_eq!(topology.ems_server("ems2"), None);
+    assert_eq!(topology.fabric.firmware, Firmware::parse("7.0.12").unwrap());
     assert_eq!(
         topology.bootstrap,
         [
             "config endpoint-control fctems",
-            "edit ems1",
+            "edit 1",
+            "set name ems1",
+            "set status enable",
             "set server default.ems.lab.example",
             "set https-port 8443",
             "end",

@@ -413,6 +413,35 @@ fn all_capabilities() -> Vec<String> {
 }
 
 #[test]
+fn firmware_defaults_to_the_seed_release_and_names_the_accepted_ones() {
+    assert_eq!(parse(SMALL).unwrap().fabric.firmware, Firmware::default());
+    let later = SMALL.replace("name = \"lab\"", "name = \"lab\"\nfirmware = \"7.0.12\"");
+    assert_eq!(
+        parse(&later).unwrap().fabric.firmware.fctems_key(),
+        FctemsKey::EmsId { max_id: 5 }
+    );
+    let unknown = SMALL.replace("name = \"lab\"", "name = \"lab\"\nfirmware = \"7.0.9\"");
+    assert_problems(
+        &unknown,
+        &[(3, "firmware = \"7.0.9\": FortiOS 7.0.9 is not simulated")],
+    );
+    let found = problems(&unknown);
+    assert!(
+        found[0]
+            .fix
+            .contains("\"7.0.5\", \"7.0.7\", \"7.0.12\", \"7.2.8\""),
+        "{found:#?}"
+    );
+    let malformed = SMALL.replace("name = \"lab\"", "name = \"lab\"\nfirmware = \"seven\"");
+    assert_problems(
+        &malformed,
+        &[(3, "is not a FortiOS version written MAJOR.MINOR.PATCH")],
+    );
+    let typed = SMALL.replace("name = \"lab\"", "name = \"lab\"\nfirmware = 7");
+    assert_eq!(problems(&typed)[0].fix, "write it like firmware = \"7.0.12\"");
+}
+
+#[test]
 fn https_and_ssh_default_to_the_listen_ip_and_collide_with_no_other_address() {
     let topology = parse(SMALL).unwrap();
     let root = topology.root();
