@@ -177,7 +177,7 @@ pub(super) fn entry_json(table: &TableSchema, key: &str, entry: &Entry) -> Value
 }
 
 async fn create(node: &Node, table: &'static TableSchema, envelope: &Envelope, body: &[u8]) -> Outcome {
-    let members = json_object(body)?;
+    let members = spelled(table, json_object(body)?)?;
     let key_field = table.key_field().expect("a keyed table has a key field");
     let key = match members.get(key_field.name) {
         Some(Value::String(key)) => key.clone(),
@@ -219,7 +219,7 @@ async fn update(
     envelope: &Envelope,
     body: &[u8],
 ) -> Outcome {
-    let members = json_object(body)?;
+    let members = spelled(table, json_object(body)?)?;
     if !key.is_empty() && node.config().entry(table.path, key).is_none() {
         return Err(Failure::status(StatusCode::NOT_FOUND));
     }
@@ -269,6 +269,28 @@ async fn delete(node: &Node, table: &'static TableSchema, key: &str, envelope: &
     }
     let applied = api::delete(node, table, key).await.map_err(refused)?;
     Ok(envelope.written(old_revision, applied.revision, true))
+}
+
+/// `members` with each `a_b` that names field `a-b` renamed to it: the Ansible collection
+/// adds the table key in its own spelling (`"ems_id": 1` beside `"ems-id": 1`) to every
+/// POST (`docs/fortios.md`, "REST API"). The two spellings must agree.
+fn spelled(table: &TableSchema, members: Map<String, Value>) -> Result<Map<String, Value>, Failure> {
+    let mut spelled = Map::new();
+    for (name, value) in members {
+        let hyphenated = name.replace('_', "-");
+        let name = if table.field(&name).is_none() && table.field(&hyphenated).is_some() {
+            hyphenated
+        } else {
+            name
+        };
+        match spelled.get(&name) {
+            Some(seen) if *seen != value => return Err(refused(wrong_type(&value))),
+            _ => {
+                spelled.insert(name, value);
+            }
+        }
+    }
+    Ok(spelled)
 }
 
 /// The body as a JSON object; anything else is a 400 with FortiOS's shape.
@@ -331,4 +353,26 @@ pub(super) fn refused(refusal: Refusal) -> Failure {
         StatusCode::INTERNAL_SERVER_ERROR
     };
     Failure::cli(status, refusal.code, &refusal.lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::FCTEMS_BY_ID5;
+
+    #[test]
+    fn an_underscore_spelling_of_a_field_is_that_field_and_must_agree() {
+        let body = json!({"ems-id": 5, "ems_id": 5, "https_port": 8443, "no_such": 1});
+        let Value::Object(members) = body else {
+            unreachable!()
+        };
+        let read = spelled(&FCTEMS_BY_ID5, members).expect("the spellings agree");
+        let names: Vec<&str> = read.keys().map(String::as_str).collect();
+        assert_eq!(names, ["ems-id", "https-port", "no_such"]);
+
+        let Value::Object(members) = json!({"ems-id": 5, "ems_id": 4}) else {
+            unreachable!()
+        };
+        assert!(spelled(&FCTEMS_BY_ID5, members).is_err());
+    }
 }
