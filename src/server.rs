@@ -113,7 +113,7 @@ impl RunningServer {
     }
 
     /// Stops serving, then stops the node cleanly. Calls still open after
-    /// [`DRAIN_TIMEOUT`] (a peer that never hangs up) are dropped.
+    /// five seconds (a peer that never hangs up) are dropped.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         let drained = async { while self.tasks.join_next().await.is_some() {} };

@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 use crate::cli::Backend;
 use crate::cli::api::{self, Edit, Refusal};
 use crate::config::schema::{
-    FCTEMS, FieldKind, SYSTEM_ADMIN, SYSTEM_API_USER, SYSTEM_CSF, SYSTEM_SETTINGS, TableKind, TableSchema,
+    FCTEMS, FieldKind, FieldSpec, SYSTEM_ADMIN, SYSTEM_API_USER, SYSTEM_CSF, SYSTEM_SETTINGS, TableKind,
+    TableSchema,
 };
 use crate::config::{Entry, fail_line, value_error_lines};
 use crate::node::Node;
@@ -159,21 +160,27 @@ pub(super) fn entry_json(table: &TableSchema, key: &str, entry: &Entry) -> Value
     let mut object = Map::new();
     for field in table.fields {
         if table.is_key(field.name) {
-            object.insert(field.name.to_owned(), json!(key));
-            object.insert("q_origin_key".to_owned(), json!(key));
+            object.insert(field.name.to_owned(), typed(field, key));
+            object.insert("q_origin_key".to_owned(), typed(field, key));
             continue;
         }
         if !table.is_visible(entry.values(), field) {
             continue;
         }
-        let value = field.value_in(entry.values());
-        let value = match field.kind {
-            FieldKind::Integer { .. } => value.parse::<u64>().map_or_else(|_| json!(value), |n| json!(n)),
-            _ => json!(value),
-        };
-        object.insert(field.name.to_owned(), value);
+        object.insert(
+            field.name.to_owned(),
+            typed(field, field.value_in(entry.values())),
+        );
     }
     Value::Object(object)
+}
+
+/// `value` of `field` as JSON: an integer field's value (the `ems-id` key too) is a number.
+fn typed(field: &FieldSpec, value: &str) -> Value {
+    match field.kind {
+        FieldKind::Integer { .. } => value.parse::<u64>().map_or_else(|_| json!(value), |n| json!(n)),
+        _ => json!(value),
+    }
 }
 
 async fn create(node: &Node, table: &'static TableSchema, envelope: &Envelope, body: &[u8]) -> Outcome {

@@ -706,3 +706,76 @@ async fn verify_cert_shows_then_trusts_the_certificate_fabric_wide() {
     );
     fabric.stop().await;
 }
+
+/// What the Ansible module sends against FortiOS 7.0.12, whose fctems table is keyed by
+/// `ems-id`: its POST carries the key twice (`ems-id` and `ems_id`), a second run PUTs the
+/// same values and changes nothing, `state: absent` deletes by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ems_id_table_takes_what_ansible_sends() {
+    let mut topology = with_accounts(generated_topology("rest-ems-id", 2));
+    topology.fabric.firmware = fabricsim::domain::Firmware::parse("7.0.12").unwrap();
+    let fabric = Fabric::start(topology).await.expect("fabric starts");
+    fabric.wait_converged(CONVERGE).await.expect("converges");
+    let mut root = fabric.rest("root").await.expect("root over TLS");
+    let entry = json!({"ems-id": 2, "ems_id": 2, "name": "ems-ansible", "server": "127.0.100.2",
+                       "https-port": 8443, "status": "enable"});
+    let one = format!("{FCTEMS}/2?vdom=root");
+
+    assert_eq!(
+        token(&mut root, Method::GET, &one, Value::Null).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let created = token(
+        &mut root,
+        Method::POST,
+        &format!("{FCTEMS}?vdom=root"),
+        entry.clone(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.json());
+    assert_eq!(created.json()["mkey"], json!("2"));
+    let read = token(&mut root, Method::GET, &one, Value::Null).await.json();
+    assert_eq!(
+        read["results"][0]["ems-id"],
+        json!(2),
+        "an integer key is a JSON number"
+    );
+    assert_eq!(read["results"][0]["name"], json!("ems-ansible"));
+
+    let mut again = entry.clone();
+    again.as_object_mut().unwrap().remove("ems_id");
+    let unchanged = token(&mut root, Method::PUT, &one, again).await.json();
+    assert_eq!(unchanged["revision_changed"], json!(false), "{unchanged}");
+
+    let disagree = json!({"ems-id": 3, "ems_id": 4, "server": "127.0.100.3"});
+    let refused = token(&mut root, Method::POST, &format!("{FCTEMS}?vdom=root"), disagree).await;
+    assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    fabric.wait_converged(CONVERGE).await.expect("converges");
+    let shown = fabric
+        .exec("branch1", &["show endpoint-control fctems"])
+        .await
+        .unwrap();
+    assert!(
+        shown.output.contains("edit 2") && shown.output.contains("ems-ansible"),
+        "{}",
+        shown.output
+    );
+    assert!(!shown.output.contains("127.0.100.3"), "{}", shown.output);
+
+    assert_eq!(
+        token(&mut root, Method::DELETE, &one, Value::Null).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        token(&mut root, Method::GET, &one, Value::Null).await.status,
+        StatusCode::NOT_FOUND
+    );
+    fabric.wait_converged(CONVERGE).await.expect("converges");
+    let shown = fabric
+        .exec("branch1", &["show endpoint-control fctems"])
+        .await
+        .unwrap();
+    assert!(!shown.output.contains("ems-ansible"), "{}", shown.output);
+    fabric.stop().await;
+}
