@@ -242,33 +242,31 @@ const fn fctems(key: FctemsKey) -> TableSchema {
         synced: true,
         fields,
         rules: match only_if {
-            None => &[
-                Rule::AtMostOne {
-                    field: "fortinetone-cloud-authentication",
-                    value: "enable",
-                    what: "EMS Cloud entry",
-                },
-                Rule::RequiredUnless {
-                    field: "server",
-                    unless: ("fortinetone-cloud-authentication", "enable"),
-                    only_if: None,
-                },
-            ],
-            Some(_) => &[
-                Rule::AtMostOne {
-                    field: "fortinetone-cloud-authentication",
-                    value: "enable",
-                    what: "EMS Cloud entry",
-                },
-                Rule::RequiredUnless {
-                    field: "server",
-                    unless: ("fortinetone-cloud-authentication", "enable"),
-                    only_if: Some(("status", "enable")),
-                },
-            ],
+            None => FCTEMS_RULES_BY_NAME,
+            Some(_) => FCTEMS_RULES_BY_ID,
         },
     }
 }
+
+/// At most one EMS Cloud entry.
+const AT_MOST_ONE_CLOUD: Rule = Rule::AtMostOne {
+    field: "fortinetone-cloud-authentication",
+    value: "enable",
+    what: "EMS Cloud entry",
+};
+
+/// `server` is required unless the entry is EMS Cloud; with ems-id slots, only for an
+/// enabled slot.
+const fn server_required(only_if: Option<(&'static str, &'static str)>) -> Rule {
+    Rule::RequiredUnless {
+        field: "server",
+        unless: ("fortinetone-cloud-authentication", "enable"),
+        only_if,
+    }
+}
+
+const FCTEMS_RULES_BY_NAME: &[Rule] = &[AT_MOST_ONE_CLOUD, server_required(None)];
+const FCTEMS_RULES_BY_ID: &[Rule] = &[AT_MOST_ONE_CLOUD, server_required(Some(("status", "enable")))];
 
 /// `config endpoint-control fctems`: the FortiClient EMS connectors, in the FortiOS
 /// 6.4 - 7.0.7 form keyed by name (`docs/fortios.md`, "fctems table"), synchronized
