@@ -452,7 +452,7 @@ mod tests {
         let bare = run(&mut session, &backend, "show").await;
         assert_eq!(
             bare.output,
-            "config endpoint-control fctems\nend\nconfig system csf\nend\nconfig system settings\nend\nconfig vpn certificate remote\nend\nconfig system admin\nend\nconfig system api-user\nend\n"
+            "config endpoint-control fctems\nend\nconfig system csf\nend\nconfig system settings\nend\nconfig vpn certificate remote\nend\nconfig system admin\nend\nconfig system api-user\nend\nconfig system console\nend\n"
         );
     }
 
