@@ -7,7 +7,7 @@
 //! paramiko and netmiko agree on. A login is the `password` method, or
 //! `keyboard-interactive` asking `Password: `, both checked by
 //! [`Node::check_password`] against the peer's address (so the lockout applies). A session
-//! channel takes a pty and a shell; [`shell`] then drives a CLI session from the typed
+//! channel takes a pty and a shell (exec and subsystems are refused); [`shell`] then drives a CLI session from the typed
 //! bytes, with [`terminal`] doing the line editing and the `--More--` pager.
 
 pub mod host_key;
@@ -200,6 +200,26 @@ impl russh::server::Handler for Connection {
 
     async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
         session.channel_success(channel)
+    }
+
+    /// Only the interactive shell is served: a command given on the `ssh` line, or a
+    /// subsystem such as sftp, is refused rather than left unanswered.
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
     }
 
     async fn window_change_request(

@@ -286,5 +286,29 @@ async fn a_question_is_answered_over_ssh_and_the_host_key_survives_a_restart() {
     assert_eq!(before, after, "the host key changed across a restart");
     let mut shell = login(addr, 1000).await;
     assert_eq!(shell.read_until(TOP).await, TOP);
+
+    // A command on the ssh line (exec) is refused, not left unanswered.
+    let (mut handle, _) = connect(addr).await;
+    assert!(
+        handle
+            .authenticate_password("admin", PASSWORD)
+            .await
+            .unwrap()
+            .success()
+    );
+    let mut exec = handle.channel_open_session().await.unwrap();
+    exec.exec(true, "get system status").await.unwrap();
+    let answer = tokio::time::timeout(READ, async {
+        loop {
+            match exec.wait().await {
+                Some(ChannelMsg::Failure) => return true,
+                Some(ChannelMsg::Success) | None => return false,
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("exec answered in time");
+    assert!(answer, "exec was not refused");
     fabric.stop().await;
 }
