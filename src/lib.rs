@@ -21,7 +21,7 @@
 //! | 6 | [`raft`], [`sim`], [`connector`] | openraft over redb and tonic; the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
 //! | 7 | [`cli`] | the FortiOS CLI behind its `Backend`: tokenizer, contexts, verb tables, formatting, help, transcripts |
 //! | 8 | [`node`] | one FortiGate: Raft membership, its EMS checker, its local tables; no sockets |
-//! | 9 | [`rpc`], [`rest`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions; the FortiOS REST API over HTTPS |
+//! | 9 | [`rpc`], [`rest`], [`ssh`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions; the FortiOS REST API over HTTPS; the FortiOS CLI over SSH |
 //! | 10 | [`status`], [`server`] | the fabric's status assembled from node answers; a node composed with its gRPC listener and join loop |
 //! | 11 | [`launcher`] | one start-up of a whole fabric: lab, nodes root first, bootstrap, kill/restart, stop |
 //! | 12 | [`harness`] | `Fabric`: whole fabrics in a test's process, waits with deadlines |
@@ -49,6 +49,7 @@ pub mod rest;
 pub mod rpc;
 pub mod server;
 pub mod sim;
+pub mod ssh;
 pub mod state_dir;
 pub mod status;
 pub mod topology;

@@ -8,10 +8,8 @@
 //! the node's.
 //!
 //! The server also serves the FortiOS REST API ([`crate::rest`]) on the HTTPS listener,
-//! with the certificate the caller issued for the node. The SSH listener is bound with the
-//! others, so that its address is known (and reported by `status`) from the start; until
-//! the SSH server exists the server holds it: a client connecting there waits in the
-//! backlog, and the port stays the node's across its whole life.
+//! with the certificate the caller issued for the node, and the FortiOS CLI over SSH
+//! ([`crate::ssh`]) on the SSH listener, with the node's host key from its data directory.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::node::{Node, NodeAddrs, NodeConfig, NodeError, RunningNode};
 use crate::sim::ServerIdentity;
 use crate::wire::proto::fabric::JoinRequest;
-use crate::{rest, rpc};
+use crate::{rest, rpc, ssh};
 
 /// How long a member waits before it asks the root again, at first; the wait doubles up to
 /// [`JOIN_RETRY_MAX`].
@@ -42,6 +40,11 @@ pub enum ServerError {
     Listener { node: String, source: std::io::Error },
     #[error(transparent)]
     Node(#[from] NodeError),
+    #[error("node {node}: {source}")]
+    HostKey {
+        node: String,
+        source: ssh::host_key::HostKeyError,
+    },
 }
 
 /// The sockets one node serves, bound by the caller.
@@ -65,13 +68,11 @@ impl Listeners {
     }
 }
 
-/// A node serving gRPC on its listener.
+/// A node serving gRPC, the REST API and SSH on its listeners.
 pub struct RunningServer {
     node: RunningNode,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
-    /// The SSH listener, held, not served yet (see the module docs).
-    _ssh: TcpListener,
 }
 
 impl RunningServer {
@@ -86,6 +87,11 @@ impl RunningServer {
             node: config.name.clone(),
             source,
         })?;
+        let host_key =
+            ssh::host_key::load_or_create(&config.data_dir).map_err(|source| ServerError::HostKey {
+                node: config.name.clone(),
+                source,
+            })?;
         let node = RunningNode::start(config, addrs).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -97,6 +103,7 @@ impl RunningServer {
                 tracing::error!(%error, "REST API stopped");
             }
         });
+        tasks.spawn(ssh::serve(node.node().clone(), ssh, host_key, shutdown.clone()));
         if let Some(root) = node.node().root_addr() {
             tasks.spawn(join_fabric(node.node().clone(), root, shutdown.clone()));
         }
@@ -104,7 +111,6 @@ impl RunningServer {
             node,
             shutdown,
             tasks,
-            _ssh: ssh,
         })
     }
 

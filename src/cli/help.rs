@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(top.complete(&backend, "get sys"), ["system"]);
         assert_eq!(
             top.complete(&backend, "get system "),
-            ["admin", "api-user", "csf", "settings", "status"]
+            ["admin", "api-user", "console", "csf", "settings", "status"]
         );
         assert!(top.complete(&backend, "nonsense ").is_empty());
 

@@ -91,6 +91,12 @@ impl Session {
         }
     }
 
+    /// Whether the session is at the top level with no question open: where `exit`
+    /// ends an SSH login (`docs/fortios.md`, "SSH").
+    pub fn at_top(&self) -> bool {
+        matches!(self.context, Context::Top) && self.question.is_none()
+    }
+
     /// Runs one command line and returns what FortiOS would print. A line ending in an
     /// unquoted `?` prints help for the text before it instead.
     pub async fn execute<B: Backend>(&mut self, backend: &B, line: &str) -> Reply {
@@ -446,7 +452,7 @@ mod tests {
         let bare = run(&mut session, &backend, "show").await;
         assert_eq!(
             bare.output,
-            "config endpoint-control fctems\nend\nconfig system csf\nend\nconfig system settings\nend\nconfig vpn certificate remote\nend\nconfig system admin\nend\nconfig system api-user\nend\n"
+            "config endpoint-control fctems\nend\nconfig system csf\nend\nconfig system settings\nend\nconfig vpn certificate remote\nend\nconfig system admin\nend\nconfig system api-user\nend\nconfig system console\nend\n"
         );
     }
 

@@ -98,6 +98,7 @@ mod tests {
         "update-info.txt",
         "fctems-ems-id.txt",
         "fctems-ems-id-7.txt",
+        "system-console.txt",
     ];
 
     fn golden_dir() -> PathBuf {
@@ -227,6 +228,11 @@ mod tests {
     #[tokio::test]
     async fn system_csf() {
         replay("system-csf.txt").await;
+    }
+
+    #[tokio::test]
+    async fn system_console() {
+        replay("system-console.txt").await;
     }
 
     #[tokio::test]

@@ -659,6 +659,36 @@ pub const SYSTEM_CSF: TableSchema = TableSchema {
     rules: &[],
 };
 
+/// `output` of `config system console` when the CLI pages long output.
+pub const CONSOLE_OUTPUT_MORE: &str = "more";
+
+const CONSOLE_OUTPUT: &[Choice] = &[
+    Choice {
+        name: "standard",
+        help: "Standard output.",
+    },
+    Choice {
+        name: "more",
+        help: "More page output.",
+    },
+];
+
+/// `config system console`: how this FortiGate's CLI prints long output over SSH
+/// (`docs/fortios.md`, "SSH"). Never synced: a console setting belongs to the device.
+pub const SYSTEM_CONSOLE: TableSchema = TableSchema {
+    path: "system console",
+    help: "Configure console.",
+    kind: TableKind::Object,
+    synced: false,
+    fields: &[field(
+        "output",
+        FieldKind::Option(CONSOLE_OUTPUT),
+        CONSOLE_OUTPUT_MORE,
+        "Console output mode.",
+    )],
+    rules: &[],
+};
+
 /// Most administrator accounts one FortiGate holds (ours): FortiOS's limit depends on the
 /// model; this one only bounds a runaway script.
 pub const MAX_ADMINS: usize = 500;
@@ -740,6 +770,7 @@ static REGISTRY: &[TableSchema] = &[
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,
     SYSTEM_API_USER,
+    SYSTEM_CONSOLE,
 ];
 static REGISTRY_BY_ID5: &[TableSchema] = &[
     FCTEMS_BY_ID5,
@@ -748,6 +779,7 @@ static REGISTRY_BY_ID5: &[TableSchema] = &[
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,
     SYSTEM_API_USER,
+    SYSTEM_CONSOLE,
 ];
 static REGISTRY_BY_ID7: &[TableSchema] = &[
     FCTEMS_BY_ID7,
@@ -756,6 +788,7 @@ static REGISTRY_BY_ID7: &[TableSchema] = &[
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,
     SYSTEM_API_USER,
+    SYSTEM_CONSOLE,
 ];
 
 /// Every table and object schema of the default firmware.

@@ -1,6 +1,6 @@
 //! A node's own configuration: the tables that are not replicated.
 //!
-//! Every FortiGate keeps its `system csf` and its accounts (`system admin`,
+//! Every FortiGate keeps its `system csf`, its `system console` and its accounts (`system admin`,
 //! `system api-user`) to itself. A member whose `system csf` says
 //! `configuration-sync local` also keeps its own copy of the EMS tables
 //! ([`LOCAL_SYNC_TABLES`]): switching to `local` copies what the root last replicated,
@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::schema::{LOCAL_SYNC_TABLES, SYSTEM_ADMIN, SYSTEM_API_USER, SYSTEM_CSF};
+use crate::config::schema::{LOCAL_SYNC_TABLES, SYSTEM_ADMIN, SYSTEM_API_USER, SYSTEM_CONSOLE, SYSTEM_CSF};
 use crate::config::{Applied, CommandError, ConfigCommand, ConfigDb};
 use crate::domain::Firmware;
 
@@ -22,7 +22,12 @@ const LOCAL_FILE: &str = "local.json";
 
 /// The tables every node keeps to itself, whatever `configuration-sync` says: its Security
 /// Fabric settings and its accounts (`docs/fortios.md`, "Accounts").
-pub const NODE_TABLES: &[&str] = &[SYSTEM_CSF.path, SYSTEM_ADMIN.path, SYSTEM_API_USER.path];
+pub const NODE_TABLES: &[&str] = &[
+    SYSTEM_CSF.path,
+    SYSTEM_ADMIN.path,
+    SYSTEM_API_USER.path,
+    SYSTEM_CONSOLE.path,
+];
 
 /// Why the local configuration could not be read or written.
 #[derive(Debug, thiserror::Error)]

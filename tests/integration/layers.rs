@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["raft", "sim", "connector"],
     &["cli"],
     &["node"],
-    &["rpc", "rest"],
+    &["rpc", "rest", "ssh"],
     &["status", "server"],
     &["launcher"],
     &["harness"],

@@ -12,6 +12,7 @@ mod golden;
 mod layers;
 mod refusals;
 mod rest;
+mod ssh;
 mod topology_check;
 
 use std::time::Duration;
