@@ -85,27 +85,36 @@ fn fortios_status(status: &EmsStatus) -> (i32, &'static str) {
     }
 }
 
-/// One entry's state, this node's last check of it (unchecked entries included).
-fn entry_statuses(node: &Node) -> Vec<EmsStatus> {
+/// Every fctems entry in use, by key, with this node's last check of it (reported under
+/// the entry's label, its name or its ems-id; an unchecked entry as unknown).
+fn entry_statuses(node: &Node) -> Vec<(String, EmsStatus)> {
     let reported = node.status().ems;
-    node.config()
-        .entries(FCTEMS.path)
-        .map(|(name, entry)| {
-            reported
+    let db = node.config();
+    db.fctems_in_use()
+        .into_iter()
+        .map(|key| {
+            let label = db.fctems_label(&key);
+            let status = reported
                 .iter()
-                .find(|status| status.name == name)
+                .find(|status| status.name == label)
                 .cloned()
-                .unwrap_or_else(|| EmsStatus::unknown(name, entry.get("server").unwrap_or_default()))
+                .unwrap_or_else(|| EmsStatus::unknown(&label, &db.value(FCTEMS.path, &key, "server")));
+            (key, status)
         })
         .collect()
+}
+
+/// Whether a query's `ems_name` or `ems_id` names entry `key` reported as `status`.
+fn names(wanted: &str, key: &str, status: &EmsStatus) -> bool {
+    wanted == key || wanted == status.name
 }
 
 fn ems_status(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> Outcome {
     let wanted = super::forms::lookup(query, "ems_name").or_else(|| super::forms::lookup(query, "ems_id"));
     let statuses: Vec<Value> = entry_statuses(node)
         .iter()
-        .filter(|status| wanted.is_none_or(|name| name == status.name))
-        .map(|status| {
+        .filter(|(key, status)| wanted.is_none_or(|wanted| names(wanted, key, status)))
+        .map(|(_, status)| {
             let (id, word) = fortios_status(status);
             json!({
                 "ems_name": status.name,
@@ -130,7 +139,7 @@ fn ems_status(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> O
 fn status_summary(node: &Node, envelope: &Envelope) -> Map<String, Value> {
     let summary: Vec<Value> = entry_statuses(node)
         .iter()
-        .map(|status| {
+        .map(|(_, status)| {
             let (id, word) = fortios_status(status);
             json!({
                 "name": status.name,
@@ -148,12 +157,12 @@ fn status_summary(node: &Node, envelope: &Envelope) -> Map<String, Value> {
 /// certificate the EMS presents now.
 async fn cert_status(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> Outcome {
     let name = super::forms::lookup(query, "ems_name").ok_or(Failure::status(StatusCode::BAD_REQUEST))?;
-    let status = entry_statuses(node)
+    let (key, status) = entry_statuses(node)
         .into_iter()
-        .find(|status| status.name == name)
+        .find(|(key, status)| names(name, key, status))
         .ok_or(Failure::status(StatusCode::NOT_FOUND))?;
     let db = node.config();
-    let certificate = db.value(FCTEMS.path, name, "certificate");
+    let certificate = db.value(FCTEMS.path, &key, "certificate");
     let verified = !certificate.is_empty() && db.entry(REMOTE_CERTIFICATES.path, &certificate).is_some();
     let mut results = json!({
         "ems_name": name,
@@ -162,7 +171,7 @@ async fn cert_status(node: &Node, envelope: &Envelope, query: &[(String, String)
         "certificate": certificate,
     });
     if super::forms::lookup(query, "with_cert") == Some("true") {
-        let offer = node.fetch_certificate(name).await.map_err(|reason| {
+        let offer = node.fetch_certificate(&key).await.map_err(|reason| {
             let lines = vec![reason, fail_line(RC_INVALID_VALUE)];
             Failure::cli(StatusCode::INTERNAL_SERVER_ERROR, RC_INVALID_VALUE, &lines)
         })?;

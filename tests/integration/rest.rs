@@ -763,6 +763,18 @@ async fn an_ems_id_table_takes_what_ansible_sends() {
     );
     assert!(!shown.output.contains("127.0.100.3"), "{}", shown.output);
 
+    // The monitor reports the slot under its name, found by its id or its name.
+    for query in ["ems_id=2", "ems_name=ems-ansible"] {
+        let path = format!("/api/v2/monitor/endpoint-control/ems/status?{query}");
+        let status = token(&mut root, Method::GET, &path, Value::Null).await;
+        assert_eq!(status.status, StatusCode::OK, "{query}: {}", status.json());
+        assert_eq!(
+            status.json()["results"][0]["ems_name"],
+            json!("ems-ansible"),
+            "{query}"
+        );
+    }
+
     assert_eq!(
         token(&mut root, Method::DELETE, &one, Value::Null).await.status,
         StatusCode::OK
