@@ -62,9 +62,9 @@ pub fn load_or_create(data_dir: &Path) -> Result<PrivateKey, HostKeyError> {
 
 /// A fresh ed25519 key from the system's random source.
 fn generate(path: &Path) -> Result<PrivateKey, HostKeyError> {
-    use ring::rand::SecureRandom;
     let mut seed = [0u8; 32];
-    ring::rand::SystemRandom::new()
+    crate::wire::crypto_provider()
+        .secure_random
         .fill(&mut seed)
         .map_err(|_| HostKeyError::Generate {
             path: path.to_owned(),
