@@ -7,8 +7,9 @@
 //! paramiko and netmiko agree on. A login is the `password` method, or
 //! `keyboard-interactive` asking `Password: `, both checked by
 //! [`Node::check_password`] against the peer's address (so the lockout applies). A session
-//! channel takes a pty and a shell (exec and subsystems are refused); the `shell` module then drives a CLI session from the typed
-//! bytes, with [`terminal`] doing the line editing and the `--More--` pager.
+//! channel takes a pty and a shell (exec and subsystems are refused); the `shell` module
+//! then drives a CLI session from the typed bytes, with [`terminal`] doing the line
+//! editing and the `--More--` pager.
 
 pub mod host_key;
 mod shell;
