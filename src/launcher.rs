@@ -20,18 +20,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Reply;
-use crate::node::{Node, NodeAddrs, NodeConfig};
-use crate::rpc::client::{AdminConnection, ClientError};
+use crate::link::{Links, TlsError};
+use crate::node::{Node, NodeAddrs, NodeConfig, Provision};
+use crate::rpc::client::{AdminConnection, ClientError, Operator};
 use crate::server::{Listeners, RunningServer, ServerError};
 use crate::sim::lab::{Lab, LabError};
 use crate::topology::{NodeSpec, Role, Topology};
-use crate::wire::CloudAccess;
 
 /// A port a killed node held may linger for a moment; binding it again retries this long.
 const REBIND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,6 +102,8 @@ pub enum LaunchError {
     Server(#[from] ServerError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error("the operator's fabric certificate: {0}")]
+    Operator(TlsError),
 }
 
 impl From<LabError> for LaunchError {
@@ -111,9 +112,11 @@ impl From<LabError> for LaunchError {
     }
 }
 
-/// One node's place in the fabric: its addresses outlive kills and restarts.
+/// One node's place in the fabric: its addresses and the faults on its links outlive
+/// kills and restarts.
 struct Slot {
     addrs: NodeAddrs,
+    links: Links,
     running: Option<RunningServer>,
 }
 
@@ -123,6 +126,8 @@ pub struct RunningFabric {
     plan: Plan,
     lab: Arc<Lab>,
     slots: BTreeMap<String, Slot>,
+    /// What the fabric's own calls to its nodes present (bootstrap, status).
+    operator: Operator,
     /// The simulators' control service, when [`RunningFabric::serve_control`] started it.
     control: Option<(CancellationToken, JoinHandle<()>)>,
 }
@@ -139,15 +144,32 @@ impl RunningFabric {
         // The root first: it must exist before members ask to join.
         listeners.sort_by_key(|(name, _, _)| topology.node(name).map(|spec| spec.role != Role::Root));
         let lab = Lab::start(&topology, &plan.pki_dir).await?;
+        let operator = match lab.operator_credentials() {
+            Ok(credentials) => Operator::new(&plan.token, &credentials).map_err(LaunchError::Operator),
+            Err(e) => Err(e.into()),
+        };
+        let operator = match operator {
+            Ok(operator) => operator,
+            Err(e) => {
+                lab.shutdown().await;
+                return Err(e);
+            }
+        };
         let mut fabric = RunningFabric {
             topology,
             plan,
             lab: Arc::new(lab),
             slots: BTreeMap::new(),
+            operator,
             control: None,
         };
         for (name, listener, addrs) in listeners {
-            fabric.slots.insert(name.clone(), Slot { addrs, running: None });
+            let slot = Slot {
+                addrs,
+                links: Links::default(),
+                running: None,
+            };
+            fabric.slots.insert(name.clone(), slot);
             if let Err(e) = fabric.launch(&name, listener).await {
                 fabric.stop().await;
                 return Err(e);
@@ -166,15 +188,18 @@ impl RunningFabric {
             .get(&self.topology.root().name)
             .map(|slot| slot.addrs.grpc);
         let lab = self.lab();
-        let config = node_config(
-            &self.topology,
-            spec,
-            &self.plan,
+        let slot = self.slot(name)?;
+        let addrs = slot.addrs;
+        let provision = Provision {
+            data_dir: self.plan.data_dir(&spec.name),
             root_addr,
-            lab.trust_anchors(),
-            lab.cloud_access(),
-        );
-        let addrs = self.slot(name)?.addrs;
+            admin_token: self.plan.token.clone(),
+            trust_anchors: lab.trust_anchors(),
+            cloud: lab.cloud_access(),
+            credentials: lab.csf_credentials(&spec.name, &spec.serial, addrs.grpc.ip())?,
+            links: slot.links.clone(),
+        };
+        let config = NodeConfig::from_topology(&self.topology, spec, provision);
         let identity = lab.node_identity(&spec.name, &spec.hostname, addrs.https.ip())?;
         let running = RunningServer::start(config, listeners, identity).await?;
         self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
@@ -196,15 +221,32 @@ impl RunningFabric {
 
     /// Serves the lab's control service (`fabricsim ems`, `fabricsim cloud`) on `listener`,
     /// behind the plan's token, until the fabric stops.
-    pub fn serve_control(&mut self, listener: TcpListener) {
+    pub fn serve_control(&mut self, listener: TcpListener) -> Result<(), LaunchError> {
+        let tls = self
+            .lab
+            .operator_credentials()?
+            .server_config()
+            .map_err(LaunchError::Operator)?;
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(crate::rpc::serve_sim(
             self.lab.clone(),
             self.plan.token.clone(),
             listener,
+            tls,
             shutdown.clone(),
         ));
         self.control = Some((shutdown, server));
+        Ok(())
+    }
+
+    /// What the fabric's own calls to its nodes present.
+    pub fn operator(&self) -> &Operator {
+        &self.operator
+    }
+
+    /// The faults on node `name`'s links.
+    pub fn links(&self, name: &str) -> Result<&Links, LaunchError> {
+        self.slot(name).map(|slot| &slot.links)
     }
 
     /// Every node's gRPC address.
@@ -242,7 +284,7 @@ impl RunningFabric {
 
     /// An admin connection to node `name`.
     pub async fn connect(&self, name: &str) -> Result<AdminConnection, LaunchError> {
-        Ok(AdminConnection::connect(self.addr(name)?, &self.plan.token).await?)
+        Ok(AdminConnection::connect(self.addr(name)?, &self.operator).await?)
     }
 
     /// Runs the topology's `[bootstrap]` lines on the root in one session, answering every
@@ -307,27 +349,6 @@ impl RunningFabric {
             Err(_) => unreachable!("only the control service shares the lab, and it has stopped"),
         }
     }
-}
-
-/// The configuration of `spec`'s node under `plan`, trusting `trust_anchors` and finding
-/// FortiCloud at `cloud`.
-pub fn node_config(
-    topology: &Topology,
-    spec: &NodeSpec,
-    plan: &Plan,
-    root_addr: Option<SocketAddr>,
-    trust_anchors: Vec<CertificateDer<'static>>,
-    cloud: Option<CloudAccess>,
-) -> NodeConfig {
-    NodeConfig::from_topology(
-        topology,
-        spec,
-        plan.data_dir(&spec.name),
-        root_addr,
-        &plan.token,
-        trust_anchors,
-        cloud,
-    )
 }
 
 /// Binds node `node`'s listener on `addr`, and returns it with the address it took (the

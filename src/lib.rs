@@ -18,14 +18,15 @@
 //! | 3 | [`config`] | the replicated configuration database: schema, `ConfigDb`, `ConfigCommand`, pure `apply` |
 //! | 4 | [`topology`] | the cluster-config TOML file: validated types, defaults, problems with file:line |
 //! | 5 | [`wire`], [`state_dir`] | what crosses a socket (protobuf, the EMS and FortiCloud HTTP contracts); `.fabricsim/<fabric>/` |
-//! | 6 | [`raft`], [`sim`], [`connector`] | openraft over redb and tonic; the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
-//! | 7 | [`cli`] | the FortiOS CLI behind its `Backend`: tokenizer, contexts, verb tables, formatting, help, transcripts |
-//! | 8 | [`node`] | one FortiGate: Raft membership, its EMS checker, its local tables; no sockets |
-//! | 9 | [`rpc`], [`rest`], [`ssh`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions; the FortiOS REST API over HTTPS; the FortiOS CLI over SSH |
-//! | 10 | [`status`], [`server`] | the fabric's status assembled from node answers; a node composed with its gRPC listener and join loop |
-//! | 11 | [`launcher`] | one start-up of a whole fabric: lab, nodes root first, bootstrap, kill/restart, stop |
-//! | 12 | [`harness`] | `Fabric`: whole fabrics in a test's process, waits with deadlines |
-//! | 13 | [`commands`] | the `fabricsim` command line |
+//! | 6 | [`link`] | the fabric's own connections: mutual TLS under the fabric CA, and the faults a link can be given (cut, delay) |
+//! | 7 | [`raft`], [`sim`], [`connector`] | openraft over redb and tonic; the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
+//! | 8 | [`cli`] | the FortiOS CLI behind its `Backend`: tokenizer, contexts, verb tables, formatting, help, transcripts |
+//! | 9 | [`node`] | one FortiGate: Raft membership, its EMS checker, its local tables; no sockets |
+//! | 10 | [`rpc`], [`rest`], [`ssh`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions; the FortiOS REST API over HTTPS; the FortiOS CLI over SSH |
+//! | 11 | [`status`], [`server`] | the fabric's status assembled from node answers; a node composed with its gRPC listener and join loop |
+//! | 12 | [`launcher`] | one start-up of a whole fabric: lab, nodes root first, bootstrap, kill/restart, stop |
+//! | 13 | [`harness`] | `Fabric`: whole fabrics in a test's process, waits with deadlines |
+//! | 14 | [`commands`] | the `fabricsim` command line |
 //!
 //! # Data flow
 //!
@@ -43,6 +44,7 @@ pub mod connector;
 pub mod domain;
 pub mod harness;
 pub mod launcher;
+pub mod link;
 pub mod node;
 pub mod raft;
 pub mod rest;

@@ -45,6 +45,11 @@ pub enum ServerError {
         node: String,
         source: ssh::host_key::HostKeyError,
     },
+    #[error("node {node}: {source}")]
+    Tls {
+        node: String,
+        source: crate::link::TlsError,
+    },
 }
 
 /// The sockets one node serves, bound by the caller.
@@ -92,11 +97,18 @@ impl RunningServer {
                 node: config.name.clone(),
                 source,
             })?;
+        let tls = config
+            .credentials
+            .server_config()
+            .map_err(|source| ServerError::Tls {
+                node: config.name.clone(),
+                source,
+            })?;
         let node = RunningNode::start(config, addrs).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let Listeners { grpc, https, ssh } = listeners;
-        tasks.spawn(rpc::serve(node.node().clone(), grpc, shutdown.clone()));
+        tasks.spawn(rpc::serve(node.node().clone(), grpc, tls, shutdown.clone()));
         let rest = rest::serve(node.node().clone(), https, https_identity, shutdown.clone());
         tasks.spawn(async move {
             if let Err(error) = rest.await {
@@ -170,7 +182,7 @@ async fn join_fabric(node: Node, root: SocketAddr, shutdown: CancellationToken) 
         // no longer answers.
         let answer = tokio::select! {
             () = shutdown.cancelled() => return,
-            answer = rpc::client::join(root, request) => answer,
+            answer = rpc::client::join(node.dialer(), root, request) => answer,
         };
         match answer {
             Ok(voter) => {

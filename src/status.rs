@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::connector::{CertificateState, Connection, DeviceState, EmsStatus};
 use crate::node::NodeStatus;
-use crate::rpc::client::AdminConnection;
+use crate::rpc::client::{AdminConnection, Operator};
 use crate::topology::{Role, Topology};
 
 /// The whole fabric at one moment. Its JSON form is a contract: keep the keys stable.
@@ -324,11 +324,15 @@ fn columns<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
 }
 
 /// Asks every node of `topology` for its state, concurrently.
-pub async fn collect(topology: &Topology, addrs: &BTreeMap<String, SocketAddr>, token: &str) -> FabricReport {
+pub async fn collect(
+    topology: &Topology,
+    addrs: &BTreeMap<String, SocketAddr>,
+    operator: &Operator,
+) -> FabricReport {
     let asks = topology.nodes.iter().map(|spec| {
         let addr = addrs.get(&spec.name).copied().unwrap_or(spec.listen);
         async move {
-            let answer = match AdminConnection::connect(addr, token).await {
+            let answer = match AdminConnection::connect(addr, operator).await {
                 Ok(mut connection) => connection.status().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };

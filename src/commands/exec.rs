@@ -10,7 +10,7 @@ use crate::rpc::client::AdminConnection;
 pub(super) async fn exec(path: &Path, node: &str, lines: Vec<String>, yes: bool) -> Result<ExitCode, Error> {
     let files = FabricFiles::open(path)?;
     let addr = files.addr(node)?;
-    let token = files.state.token()?;
+    let operator = files.operator()?;
     let read_stdin = |source| Error::Io {
         context: "cannot read from standard input".to_owned(),
         source,
@@ -21,7 +21,7 @@ pub(super) async fn exec(path: &Path, node: &str, lines: Vec<String>, yes: bool)
     } else {
         Box::new(std::io::stdin().lines())
     };
-    let mut session = AdminConnection::connect(addr, &token).await?.session().await?;
+    let mut session = AdminConnection::connect(addr, &operator).await?.session().await?;
     let mut failed = false;
     let mut stdout = std::io::stdout();
     while let Some(line) = lines.next() {

@@ -73,8 +73,8 @@ impl ConditionalEventHandler for HelpKey {
 pub(super) async fn cli(path: &Path, node: &str) -> Result<ExitCode, Error> {
     let files = FabricFiles::open(path)?;
     let addr = files.addr(node)?;
-    let token = files.state.token()?;
-    let session = AdminConnection::connect(addr, &token).await?.session().await?;
+    let operator = files.operator()?;
+    let session = AdminConnection::connect(addr, &operator).await?.session().await?;
     let session = Arc::new(Mutex::new(session));
     let runtime = Handle::current();
     let history = files.state.path().join(format!("{node}.history"));

@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::harness::HarnessError;
 use crate::launcher::LaunchError;
-use crate::rpc::client::{ClientError, SimCommand};
+use crate::rpc::client::{ClientError, Operator, SimCommand};
 use crate::server::ServerError;
 use crate::state_dir::{StateDir, StateError};
 use crate::topology::{Topology, TopologyError};
@@ -150,6 +150,11 @@ pub enum Error {
     Bench(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error("the operator's fabric certificate in {dir}: {source}")]
+    Operator {
+        dir: PathBuf,
+        source: crate::link::TlsError,
+    },
 }
 
 /// Runs a parsed command line on a new multi-threaded runtime, until it is done.
@@ -238,6 +243,21 @@ impl FabricFiles {
         self.state.read_listen(&spec.name).unwrap_or(spec.listen)
     }
 
+    /// What the operator presents to the nodes: the state directory's admin token and the
+    /// operator's certificate from its PKI.
+    fn operator(&self) -> Result<Operator, Error> {
+        let token = self.state.token()?;
+        let pki =
+            crate::sim::pki::Pki::open(&self.state.pki_dir()).map_err(crate::sim::lab::LabError::from)?;
+        let credentials = pki
+            .operator_credentials()
+            .map_err(crate::sim::lab::LabError::from)?;
+        Operator::new(&token, &credentials).map_err(|source| Error::Operator {
+            dir: self.state.pki_dir(),
+            source,
+        })
+    }
+
     /// The address of `node`, or an error naming the nodes there are.
     fn addr(&self, node: &str) -> Result<SocketAddr, Error> {
         let spec = self.topology.node(node).ok_or_else(|| Error::UnknownNode {
@@ -257,7 +277,7 @@ impl FabricFiles {
 
 async fn sim_command(path: &Path, command: SimCommand) -> Result<ExitCode, Error> {
     let files = FabricFiles::open(path)?;
-    let token = files.state.token()?;
+    let operator = files.operator()?;
     let addr = files.state.read_sim_listen().ok_or_else(|| Error::Io {
         context: format!(
             "no simulators are running for fabric {} (start them with `fabricsim up`)",
@@ -265,7 +285,7 @@ async fn sim_command(path: &Path, command: SimCommand) -> Result<ExitCode, Error
         ),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
-    let output = crate::rpc::client::sim(addr, &token, command).await?;
+    let output = crate::rpc::client::sim(addr, &operator, command).await?;
     print!("{output}");
     Ok(ExitCode::SUCCESS)
 }
@@ -275,11 +295,11 @@ const STATUS_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn status(path: &Path, json: bool, wait: Option<f64>) -> Result<ExitCode, Error> {
     let files = FabricFiles::open(path)?;
-    let token = files.state.token()?;
+    let operator = files.operator()?;
     let deadline =
         wait.map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs_f64(secs.max(0.0)));
     let status = loop {
-        let status = crate::status::collect(&files.topology, &files.addrs(), &token).await;
+        let status = crate::status::collect(&files.topology, &files.addrs(), &operator).await;
         match deadline {
             Some(deadline) if !status.converged && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(STATUS_POLL).await;

@@ -147,7 +147,7 @@ async fn record_addresses(fabric: &mut RunningFabric, state: &StateDir) -> Resul
         context: "simulator control listener".to_owned(),
         source,
     })?)?;
-    fabric.serve_control(control);
+    fabric.serve_control(control)?;
     Ok(())
 }
 
@@ -175,7 +175,7 @@ async fn wait_ready(fabric: &RunningFabric) -> Option<FabricReport> {
     let total = fabric.topology().nodes.len();
     let mut shown = usize::MAX;
     loop {
-        let status = crate::status::collect(fabric.topology(), &fabric.addrs(), &fabric.plan().token).await;
+        let status = crate::status::collect(fabric.topology(), &fabric.addrs(), fabric.operator()).await;
         let converged = status.nodes.iter().filter(|n| n.converged).count();
         if converged != shown {
             println!("  {converged}/{total} nodes converged");
@@ -219,7 +219,20 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
         api: spec.listen,
         ems: spec.ems_listen,
     });
-    let config = launcher::node_config(topology, spec, &plan, Some(root_addr), anchors, cloud);
+    let credentials = pki
+        .csf_credentials(name, &spec.serial, addr.ip())
+        .map_err(crate::sim::lab::LabError::from)?;
+    let provision = crate::node::Provision {
+        data_dir: plan.data_dir(name),
+        root_addr: Some(root_addr),
+        admin_token: token.clone(),
+        trust_anchors: anchors,
+        cloud,
+        credentials,
+        // A node on its own has links nothing changes: faults need the fabric's process.
+        links: crate::link::Links::default(),
+    };
+    let config = crate::node::NodeConfig::from_topology(topology, spec, provision);
     state.write_listen(name, addr)?;
     println!(
         "node {name} ({}, {}) listening on {addr}, https://{}/, ssh {}; Ctrl-C stops it",

@@ -227,7 +227,7 @@ impl Fabric {
 
     /// Asks every node for its state.
     pub async fn status(&self) -> FabricReport {
-        status::collect(self.topology(), &self.addrs(), self.token()).await
+        status::collect(self.topology(), &self.addrs(), self.fabric.operator()).await
     }
 
     /// Waits until every node has applied the root's revision; on timeout the error shows

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
@@ -41,6 +41,7 @@ use crate::cli::{Backend, CommitError, NodeIdentity};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
 use crate::connector::{self, CertificateOffer, EmsStatus, Resolver};
 use crate::domain::Firmware;
+use crate::link::{Credentials, Dialer, Links, TlsError};
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{LogStore, OpenError, Store};
@@ -104,6 +105,12 @@ pub struct NodeConfig {
     /// Every FortiGate of the fabric as the topology lists it, this one included: the
     /// names and serials the fabric monitor shows beside the Raft ids.
     pub fabric_nodes: Vec<NodeSpec>,
+    /// The node's certificate on the fabric's own connections (CN = its serial), with
+    /// the fabric CA it requires of its peers.
+    pub credentials: Credentials,
+    /// The faults on the node's links; they outlive the node, as a network outlives a
+    /// reboot.
+    pub links: Links,
 }
 
 /// Why a node could not start.
@@ -123,6 +130,8 @@ pub enum NodeError {
     Local { node: String, source: LocalError },
     #[error("node {node}: cannot write the topology's accounts: {message}")]
     Accounts { node: String, message: String },
+    #[error("node {node}: {source}")]
+    Tls { node: String, source: TlsError },
 }
 
 /// Why the root refused to admit a member.
@@ -173,6 +182,11 @@ struct Shared {
     /// Failed logins per address, for the lockout. A std Mutex: nothing awaits while it
     /// is held.
     throttle: std::sync::Mutex<accounts::LoginThrottle>,
+    /// Opens the node's connections to its peers.
+    dialer: Dialer,
+    /// When the leader last reached this node (appended or sent a heartbeat). A std
+    /// Mutex: nothing awaits while it is held.
+    leader_contact: std::sync::Mutex<Option<Instant>>,
 }
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
@@ -201,6 +215,10 @@ pub struct NodeStatus {
     pub https: SocketAddr,
     /// The SSH CLI address the node serves.
     pub ssh: SocketAddr,
+    /// How long ago this node last heard from its group: for the leader, since a quorum
+    /// of voters last answered it; for the others, since the leader last reached them.
+    /// `None` before the first time.
+    pub leader_contact_ms: Option<u64>,
 }
 
 impl Node {
@@ -277,7 +295,36 @@ impl Node {
             sync_local: self.sync_local(),
             https: self.shared.addrs.https,
             ssh: self.shared.addrs.ssh,
+            leader_contact_ms: self.leader_contact_ms(&metrics),
         }
+    }
+
+    fn leader_contact_ms(&self, metrics: &openraft::RaftMetrics<NodeId, BasicNode>) -> Option<u64> {
+        if metrics.current_leader == Some(self.id()) {
+            return metrics.millis_since_quorum_ack;
+        }
+        let contact = *self.shared.leader_contact.lock().expect("leader contact lock");
+        contact.map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Records that the leader reached this node just now.
+    pub fn heard_from_leader(&self) {
+        *self.shared.leader_contact.lock().expect("leader contact lock") = Some(Instant::now());
+    }
+
+    /// Opens this node's connections to its peers (mutual TLS over its links).
+    pub fn dialer(&self) -> &Dialer {
+        &self.shared.dialer
+    }
+
+    /// The faults on this node's links.
+    pub fn links(&self) -> &Links {
+        &self.shared.config.links
+    }
+
+    /// The node's certificate and the CA it requires of peers.
+    pub fn credentials(&self) -> &Credentials {
+        &self.shared.config.credentials
     }
 
     /// Applies a change to this node's own tables and publishes the new view; `None` when
@@ -504,7 +551,12 @@ impl RunningNode {
         if config.role == Role::Member && config.root_addr.is_none() {
             return Err(NodeError::NoRoot { node: name });
         }
-        let (raft, config_rx, database) = open_raft(&config).await?;
+        let dialer =
+            Dialer::new(&config.credentials, config.links.clone()).map_err(|source| NodeError::Tls {
+                node: name.clone(),
+                source,
+            })?;
+        let (raft, config_rx, database) = open_raft(&config, dialer.clone()).await?;
         let checker = CheckerSetup {
             own_ip: addrs.grpc.ip(),
             serial: config.serial.clone(),
@@ -547,6 +599,8 @@ impl RunningNode {
                 local: std::sync::Mutex::new(local),
                 effective_tx,
                 throttle: std::sync::Mutex::new(accounts::LoginThrottle::default()),
+                dialer,
+                leader_contact: std::sync::Mutex::new(None),
             }),
         };
         let shutdown = CancellationToken::new();
@@ -638,6 +692,7 @@ async fn join_all(tasks: &mut JoinSet<()>) {
 /// openraft has let go of the database.
 async fn open_raft(
     config: &NodeConfig,
+    dialer: Dialer,
 ) -> Result<
     (
         Raft,
@@ -666,7 +721,7 @@ async fn open_raft(
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        Network::default(),
+        Network::new(dialer),
         LogStore::new(store),
         state_machine,
     )
@@ -800,17 +855,25 @@ async fn keep_leadership(node: Node, shutdown: CancellationToken) {
     }
 }
 
+/// What a node gets from whoever starts it, beside its topology: where its data is, how
+/// to reach the root, what it trusts and presents.
+pub struct Provision {
+    pub data_dir: PathBuf,
+    /// For members: the root's gRPC address.
+    pub root_addr: Option<SocketAddr>,
+    pub admin_token: String,
+    pub trust_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
+    pub cloud: Option<CloudAccess>,
+    pub credentials: Credentials,
+    pub links: Links,
+}
+
 impl NodeConfig {
-    /// The configuration of `spec`'s node in `topology`, with its data in `data_dir`, trusting
-    /// `trust_anchors`.
+    /// The configuration of `spec`'s node in `topology`, placed as `provision` says.
     pub fn from_topology(
         topology: &crate::topology::Topology,
         spec: &crate::topology::NodeSpec,
-        data_dir: PathBuf,
-        root_addr: Option<SocketAddr>,
-        admin_token: &str,
-        trust_anchors: Vec<rustls::pki_types::CertificateDer<'static>>,
-        cloud: Option<CloudAccess>,
+        provision: Provision,
     ) -> NodeConfig {
         NodeConfig {
             id: spec.id,
@@ -819,19 +882,25 @@ impl NodeConfig {
             hostname: spec.hostname.clone(),
             role: spec.role,
             fabric: topology.fabric.name.clone(),
-            data_dir,
-            root_addr: if spec.role == Role::Root { None } else { root_addr },
+            data_dir: provision.data_dir,
+            root_addr: if spec.role == Role::Root {
+                None
+            } else {
+                provision.root_addr
+            },
             voters: topology.fabric.voters,
             raft: topology.raft.clone(),
-            admin_token: admin_token.to_owned(),
-            trust_anchors,
+            admin_token: provision.admin_token,
+            trust_anchors: provision.trust_anchors,
             dns: topology.dns.clone(),
             check_interval: Duration::from_secs(topology.checks.interval_secs),
-            cloud,
+            cloud: provision.cloud,
             firmware: topology.fabric.firmware,
             admin: topology.admin.clone(),
             api_users: topology.api_users.clone(),
             fabric_nodes: topology.nodes.clone(),
+            credentials: provision.credentials,
+            links: provision.links,
         }
     }
 }

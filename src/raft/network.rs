@@ -1,5 +1,6 @@
-//! openraft's network over tonic: one cached, lazily connected channel per peer address
-//! and a deadline on every RPC.
+//! openraft's network over tonic: one cached, lazily connected channel per peer address,
+//! opened by the node's [`Dialer`] (mutual TLS, the link's faults), and a deadline on
+//! every RPC.
 //!
 //! Requests and responses travel as JSON inside `RaftPayload`. A peer that cannot be
 //! reached answers `Unreachable`, which makes openraft back off instead of retrying in a
@@ -18,9 +19,10 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::{NodeId, TypeConfig};
+use crate::link::Dialer;
 use crate::wire::proto::raft::RaftPayload;
 use crate::wire::proto::raft::raft_client::RaftClient;
 
@@ -32,22 +34,30 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Creates connections to peers, sharing one channel per address.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Network {
+    dialer: Dialer,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Network {
-    fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    pub fn new(dialer: Dialer) -> Network {
+        Network {
+            dialer,
+            channels: Arc::default(),
+        }
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, String> {
         // A std Mutex: nothing awaits while it is held.
         let mut channels = self.channels.lock().expect("channel cache lock poisoned");
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let socket = addr
+            .parse()
+            .map_err(|e| format!("peer address {addr:?} is not ip:port: {e}"))?;
+        let channel = self.dialer.channel(socket, CONNECT_TIMEOUT);
         channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }
@@ -59,7 +69,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
         Peer {
             target,
-            channel: self.channel(&node.addr).map_err(|e| e.to_string()),
+            channel: self.channel(&node.addr),
         }
     }
 }

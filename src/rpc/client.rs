@@ -6,11 +6,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Streaming};
 
 use super::AUTHORIZATION;
 use crate::cli::Reply;
+use crate::link::{Credentials, Dialer, LinkRule, Links, TlsError};
 use crate::node::NodeStatus;
 use crate::wire::proto::fabric::admin_client::AdminClient;
 use crate::wire::proto::fabric::member_client::MemberClient;
@@ -49,19 +50,36 @@ impl ClientError {
     }
 }
 
-async fn channel(addr: SocketAddr) -> Result<Channel, ClientError> {
-    Endpoint::from_shared(format!("http://{addr}"))
-        .expect("a socket address makes a valid URI")
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect()
+async fn channel(dialer: &Dialer, addr: SocketAddr) -> Result<Channel, ClientError> {
+    dialer
+        .connect(addr, CONNECT_TIMEOUT)
         .await
         .map_err(|source| ClientError::Connect { addr, source })
 }
 
-/// Asks the root at `root` to admit a member; answers whether it became a voter.
-pub async fn join(root: SocketAddr, request: JoinRequest) -> Result<bool, ClientError> {
-    let mut client = MemberClient::new(channel(root).await?);
+/// What the operator's commands present to a node: the admin token, and the operator's
+/// certificate for the mutual TLS every fabric connection requires. Cheap to clone.
+#[derive(Clone)]
+pub struct Operator {
+    token: MetadataValue<tonic::metadata::Ascii>,
+    dialer: Dialer,
+}
+
+impl Operator {
+    pub fn new(token: &str, credentials: &Credentials) -> Result<Operator, TlsError> {
+        Ok(Operator {
+            token: bearer(token),
+            // The operator's connections have no faults: `fabricsim fault` cuts links
+            // between nodes, never the operator's view of them.
+            dialer: Dialer::new(credentials, Links::default())?,
+        })
+    }
+}
+
+/// Asks the root at `root` to admit a member, over the member's `dialer`; answers whether
+/// it became a voter.
+pub async fn join(dialer: &Dialer, root: SocketAddr, request: JoinRequest) -> Result<bool, ClientError> {
+    let mut client = MemberClient::new(channel(dialer, root).await?);
     let mut request = Request::new(request);
     request.set_timeout(JOIN_TIMEOUT);
     let reply = client.join(request).await.map_err(ClientError::call(root))?;
@@ -89,18 +107,28 @@ pub enum SimCommand {
 }
 
 /// Runs one `fabricsim ems` or `fabricsim cloud` action and returns what to print.
-pub async fn sim(addr: SocketAddr, token: &str, command: SimCommand) -> Result<String, ClientError> {
-    let mut client = crate::wire::proto::fabric::sim_client::SimClient::new(channel(addr).await?);
-    let token = bearer(token);
+pub async fn sim(addr: SocketAddr, operator: &Operator, command: SimCommand) -> Result<String, ClientError> {
+    let mut client =
+        crate::wire::proto::fabric::sim_client::SimClient::new(channel(&operator.dialer, addr).await?);
+    let token = &operator.token;
     let reply = match command {
-        SimCommand::Ems(command) => client.ems(authorized(command, &token)).await,
-        SimCommand::Cloud(command) => client.cloud(authorized(command, &token)).await,
+        SimCommand::Ems(command) => client.ems(authorized(command, token)).await,
+        SimCommand::Cloud(command) => client.cloud(authorized(command, token)).await,
     };
     let reply = reply.map_err(|status| match status.code() {
         tonic::Code::InvalidArgument => ClientError::Refused(status.message().to_owned()),
         _ => ClientError::Call { addr, status },
     })?;
     Ok(reply.into_inner().output)
+}
+
+/// A change to one node's link faults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkChange {
+    List,
+    Set(LinkRule),
+    Heal(SocketAddr),
+    HealAll,
 }
 
 /// An authenticated connection to one node's admin service.
@@ -111,11 +139,11 @@ pub struct AdminConnection {
 }
 
 impl AdminConnection {
-    pub async fn connect(addr: SocketAddr, token: &str) -> Result<AdminConnection, ClientError> {
+    pub async fn connect(addr: SocketAddr, operator: &Operator) -> Result<AdminConnection, ClientError> {
         Ok(AdminConnection {
             addr,
-            token: bearer(token),
-            client: AdminClient::new(channel(addr).await?),
+            token: operator.token.clone(),
+            client: AdminClient::new(channel(&operator.dialer, addr).await?),
         })
     }
 
@@ -134,6 +162,19 @@ impl AdminConnection {
             .map_err(ClientError::call(self.addr))?
             .into_inner();
         Ok(status.into())
+    }
+
+    /// Changes the node's link faults; answers its faulty links after the change.
+    pub async fn links(&mut self, change: LinkChange) -> Result<Vec<LinkRule>, ClientError> {
+        let mut request = self.request(crate::wire::proto::fabric::LinksRequest::from(change));
+        request.set_timeout(STATUS_TIMEOUT);
+        let reply = self
+            .client
+            .links(request)
+            .await
+            .map_err(ClientError::call(self.addr))?
+            .into_inner();
+        Ok(reply.rules.into_iter().map(LinkRule::from).collect())
     }
 
     /// Opens a CLI session and returns it with its first prompt.

@@ -5,7 +5,9 @@ use serde::de::DeserializeOwned;
 
 use crate::cli::Reply;
 use crate::connector::EmsStatus;
+use crate::link::{LinkFault, LinkRule};
 use crate::node::NodeStatus;
+use crate::rpc::client::LinkChange;
 use crate::topology::Role;
 use crate::wire::proto::fabric as pb;
 
@@ -63,6 +65,7 @@ impl From<NodeStatus> for pb::NodeStatus {
             sync_local: status.sync_local,
             https: status.https.to_string(),
             ssh: status.ssh.to_string(),
+            leader_contact_ms: status.leader_contact_ms,
         }
     }
 }
@@ -92,6 +95,7 @@ impl From<pb::NodeStatus> for NodeStatus {
             sync_local: status.sync_local,
             https: parse_addr(&status.https),
             ssh: parse_addr(&status.ssh),
+            leader_contact_ms: status.leader_contact_ms,
         }
     }
 }
@@ -113,4 +117,90 @@ impl From<pb::CliReply> for Reply {
 fn parse_addr(text: &str) -> std::net::SocketAddr {
     text.parse()
         .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+impl From<LinkChange> for pb::LinksRequest {
+    fn from(change: LinkChange) -> Self {
+        use pb::links_request::Action;
+        let mut request = pb::LinksRequest::default();
+        match change {
+            LinkChange::List => request.set_action(Action::List),
+            LinkChange::Set(rule) => {
+                request.peer = rule.peer;
+                request.addr = rule.addr.to_string();
+                match rule.fault {
+                    LinkFault::Cut => request.set_action(Action::Cut),
+                    LinkFault::Delay(delay) => {
+                        request.set_action(Action::Delay);
+                        request.delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    }
+                }
+            }
+            LinkChange::Heal(addr) => {
+                request.set_action(Action::Heal);
+                request.addr = addr.to_string();
+            }
+            LinkChange::HealAll => request.set_action(Action::HealAll),
+        }
+        request
+    }
+}
+
+/// A request as the node takes it; the error says what is wrong with it.
+impl TryFrom<pb::LinksRequest> for LinkChange {
+    type Error = String;
+
+    fn try_from(request: pb::LinksRequest) -> Result<Self, String> {
+        use pb::links_request::Action;
+        let action = Action::try_from(request.action)
+            .map_err(|_| format!("unknown link action {}", request.action))?;
+        let addr = || {
+            request
+                .addr
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("peer address {:?}: {e}", request.addr))
+        };
+        let rule = |fault| -> Result<LinkChange, String> {
+            Ok(LinkChange::Set(LinkRule {
+                peer: request.peer.clone(),
+                addr: addr()?,
+                fault,
+            }))
+        };
+        match action {
+            Action::List => Ok(LinkChange::List),
+            Action::Cut => rule(LinkFault::Cut),
+            Action::Delay => rule(LinkFault::Delay(std::time::Duration::from_millis(
+                request.delay_ms,
+            ))),
+            Action::Heal => Ok(LinkChange::Heal(addr()?)),
+            Action::HealAll => Ok(LinkChange::HealAll),
+        }
+    }
+}
+
+impl From<LinkRule> for pb::LinkRule {
+    fn from(rule: LinkRule) -> Self {
+        pb::LinkRule {
+            peer: rule.peer,
+            addr: rule.addr.to_string(),
+            delay_ms: match rule.fault {
+                LinkFault::Cut => None,
+                LinkFault::Delay(delay) => Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+            },
+        }
+    }
+}
+
+impl From<pb::LinkRule> for LinkRule {
+    fn from(rule: pb::LinkRule) -> Self {
+        LinkRule {
+            peer: rule.peer,
+            addr: parse_addr(&rule.addr),
+            fault: match rule.delay_ms {
+                None => LinkFault::Cut,
+                Some(ms) => LinkFault::Delay(std::time::Duration::from_millis(ms)),
+            },
+        }
+    }
 }

@@ -4,6 +4,11 @@
 //! - `Member`: a member asks the root to admit it.
 //! - `Admin`: a CLI session and the node's status, behind the state directory's token.
 //!
+//! Every connection is mutual TLS under the fabric CA ([`crate::link`]). `Raft` and
+//! `Member` calls are also held to the serial their certificate carries: a Raft request
+//! from node N, or a join request for serial S, is refused unless the caller's
+//! certificate CN is the serial the topology gives N, or S.
+//!
 //! Also `Sim`, the lab's control service (`fabricsim ems`, `fabricsim cloud`), behind the
 //! same token.
 //!
@@ -15,40 +20,48 @@ pub mod client;
 mod convert;
 mod services;
 
+use std::sync::Arc;
+
+use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::link::serve_tls;
 
 use crate::node::Node;
 
 /// The metadata key that carries the admin token.
 pub const AUTHORIZATION: &str = "authorization";
 
-/// Serves the lab's `Sim` service on `listener` until `shutdown` is cancelled.
+/// Serves the lab's `Sim` service on `listener`, over mutual TLS under `tls`, until
+/// `shutdown` is cancelled.
 pub async fn serve_sim(
-    lab: std::sync::Arc<crate::sim::lab::Lab>,
+    lab: Arc<crate::sim::lab::Lab>,
     token: String,
     listener: TcpListener,
+    tls: Arc<ServerConfig>,
     shutdown: CancellationToken,
 ) {
+    let incoming = serve_tls(listener, tls, "simulator control".to_owned());
     let result = tonic::transport::Server::builder()
         .add_service(services::sim_server(lab, &token))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "simulator control server stopped");
     }
 }
 
-/// Serves every service of `node` on `listener` until `shutdown` is cancelled.
-pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToken) {
+/// Serves every service of `node` on `listener`, over mutual TLS under `tls`, until
+/// `shutdown` is cancelled.
+pub async fn serve(node: Node, listener: TcpListener, tls: Arc<ServerConfig>, shutdown: CancellationToken) {
     let name = node.name().to_owned();
+    let incoming = serve_tls(listener, tls, name.clone());
     let result = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(services::raft_server(node.raft().clone()))
+        .add_service(services::raft_server(node.clone()))
         .add_service(services::member_server(node.clone()))
         .add_service(services::admin_server(node))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;
     if let Err(e) = result {
         tracing::error!(node = name, error = %e, "gRPC server stopped");

@@ -10,21 +10,24 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::AUTHORIZATION;
 use crate::cli::{Backend, Session};
+use crate::link::PeerIdentity;
 use crate::node::{JoinError, Node};
 use crate::raft::network::MAX_MESSAGE_BYTES;
+use crate::rpc::client::LinkChange;
 use crate::sim::lab::{Lab, LabError};
 use crate::wire::proto::fabric::admin_server::{Admin, AdminServer};
 use crate::wire::proto::fabric::member_server::{Member, MemberServer};
 use crate::wire::proto::fabric::sim_server::{Sim, SimServer};
 use crate::wire::proto::fabric::{
-    CliReply, CliRequest, JoinReply, JoinRequest, NodeStatus, StatusRequest, cli_request,
+    CliReply, CliRequest, JoinReply, JoinRequest, LinksReply, LinksRequest, NodeStatus, StatusRequest,
+    cli_request,
 };
 use crate::wire::proto::fabric::{CloudCommand, EmsCommand, SimReply};
 use crate::wire::proto::raft::RaftPayload;
 use crate::wire::proto::raft::raft_server::{Raft, RaftServer};
 
-pub(super) fn raft_server(raft: crate::raft::Raft) -> RaftServer<RaftService> {
-    RaftServer::new(RaftService { raft })
+pub(super) fn raft_server(node: Node) -> RaftServer<RaftService> {
+    RaftServer::new(RaftService { node })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -109,12 +112,63 @@ impl tonic::service::Interceptor for TokenCheck {
     }
 }
 
-/// openraft's RPCs, handed to the node's Raft handle: nothing else of the node is needed.
+/// openraft's RPCs, handed to the node's Raft handle once the caller has shown it is the
+/// node it claims to be.
 pub(super) struct RaftService {
-    raft: crate::raft::Raft,
+    node: Node,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(payload: RaftPayload) -> Result<T, Status> {
+/// Refuses a call whose TLS peer is not the fabric node `claimed` (a Raft node id or a
+/// serial): its certificate's CN must be the serial the topology gives that node. The
+/// refusal is logged with the reason.
+fn check_peer<T>(node: &Node, request: &Request<T>, claimed: Claim<'_>) -> Result<(), Status> {
+    let peer = request.extensions().get::<PeerIdentity>();
+    let common_name = peer.map(|peer| peer.common_name.as_str());
+    let expected = node.fabric_nodes().iter().find(|spec| match claimed {
+        Claim::Id(id) => spec.id == id,
+        Claim::Serial(serial) => spec.serial == serial,
+    });
+    let refusal = match (common_name, expected) {
+        (None, _) => "the connection carries no verified certificate".to_owned(),
+        (Some(_), None) => format!("it claims to be {claimed}, which is not a node of this fabric"),
+        (Some(cn), Some(spec)) if cn != spec.serial => format!(
+            "it claims to be {claimed} ({}), but its certificate is for {cn:?}",
+            spec.serial
+        ),
+        (Some(_), Some(_)) => return Ok(()),
+    };
+    let peer = peer.map_or_else(String::new, |peer| peer.addr.to_string());
+    tracing::warn!(
+        node = node.name(),
+        peer,
+        reason = refusal,
+        "refused a fabric call"
+    );
+    Err(Status::permission_denied(format!("refused: {refusal}")))
+}
+
+/// Who a caller says it is.
+#[derive(Clone, Copy)]
+enum Claim<'a> {
+    Id(crate::raft::NodeId),
+    Serial(&'a str),
+}
+
+impl std::fmt::Display for Claim<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Claim::Id(id) => write!(f, "node {id}"),
+            Claim::Serial(serial) => write!(f, "serial {serial}"),
+        }
+    }
+}
+
+/// The node a Raft request comes from: the leader or candidate its vote names.
+fn sender(vote: &openraft::Vote<crate::raft::NodeId>) -> Claim<'static> {
+    Claim::Id(vote.leader_id().voted_for().unwrap_or_default())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(payload: &RaftPayload) -> Result<T, Status> {
     serde_json::from_slice(&payload.json)
         .map_err(|e| Status::invalid_argument(format!("bad Raft payload: {e}")))
 }
@@ -128,18 +182,29 @@ fn encode<T: serde::Serialize>(value: &T) -> Response<RaftPayload> {
 #[tonic::async_trait]
 impl Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc = decode(request.into_inner())?;
-        Ok(encode(&self.raft.append_entries(rpc).await))
+        let rpc: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig> = decode(request.get_ref())?;
+        check_peer(&self.node, &request, sender(&rpc.vote))?;
+        let answer = self.node.raft().append_entries(rpc).await;
+        if answer.is_ok() {
+            self.node.heard_from_leader();
+        }
+        Ok(encode(&answer))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc = decode(request.into_inner())?;
-        Ok(encode(&self.raft.vote(rpc).await))
+        let rpc: openraft::raft::VoteRequest<crate::raft::NodeId> = decode(request.get_ref())?;
+        check_peer(&self.node, &request, sender(&rpc.vote))?;
+        Ok(encode(&self.node.raft().vote(rpc).await))
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc = decode(request.into_inner())?;
-        Ok(encode(&self.raft.install_snapshot(rpc).await))
+        let rpc: openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig> = decode(request.get_ref())?;
+        check_peer(&self.node, &request, sender(&rpc.vote))?;
+        let answer = self.node.raft().install_snapshot(rpc).await;
+        if answer.is_ok() {
+            self.node.heard_from_leader();
+        }
+        Ok(encode(&answer))
     }
 }
 
@@ -159,6 +224,19 @@ impl From<JoinError> for Status {
 #[tonic::async_trait]
 impl Member for MemberService {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        let claimed = &request.get_ref().serial;
+        check_peer(&self.node, &request, Claim::Serial(claimed))?;
+        if self
+            .node
+            .fabric_nodes()
+            .iter()
+            .all(|spec| spec.id != request.get_ref().node_id || spec.serial != *claimed)
+        {
+            return Err(Status::permission_denied(format!(
+                "refused: node {} of this fabric does not have serial {claimed}",
+                request.get_ref().node_id
+            )));
+        }
         let join = request.into_inner();
         let voter = self.node.admit(join.node_id, join.addr).await?;
         Ok(Response::new(JoinReply { voter }))
@@ -193,6 +271,21 @@ impl Admin for AdminService {
 
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<NodeStatus>, Status> {
         Ok(Response::new(self.node.status().into()))
+    }
+
+    async fn links(&self, request: Request<LinksRequest>) -> Result<Response<LinksReply>, Status> {
+        let links = self.node.links();
+        match LinkChange::try_from(request.into_inner()).map_err(Status::invalid_argument)? {
+            LinkChange::List => {}
+            LinkChange::Set(rule) => {
+                tracing::info!(node = self.node.name(), peer = rule.peer, fault = %rule.fault, "link fault set");
+                links.set(rule);
+            }
+            LinkChange::Heal(addr) => links.heal(addr),
+            LinkChange::HealAll => links.heal_all(),
+        }
+        let rules = links.rules().into_iter().map(Into::into).collect();
+        Ok(Response::new(LinksReply { rules }))
     }
 }
 

@@ -231,6 +231,22 @@ impl Lab {
         Ok(self.pki.node_identity(name, hostname, ip)?)
     }
 
+    /// What node `name` presents on the fabric's own connections (see
+    /// [`Pki::csf_identity`]), with the fabric CA it requires of peers.
+    pub fn csf_credentials(
+        &self,
+        name: &str,
+        serial: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<crate::link::Credentials, LabError> {
+        Ok(self.pki.csf_credentials(name, serial, ip)?)
+    }
+
+    /// What the operator's commands present to the nodes (see [`Pki::operator_identity`]).
+    pub fn operator_credentials(&self) -> Result<crate::link::Credentials, LabError> {
+        Ok(self.pki.operator_credentials()?)
+    }
+
     /// What every node trusts out of the box.
     pub fn trust_anchors(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
         self.pki.trust_anchors()

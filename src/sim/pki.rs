@@ -48,6 +48,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use crate::calendar::{Clock, SystemClock};
+use crate::link::Credentials;
 use crate::topology::CertProfile;
 
 /// The lock file every [`Pki`] operation holds, so that two processes sharing the directory
@@ -401,10 +402,59 @@ impl Pki {
             common_name: hostname,
             ips: BTreeSet::from([ip]),
             expired: false,
+            fabric_peer: false,
         };
         self.stored_or_issued(&format!("{name}-fortigate"), &wanted, Some(&self.inner.fabric))
     }
+
+    /// The chain and key node `name` presents on the fabric's own gRPC connections, as
+    /// server and as client: signed by the fabric CA, subject `CN=<serial>` (what a peer
+    /// checks against the serial the node claims), SAN the serial and `ip` (what a
+    /// dialing peer checks against the address it dialed). Kept as `<dir>/<name>-csf.pem`
+    /// and `.key` (mode 0600) and reused while it fits.
+    pub fn csf_identity(&self, name: &str, serial: &str, ip: IpAddr) -> Result<ServerIdentity, PkiError> {
+        check_identity_name(name)?;
+        self.fabric_party(&format!("{name}-csf"), serial, ip)
+    }
+
+    /// The chain and key the operator's commands (`status`, `exec`, `cli`, `ems`, `fault`)
+    /// present to the nodes, and the simulators' control service presents to them, on
+    /// `ip`: signed by the fabric CA, subject `CN=fabricsim operator`. Kept as
+    /// `<dir>/operator.pem` and `.key`.
+    pub fn operator_identity(&self, ip: IpAddr) -> Result<ServerIdentity, PkiError> {
+        self.fabric_party("operator", OPERATOR_COMMON_NAME, ip)
+    }
+
+    /// [`Pki::csf_identity`] with the fabric CA, as the fabric's connections take it.
+    pub fn csf_credentials(&self, name: &str, serial: &str, ip: IpAddr) -> Result<Credentials, PkiError> {
+        let identity = self.csf_identity(name, serial, ip)?;
+        Ok(Credentials::new(self.fabric_ca(), identity.chain, identity.key))
+    }
+
+    /// [`Pki::operator_identity`] on loopback (where the simulators' control service
+    /// listens), with the fabric CA.
+    pub fn operator_credentials(&self) -> Result<Credentials, PkiError> {
+        let identity = self.operator_identity(IpAddr::from(std::net::Ipv4Addr::LOCALHOST))?;
+        Ok(Credentials::new(self.fabric_ca(), identity.chain, identity.key))
+    }
+
+    fn fabric_party(&self, stem: &str, common_name: &str, ip: IpAddr) -> Result<ServerIdentity, PkiError> {
+        let dns_name = common_name.to_ascii_lowercase();
+        let wanted = LeafRequest {
+            unit: FORTIGATE_UNIT,
+            dns_names: BTreeSet::from_iter(check_hostname(&dns_name).ok().map(|()| dns_name.clone())),
+            common_name: common_name.to_owned(),
+            ips: BTreeSet::from([ip]),
+            expired: false,
+            fabric_peer: true,
+        };
+        self.stored_or_issued(stem, &wanted, Some(&self.inner.fabric))
+    }
 }
+
+/// The subject CN of the operator's certificate: not a serial, so no node takes it for a
+/// peer.
+pub const OPERATOR_COMMON_NAME: &str = "fabricsim operator";
 
 /// The subject OU of an EMS certificate.
 const EMS_UNIT: &str = "FortiClientEMS";
@@ -419,6 +469,8 @@ struct LeafRequest {
     dns_names: BTreeSet<String>,
     ips: BTreeSet<IpAddr>,
     expired: bool,
+    /// A party of the fabric's own connections: client as well as server.
+    fabric_peer: bool,
 }
 
 impl LeafRequest {
@@ -432,6 +484,7 @@ impl LeafRequest {
                 dns_names: BTreeSet::from([WRONG_HOSTNAME.to_owned()]),
                 ips: BTreeSet::new(),
                 expired: false,
+                fabric_peer: false,
             },
             _ => LeafRequest {
                 unit: EMS_UNIT,
@@ -439,6 +492,7 @@ impl LeafRequest {
                 common_name: hostname,
                 ips: ip.into_iter().collect(),
                 expired: profile == CertProfile::Expired,
+                fabric_peer: false,
             },
         })
     }
@@ -494,6 +548,11 @@ impl LeafRequest {
             KeyUsagePurpose::KeyEncipherment,
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if self.fabric_peer {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
         params.use_authority_key_identifier_extension = true;
         if self.expired {
             let (y, m, d) = EXPIRED_FROM;

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["topology"],
     &["wire", "state_dir"],
+    &["link"],
     &["raft", "sim", "connector"],
     &["cli"],
     &["node"],
