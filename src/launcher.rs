@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Reply;
-use crate::link::{Links, TlsError};
+use crate::link::{LinkChange, LinkFault, LinkRule, Links, TlsError};
 use crate::node::{Node, NodeAddrs, NodeConfig, Provision};
 use crate::rpc::client::{AdminConnection, ClientError, Operator};
 use crate::server::{Listeners, RunningServer, ServerError};
@@ -104,6 +104,8 @@ pub enum LaunchError {
     Client(#[from] ClientError),
     #[error("the operator's fabric certificate: {0}")]
     Operator(TlsError),
+    #[error("{0}")]
+    Fault(String),
 }
 
 impl From<LabError> for LaunchError {
@@ -249,6 +251,15 @@ impl RunningFabric {
         self.slot(name).map(|slot| &slot.links)
     }
 
+    /// Applies `fault` to the links of the nodes it touches, running or not.
+    pub fn inject(&self, fault: &Fault) -> Result<(), LaunchError> {
+        for (node, change) in fault.changes(&self.addrs())? {
+            tracing::info!(node, ?change, "link faults changed");
+            self.links(&node)?.apply(change);
+        }
+        Ok(())
+    }
+
     /// Every node's gRPC address.
     pub fn addrs(&self) -> BTreeMap<String, SocketAddr> {
         self.slots
@@ -347,6 +358,67 @@ impl RunningFabric {
         match Arc::try_unwrap(self.lab) {
             Ok(lab) => lab.shutdown().await,
             Err(_) => unreachable!("only the control service shares the lab, and it has stopped"),
+        }
+    }
+}
+
+/// A fault on the links between nodes, as `fabricsim fault` and the harness name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Cut the link between two nodes, both ways.
+    Partition(String, String),
+    /// Cut every link of one node.
+    Isolate(String),
+    /// Slow the link between two nodes by this much each way.
+    Delay(String, String, Duration),
+    /// Heal every link of every node.
+    Heal,
+}
+
+impl Fault {
+    /// What each node's links must do for the fault, given every node's gRPC address:
+    /// both ends of every link it touches, since each end holds the connections it dials.
+    pub fn changes(
+        &self,
+        addrs: &BTreeMap<String, SocketAddr>,
+    ) -> Result<Vec<(String, LinkChange)>, LaunchError> {
+        let addr = |name: &str| {
+            addrs
+                .get(name)
+                .copied()
+                .ok_or_else(|| LaunchError::UnknownNode(name.to_owned()))
+        };
+        let both_ways =
+            |a: &str, b: &str, fault: LinkFault| -> Result<Vec<(String, LinkChange)>, LaunchError> {
+                if a == b {
+                    return Err(LaunchError::Fault(format!(
+                        "{a} and {b} are the same node; name two nodes"
+                    )));
+                }
+                let rule = |peer: &str| -> Result<LinkChange, LaunchError> {
+                    Ok(LinkChange::Set(LinkRule {
+                        peer: peer.to_owned(),
+                        addr: addr(peer)?,
+                        fault,
+                    }))
+                };
+                Ok(vec![(a.to_owned(), rule(b)?), (b.to_owned(), rule(a)?)])
+            };
+        match self {
+            Fault::Partition(a, b) => both_ways(a, b, LinkFault::Cut),
+            Fault::Delay(a, b, delay) => both_ways(a, b, LinkFault::Delay(*delay)),
+            Fault::Isolate(node) => {
+                addr(node)?;
+                let mut changes = Vec::new();
+                for peer in addrs.keys().filter(|peer| *peer != node) {
+                    changes.extend(both_ways(node, peer, LinkFault::Cut)?);
+                }
+                Ok(changes)
+            }
+            Fault::Heal => Ok(addrs
+                .keys()
+                .map(|name| (name.clone(), LinkChange::HealAll))
+                .collect()),
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The fabric's status as `fabricsim status` prints it: one report per node, gathered over
 //! gRPC, with convergence judged against the root.
 //!
-//! A node has converged when it is reachable, belongs to the root's Raft group, has
-//! applied the root's configuration revision with the same content hash, and has finished
-//! one EMS check round against that revision.
+//! A node has converged when it is reachable, belongs to the root's Raft group, is in
+//! touch with it (a member heard from the root, the root from a quorum of voters, within
+//! twice the longest election timeout), has applied the root's configuration revision
+//! with the same content hash, and has finished one EMS check round against that
+//! revision. The contact rule is what makes a member cut off from the root report itself
+//! as not converged even when no write has happened since.
 //!
 //! Names follow one rule: a `*Status` is what one party says of itself (a node's
 //! [`NodeStatus`], one fctems entry's [`EmsStatus`], a node's EMS
@@ -32,6 +35,10 @@ pub struct FabricReport {
     /// True when every node has converged.
     pub converged: bool,
     pub nodes: Vec<NodeReport>,
+    /// How long a node may go without hearing from its group (see the module docs):
+    /// the topology's, not part of the JSON.
+    #[serde(skip)]
+    pub contact_limit_ms: u64,
 }
 
 /// One node's line of the status.
@@ -57,6 +64,10 @@ pub struct NodeReport {
     /// The node's SSH CLI address, when it answered.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ssh: Option<SocketAddr>,
+    /// Milliseconds since the node last heard from its group (see
+    /// [`NodeStatus::leader_contact_ms`]), when it has and answered.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub leader_contact_ms: Option<u64>,
     /// Why the node could not be asked, when it could not.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
@@ -90,6 +101,7 @@ fn unreachable_report(spec: &crate::topology::NodeSpec, error: String) -> NodeRe
         checked_revision: None,
         https: None,
         ssh: None,
+        leader_contact_ms: None,
         error: Some(error),
     }
 }
@@ -105,6 +117,7 @@ impl FabricReport {
         let root_group: Vec<u64> = root
             .map(|r| r.voters.iter().chain(&r.learners).copied().collect())
             .unwrap_or_default();
+        let contact_limit = contact_limit_ms(topology);
         let nodes: Vec<NodeReport> = topology
             .nodes
             .iter()
@@ -121,8 +134,10 @@ impl FabricReport {
                                 .iter()
                                 .chain(&state.learners)
                                 .any(|id| *id == state.id);
+                        let in_touch = state.leader_contact_ms.is_some_and(|ms| ms <= contact_limit);
                         let converged = root.is_some_and(|r| {
                             in_group
+                                && in_touch
                                 && state.revision == r.revision
                                 && state.config_hash == r.config_hash
                                 && state.checked_revision == Some(r.revision)
@@ -144,6 +159,7 @@ impl FabricReport {
                             checked_revision: state.checked_revision,
                             https: Some(state.https),
                             ssh: Some(state.ssh),
+                            leader_contact_ms: state.leader_contact_ms,
                             error: None,
                         }
                     }
@@ -157,6 +173,7 @@ impl FabricReport {
             revision: root.map(|r| r.revision),
             converged: nodes.iter().all(|n| n.converged),
             nodes,
+            contact_limit_ms: contact_limit,
         }
     }
 
@@ -263,9 +280,12 @@ impl FabricReport {
     /// For each node that has not converged, what it lacks; empty when all have.
     pub fn lag(&self) -> String {
         let mut out = String::new();
+        let limit = self.contact_limit_ms;
         for node in self.nodes.iter().filter(|n| !n.converged) {
+            let out_of_touch = node.error.is_none() && node.leader_contact_ms.is_none_or(|ms| ms > limit);
             let _ = match (&node.error, node.revision, self.revision) {
                 (Some(error), _, _) => writeln!(out, "{}: unreachable: {error}", node.name),
+                (None, _, _) if out_of_touch => writeln!(out, "{}: {}", node.name, contact_lag(node)),
                 (None, Some(have), Some(want)) if have != want => writeln!(
                     out,
                     "{}: revision {have} of {want} ({} behind), applied index {}",
@@ -289,6 +309,24 @@ impl FabricReport {
             };
         }
         out
+    }
+}
+
+/// How long a node may go without hearing from its group and still count as converged.
+fn contact_limit_ms(topology: &Topology) -> u64 {
+    topology.raft.election_timeout_max_ms.saturating_mul(2)
+}
+
+/// Why a node out of touch is: what it last heard, and from whom.
+fn contact_lag(node: &NodeReport) -> String {
+    let from = if node.role == Role::Root {
+        "no quorum of voters has answered the root"
+    } else {
+        "the root has not reached it"
+    };
+    match node.leader_contact_ms {
+        Some(ms) => format!("{from} for {ms} ms (cut off from the fabric?)"),
+        None => format!("{from} yet"),
     }
 }
 

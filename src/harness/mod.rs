@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::launcher::{LaunchError, Plan, Ports, RunningFabric};
+use crate::launcher::{Fault, LaunchError, Plan, Ports, RunningFabric};
 use crate::node::Node;
 use crate::rpc::client::{AdminConnection, CliSession, ClientError};
 use crate::sim::lab::Lab;
@@ -286,6 +286,31 @@ impl Fabric {
     /// Starts a killed node again on the same address with the same data directory.
     pub async fn restart(&mut self, name: &str) -> Result<(), HarnessError> {
         Ok(self.fabric.restart(name).await?)
+    }
+
+    /// Cuts the link between nodes `a` and `b`, both ways, until [`Fabric::heal`]: the
+    /// bytes stop on the sockets, calls time out as on a cut network. Survives restarts.
+    pub fn partition(&self, a: &str, b: &str) -> Result<(), HarnessError> {
+        Ok(self
+            .fabric
+            .inject(&Fault::Partition(a.to_owned(), b.to_owned()))?)
+    }
+
+    /// Cuts every link of `node`; it still answers the operator (status, CLI).
+    pub fn isolate(&self, node: &str) -> Result<(), HarnessError> {
+        Ok(self.fabric.inject(&Fault::Isolate(node.to_owned()))?)
+    }
+
+    /// Slows the link between `a` and `b` by `delay` each way.
+    pub fn delay(&self, a: &str, b: &str, delay: Duration) -> Result<(), HarnessError> {
+        Ok(self
+            .fabric
+            .inject(&Fault::Delay(a.to_owned(), b.to_owned(), delay))?)
+    }
+
+    /// Heals every link of every node.
+    pub fn heal(&self) -> Result<(), HarnessError> {
+        Ok(self.fabric.inject(&Fault::Heal)?)
     }
 
     /// Stops every node cleanly, members first, then the simulated servers.

@@ -37,6 +37,16 @@ pub struct LinkRule {
     pub fault: LinkFault,
 }
 
+/// A change to one node's link faults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkChange {
+    /// No change: what `fault list` asks.
+    List,
+    Set(LinkRule),
+    Heal(SocketAddr),
+    HealAll,
+}
+
 /// One node's links. Cheap to clone; clones share the table. It outlives the node it is
 /// given to, the way a network outlives a reboot: a restarted node is still cut off.
 #[derive(Clone)]
@@ -78,6 +88,17 @@ impl Links {
             table.clear();
             had
         });
+    }
+
+    /// Makes `change`; answers the faulty links after it.
+    pub fn apply(&self, change: LinkChange) -> Vec<LinkRule> {
+        match change {
+            LinkChange::List => {}
+            LinkChange::Set(rule) => self.set(rule),
+            LinkChange::Heal(addr) => self.heal(addr),
+            LinkChange::HealAll => self.heal_all(),
+        }
+        self.rules()
     }
 
     /// Every faulty link, by address.

@@ -25,6 +25,6 @@ mod faults;
 mod stream;
 mod tls;
 
-pub use faults::{LinkFault, LinkRule, Links};
+pub use faults::{LinkChange, LinkFault, LinkRule, Links};
 pub use stream::LinkStream;
 pub use tls::{Credentials, Dialer, PeerIdentity, TlsError, serve_tls};

@@ -59,9 +59,18 @@ const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A membership change waits for a quorum of the old and the new voters; past this the
 /// member asks again, so a member that left meanwhile never holds the root's join lock.
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a write waits for a quorum of voters before the CLI reports it as not
-/// acknowledged.
+/// The longest a write waits for a quorum of voters before the CLI reports it as not
+/// acknowledged; shorter Raft timings wait less (see [`commit_timeout`]).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The shortest such wait.
+const MIN_COMMIT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a write waits for its commit: five of the longest election timeouts, within
+/// [`MIN_COMMIT_TIMEOUT`] and [`COMMIT_TIMEOUT`].
+fn commit_timeout(raft: &RaftSettings) -> Duration {
+    Duration::from_millis(raft.election_timeout_max_ms.saturating_mul(5))
+        .clamp(MIN_COMMIT_TIMEOUT, COMMIT_TIMEOUT)
+}
 /// How long a stopping node waits for openraft's core, then for its own tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -307,6 +316,18 @@ impl Node {
         contact.map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
+    /// On a leading root with other voters: how long no quorum of them has answered, when
+    /// that is longer than twice the longest election timeout. A write now would wait for
+    /// a commit that cannot come.
+    fn quorum_silence_ms(&self) -> Option<u64> {
+        let metrics = self.shared.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.id()) || metrics.membership_config.voter_ids().count() < 2 {
+            return None;
+        }
+        let limit = self.shared.config.raft.election_timeout_max_ms.saturating_mul(2);
+        metrics.millis_since_quorum_ack.filter(|ms| *ms > limit)
+    }
+
     /// Records that the leader reached this node just now.
     pub fn heard_from_leader(&self) {
         *self.shared.leader_contact.lock().expect("leader contact lock") = Some(Instant::now());
@@ -378,14 +399,21 @@ impl Node {
                 "configuration changes are made on the fabric root".to_owned(),
             ));
         }
+        if let Some(silent_ms) = self.quorum_silence_ms() {
+            return Err(CommitError::Unavailable(format!(
+                "no quorum of voters has answered the fabric root for {silent_ms} ms (is it cut off?): \
+                 the change is not applied; try again once the voters answer"
+            )));
+        }
         let deadline = tokio::time::Instant::now() + LEADERSHIP_WAIT;
+        let timeout = commit_timeout(&self.shared.config.raft);
         loop {
             let write = self.shared.raft.client_write(command.clone());
-            let Ok(written) = tokio::time::timeout(COMMIT_TIMEOUT, write).await else {
+            let Ok(written) = tokio::time::timeout(timeout, write).await else {
                 return Err(CommitError::Unavailable(format!(
-                    "the fabric did not commit the change within {} s: too few voters answer \
+                    "the fabric did not commit the change within {} ms: too few voters answer \
                      the root. It is not acknowledged; `show` tells whether it applied later.",
-                    COMMIT_TIMEOUT.as_secs()
+                    timeout.as_millis()
                 )));
             };
             match written {

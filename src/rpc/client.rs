@@ -11,7 +11,7 @@ use tonic::{Request, Streaming};
 
 use super::AUTHORIZATION;
 use crate::cli::Reply;
-use crate::link::{Credentials, Dialer, LinkRule, Links, TlsError};
+use crate::link::{Credentials, Dialer, LinkChange, LinkRule, Links, TlsError};
 use crate::node::NodeStatus;
 use crate::wire::proto::fabric::admin_client::AdminClient;
 use crate::wire::proto::fabric::member_client::MemberClient;
@@ -120,15 +120,6 @@ pub async fn sim(addr: SocketAddr, operator: &Operator, command: SimCommand) -> 
         _ => ClientError::Call { addr, status },
     })?;
     Ok(reply.into_inner().output)
-}
-
-/// A change to one node's link faults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinkChange {
-    List,
-    Set(LinkRule),
-    Heal(SocketAddr),
-    HealAll,
 }
 
 /// An authenticated connection to one node's admin service.

@@ -5,9 +5,8 @@ use serde::de::DeserializeOwned;
 
 use crate::cli::Reply;
 use crate::connector::EmsStatus;
-use crate::link::{LinkFault, LinkRule};
+use crate::link::{LinkChange, LinkFault, LinkRule};
 use crate::node::NodeStatus;
-use crate::rpc::client::LinkChange;
 use crate::topology::Role;
 use crate::wire::proto::fabric as pb;
 

@@ -10,10 +10,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::AUTHORIZATION;
 use crate::cli::{Backend, Session};
-use crate::link::PeerIdentity;
+use crate::link::{LinkChange, PeerIdentity};
 use crate::node::{JoinError, Node};
 use crate::raft::network::MAX_MESSAGE_BYTES;
-use crate::rpc::client::LinkChange;
 use crate::sim::lab::{Lab, LabError};
 use crate::wire::proto::fabric::admin_server::{Admin, AdminServer};
 use crate::wire::proto::fabric::member_server::{Member, MemberServer};
@@ -274,17 +273,15 @@ impl Admin for AdminService {
     }
 
     async fn links(&self, request: Request<LinksRequest>) -> Result<Response<LinksReply>, Status> {
-        let links = self.node.links();
-        match LinkChange::try_from(request.into_inner()).map_err(Status::invalid_argument)? {
-            LinkChange::List => {}
-            LinkChange::Set(rule) => {
-                tracing::info!(node = self.node.name(), peer = rule.peer, fault = %rule.fault, "link fault set");
-                links.set(rule);
-            }
-            LinkChange::Heal(addr) => links.heal(addr),
-            LinkChange::HealAll => links.heal_all(),
-        }
-        let rules = links.rules().into_iter().map(Into::into).collect();
+        let change = LinkChange::try_from(request.into_inner()).map_err(Status::invalid_argument)?;
+        tracing::info!(node = self.node.name(), ?change, "link faults changed");
+        let rules = self
+            .node
+            .links()
+            .apply(change)
+            .into_iter()
+            .map(Into::into)
+            .collect();
         Ok(Response::new(LinksReply { rules }))
     }
 }

@@ -10,10 +10,12 @@ mod fabric_settings;
 mod faults;
 mod golden;
 mod layers;
+mod partitions;
 mod refusals;
 mod rest;
 mod ssh;
 mod topology_check;
+mod trust;
 
 use std::time::Duration;
 
