@@ -3,8 +3,10 @@
 //! returns its exit status or an error that `main` prints once.
 
 mod bench;
+mod chaos;
 mod check;
 mod exec;
+mod fault;
 mod interactive;
 mod rest_bench;
 mod up;
@@ -114,6 +116,16 @@ pub enum Command {
     },
     /// Measure start-up, commit and convergence on an in-process fabric.
     Bench(bench::BenchArgs),
+    /// Cut, slow or heal links between the nodes of a running fabric, or list the faults.
+    Fault {
+        #[command(flatten)]
+        topology: TopologyArg,
+        #[command(subcommand)]
+        action: fault::FaultAction,
+    },
+    /// Play a seeded fault schedule on an in-process fabric of the topology, then check
+    /// that nothing acknowledged was lost and every node agrees.
+    Chaos(chaos::ChaosArgs),
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +221,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Node { topology, node } => up::single_node(&topology.path, &node).await,
         Command::Check { topology } => check::check(&topology.path),
         Command::Bench(args) => bench::bench(args).await,
+        Command::Fault { topology, action } => fault::fault(&topology.path, action).await,
+        Command::Chaos(args) => chaos::chaos(args).await,
     }
 }
 

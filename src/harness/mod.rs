@@ -22,6 +22,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod chaos;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

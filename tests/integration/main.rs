@@ -2,6 +2,7 @@
 //! binary as a user runs it. One test crate, so the suite links once.
 
 mod binary;
+mod chaos;
 mod cloud;
 mod contracts;
 mod convergence;
