@@ -75,6 +75,6 @@ pub mod transcript;
 #[cfg(test)]
 pub(crate) mod test_backend;
 
-pub use backend::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, may_modify};
+pub use backend::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, PendingMember, may_modify};
 pub use format::{FirmwareRelease, firmware_release};
 pub use session::{Reply, Session};

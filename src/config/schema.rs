@@ -143,6 +143,16 @@ pub enum Rule {
         /// When set, the rule applies only to entries holding this field value.
         only_if: Option<(&'static str, &'static str)>,
     },
+    /// FortiOS accepts `field` holding `value`, the simulator does not model it: a commit
+    /// of an entry holding it is refused with `why`.
+    Unsupported {
+        /// The field.
+        field: &'static str,
+        /// The value the simulator refuses.
+        value: &'static str,
+        /// Why, as the refusal's first line says it.
+        why: &'static str,
+    },
 }
 
 /// The schema of one configuration path.
@@ -511,8 +521,13 @@ const fn field(name: &'static str, kind: FieldKind, default: &'static str, help:
     }
 }
 
+mod csf;
 mod fctems;
 
+pub use csf::{
+    ACTION_ACCEPT, ACTION_DENY, AUTHORIZATION_BY_CERTIFICATE, AUTHORIZATION_BY_SERIAL,
+    MAX_TRUSTED_LIST_ENTRIES, NESTED_TABLES, Nesting, TRUSTED_LIST, children_of, is_nested,
+};
 pub use fctems::{FCTEMS, FCTEMS_BY_ID5, FCTEMS_BY_ID7};
 
 /// Most remote certificates the fabric keeps; FortiOS's own limit depends on the model,
@@ -766,6 +781,7 @@ pub const LOCAL_SYNC_TABLES: &[&str] = &[FCTEMS.path, REMOTE_CERTIFICATES.path];
 static REGISTRY: &[TableSchema] = &[
     FCTEMS,
     SYSTEM_CSF,
+    TRUSTED_LIST,
     SYSTEM_SETTINGS,
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,
@@ -775,6 +791,7 @@ static REGISTRY: &[TableSchema] = &[
 static REGISTRY_BY_ID5: &[TableSchema] = &[
     FCTEMS_BY_ID5,
     SYSTEM_CSF,
+    TRUSTED_LIST,
     SYSTEM_SETTINGS,
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,
@@ -784,6 +801,7 @@ static REGISTRY_BY_ID5: &[TableSchema] = &[
 static REGISTRY_BY_ID7: &[TableSchema] = &[
     FCTEMS_BY_ID7,
     SYSTEM_CSF,
+    TRUSTED_LIST,
     SYSTEM_SETTINGS,
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,
