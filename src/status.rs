@@ -65,7 +65,9 @@ pub struct NodeReport {
 /// The node's position in the Raft group.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RaftReport {
-    /// "leader", "follower", "learner", "candidate", "shutdown", or "unreachable".
+    /// "leader", "follower", "learner", "candidate", "shutdown", "unreachable", or for a
+    /// member the root keeps out of the group, "pending" (waiting for the root's
+    /// trusted-list) or "denied" (denied by it).
     pub state: String,
     pub term: Option<u64>,
     pub applied: Option<u64>,
@@ -266,6 +268,16 @@ impl FabricReport {
         for node in self.nodes.iter().filter(|n| !n.converged) {
             let _ = match (&node.error, node.revision, self.revision) {
                 (Some(error), _, _) => writeln!(out, "{}: unreachable: {error}", node.name),
+                (None, _, _) if node.raft.state == "pending" => writeln!(
+                    out,
+                    "{}: waits for authorization on the root: accept serial {} in `config system csf` / `config trusted-list`",
+                    node.name, node.serial
+                ),
+                (None, _, _) if node.raft.state == "denied" => writeln!(
+                    out,
+                    "{}: serial {} is denied by the root's `config system csf` / `config trusted-list`",
+                    node.name, node.serial
+                ),
                 (None, Some(have), Some(want)) if have != want => writeln!(
                     out,
                     "{}: revision {have} of {want} ({} behind), applied index {}",

@@ -20,6 +20,7 @@
 //! before they return.
 
 pub mod accounts;
+pub mod admission;
 pub mod checker;
 pub mod local;
 
@@ -35,9 +36,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::admission::{Admission, JoinClaim, PendingBook, Verdict};
 use self::checker::{CheckerSetup, CheckerStatus};
 use self::local::{LocalApplyError, LocalConfig, LocalError};
-use crate::cli::{Backend, CommitError, NodeIdentity};
+use crate::cli::{Backend, CommitError, NodeIdentity, PendingMember};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
 use crate::connector::{self, CertificateOffer, EmsStatus, Resolver};
 use crate::domain::Firmware;
@@ -61,6 +63,9 @@ const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a write waits for a quorum of voters before the CLI reports it as not
 /// acknowledged.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the root looks for members its trusted-list no longer lets in, besides
+/// every change of the configuration (a removal that timed out is tried again).
+const TRUST_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stopping node waits for openraft's core, then for its own tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -134,6 +139,15 @@ pub enum JoinError {
     NotLeader,
     #[error("membership change failed: {0}")]
     Membership(String),
+    #[error(
+        "{serial} is not authorized yet: it waits in the root's pending list until \
+         `config system csf` / `config trusted-list` accepts it"
+    )]
+    Pending { serial: String },
+    #[error("{serial} is denied by the root's `config system csf` / `config trusted-list`")]
+    Denied { serial: String },
+    #[error("no member of this fabric's topology has node id {id} and serial {serial}")]
+    UnknownMember { id: NodeId, serial: String },
 }
 
 /// A handle on a started node, cheap to clone; what the gRPC services and the harness use.
@@ -173,6 +187,11 @@ struct Shared {
     /// Failed logins per address, for the lockout. A std Mutex: nothing awaits while it
     /// is held.
     throttle: std::sync::Mutex<accounts::LoginThrottle>,
+    /// On the root: the members turned away for want of a trusted-list decision. A std
+    /// Mutex: nothing awaits while it is held.
+    pending: std::sync::Mutex<PendingBook>,
+    /// On a member: what the root last answered to its request to join.
+    admission: std::sync::Mutex<Admission>,
 }
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
@@ -264,7 +283,10 @@ impl Node {
             serial: self.shared.config.serial.clone(),
             hostname: self.shared.config.hostname.clone(),
             role: self.shared.config.role,
-            raft_state: server_state_name(metrics.state, membership.learner_ids().any(|id| id == self.id())),
+            raft_state: self.admission().raft_word().map_or_else(
+                || server_state_name(metrics.state, membership.learner_ids().any(|id| id == self.id())),
+                str::to_owned,
+            ),
             term: metrics.current_term,
             applied: metrics.last_applied.map_or(0, |id| id.index),
             revision: config.revision(),
@@ -363,12 +385,15 @@ impl Node {
         }
     }
 
-    /// Admits a member on the root: as a learner first, then as a voter while the fabric
-    /// has fewer voters than configured. Asking again is harmless.
-    pub async fn admit(&self, id: NodeId, addr: String) -> Result<bool, JoinError> {
+    /// Admits a member on the root once its serial is authorized (see [`admission`]): as
+    /// a learner first, then as a voter while the fabric has fewer voters than configured.
+    /// Asking again is harmless; a member not authorized is noted as pending.
+    pub async fn admit(&self, claim: JoinClaim) -> Result<bool, JoinError> {
         if self.role() != Role::Root {
             return Err(JoinError::NotRoot);
         }
+        self.authorize(&claim)?;
+        let (id, addr) = (claim.id, claim.addr.clone());
         let _guard = self.shared.join_lock.lock().await;
         let raft = &self.shared.raft;
         let metrics = raft.metrics().borrow().clone();
@@ -390,6 +415,7 @@ impl Node {
                         )));
                     }
                 }
+                tracing::info!(serial = claim.serial, name = claim.name, "member admitted");
             }
             Some(known) if known.addr != addr => {
                 let nodes = BTreeMap::from([(id, node)]);
@@ -397,6 +423,11 @@ impl Node {
             }
             Some(_) => {}
         }
+        self.shared
+            .pending
+            .lock()
+            .expect("pending lock")
+            .forget(&claim.serial);
         let voters: BTreeSet<NodeId> = raft.metrics().borrow().membership_config.voter_ids().collect();
         if voters.contains(&id) {
             return Ok(true);
@@ -407,6 +438,90 @@ impl Node {
         bounded_membership(raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false))
             .await?;
         Ok(true)
+    }
+
+    /// The root's decision on `claim`; a member left waiting is noted in the pending book.
+    fn authorize(&self, claim: &JoinClaim) -> Result<(), JoinError> {
+        let spec = admission::member_spec(&self.shared.config.fabric_nodes, claim).ok_or_else(|| {
+            JoinError::UnknownMember {
+                id: claim.id,
+                serial: claim.serial.clone(),
+            }
+        })?;
+        let db = self.shared.config_rx.borrow().clone();
+        let mut book = self.shared.pending.lock().expect("pending lock");
+        match admission::verdict(&db, spec) {
+            Verdict::Admit => Ok(()),
+            Verdict::Pending => {
+                book.note(
+                    claim,
+                    crate::calendar::Clock::unix_seconds(&crate::calendar::SystemClock),
+                );
+                Err(JoinError::Pending {
+                    serial: claim.serial.clone(),
+                })
+            }
+            Verdict::Deny => {
+                book.forget(&claim.serial);
+                Err(JoinError::Denied {
+                    serial: claim.serial.clone(),
+                })
+            }
+        }
+    }
+
+    /// The members in the root's Raft group that the trusted-list (or the topology) no
+    /// longer lets in.
+    fn unwelcome_members(&self) -> Vec<NodeId> {
+        let metrics = self.shared.raft.metrics().borrow().clone();
+        let db = self.shared.config_rx.borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let in_group: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+        self.shared
+            .config
+            .fabric_nodes
+            .iter()
+            .filter(|spec| spec.role == Role::Member && in_group.contains(&spec.id))
+            .filter(|spec| admission::verdict(&db, spec) != Verdict::Admit)
+            .map(|spec| spec.id)
+            .collect()
+    }
+
+    /// Removes member `id` from the Raft group on the root: a voter through joint
+    /// consensus (a quorum of the old and the new voters, the root among them, so the
+    /// root keeps leading), a learner at once; bounded like every membership change.
+    async fn remove_member(&self, id: NodeId) -> Result<(), JoinError> {
+        let _guard = self.shared.join_lock.lock().await;
+        let raft = &self.shared.raft;
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.id()) || id == self.id() {
+            return Err(JoinError::NotLeader);
+        }
+        let membership = metrics.membership_config.membership();
+        let ids = BTreeSet::from([id]);
+        let change = if membership.voter_ids().any(|voter| voter == id) {
+            ChangeMembers::RemoveVoters(ids)
+        } else if membership.get_node(&id).is_some() {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            return Ok(());
+        };
+        bounded_membership(raft.change_membership(change, false)).await?;
+        tracing::info!(
+            node = id,
+            "member removed from the fabric: its serial is not authorized"
+        );
+        Ok(())
+    }
+
+    /// What the root last answered this member (`Unknown` on the root).
+    pub fn admission(&self) -> Admission {
+        self.shared.admission.lock().expect("admission lock").clone()
+    }
+
+    /// Records what the root answered this member's request to join.
+    pub fn set_admission(&self, admission: Admission) {
+        *self.shared.admission.lock().expect("admission lock") = admission;
     }
 }
 
@@ -475,6 +590,11 @@ impl Backend for Node {
 
     async fn forticloud(&self) -> Result<connector::forticloud::CloudRecord, String> {
         self.shared.checker.forticloud().await
+    }
+
+    fn pending_members(&self) -> Vec<PendingMember> {
+        let db = self.shared.config_rx.borrow().clone();
+        self.shared.pending.lock().expect("pending lock").waiting(&db)
     }
 
     async fn test_connectivity(&self, entry: &str) -> Result<EmsStatus, String> {
@@ -547,6 +667,8 @@ impl RunningNode {
                 local: std::sync::Mutex::new(local),
                 effective_tx,
                 throttle: std::sync::Mutex::new(accounts::LoginThrottle::default()),
+                pending: std::sync::Mutex::new(PendingBook::default()),
+                admission: std::sync::Mutex::new(Admission::default()),
             }),
         };
         let shutdown = CancellationToken::new();
@@ -562,6 +684,7 @@ impl RunningNode {
         if node.role() == Role::Root {
             initialize_once(&node).await?;
             tasks.spawn(keep_leadership(node.clone(), shutdown.clone()));
+            tasks.spawn(keep_out_unauthorized(node.clone(), shutdown.clone()));
         }
         Ok(RunningNode {
             node,
@@ -764,6 +887,28 @@ async fn initialize_once(node: &Node) -> Result<(), NodeError> {
     raft.initialize(members)
         .await
         .map_err(|e| raft_error(e.to_string()))
+}
+
+/// The root's guard of its trusted-list: after every change of the configuration (and
+/// every [`TRUST_CHECK_INTERVAL`], to retry a removal that timed out) it removes from the
+/// Raft group each member that is no longer authorized, so a denied member stops
+/// receiving configuration.
+async fn keep_out_unauthorized(node: Node, shutdown: CancellationToken) {
+    let mut config_rx = node.config_watch();
+    let mut interval = tokio::time::interval(TRUST_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+            changed = config_rx.changed() => if changed.is_err() { return },
+        }
+        config_rx.borrow_and_update();
+        for id in node.unwelcome_members() {
+            if let Err(error) = node.remove_member(id).await {
+                tracing::debug!(node = id, %error, "removing an unauthorized member failed; trying again");
+            }
+        }
+    }
 }
 
 /// The root's leadership keeper: elects itself when it does not lead, and keeps its own

@@ -217,7 +217,7 @@ fn unknown_keys_suggest_the_closest_or_list_the_valid_ones() {
     assert_eq!(fix_for("\"lisen\""), "did you mean \"listen\"?");
     assert_eq!(
         fix_for("\"wibble\""),
-        "valid keys in [[node]]: name, serial, role, listen, hostname, id, upstream, https, ssh"
+        "valid keys in [[node]]: name, serial, role, listen, hostname, id, upstream, https, ssh, authorized"
     );
     assert_eq!(fix_for("\"heartbeat\""), "did you mean \"heartbeat_ms\"?");
     assert_eq!(fix_for("\"fabrik\" at the top level"), "did you mean [fabric]?");
@@ -504,4 +504,19 @@ fn accounts_have_defaults_and_their_rules() {
     let topology = parse(&text).unwrap();
     assert_eq!(topology.api_users[0].accprofile, DEFAULT_ACCPROFILE);
     assert_eq!(topology.api_users[0].key.as_deref(), Some("abcdefghij0123456789"));
+}
+
+#[test]
+fn members_are_pre_authorized_unless_the_file_says_otherwise() {
+    let topology = parse(SMALL).expect("valid");
+    assert!(topology.nodes.iter().all(|node| node.authorized));
+    let pending = format!("{SMALL}authorized = false\n");
+    let topology = parse(&pending).expect("valid");
+    assert!(topology.root().authorized);
+    assert!(!topology.nodes[1].authorized);
+    let root_pending = SMALL.replace("role = \"root\"\n", "role = \"root\"\nauthorized = false\n");
+    assert_problems(&root_pending, &[(8, "cannot wait for authorization")]);
+    let found = problems(&root_pending);
+    assert!(found[0].fix.contains("remove `authorized = false` from the root"));
+    assert_problems(&format!("{SMALL}authorized = \"no\"\n"), &[(14, "authorized")]);
 }
