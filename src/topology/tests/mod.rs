@@ -17,6 +17,7 @@ const DEFAULT_TOML: &str = include_str!("../../../cluster-configs/default.toml")
 const TEN_NODES_TOML: &str = include_str!("../../../cluster-configs/ten-nodes.toml");
 const EMS_UNTRUSTED_TOML: &str = include_str!("../../../cluster-configs/ems-untrusted.toml");
 const EMS_UNAUTHORIZED_TOML: &str = include_str!("../../../cluster-configs/ems-unauthorized.toml");
+const PENDING_MEMBER_TOML: &str = include_str!("../../../cluster-configs/pending-member.toml");
 
 fn parse(text: &str) -> Result<Topology, TopologyError> {
     Topology::parse(text, Path::new(MEMORY_SOURCE))
@@ -510,6 +511,16 @@ fn accounts_have_defaults_and_their_rules() {
 fn members_are_pre_authorized_unless_the_file_says_otherwise() {
     let topology = parse(SMALL).expect("valid");
     assert!(topology.nodes.iter().all(|node| node.authorized));
+    assert!(
+        parse(DEFAULT_TOML)
+            .unwrap()
+            .nodes
+            .iter()
+            .all(|node| node.authorized)
+    );
+    let example = parse(PENDING_MEMBER_TOML).expect("pending-member.toml is valid");
+    let authorized: Vec<bool> = example.nodes.iter().map(|node| node.authorized).collect();
+    assert_eq!(authorized, [true, true, false]);
     let pending = format!("{SMALL}authorized = false\n");
     let topology = parse(&pending).expect("valid");
     assert!(topology.root().authorized);
