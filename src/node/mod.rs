@@ -190,8 +190,9 @@ struct Shared {
     /// On the root: the members turned away for want of a trusted-list decision. A std
     /// Mutex: nothing awaits while it is held.
     pending: std::sync::Mutex<PendingBook>,
-    /// On a member: what the root last answered to its request to join.
-    admission: std::sync::Mutex<Admission>,
+    /// On a member: what the root last answered to its request to join, and the index the
+    /// node had applied then.
+    admission: std::sync::Mutex<(Admission, u64)>,
 }
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
@@ -283,7 +284,7 @@ impl Node {
             serial: self.shared.config.serial.clone(),
             hostname: self.shared.config.hostname.clone(),
             role: self.shared.config.role,
-            raft_state: self.admission().raft_word().map_or_else(
+            raft_state: self.kept_out(metrics.last_applied.map_or(0, |id| id.index)).map_or_else(
                 || server_state_name(metrics.state, membership.learner_ids().any(|id| id == self.id())),
                 str::to_owned,
             ),
@@ -516,12 +517,21 @@ impl Node {
 
     /// What the root last answered this member (`Unknown` on the root).
     pub fn admission(&self) -> Admission {
-        self.shared.admission.lock().expect("admission lock").clone()
+        self.shared.admission.lock().expect("admission lock").0.clone()
     }
 
     /// Records what the root answered this member's request to join.
     pub fn set_admission(&self, admission: Admission) {
-        *self.shared.admission.lock().expect("admission lock") = admission;
+        let applied = self.shared.raft.metrics().borrow().last_applied.map_or(0, |id| id.index);
+        *self.shared.admission.lock().expect("admission lock") = (admission, applied);
+    }
+
+    /// The word `status` shows instead of the Raft state while the root keeps this member
+    /// out: its last answer was a refusal and nothing was replicated to the node since
+    /// (an accepted member catches up before the root's answer to it arrives).
+    fn kept_out(&self, applied: u64) -> Option<&'static str> {
+        let (admission, applied_then) = &*self.shared.admission.lock().expect("admission lock");
+        admission.raft_word().filter(|_| applied <= *applied_then)
     }
 }
 
@@ -668,7 +678,7 @@ impl RunningNode {
                 effective_tx,
                 throttle: std::sync::Mutex::new(accounts::LoginThrottle::default()),
                 pending: std::sync::Mutex::new(PendingBook::default()),
-                admission: std::sync::Mutex::new(Admission::default()),
+                admission: std::sync::Mutex::new((Admission::default(), 0)),
             }),
         };
         let shutdown = CancellationToken::new();
