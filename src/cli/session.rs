@@ -241,6 +241,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_nested_table_returns_to_its_object_with_the_pending_values() {
+        let backend = MemoryBackend::root();
+        let identity = backend.identity().clone();
+        let mut session = Session::new();
+        run_all(
+            &mut session,
+            &backend,
+            &["config system csf", "set status enable"],
+        )
+        .await;
+        run_all(&mut session, &backend, &["config trusted-list"]).await;
+        assert_eq!(session.prompt(&identity), "FGT-root (trusted-list) # ");
+        run_all(&mut session, &backend, &["edit FGVM01TM22000002"]).await;
+        assert_eq!(session.prompt(&identity), "FGT-root (FGVM01TM22000002) # ");
+        run_all(&mut session, &backend, &["set serial FGVM01TM22000002", "end"]).await;
+        assert_eq!(
+            session.prompt(&identity),
+            "FGT-root (csf) # ",
+            "end leaves the nested table"
+        );
+        let trusted = crate::config::schema::TRUSTED_LIST.path;
+        assert_eq!(
+            backend.config().value(trusted, "FGVM01TM22000002", "serial"),
+            "FGVM01TM22000002",
+            "the entry committed on its own end"
+        );
+        assert_eq!(backend.config().value("system csf", "", "status"), "disable");
+        run_all(&mut session, &backend, &["config trusted-list", "abort"]).await;
+        assert_eq!(session.prompt(&identity), "FGT-root (csf) # ");
+        let reply = run(&mut session, &backend, "get").await;
+        assert!(
+            reply.output.starts_with("status              : enable\n"),
+            "{}",
+            reply.output
+        );
+        let reply = run(&mut session, &backend, "config fctems").await;
+        assert_eq!(
+            reply.output,
+            "command parse error before 'fctems'\nCommand fail. Return code -61\n"
+        );
+        run_all(&mut session, &backend, &["end"]).await;
+        assert!(session.at_top());
+        assert_eq!(backend.config().value("system csf", "", "status"), "enable");
+        let reply = run(&mut session, &backend, "config system settings").await;
+        assert!(!reply.failed);
+        let reply = run(&mut session, &backend, "config trusted-list").await;
+        assert!(reply.failed, "only system csf holds the trusted-list");
+    }
+
+    #[tokio::test]
     async fn nothing_is_written_before_next() {
         let backend = MemoryBackend::root();
         let mut session = Session::new();

@@ -7,7 +7,8 @@
 //! schema constant and one more line in the registry behind [`schemas`]; the database, `apply` and the CLI
 //! read everything else from here.
 //!
-//! The fctems table, in its two firmware shapes, is in `schema/fctems.rs`.
+//! The fctems table, in its two firmware shapes, is in `schema/fctems.rs`; the tables
+//! nested in `config system csf` (the root's trusted-list) in `schema/csf.rs`.
 //!
 //! Values enter as raw CLI words and leave through [`parse_value`] as canonical strings
 //! (lowercase host names, integers without leading zeros, set members in schema order), so
@@ -633,7 +634,8 @@ pub const SYSTEM_SETTINGS: TableSchema = TableSchema {
 
 /// `config system csf`: this FortiGate's own Security Fabric settings. Never synced: every
 /// FortiGate has its own, and a member's `configuration-sync local` keeps its own copy of
-/// the synced tables.
+/// the synced tables. Its nested `config trusted-list` ([`TRUSTED_LIST`]) is the root's
+/// and synced.
 pub const SYSTEM_CSF: TableSchema = TableSchema {
     path: "system csf",
     help: "Add this FortiGate to a Security Fabric or set up a new Security Fabric on this FortiGate.",

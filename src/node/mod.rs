@@ -4,8 +4,10 @@
 //! [`RunningNode::start`] opens the node's data directory, starts openraft and the node's
 //! EMS checker, and on the **root** initializes the Raft group on first boot and keeps the
 //! leadership: when it is not the leader it calls `trigger().elect()` until it is. The root
-//! admits members through [`Node::admit`]: as voters while the fabric has fewer than
-//! `voters`, as learners after that.
+//! admits members through [`Node::admit`], only those its trusted-list or the topology
+//! authorizes ([`admission`]): as voters while the fabric has fewer than `voters`, as
+//! learners after that. A member the trusted-list stops authorizing is removed from the
+//! group by the root's `keep_out_unauthorized` task.
 //!
 //! A node has no sockets of its own: [`crate::server`] binds its gRPC listener, serves
 //! [`crate::rpc`] on it and, for a member, asks the root to admit it. Raft's own traffic
@@ -284,10 +286,12 @@ impl Node {
             serial: self.shared.config.serial.clone(),
             hostname: self.shared.config.hostname.clone(),
             role: self.shared.config.role,
-            raft_state: self.kept_out(metrics.last_applied.map_or(0, |id| id.index)).map_or_else(
-                || server_state_name(metrics.state, membership.learner_ids().any(|id| id == self.id())),
-                str::to_owned,
-            ),
+            raft_state: self
+                .kept_out(metrics.last_applied.map_or(0, |id| id.index))
+                .map_or_else(
+                    || server_state_name(metrics.state, membership.learner_ids().any(|id| id == self.id())),
+                    str::to_owned,
+                ),
             term: metrics.current_term,
             applied: metrics.last_applied.map_or(0, |id| id.index),
             revision: config.revision(),
@@ -522,7 +526,13 @@ impl Node {
 
     /// Records what the root answered this member's request to join.
     pub fn set_admission(&self, admission: Admission) {
-        let applied = self.shared.raft.metrics().borrow().last_applied.map_or(0, |id| id.index);
+        let applied = self
+            .shared
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |id| id.index);
         *self.shared.admission.lock().expect("admission lock") = (admission, applied);
     }
 

@@ -150,8 +150,9 @@ mod tests {
     #[test]
     fn the_trusted_list_is_synced_nested_in_system_csf_and_keyed_by_name() {
         assert_eq!(schema("system csf trusted-list"), Some(&TRUSTED_LIST));
-        assert!(TRUSTED_LIST.synced);
-        assert!(!SYSTEM_CSF.synced);
+        let synced = |path: &str| schema(path).map(|table| table.synced);
+        assert_eq!(synced(TRUSTED_LIST.path), Some(true));
+        assert_eq!(synced(SYSTEM_CSF.path), Some(false));
         assert!(is_nested(TRUSTED_LIST.path));
         assert!(!is_nested(SYSTEM_CSF.path));
         let children: Vec<&str> = children_of(schemas(), SYSTEM_CSF.path).map(|t| t.path).collect();
