@@ -3,8 +3,10 @@
 //! `config system csf` / `config trusted-list` accepts its serial; denying an admitted
 //! member removes it from the Raft group.
 
+use axum::http::{Method, StatusCode};
 use fabricsim::harness::{Fabric, generated_topology};
 use fabricsim::status::{FabricReport, NodeReport};
+use fabricsim::topology::ApiUserSpec;
 
 use crate::{CONVERGE, ems_entry};
 
@@ -12,6 +14,8 @@ use crate::{CONVERGE, ems_entry};
 const BRANCH2: &str = "FGVM01TM22000003";
 /// The serial of `branch1` in a generated topology.
 const BRANCH1: &str = "FGVM01TM22000002";
+/// The REST API key of the test's API user.
+const KEY: &str = "authzTestKey0123456789abcdefghi";
 
 fn node<'r>(status: &'r FabricReport, name: &str) -> &'r NodeReport {
     status
@@ -56,6 +60,11 @@ async fn run(fabric: &Fabric, name: &str, lines: &[String]) -> String {
 async fn the_root_admits_members_its_trusted_list_accepts_and_removes_those_it_denies() {
     let mut topology = generated_topology("authorization", 3);
     topology.nodes[2].authorized = false;
+    topology.api_users.push(ApiUserSpec {
+        name: "automation".to_owned(),
+        key: Some(KEY.to_owned()),
+        accprofile: "super_admin".to_owned(),
+    });
     let fabric = Fabric::start(topology).await.expect("fabric starts");
 
     // branch2 asks, is refused, and waits; the others converge without it.
