@@ -384,3 +384,30 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    #[test]
+    fn the_pending_list_has_fortios_columns_then_ours() {
+        let member = PendingMember {
+            serial: "FGVM01TM22000003".into(),
+            name: "branch2".into(),
+            addr: "127.0.0.13:8013".into(),
+            first_seen: 0,
+            last_seen: 86_400,
+        };
+        let lines = pending_list("FGVM01TM22000001", &[member]);
+        assert_eq!(
+            lines[0],
+            "Serial            IP Address  HA-Members  Path                               Name     First-Seen            Last-Seen"
+        );
+        assert_eq!(lines[1], "-".repeat(lines[0].len()));
+        assert_eq!(
+            lines[2],
+            "FGVM01TM22000003  127.0.0.13              FGVM01TM22000001:FGVM01TM22000003  branch2  1970-01-01T00:00:00Z  1970-01-02T00:00:00Z"
+        );
+        assert_eq!(pending_list("FGVM01TM22000001", &[]).len(), 2);
+    }
+}

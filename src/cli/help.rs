@@ -574,6 +574,16 @@ mod tests {
         );
         assert_eq!(session.help(&backend, "diagnose test update info "), "<Enter>\n");
         assert_eq!(
+            session.help(&backend, "diagnose sys csf authorization "),
+            "pending-list    Security Fabric members waiting for authorization.\n"
+        );
+        assert_eq!(session.help(&backend, "config system csf "), "<Enter>\n");
+        assert_eq!(
+            session.complete(&backend, "config system csf t"),
+            Vec::<String>::new(),
+            "the trusted-list is entered from inside system csf"
+        );
+        assert_eq!(
             session.help(&backend, "diagnose nonsense "),
             "command parse error before 'nonsense'\nCommand fail. Return code -61\n"
         );
