@@ -192,6 +192,23 @@ async fn the_root_admits_members_its_trusted_list_accepts_and_removes_those_it_d
         shown.contains(&format!("set serial \"{BRANCH2}\"")),
         "replicated:\n{shown}"
     );
+    let mut rest = fabric.rest("root").await.expect("the REST API answers");
+    let bearer = format!("Bearer {KEY}");
+    let csf = rest
+        .request(
+            Method::GET,
+            "/api/v2/cmdb/system/csf",
+            &[("authorization", &bearer)],
+            &[],
+        )
+        .await
+        .expect("GET system/csf");
+    assert_eq!(csf.status, StatusCode::OK, "{}", csf.text());
+    let listed = &csf.json()["results"][0]["trusted-list"];
+    assert_eq!(listed[0]["name"], BRANCH2, "{listed}");
+    assert_eq!(listed[0]["serial"], BRANCH2, "{listed}");
+    assert_eq!(listed[0]["action"], "accept", "{listed}");
+    assert_eq!(listed[0]["authorization-type"], "serial", "{listed}");
 
     // Denying branch1 removes it from the group; later writes reach branch2, not branch1.
     run(&fabric, "root", &trust(BRANCH1, "deny")).await;
