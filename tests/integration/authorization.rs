@@ -237,5 +237,13 @@ async fn the_root_admits_members_its_trusted_list_accepts_and_removes_those_it_d
         Some(1),
         "the root keeps leading"
     );
+
+    // Accepted again, branch1 rejoins and catches up on what it missed.
+    run(&fabric, "root", &trust(BRANCH1, "accept")).await;
+    fabric
+        .wait_converged(CONVERGE)
+        .await
+        .expect("branch1 rejoins and converges");
+    assert!(in_root_group(&fabric, 2));
     fabric.stop().await;
 }
