@@ -9,15 +9,29 @@
 //! time it asked) until an entry decides; `diagnose sys csf authorization pending-list`
 //! prints the book.
 //!
+//! This file also holds the root's side of it on [`Node`]: the decision on a request
+//! (`authorize`, called by [`Node::admit`]), and `keep_out_unauthorized`, the task that
+//! removes from the Raft group every member the trusted-list stops authorizing.
+//!
 //! A member learns where it stands from the root's answers to its requests to join,
 //! which it keeps sending ([`crate::server`]); its [`Admission`] is what `status` shows
 //! for a member that is not in the group.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
+use openraft::ChangeMembers;
+use tokio_util::sync::CancellationToken;
+
+use super::{JoinError, Node, bounded_membership};
 use crate::cli::PendingMember;
 use crate::config::{ConfigDb, TrustDecision};
+use crate::raft::NodeId;
 use crate::topology::{NodeSpec, Role};
+
+/// How often the root looks for members its trusted-list no longer lets in, besides
+/// every change of the configuration (a removal that timed out is tried again).
+const TRUST_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A member's request to join, as it claimed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +138,128 @@ impl PendingBook {
             .filter(|member| db.trust_decision(&member.serial).is_none())
             .cloned()
             .collect()
+    }
+}
+
+impl Node {
+    /// The root's decision on `claim`; a member left waiting is noted in the pending book.
+    pub(super) fn authorize(&self, claim: &JoinClaim) -> Result<(), JoinError> {
+        let spec =
+            member_spec(&self.shared.config.fabric_nodes, claim).ok_or_else(|| JoinError::UnknownMember {
+                id: claim.id,
+                serial: claim.serial.clone(),
+            })?;
+        let db = self.shared.config_rx.borrow().clone();
+        let mut book = self.shared.pending.lock().expect("pending lock");
+        match verdict(&db, spec) {
+            Verdict::Admit => Ok(()),
+            Verdict::Pending => {
+                book.note(
+                    claim,
+                    crate::calendar::Clock::unix_seconds(&crate::calendar::SystemClock),
+                );
+                Err(JoinError::Pending {
+                    serial: claim.serial.clone(),
+                })
+            }
+            Verdict::Deny => {
+                book.forget(&claim.serial);
+                Err(JoinError::Denied {
+                    serial: claim.serial.clone(),
+                })
+            }
+        }
+    }
+
+    /// The members in the root's Raft group that the trusted-list (or the topology) no
+    /// longer lets in.
+    fn unwelcome_members(&self) -> Vec<NodeId> {
+        let metrics = self.shared.raft.metrics().borrow().clone();
+        let db = self.shared.config_rx.borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let in_group: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+        self.shared
+            .config
+            .fabric_nodes
+            .iter()
+            .filter(|spec| spec.role == Role::Member && in_group.contains(&spec.id))
+            .filter(|spec| verdict(&db, spec) != Verdict::Admit)
+            .map(|spec| spec.id)
+            .collect()
+    }
+
+    /// Removes member `id` from the Raft group on the root: a voter through joint
+    /// consensus (a quorum of the old and the new voters, the root among them, so the
+    /// root keeps leading), a learner at once; bounded like every membership change.
+    async fn remove_member(&self, id: NodeId) -> Result<(), JoinError> {
+        let _guard = self.shared.join_lock.lock().await;
+        let raft = &self.shared.raft;
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.id()) || id == self.id() {
+            return Err(JoinError::NotLeader);
+        }
+        let membership = metrics.membership_config.membership();
+        let ids = BTreeSet::from([id]);
+        let change = if membership.voter_ids().any(|voter| voter == id) {
+            ChangeMembers::RemoveVoters(ids)
+        } else if membership.get_node(&id).is_some() {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            return Ok(());
+        };
+        bounded_membership(raft.change_membership(change, false)).await?;
+        tracing::info!(
+            node = id,
+            "member removed from the fabric: its serial is not authorized"
+        );
+        Ok(())
+    }
+
+    /// What the root last answered this member (`Unknown` on the root).
+    pub fn admission(&self) -> Admission {
+        self.shared.admission.lock().expect("admission lock").0.clone()
+    }
+
+    /// Records what the root answered this member's request to join.
+    pub fn set_admission(&self, admission: Admission) {
+        let applied = self
+            .shared
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |id| id.index);
+        *self.shared.admission.lock().expect("admission lock") = (admission, applied);
+    }
+
+    /// The word `status` shows instead of the Raft state while the root keeps this member
+    /// out: its last answer was a refusal and nothing was replicated to the node since
+    /// (an accepted member catches up before the root's answer to it arrives).
+    pub(super) fn kept_out(&self, applied: u64) -> Option<&'static str> {
+        let (admission, applied_then) = &*self.shared.admission.lock().expect("admission lock");
+        admission.raft_word().filter(|_| applied <= *applied_then)
+    }
+}
+
+/// The root's guard of its trusted-list: after every change of the configuration (and
+/// every [`TRUST_CHECK_INTERVAL`], to retry a removal that timed out) it removes from the
+/// Raft group each member that is no longer authorized, so a denied member stops
+/// receiving configuration.
+pub(super) async fn keep_out_unauthorized(node: Node, shutdown: CancellationToken) {
+    let mut config_rx = node.config_watch();
+    let mut interval = tokio::time::interval(TRUST_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+            changed = config_rx.changed() => if changed.is_err() { return },
+        }
+        config_rx.borrow_and_update();
+        for id in node.unwelcome_members() {
+            if let Err(error) = node.remove_member(id).await {
+                tracing::debug!(node = id, %error, "removing an unauthorized member failed; trying again");
+            }
+        }
     }
 }
 

@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use self::admission::{Admission, JoinClaim, PendingBook, Verdict};
+use self::admission::{Admission, JoinClaim, PendingBook};
 use self::checker::{CheckerSetup, CheckerStatus};
 use self::local::{LocalApplyError, LocalConfig, LocalError};
 use crate::cli::{Backend, CommitError, NodeIdentity, PendingMember};
@@ -65,9 +65,6 @@ const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a write waits for a quorum of voters before the CLI reports it as not
 /// acknowledged.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the root looks for members its trusted-list no longer lets in, besides
-/// every change of the configuration (a removal that timed out is tried again).
-const TRUST_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stopping node waits for openraft's core, then for its own tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -444,105 +441,6 @@ impl Node {
             .await?;
         Ok(true)
     }
-
-    /// The root's decision on `claim`; a member left waiting is noted in the pending book.
-    fn authorize(&self, claim: &JoinClaim) -> Result<(), JoinError> {
-        let spec = admission::member_spec(&self.shared.config.fabric_nodes, claim).ok_or_else(|| {
-            JoinError::UnknownMember {
-                id: claim.id,
-                serial: claim.serial.clone(),
-            }
-        })?;
-        let db = self.shared.config_rx.borrow().clone();
-        let mut book = self.shared.pending.lock().expect("pending lock");
-        match admission::verdict(&db, spec) {
-            Verdict::Admit => Ok(()),
-            Verdict::Pending => {
-                book.note(
-                    claim,
-                    crate::calendar::Clock::unix_seconds(&crate::calendar::SystemClock),
-                );
-                Err(JoinError::Pending {
-                    serial: claim.serial.clone(),
-                })
-            }
-            Verdict::Deny => {
-                book.forget(&claim.serial);
-                Err(JoinError::Denied {
-                    serial: claim.serial.clone(),
-                })
-            }
-        }
-    }
-
-    /// The members in the root's Raft group that the trusted-list (or the topology) no
-    /// longer lets in.
-    fn unwelcome_members(&self) -> Vec<NodeId> {
-        let metrics = self.shared.raft.metrics().borrow().clone();
-        let db = self.shared.config_rx.borrow().clone();
-        let membership = metrics.membership_config.membership();
-        let in_group: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
-        self.shared
-            .config
-            .fabric_nodes
-            .iter()
-            .filter(|spec| spec.role == Role::Member && in_group.contains(&spec.id))
-            .filter(|spec| admission::verdict(&db, spec) != Verdict::Admit)
-            .map(|spec| spec.id)
-            .collect()
-    }
-
-    /// Removes member `id` from the Raft group on the root: a voter through joint
-    /// consensus (a quorum of the old and the new voters, the root among them, so the
-    /// root keeps leading), a learner at once; bounded like every membership change.
-    async fn remove_member(&self, id: NodeId) -> Result<(), JoinError> {
-        let _guard = self.shared.join_lock.lock().await;
-        let raft = &self.shared.raft;
-        let metrics = raft.metrics().borrow().clone();
-        if metrics.current_leader != Some(self.id()) || id == self.id() {
-            return Err(JoinError::NotLeader);
-        }
-        let membership = metrics.membership_config.membership();
-        let ids = BTreeSet::from([id]);
-        let change = if membership.voter_ids().any(|voter| voter == id) {
-            ChangeMembers::RemoveVoters(ids)
-        } else if membership.get_node(&id).is_some() {
-            ChangeMembers::RemoveNodes(ids)
-        } else {
-            return Ok(());
-        };
-        bounded_membership(raft.change_membership(change, false)).await?;
-        tracing::info!(
-            node = id,
-            "member removed from the fabric: its serial is not authorized"
-        );
-        Ok(())
-    }
-
-    /// What the root last answered this member (`Unknown` on the root).
-    pub fn admission(&self) -> Admission {
-        self.shared.admission.lock().expect("admission lock").0.clone()
-    }
-
-    /// Records what the root answered this member's request to join.
-    pub fn set_admission(&self, admission: Admission) {
-        let applied = self
-            .shared
-            .raft
-            .metrics()
-            .borrow()
-            .last_applied
-            .map_or(0, |id| id.index);
-        *self.shared.admission.lock().expect("admission lock") = (admission, applied);
-    }
-
-    /// The word `status` shows instead of the Raft state while the root keeps this member
-    /// out: its last answer was a refusal and nothing was replicated to the node since
-    /// (an accepted member catches up before the root's answer to it arrives).
-    fn kept_out(&self, applied: u64) -> Option<&'static str> {
-        let (admission, applied_then) = &*self.shared.admission.lock().expect("admission lock");
-        admission.raft_word().filter(|_| applied <= *applied_then)
-    }
 }
 
 /// A membership change, given up after [`MEMBERSHIP_TIMEOUT`] (the member asks again).
@@ -704,7 +602,7 @@ impl RunningNode {
         if node.role() == Role::Root {
             initialize_once(&node).await?;
             tasks.spawn(keep_leadership(node.clone(), shutdown.clone()));
-            tasks.spawn(keep_out_unauthorized(node.clone(), shutdown.clone()));
+            tasks.spawn(admission::keep_out_unauthorized(node.clone(), shutdown.clone()));
         }
         Ok(RunningNode {
             node,
@@ -907,28 +805,6 @@ async fn initialize_once(node: &Node) -> Result<(), NodeError> {
     raft.initialize(members)
         .await
         .map_err(|e| raft_error(e.to_string()))
-}
-
-/// The root's guard of its trusted-list: after every change of the configuration (and
-/// every [`TRUST_CHECK_INTERVAL`], to retry a removal that timed out) it removes from the
-/// Raft group each member that is no longer authorized, so a denied member stops
-/// receiving configuration.
-async fn keep_out_unauthorized(node: Node, shutdown: CancellationToken) {
-    let mut config_rx = node.config_watch();
-    let mut interval = tokio::time::interval(TRUST_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-            changed = config_rx.changed() => if changed.is_err() { return },
-        }
-        config_rx.borrow_and_update();
-        for id in node.unwelcome_members() {
-            if let Err(error) = node.remove_member(id).await {
-                tracing::debug!(node = id, %error, "removing an unauthorized member failed; trying again");
-            }
-        }
-    }
 }
 
 /// The root's leadership keeper: elects itself when it does not lead, and keeps its own
