@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::node::admission::Admission;
 use crate::node::{Node, NodeAddrs, NodeConfig, NodeError, RunningNode};
 use crate::sim::ServerIdentity;
 use crate::wire::proto::fabric::JoinRequest;
@@ -30,6 +31,9 @@ const JOIN_RETRY: Duration = Duration::from_millis(300);
 /// The longest wait between two requests to join: a root that comes up late is found
 /// within this.
 const JOIN_RETRY_MAX: Duration = Duration::from_secs(2);
+/// How often an admitted member asks again, to learn that the root's trusted-list denied
+/// it: within this of the denial it reports itself as denied.
+const JOIN_RECHECK: Duration = Duration::from_secs(2);
 /// How long a stopping server lets open calls finish before it drops them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -168,7 +172,10 @@ pub async fn run(
     Ok(())
 }
 
-/// A member's admission: asks the root until it answers, then stops.
+/// A member's admission: asks the root to admit it until it does, then keeps asking every
+/// [`JOIN_RECHECK`], so that a member the root's trusted-list later denies (and removes
+/// from the group) learns it, and one accepted again is admitted again. What the root
+/// answered is the node's [`Admission`]; an unreachable root changes nothing.
 async fn join_fabric(node: Node, root: SocketAddr, shutdown: CancellationToken) {
     let mut backoff = JOIN_RETRY;
     loop {
@@ -184,17 +191,28 @@ async fn join_fabric(node: Node, root: SocketAddr, shutdown: CancellationToken) 
             () = shutdown.cancelled() => return,
             answer = rpc::client::join(node.dialer(), root, request) => answer,
         };
-        match answer {
+        let wait = match answer {
             Ok(voter) => {
-                tracing::info!(node = node.name(), voter, "admitted to the fabric");
-                return;
+                if node.admission() != Admission::Admitted {
+                    tracing::info!(node = node.name(), voter, "admitted to the fabric");
+                    node.set_admission(Admission::Admitted);
+                }
+                backoff = JOIN_RETRY;
+                JOIN_RECHECK
             }
-            Err(e) => tracing::debug!(node = node.name(), error = %e, "join: root did not admit yet"),
-        }
+            Err(e) => {
+                if let Some(refusal) = e.admission_refusal() {
+                    node.set_admission(refusal);
+                }
+                tracing::debug!(node = node.name(), error = %e, "join: root did not admit yet");
+                let wait = backoff;
+                backoff = (backoff * 2).min(JOIN_RETRY_MAX);
+                wait
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(JOIN_RETRY_MAX);
     }
 }

@@ -76,7 +76,9 @@ pub struct NodeReport {
 /// The node's position in the Raft group.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RaftReport {
-    /// "leader", "follower", "learner", "candidate", "shutdown", or "unreachable".
+    /// "leader", "follower", "learner", "candidate", "shutdown", "unreachable", or for a
+    /// member the root keeps out of the group, "pending" (waiting for the root's
+    /// trusted-list) or "denied" (denied by it).
     pub state: String,
     pub term: Option<u64>,
     pub applied: Option<u64>,
@@ -285,6 +287,16 @@ impl FabricReport {
             let out_of_touch = node.error.is_none() && node.leader_contact_ms.is_none_or(|ms| ms > limit);
             let _ = match (&node.error, node.revision, self.revision) {
                 (Some(error), _, _) => writeln!(out, "{}: unreachable: {error}", node.name),
+                (None, _, _) if node.raft.state == "pending" => writeln!(
+                    out,
+                    "{}: waits for authorization on the root: accept serial {} in `config system csf` / `config trusted-list`",
+                    node.name, node.serial
+                ),
+                (None, _, _) if node.raft.state == "denied" => writeln!(
+                    out,
+                    "{}: serial {} is denied by the root's `config system csf` / `config trusted-list`",
+                    node.name, node.serial
+                ),
                 (None, _, _) if out_of_touch => writeln!(out, "{}: {}", node.name, contact_lag(node)),
                 (None, Some(have), Some(want)) if have != want => writeln!(
                     out,

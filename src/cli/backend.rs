@@ -30,6 +30,22 @@ pub struct NodeIdentity {
     pub is_root: bool,
 }
 
+/// A member that asked the root to join and is waiting for authorization
+/// (`diagnose sys csf authorization pending-list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMember {
+    /// The serial the member claimed.
+    pub serial: String,
+    /// Its node name in the topology.
+    pub name: String,
+    /// The address it asked from (its gRPC address, `ip:port`).
+    pub addr: String,
+    /// When it first asked, UNIX seconds.
+    pub first_seen: i64,
+    /// When it last asked, UNIX seconds.
+    pub last_seen: i64,
+}
+
 /// Why a configuration change was not committed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommitError {
@@ -75,6 +91,11 @@ pub trait Backend: Send + Sync {
     /// What FortiCloud knows of this FortiGate: registration and contracts
     /// (`diagnose test update info`, and the EMS Cloud prerequisites).
     fn forticloud(&self) -> impl Future<Output = Result<CloudRecord, String>> + Send;
+
+    /// The members waiting for authorization, by serial; only the fabric root has any.
+    fn pending_members(&self) -> Vec<PendingMember> {
+        Vec::new()
+    }
 }
 
 /// The FortiOS refusal printed when a member tries to change a synced table.

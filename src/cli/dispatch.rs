@@ -18,21 +18,35 @@ use super::error::CliError;
 use super::execute::{self, Printed};
 use super::format;
 use super::grammar::{
-    EditAction, SYSTEM_STATUS, TableAction, TopAction, Verb, find_table, full_flag, get_paths, no_args,
-    one_arg, resolve_path, split_full,
+    EditAction, SYSTEM_STATUS, TableAction, TopAction, Verb, find_nested, find_table, full_flag, get_paths,
+    no_args, one_arg, resolve_path, split_full,
 };
 
-/// A successful command: its output and, if it moves the session, where to.
+/// A successful command: its output and where the session goes next.
 pub(super) struct Done {
     pub(super) printed: Printed,
-    pub(super) next: Option<Context>,
+    pub(super) next: Next,
+}
+
+/// Where a command moves the session.
+pub(super) enum Next {
+    /// It stays where it is.
+    Stay,
+    /// To this context.
+    Goto(Context),
+    /// Out of the innermost `config` block: to the object it is nested in, or to the top
+    /// level.
+    Leave,
+    /// Into a table nested in the object being edited, which waits, pending values and
+    /// all, until the nested table is left.
+    Descend(&'static TableSchema),
 }
 
 impl Done {
     fn print(lines: Vec<String>) -> Self {
         Self {
             printed: Printed::print(lines),
-            next: None,
+            next: Next::Stay,
         }
     }
 
@@ -40,10 +54,10 @@ impl Done {
         Self::print(Vec::new())
     }
 
-    fn goto(next: Context) -> Self {
+    fn goto(next: Next) -> Self {
         Self {
             printed: Printed::print(Vec::new()),
-            next: Some(next),
+            next,
         }
     }
 }
@@ -60,7 +74,7 @@ pub(super) async fn at_top<B: Backend>(
     match verb.action {
         TopAction::Config => {
             let table = find_table(registry, args)?;
-            Ok(Done::goto(enter(table, backend)))
+            Ok(Done::goto(Next::Goto(enter(table, backend))))
         }
         TopAction::Show => {
             let (full, path) = split_full(args);
@@ -87,7 +101,10 @@ pub(super) async fn at_top<B: Backend>(
         TopAction::Exit => no_args(args).map(|()| Done::quiet()),
         TopAction::Run => {
             let printed = execute::run(backend, verb.subcommands(), args).await?;
-            Ok(Done { printed, next: None })
+            Ok(Done {
+                printed,
+                next: Next::Stay,
+            })
         }
     }
 }
@@ -123,7 +140,7 @@ pub(super) async fn in_table<B: Backend>(
             no_args(args)?;
             Ok(Done::print(format::get_table(table, &backend.config())))
         }
-        TableAction::End | TableAction::Abort => no_args(args).map(|()| Done::goto(Context::Top)),
+        TableAction::End | TableAction::Abort => no_args(args).map(|()| Done::goto(Next::Leave)),
     }
 }
 
@@ -132,29 +149,36 @@ fn edit<B: Backend>(table: &'static TableSchema, backend: &B, raw: &str) -> Outc
     let key = entry_key(table, raw)?;
     if let Some(entry) = backend.config().entry(table.path, &key) {
         let values = entry.values().clone();
-        return Ok(Done::goto(Context::Edit(Pending { table, key, values })));
+        return Ok(Done::goto(Next::Goto(Context::Edit(Pending {
+            table,
+            key,
+            values,
+        }))));
     }
     require_modify(backend, table)?;
     let added = vec![format!("new entry '{key}' added")];
     let values = BTreeMap::new();
     Ok(Done {
-        next: Some(Context::Edit(Pending { table, key, values })),
+        next: Next::Goto(Context::Edit(Pending { table, key, values })),
         ..Done::print(added)
     })
 }
 
 /// Runs `action` on the entry or object being edited.
 pub(super) async fn in_edit<B: Backend>(
+    registry: &'static [TableSchema],
     pending: &mut Pending,
     backend: &B,
     action: EditAction,
     args: &[String],
 ) -> Outcome {
-    // Leaving an entry returns to its table; leaving an object returns to the top level.
-    let parent = if pending.is_entry() {
-        Context::Table(pending.table)
-    } else {
-        Context::Top
+    // Leaving an entry returns to its table; leaving an object leaves its `config` block.
+    let parent = || {
+        if pending.is_entry() {
+            Next::Goto(Context::Table(pending.table))
+        } else {
+            Next::Leave
+        }
     };
     match action {
         EditAction::Set => {
@@ -171,30 +195,39 @@ pub(super) async fn in_edit<B: Backend>(
             pending.assign(field, field.default.to_owned());
             Ok(Done::quiet())
         }
+        EditAction::Config => {
+            let nested = find_nested(registry, pending.table, args)?;
+            Ok(Done::goto(Next::Descend(nested)))
+        }
         EditAction::Get => {
             no_args(args)?;
             let key = pending.is_entry().then_some(pending.key.as_str());
-            Ok(Done::print(format::get_entry(
-                pending.table,
-                key,
-                &pending.values,
-            )))
+            let mut lines = format::get_entry(pending.table, key, &pending.values);
+            lines.extend(format::get_nested(pending.table, &backend.config()));
+            Ok(Done::print(lines))
         }
         EditAction::Show => {
             let full = full_flag(args)?;
             let (table, key) = (pending.table, &pending.key);
-            Ok(Done::print(format::show_entry(table, key, &pending.values, full)))
+            let db = backend.config();
+            Ok(Done::print(format::show_entry(
+                table,
+                key,
+                &pending.values,
+                &db,
+                full,
+            )))
         }
         EditAction::Next | EditAction::End => {
             no_args(args)?;
             commit_pending(backend, pending).await?;
             Ok(Done::goto(if action == EditAction::Next {
-                parent
+                parent()
             } else {
-                Context::Top
+                Next::Leave
             }))
         }
-        EditAction::Abort => no_args(args).map(|()| Done::goto(parent)),
+        EditAction::Abort => no_args(args).map(|()| Done::goto(parent())),
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use super::backend::Backend;
 use super::commit::{commit, require_modify};
 use super::error::CliError;
-use super::format::contract_date;
+use super::format::{self, contract_date};
 use super::grammar::{Subcommand, Task, no_args, one_arg, resolve_subcommand};
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES, SYSTEM_API_USER};
 use crate::config::{ConfigCommand, ConfigDb, hash_secret};
@@ -92,6 +92,10 @@ pub(super) async fn run<B: Backend>(
         Task::IsVerified => Ok(Printed::print(is_verified(backend, &entry_key(backend, word)?))),
         Task::GenerateKey => generate_key(backend, word).await.map(Printed::print),
         Task::UpdateInfo => update_info(backend).await.map(Printed::print),
+        Task::PendingList => Ok(Printed::print(format::pending_list(
+            &backend.identity().serial,
+            &backend.pending_members(),
+        ))),
         Task::TestConnectivity => {
             let key = entry_key(backend, word)?;
             let status = backend.test_connectivity(&key).await.map_err(CliError::Failed)?;

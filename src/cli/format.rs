@@ -4,12 +4,12 @@
 //! Everything here is a pure function of a schema, stored values and (for the status page)
 //! the node identity and a UNIX time, returning output lines without line terminators.
 
-use crate::calendar::{Date, SECONDS_PER_DAY, ctime};
+use crate::calendar::{Date, SECONDS_PER_DAY, ctime, rfc3339};
 use crate::config::ConfigDb;
-use crate::config::schema::{FieldKind, FieldSpec, Lookup, TableKind, TableSchema};
+use crate::config::schema::{FieldKind, FieldSpec, Lookup, TableKind, TableSchema, children_of, is_nested};
 use crate::domain::Firmware;
 
-use super::backend::NodeIdentity;
+use super::backend::{NodeIdentity, PendingMember};
 
 /// `show` indents each nesting level by four spaces (`docs/fortios.md`, "CLI grammar and output").
 const INDENT: &str = "    ";
@@ -36,17 +36,19 @@ pub fn firmware_release(firmware: Firmware) -> FirmwareRelease {
     }
 }
 
-/// `show` (or `show full-configuration`) of every table in `registry`, in registry order.
+/// `show` (or `show full-configuration`) of every table in `registry`, in registry order;
+/// a nested table inside its object's block.
 pub(crate) fn show_all(registry: &[TableSchema], db: &ConfigDb, full: bool) -> Vec<String> {
     registry
         .iter()
+        .filter(|table| !is_nested(table.path))
         .flat_map(|table| show_table(table, db, full))
         .collect()
 }
 
 /// `show` of one table or object as stored in `db`.
 pub(crate) fn show_table(table: &TableSchema, db: &ConfigDb, full: bool) -> Vec<String> {
-    let mut lines = vec![format!("config {}", table.path)];
+    let mut lines = vec![format!("config {}", block_name(table))];
     match table.kind {
         TableKind::Table { .. } => {
             for (key, entry) in db.entries(table.path) {
@@ -56,21 +58,53 @@ pub(crate) fn show_table(table: &TableSchema, db: &ConfigDb, full: bool) -> Vec<
         TableKind::Object => {
             let entry = db.entry(table.path, "").cloned().unwrap_or_default();
             lines.extend(set_lines(table, &entry, full, INDENT));
+            lines.extend(nested_blocks(table, db, full));
         }
     }
     lines.push("end".to_owned());
     lines
 }
 
-/// `show` inside an entry or object: the `config` (and `edit`) wrapper around its values.
-pub(crate) fn show_entry(table: &TableSchema, key: &str, values: &impl Lookup, full: bool) -> Vec<String> {
-    let mut lines = vec![format!("config {}", table.path)];
+/// `show` inside an entry or object: the `config` (and `edit`) wrapper around its
+/// pending values; an object's nested tables as `db` holds them.
+pub(crate) fn show_entry(
+    table: &TableSchema,
+    key: &str,
+    values: &impl Lookup,
+    db: &ConfigDb,
+    full: bool,
+) -> Vec<String> {
+    let mut lines = vec![format!("config {}", block_name(table))];
     match table.kind {
         TableKind::Table { .. } => lines.extend(edit_block(table, key, values, full)),
-        TableKind::Object => lines.extend(set_lines(table, values, full, INDENT)),
+        TableKind::Object => {
+            lines.extend(set_lines(table, values, full, INDENT));
+            lines.extend(nested_blocks(table, db, full));
+        }
     }
     lines.push("end".to_owned());
     lines
+}
+
+/// The word after `config` in a block: the path, or for a nested table its own last word
+/// (`config trusted-list` inside `config system csf`).
+fn block_name(table: &TableSchema) -> &'static str {
+    if is_nested(table.path) {
+        table.context_name()
+    } else {
+        table.path
+    }
+}
+
+/// The `config <nested> ... end` blocks of `object`'s nested tables, indented one level,
+/// after the object's own values as FortiOS prints them. A nested table without entries
+/// is left out, with `full-configuration` too (ours).
+fn nested_blocks(object: &TableSchema, db: &ConfigDb, full: bool) -> Vec<String> {
+    children_of(db.registry(), object.path)
+        .filter(|nested| db.entries(nested.path).next().is_some())
+        .flat_map(|nested| show_table(nested, db, full))
+        .map(|line| format!("{INDENT}{line}"))
+        .collect()
 }
 
 fn edit_block(table: &TableSchema, key: &str, values: &impl Lookup, full: bool) -> Vec<String> {
@@ -157,9 +191,28 @@ pub(crate) fn get_table(table: &TableSchema, db: &ConfigDb) -> Vec<String> {
             .collect(),
         TableKind::Object => {
             let entry = db.entry(table.path, "").cloned().unwrap_or_default();
-            get_entry(table, None, &entry)
+            let mut lines = get_entry(table, None, &entry);
+            lines.extend(get_nested(table, db));
+            lines
         }
     }
+}
+
+/// What `get` of `object` adds for its nested tables: the table's name and a colon, then
+/// each entry's `== [ key ]`, indented; nothing for a table without entries (ours).
+pub(crate) fn get_nested(object: &TableSchema, db: &ConfigDb) -> Vec<String> {
+    let mut lines = Vec::new();
+    for nested in children_of(db.registry(), object.path) {
+        let keys: Vec<String> = db
+            .entries(nested.path)
+            .map(|(key, _)| format!("{INDENT}== [ {key} ]"))
+            .collect();
+        if !keys.is_empty() {
+            lines.push(format!("{}:", nested.context_name()));
+            lines.extend(keys);
+        }
+    }
+    lines
 }
 
 /// `get system status` for `identity` running `firmware`, at `unix_seconds` (UTC).
@@ -181,6 +234,69 @@ pub(crate) fn system_status(identity: &NodeIdentity, firmware: Firmware, unix_se
         format!("System time: {}", ctime(unix_seconds)),
     ]
     .into()
+}
+
+/// The columns of `diagnose sys csf authorization pending-list`: FortiOS's four
+/// (`Serial`, `IP Address`, `HA-Members`, `Path`, as the FortiOS Administration Guide's
+/// "Security Fabric over IPsec VPN" transcript shows them), then the member's name and
+/// when it first and last asked (ours), each column as wide as its widest cell.
+const PENDING_COLUMNS: [&str; 7] = [
+    "Serial",
+    "IP Address",
+    "HA-Members",
+    "Path",
+    "Name",
+    "First-Seen",
+    "Last-Seen",
+];
+
+/// `diagnose sys csf authorization pending-list` on the root whose serial is
+/// `root_serial`: a header, a rule of dashes, one row per waiting member. The path is the
+/// root's serial and the member's, joined by `:`; a simulated FortiGate has no HA members
+/// (`docs/fortios.md`, "Member authorization").
+pub(crate) fn pending_list(root_serial: &str, pending: &[PendingMember]) -> Vec<String> {
+    let rows: Vec<[String; 7]> = pending
+        .iter()
+        .map(|member| {
+            let ip = member
+                .addr
+                .parse::<std::net::SocketAddr>()
+                .map_or_else(|_| member.addr.clone(), |addr| addr.ip().to_string());
+            [
+                member.serial.clone(),
+                ip,
+                String::new(),
+                format!("{root_serial}:{}", member.serial),
+                member.name.clone(),
+                rfc3339(member.first_seen),
+                rfc3339(member.last_seen),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..PENDING_COLUMNS.len())
+        .map(|i| {
+            rows.iter()
+                .map(|row| row[i].len())
+                .chain([PENDING_COLUMNS[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    let header = line(&PENDING_COLUMNS);
+    let mut lines = vec![header.clone(), "-".repeat(header.len())];
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        lines.push(line(&cells));
+    }
+    lines
 }
 
 /// A `YYYY-MM-DD` date as FortiOS lists contracts (`Fri Dec 31 00:00:00 2027`); the text
@@ -209,7 +325,7 @@ mod tests {
             ("capabilities".to_owned(), "fabric-auth websocket".to_owned()),
         ]);
         assert_eq!(
-            show_entry(&FCTEMS, "ems1", &values, false),
+            show_entry(&FCTEMS, "ems1", &values, &ConfigDb::new(), false),
             [
                 "config endpoint-control fctems",
                 "    edit \"ems1\"",
@@ -266,5 +382,32 @@ mod tests {
             lines.last().map(String::as_str),
             Some("System time: Thu Jan  1 00:00:00 1970")
         );
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    #[test]
+    fn the_pending_list_has_fortios_columns_then_ours() {
+        let member = PendingMember {
+            serial: "FGVM01TM22000003".into(),
+            name: "branch2".into(),
+            addr: "127.0.0.13:8013".into(),
+            first_seen: 0,
+            last_seen: 86_400,
+        };
+        let lines = pending_list("FGVM01TM22000001", &[member]);
+        assert_eq!(
+            lines[0],
+            "Serial            IP Address  HA-Members  Path                               Name     First-Seen            Last-Seen"
+        );
+        assert_eq!(lines[1], "-".repeat(lines[0].len()));
+        assert_eq!(
+            lines[2],
+            "FGVM01TM22000003  127.0.0.13              FGVM01TM22000001:FGVM01TM22000003  branch2  1970-01-01T00:00:00Z  1970-01-02T00:00:00Z"
+        );
+        assert_eq!(pending_list("FGVM01TM22000001", &[]).len(), 2);
     }
 }

@@ -12,7 +12,9 @@
 //! (`config endpoint-control fctems`, `execute fctems verify`), the `full-configuration`
 //! flag of `show`, and argument counts.
 
-use crate::config::schema::{FCTEMS, SYSTEM_API_USER, TableKind, TableSchema};
+use crate::config::schema::{
+    FCTEMS, NESTED_TABLES, SYSTEM_API_USER, TableKind, TableSchema, children_of, is_nested,
+};
 
 use super::error::CliError;
 
@@ -73,6 +75,9 @@ pub(super) enum Args {
     Field,
     /// A settable field and its value (`set`).
     FieldValue,
+    /// A table nested in the object being edited (`config trusted-list` inside
+    /// `config system csf`).
+    NestedTable,
     /// One of these subcommands and its argument (`execute`, `diagnose`).
     Subcommands(&'static [Subcommand]),
 }
@@ -105,6 +110,8 @@ pub(super) enum TableAction {
 pub(super) enum EditAction {
     Set,
     Unset,
+    /// Enters a table nested in the object being edited.
+    Config,
     Get,
     Show,
     Next,
@@ -191,15 +198,56 @@ const EDIT_END: Verb<EditAction> = verb("end", END_HELP, Args::Nothing, EditActi
 pub(super) const ENTRY_VERBS: &[Verb<EditAction>] =
     &[SET, UNSET, EDIT_GET, EDIT_SHOW, NEXT, EDIT_ABORT, EDIT_END];
 
-/// Inside a single object (`config system csf`): an entry's verbs without `next`.
+/// Inside a single object (`config system settings`): an entry's verbs without `next`.
 pub(super) const OBJECT_VERBS: &[Verb<EditAction>] = &[SET, UNSET, EDIT_GET, EDIT_SHOW, EDIT_ABORT, EDIT_END];
+
+/// `config <table>` inside an object that holds nested tables.
+const NESTED_CONFIG: Verb<EditAction> = verb(
+    "config",
+    "Configure object.",
+    Args::NestedTable,
+    EditAction::Config,
+);
+
+/// Inside a single object that holds nested tables (`config system csf`, which holds
+/// `config trusted-list`): the object's verbs and `config`.
+pub(super) const PARENT_OBJECT_VERBS: &[Verb<EditAction>] = &[
+    SET,
+    UNSET,
+    NESTED_CONFIG,
+    EDIT_GET,
+    EDIT_SHOW,
+    EDIT_ABORT,
+    EDIT_END,
+];
 
 /// The verbs for editing an entry or object of `table`.
 pub(super) fn edit_verbs(table: &TableSchema) -> &'static [Verb<EditAction>] {
     match table.kind {
         TableKind::Table { .. } => ENTRY_VERBS,
+        TableKind::Object if NESTED_TABLES.iter().any(|n| n.parent == table.path) => PARENT_OBJECT_VERBS,
         TableKind::Object => OBJECT_VERBS,
     }
+}
+
+/// The words `config` takes inside an object of `parent`: its nested tables' last path
+/// words (`trusted-list`), with their descriptions.
+pub(super) fn nested_paths(registry: &'static [TableSchema], parent: &TableSchema) -> Vec<Path> {
+    children_of(registry, parent.path)
+        .map(|table| (table.context_name(), table.help))
+        .collect()
+}
+
+/// The nested table of `parent` that `words` name (`config trusted-list`).
+pub(super) fn find_nested(
+    registry: &'static [TableSchema],
+    parent: &TableSchema,
+    words: &[String],
+) -> Result<&'static TableSchema, CliError> {
+    let word = resolve_path(&nested_paths(registry, parent), words)?;
+    children_of(registry, parent.path)
+        .find(|table| table.context_name() == word)
+        .ok_or_else(|| CliError::Parse(word.to_owned()))
 }
 
 /// The row of `verbs` for the typed `word`, listed or not.
@@ -229,6 +277,7 @@ pub(super) enum Task {
     GenerateKey,
     UpdateInfo,
     TestConnectivity,
+    PendingList,
 }
 
 /// `execute` subcommands.
@@ -262,6 +311,12 @@ pub(super) const EXECUTE: &[Subcommand] = &[
 /// `diagnose` subcommands.
 pub(super) const DIAGNOSE: &[Subcommand] = &[
     Subcommand {
+        path: "sys csf authorization pending-list",
+        help: "Security Fabric members waiting for authorization.",
+        entry_of: None,
+        task: Task::PendingList,
+    },
+    Subcommand {
         path: "test update info",
         help: "FortiCloud registration and contracts.",
         entry_of: None,
@@ -278,9 +333,14 @@ pub(super) const DIAGNOSE: &[Subcommand] = &[
 /// A multi-word path and its `?` description.
 pub(super) type Path = (&'static str, &'static str);
 
-/// The paths `config` and `show` accept: every table of `registry`.
+/// The paths `config` and `show` accept: every table of `registry` but those nested in
+/// an object, which are reached from inside it.
 pub(super) fn table_paths(registry: &'static [TableSchema]) -> Vec<Path> {
-    registry.iter().map(|table| (table.path, table.help)).collect()
+    registry
+        .iter()
+        .filter(|table| !is_nested(table.path))
+        .map(|table| (table.path, table.help))
+        .collect()
 }
 
 /// The paths `get` accepts: every table of `registry`, then `system status`.

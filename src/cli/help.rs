@@ -15,8 +15,8 @@ use super::error::CliError;
 use super::format::quote;
 use super::grammar::{
     Args, FULL_CONFIGURATION, FULL_CONFIGURATION_HELP, Path, Subcommand, TABLE_VERBS, TOP_VERBS, Verb,
-    check_prefix, edit_verbs, find_verb, full_flag, get_paths, no_args, one_arg, resolve_subcommand,
-    split_full, starts_with_words, subcommand_paths, table_paths,
+    check_prefix, edit_verbs, find_verb, full_flag, get_paths, nested_paths, no_args, one_arg,
+    resolve_subcommand, split_full, starts_with_words, subcommand_paths, table_paths,
 };
 use super::tokenize::split_partial;
 
@@ -173,6 +173,10 @@ fn args_suggestions(shape: Args, place: &Place<'_>, args: &[String]) -> Suggesti
         Args::Field | Args::FieldValue => match place.context {
             Context::Edit(pending) => field_suggestions(pending, matches!(shape, Args::FieldValue), args),
             _ => unreachable!("only edit verbs take a field"),
+        },
+        Args::NestedTable => match place.context {
+            Context::Edit(pending) => path_then_enter(&nested_paths(place.registry, pending.table), args),
+            _ => unreachable!("only an object's edit verbs enter a nested table"),
         },
         Args::Subcommands(subcommands) => subcommand_suggestions(subcommands, place.db, args),
     }
@@ -569,6 +573,16 @@ mod tests {
             "<name>    FortiClient Enterprise Management Server (EMS) name.\nems1\n"
         );
         assert_eq!(session.help(&backend, "diagnose test update info "), "<Enter>\n");
+        assert_eq!(
+            session.help(&backend, "diagnose sys csf authorization "),
+            "pending-list    Security Fabric members waiting for authorization.\n"
+        );
+        assert_eq!(session.help(&backend, "config system csf "), "<Enter>\n");
+        assert_eq!(
+            session.complete(&backend, "config system csf t"),
+            Vec::<String>::new(),
+            "the trusted-list is entered from inside system csf"
+        );
         assert_eq!(
             session.help(&backend, "diagnose nonsense "),
             "command parse error before 'nonsense'\nCommand fail. Return code -61\n"

@@ -10,7 +10,12 @@
 //!   `edit`, `delete`, `purge`, `get`, `show`, `end`, `abort`;
 //! - editing one entry, `FGT-root (ems1) # ` after `edit "ems1"`, or one object,
 //!   `FGT-root (csf) # ` after `config system csf`: `set`, `unset`, `get`, `show`, `next`
-//!   (entries only), `abort`, `end`.
+//!   (entries only), `abort`, `end`; and `config` in an object that holds nested tables.
+//!
+//! A table nested in an object (`config trusted-list` inside `config system csf`) is a
+//! context like any table; the object waits on the session's stack of parents, its
+//! pending values kept, and `end` or `abort` in the nested table (or `end` in one of its
+//! entries) returns to it, as FortiOS's nested `config` blocks end into their parent.
 //!
 //! Editing works on a private copy of the entry's values; nothing is written until `next`
 //! or `end` (or at once for `delete` and `purge`, as on FortiOS), and a refused commit
@@ -75,6 +80,6 @@ pub mod transcript;
 #[cfg(test)]
 pub(crate) mod test_backend;
 
-pub use backend::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, may_modify};
+pub use backend::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, PendingMember, may_modify};
 pub use format::{FirmwareRelease, firmware_release};
 pub use session::{Reply, Session};

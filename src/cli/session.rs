@@ -11,8 +11,8 @@ use crate::config::ConfigDb;
 use crate::config::schema::TableSchema;
 
 use super::backend::{Backend, NodeIdentity};
-use super::context::Context;
-use super::dispatch::{self, Done};
+use super::context::{Context, Pending};
+use super::dispatch::{self, Done, Next};
 use super::error::CliError;
 use super::execute::{self, Question};
 use super::grammar::{TABLE_VERBS, TOP_VERBS, edit_verbs, find_verb};
@@ -26,6 +26,10 @@ pub struct Session {
     /// them (the fctems shape).
     registry: Option<&'static [TableSchema]>,
     context: Context,
+    /// The objects whose nested tables the session is in, outermost first: `config
+    /// system csf` then `config trusted-list` keeps the csf object here, pending values
+    /// and all, until `end` leaves the trusted-list.
+    parents: Vec<Pending>,
     /// A question (`(y/n)`) the next line answers.
     question: Option<Question>,
 }
@@ -64,6 +68,7 @@ impl Session {
         Self {
             registry: None,
             context: Context::Top,
+            parents: Vec::new(),
             question: None,
         }
     }
@@ -73,6 +78,7 @@ impl Session {
         Self {
             registry: Some(registry),
             context: Context::Top,
+            parents: Vec::new(),
             question: None,
         }
     }
@@ -171,11 +177,18 @@ impl Session {
             }
             Context::Edit(pending) => {
                 let verb = find_verb(edit_verbs(pending.table), word).ok_or_else(unknown)?;
-                dispatch::in_edit(pending, backend, verb.action, args).await?
+                dispatch::in_edit(registry, pending, backend, verb.action, args).await?
             }
         };
-        if let Some(next) = done.next {
-            self.context = next;
+        match done.next {
+            Next::Stay => {}
+            Next::Goto(next) => self.context = next,
+            Next::Leave => self.context = self.parents.pop().map_or(Context::Top, Context::Edit),
+            Next::Descend(table) => {
+                if let Context::Edit(parent) = std::mem::replace(&mut self.context, Context::Table(table)) {
+                    self.parents.push(parent);
+                }
+            }
         }
         self.question = done.printed.question;
         Ok(done.printed.lines)
@@ -225,6 +238,56 @@ mod tests {
         assert_eq!(session.prompt(&identity), "FGT-root (fctems) # ");
         run_all(&mut session, &backend, &["end"]).await;
         assert_eq!(session.prompt(&identity), "FGT-root # ");
+    }
+
+    #[tokio::test]
+    async fn a_nested_table_returns_to_its_object_with_the_pending_values() {
+        let backend = MemoryBackend::root();
+        let identity = backend.identity().clone();
+        let mut session = Session::new();
+        run_all(
+            &mut session,
+            &backend,
+            &["config system csf", "set status enable"],
+        )
+        .await;
+        run_all(&mut session, &backend, &["config trusted-list"]).await;
+        assert_eq!(session.prompt(&identity), "FGT-root (trusted-list) # ");
+        run_all(&mut session, &backend, &["edit FGVM01TM22000002"]).await;
+        assert_eq!(session.prompt(&identity), "FGT-root (FGVM01TM22000002) # ");
+        run_all(&mut session, &backend, &["set serial FGVM01TM22000002", "end"]).await;
+        assert_eq!(
+            session.prompt(&identity),
+            "FGT-root (csf) # ",
+            "end leaves the nested table"
+        );
+        let trusted = crate::config::schema::TRUSTED_LIST.path;
+        assert_eq!(
+            backend.config().value(trusted, "FGVM01TM22000002", "serial"),
+            "FGVM01TM22000002",
+            "the entry committed on its own end"
+        );
+        assert_eq!(backend.config().value("system csf", "", "status"), "disable");
+        run_all(&mut session, &backend, &["config trusted-list", "abort"]).await;
+        assert_eq!(session.prompt(&identity), "FGT-root (csf) # ");
+        let reply = run(&mut session, &backend, "get").await;
+        assert!(
+            reply.output.starts_with("status              : enable\n"),
+            "{}",
+            reply.output
+        );
+        let reply = run(&mut session, &backend, "config fctems").await;
+        assert_eq!(
+            reply.output,
+            "command parse error before 'fctems'\nCommand fail. Return code -61\n"
+        );
+        run_all(&mut session, &backend, &["end"]).await;
+        assert!(session.at_top());
+        assert_eq!(backend.config().value("system csf", "", "status"), "enable");
+        let reply = run(&mut session, &backend, "config system settings").await;
+        assert!(!reply.failed);
+        let reply = run(&mut session, &backend, "config trusted-list").await;
+        assert!(reply.failed, "only system csf holds the trusted-list");
     }
 
     #[tokio::test]

@@ -90,6 +90,7 @@ mod tests {
     /// Golden transcripts; `UPDATE_GOLDEN=1` rewrites them from the current behaviour.
     const GOLDEN: &[&str] = &[
         "fctems-basic.txt",
+        "trusted-list.txt",
         "fctems-errors.txt",
         "member-refused.txt",
         "help.txt",
@@ -228,6 +229,11 @@ mod tests {
     #[tokio::test]
     async fn system_csf() {
         replay("system-csf.txt").await;
+    }
+
+    #[tokio::test]
+    async fn trusted_list() {
+        replay("trusted-list.txt").await;
     }
 
     #[tokio::test]

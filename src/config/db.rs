@@ -418,6 +418,17 @@ impl ConfigDb {
                     None => Ok(()),
                 }
             }
+            Rule::Unsupported { field, value, why } => {
+                if value_of(entry, field) == value {
+                    Err(CommandError::Unsupported {
+                        field: field.to_owned(),
+                        value: value.to_owned(),
+                        why: why.to_owned(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
             Rule::RequiredUnless {
                 field,
                 unless: (unless_field, unless_value),

@@ -138,6 +138,16 @@ pub enum CommandError {
         /// The exempting value.
         unless_value: String,
     },
+    /// The entry holds a value FortiOS accepts and the simulator does not model.
+    #[error("{field} {value} is not simulated: {why}")]
+    Unsupported {
+        /// The field.
+        field: String,
+        /// The value.
+        value: String,
+        /// Why the simulator refuses it.
+        why: String,
+    },
     /// Delete named an entry that does not exist.
     #[error("{table} has no entry {key:?}")]
     EntryNotFound {
@@ -192,6 +202,11 @@ impl CommandError {
                     "Entry \"{key}\" has no {field}; it is required unless {unless_field} is set to {unless_value}."
                 ),
                 format!("node_check_object fail! for {field} "),
+                fail_line(RC_INVALID_VALUE),
+            ],
+            Self::Unsupported { field, value, why } => vec![
+                format!("{field} {value} is not simulated: {why}."),
+                format!("node_check_object fail! for {field} {value}"),
                 fail_line(RC_INVALID_VALUE),
             ],
             Self::EntryNotFound { .. } => vec![

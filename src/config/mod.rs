@@ -17,11 +17,14 @@
 //! - A database follows the schemas of one [`crate::domain::Firmware`]: the fctems table
 //!   is keyed by name or by ems-id, built from one field list (`schema::fctems`), and
 //!   `fctems.rs` reads both shapes alike (which entries are in use, their names).
+//! - `trusted.rs` reads the root's `config trusted-list` (nested in `system csf`, see
+//!   `schema/csf.rs`): what it decides about a member's serial.
 
 mod db;
 mod error;
 mod fctems;
 pub mod schema;
+mod trusted;
 
 pub use db::{Applied, ConfigCommand, ConfigDb, Entry};
 pub use error::{
@@ -32,3 +35,4 @@ pub use schema::{
     FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, TableKind, TableSchema, ValueError, fctems_for, hash_secret,
     parse_value, schema, schema_for, schemas, schemas_for, secret_matches,
 };
+pub use trusted::TrustDecision;

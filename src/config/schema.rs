@@ -7,7 +7,8 @@
 //! schema constant and one more line in the registry behind [`schemas`]; the database, `apply` and the CLI
 //! read everything else from here.
 //!
-//! The fctems table, in its two firmware shapes, is in `schema/fctems.rs`.
+//! The fctems table, in its two firmware shapes, is in `schema/fctems.rs`; the tables
+//! nested in `config system csf` (the root's trusted-list) in `schema/csf.rs`.
 //!
 //! Values enter as raw CLI words and leave through [`parse_value`] as canonical strings
 //! (lowercase host names, integers without leading zeros, set members in schema order), so
@@ -142,6 +143,16 @@ pub enum Rule {
         unless: (&'static str, &'static str),
         /// When set, the rule applies only to entries holding this field value.
         only_if: Option<(&'static str, &'static str)>,
+    },
+    /// FortiOS accepts `field` holding `value`, the simulator does not model it: a commit
+    /// of an entry holding it is refused with `why`.
+    Unsupported {
+        /// The field.
+        field: &'static str,
+        /// The value the simulator refuses.
+        value: &'static str,
+        /// Why, as the refusal's first line says it.
+        why: &'static str,
     },
 }
 
@@ -511,8 +522,13 @@ const fn field(name: &'static str, kind: FieldKind, default: &'static str, help:
     }
 }
 
+mod csf;
 mod fctems;
 
+pub use csf::{
+    ACTION_ACCEPT, ACTION_DENY, AUTHORIZATION_BY_CERTIFICATE, AUTHORIZATION_BY_SERIAL,
+    MAX_TRUSTED_LIST_ENTRIES, NESTED_TABLES, Nesting, TRUSTED_LIST, children_of, is_nested,
+};
 pub use fctems::{FCTEMS, FCTEMS_BY_ID5, FCTEMS_BY_ID7};
 
 /// Most remote certificates the fabric keeps; FortiOS's own limit depends on the model,
@@ -618,7 +634,8 @@ pub const SYSTEM_SETTINGS: TableSchema = TableSchema {
 
 /// `config system csf`: this FortiGate's own Security Fabric settings. Never synced: every
 /// FortiGate has its own, and a member's `configuration-sync local` keeps its own copy of
-/// the synced tables.
+/// the synced tables. Its nested `config trusted-list` ([`TRUSTED_LIST`]) is the root's
+/// and synced.
 pub const SYSTEM_CSF: TableSchema = TableSchema {
     path: "system csf",
     help: "Add this FortiGate to a Security Fabric or set up a new Security Fabric on this FortiGate.",
@@ -766,6 +783,7 @@ pub const LOCAL_SYNC_TABLES: &[&str] = &[FCTEMS.path, REMOTE_CERTIFICATES.path];
 static REGISTRY: &[TableSchema] = &[
     FCTEMS,
     SYSTEM_CSF,
+    TRUSTED_LIST,
     SYSTEM_SETTINGS,
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,
@@ -775,6 +793,7 @@ static REGISTRY: &[TableSchema] = &[
 static REGISTRY_BY_ID5: &[TableSchema] = &[
     FCTEMS_BY_ID5,
     SYSTEM_CSF,
+    TRUSTED_LIST,
     SYSTEM_SETTINGS,
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,
@@ -784,6 +803,7 @@ static REGISTRY_BY_ID5: &[TableSchema] = &[
 static REGISTRY_BY_ID7: &[TableSchema] = &[
     FCTEMS_BY_ID7,
     SYSTEM_CSF,
+    TRUSTED_LIST,
     SYSTEM_SETTINGS,
     REMOTE_CERTIFICATES,
     SYSTEM_ADMIN,

@@ -4,8 +4,10 @@
 //! [`RunningNode::start`] opens the node's data directory, starts openraft and the node's
 //! EMS checker, and on the **root** initializes the Raft group on first boot and keeps the
 //! leadership: when it is not the leader it calls `trigger().elect()` until it is. The root
-//! admits members through [`Node::admit`]: as voters while the fabric has fewer than
-//! `voters`, as learners after that.
+//! admits members through [`Node::admit`], only those its trusted-list or the topology
+//! authorizes ([`admission`]): as voters while the fabric has fewer than `voters`, as
+//! learners after that. A member the trusted-list stops authorizing is removed from the
+//! group by the root's `keep_out_unauthorized` task.
 //!
 //! A node has no sockets of its own: [`crate::server`] binds its gRPC listener, serves
 //! [`crate::rpc`] on it and, for a member, asks the root to admit it. Raft's own traffic
@@ -20,6 +22,7 @@
 //! before they return.
 
 pub mod accounts;
+pub mod admission;
 pub mod checker;
 pub mod local;
 
@@ -35,9 +38,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::admission::{Admission, JoinClaim, PendingBook};
 use self::checker::{CheckerSetup, CheckerStatus};
 use self::local::{LocalApplyError, LocalConfig, LocalError};
-use crate::cli::{Backend, CommitError, NodeIdentity};
+use crate::cli::{Backend, CommitError, NodeIdentity, PendingMember};
 use crate::config::{Applied, ConfigCommand, ConfigDb};
 use crate::connector::{self, CertificateOffer, EmsStatus, Resolver};
 use crate::domain::Firmware;
@@ -152,6 +156,15 @@ pub enum JoinError {
     NotLeader,
     #[error("membership change failed: {0}")]
     Membership(String),
+    #[error(
+        "{serial} is not authorized yet: it waits in the root's pending list until \
+         `config system csf` / `config trusted-list` accepts it"
+    )]
+    Pending { serial: String },
+    #[error("{serial} is denied by the root's `config system csf` / `config trusted-list`")]
+    Denied { serial: String },
+    #[error("no member of this fabric's topology has node id {id} and serial {serial}")]
+    UnknownMember { id: NodeId, serial: String },
 }
 
 /// A handle on a started node, cheap to clone; what the gRPC services and the harness use.
@@ -196,6 +209,12 @@ struct Shared {
     /// When the leader last reached this node (appended or sent a heartbeat). A std
     /// Mutex: nothing awaits while it is held.
     leader_contact: std::sync::Mutex<Option<Instant>>,
+    /// On the root: the members turned away for want of a trusted-list decision. A std
+    /// Mutex: nothing awaits while it is held.
+    pending: std::sync::Mutex<PendingBook>,
+    /// On a member: what the root last answered to its request to join, and the index the
+    /// node had applied then.
+    admission: std::sync::Mutex<(Admission, u64)>,
 }
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
@@ -291,7 +310,12 @@ impl Node {
             serial: self.shared.config.serial.clone(),
             hostname: self.shared.config.hostname.clone(),
             role: self.shared.config.role,
-            raft_state: server_state_name(metrics.state, membership.learner_ids().any(|id| id == self.id())),
+            raft_state: self
+                .kept_out(metrics.last_applied.map_or(0, |id| id.index))
+                .map_or_else(
+                    || server_state_name(metrics.state, membership.learner_ids().any(|id| id == self.id())),
+                    str::to_owned,
+                ),
             term: metrics.current_term,
             applied: metrics.last_applied.map_or(0, |id| id.index),
             revision: config.revision(),
@@ -438,12 +462,15 @@ impl Node {
         }
     }
 
-    /// Admits a member on the root: as a learner first, then as a voter while the fabric
-    /// has fewer voters than configured. Asking again is harmless.
-    pub async fn admit(&self, id: NodeId, addr: String) -> Result<bool, JoinError> {
+    /// Admits a member on the root once its serial is authorized (see [`admission`]): as
+    /// a learner first, then as a voter while the fabric has fewer voters than configured.
+    /// Asking again is harmless; a member not authorized is noted as pending.
+    pub async fn admit(&self, claim: JoinClaim) -> Result<bool, JoinError> {
         if self.role() != Role::Root {
             return Err(JoinError::NotRoot);
         }
+        self.authorize(&claim)?;
+        let (id, addr) = (claim.id, claim.addr.clone());
         let _guard = self.shared.join_lock.lock().await;
         let raft = &self.shared.raft;
         let metrics = raft.metrics().borrow().clone();
@@ -465,6 +492,7 @@ impl Node {
                         )));
                     }
                 }
+                tracing::info!(serial = claim.serial, name = claim.name, "member admitted");
             }
             Some(known) if known.addr != addr => {
                 let nodes = BTreeMap::from([(id, node)]);
@@ -472,6 +500,11 @@ impl Node {
             }
             Some(_) => {}
         }
+        self.shared
+            .pending
+            .lock()
+            .expect("pending lock")
+            .forget(&claim.serial);
         let voters: BTreeSet<NodeId> = raft.metrics().borrow().membership_config.voter_ids().collect();
         if voters.contains(&id) {
             return Ok(true);
@@ -552,6 +585,11 @@ impl Backend for Node {
         self.shared.checker.forticloud().await
     }
 
+    fn pending_members(&self) -> Vec<PendingMember> {
+        let db = self.shared.config_rx.borrow().clone();
+        self.shared.pending.lock().expect("pending lock").waiting(&db)
+    }
+
     async fn test_connectivity(&self, entry: &str) -> Result<EmsStatus, String> {
         let db = Backend::config(self);
         let status = self.shared.checker.check(&db, entry).await;
@@ -585,17 +623,7 @@ impl RunningNode {
                 source,
             })?;
         let (raft, config_rx, database) = open_raft(&config, dialer.clone()).await?;
-        let checker = CheckerSetup {
-            own_ip: addrs.grpc.ip(),
-            serial: config.serial.clone(),
-            hostname: config.hostname.clone(),
-            anchors: config.trust_anchors.clone(),
-            resolver: Resolver {
-                table: config.dns.clone(),
-            },
-            interval: config.check_interval,
-            cloud: config.cloud,
-        };
+        let checker = checker_setup(&config, &addrs);
         let (ems_tx, _) = watch::channel(CheckerStatus::default());
         let mut local =
             LocalConfig::open(&config.data_dir, config.firmware).map_err(|source| NodeError::Local {
@@ -629,6 +657,8 @@ impl RunningNode {
                 throttle: std::sync::Mutex::new(accounts::LoginThrottle::default()),
                 dialer,
                 leader_contact: std::sync::Mutex::new(None),
+                pending: std::sync::Mutex::new(PendingBook::default()),
+                admission: std::sync::Mutex::new((Admission::default(), 0)),
             }),
         };
         let shutdown = CancellationToken::new();
@@ -644,6 +674,7 @@ impl RunningNode {
         if node.role() == Role::Root {
             initialize_once(&node).await?;
             tasks.spawn(keep_leadership(node.clone(), shutdown.clone()));
+            tasks.spawn(admission::keep_out_unauthorized(node.clone(), shutdown.clone()));
         }
         Ok(RunningNode {
             node,
@@ -707,6 +738,21 @@ impl RunningNode {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// What the node's EMS checker needs of its configuration.
+fn checker_setup(config: &NodeConfig, addrs: &NodeAddrs) -> CheckerSetup {
+    CheckerSetup {
+        own_ip: addrs.grpc.ip(),
+        serial: config.serial.clone(),
+        hostname: config.hostname.clone(),
+        anchors: config.trust_anchors.clone(),
+        resolver: Resolver {
+            table: config.dns.clone(),
+        },
+        interval: config.check_interval,
+        cloud: config.cloud,
     }
 }
 
@@ -868,7 +914,13 @@ async fn keep_leadership(node: Node, shutdown: CancellationToken) {
                     .membership()
                     .get_node(&node.id())
                     .map(|n| n.addr.clone());
-                if known.is_some_and(|known| known != addr) {
+                // Only while a quorum answers: a change that cannot commit would hold up
+                // the members' own address changes, and so the quorum, for good (all of
+                // them move when the whole fabric restarts on port 0).
+                let quorum_answers = metrics
+                    .millis_since_quorum_ack
+                    .is_some_and(|ms| ms <= node.shared.config.raft.election_timeout_min_ms);
+                if quorum_answers && known.is_some_and(|known| known != addr) {
                     let nodes = BTreeMap::from([(node.id(), BasicNode { addr })]);
                     let _ = raft
                         .change_membership(ChangeMembers::SetNodes(nodes), false)

@@ -15,7 +15,7 @@ use crate::cli::Backend;
 use crate::cli::api::{self, Edit, Refusal};
 use crate::config::schema::{
     FCTEMS, FieldKind, FieldSpec, SYSTEM_ADMIN, SYSTEM_API_USER, SYSTEM_CSF, SYSTEM_SETTINGS, TableKind,
-    TableSchema,
+    TableSchema, children_of,
 };
 use crate::config::{Entry, fail_line, value_error_lines};
 use crate::node::Node;
@@ -140,7 +140,17 @@ fn list(node: &Node, table: &TableSchema, envelope: &Envelope) -> Map<String, Va
             .collect(),
         TableKind::Object => {
             let entry = db.entry(table.path, "").cloned().unwrap_or_default();
-            vec![entry_json(table, "", &entry)]
+            let mut object = entry_json(table, "", &entry);
+            // A nested table is a list member of its object, as FortiOS lists a child
+            // table (`"trusted-list": [...]` in `system/csf`); it is read-only here.
+            for nested in children_of(db.registry(), table.path) {
+                let entries = db
+                    .entries(nested.path)
+                    .map(|(key, entry)| entry_json(nested, key, entry))
+                    .collect();
+                object[nested.context_name()] = Value::Array(entries);
+            }
+            vec![object]
         }
     };
     envelope.results(Value::Array(results), Some(db.revision()))

@@ -9,10 +9,11 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Request, Streaming};
 
-use super::AUTHORIZATION;
+use super::{ADMISSION, ADMISSION_DENIED, ADMISSION_PENDING, AUTHORIZATION};
 use crate::cli::Reply;
 use crate::link::{Credentials, Dialer, LinkChange, LinkRule, Links, TlsError};
 use crate::node::NodeStatus;
+use crate::node::admission::Admission;
 use crate::wire::proto::fabric::admin_client::AdminClient;
 use crate::wire::proto::fabric::member_client::MemberClient;
 use crate::wire::proto::fabric::{CliReply, CliRequest, JoinRequest, StatusRequest, cli_request};
@@ -44,6 +45,22 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// When the root refused a request to join because the member is not authorized:
+    /// whether it is pending or denied.
+    pub fn admission_refusal(&self) -> Option<Admission> {
+        let ClientError::Call { status, .. } = self else {
+            return None;
+        };
+        if status.code() != tonic::Code::PermissionDenied {
+            return None;
+        }
+        match status.metadata().get(ADMISSION)?.to_str().ok()? {
+            ADMISSION_PENDING => Some(Admission::Pending),
+            ADMISSION_DENIED => Some(Admission::Denied),
+            _ => None,
+        }
+    }
+
     /// The error of a call to `addr` that answered `status`.
     fn call(addr: SocketAddr) -> impl FnOnce(tonic::Status) -> ClientError {
         move |status| ClientError::Call { addr, status }

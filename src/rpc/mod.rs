@@ -33,6 +33,14 @@ use crate::node::Node;
 /// The metadata key that carries the admin token.
 pub const AUTHORIZATION: &str = "authorization";
 
+/// The metadata key in which the root says why it refused a member's request to join
+/// (a `PERMISSION_DENIED` status): [`ADMISSION_PENDING`] or [`ADMISSION_DENIED`].
+const ADMISSION: &str = "fabricsim-admission";
+/// The member waits for the root's trusted-list to decide.
+const ADMISSION_PENDING: &str = "pending";
+/// The root's trusted-list denies the member.
+const ADMISSION_DENIED: &str = "denied";
+
 /// Serves the lab's `Sim` service on `listener`, over mutual TLS under `tls`, until
 /// `shutdown` is cancelled.
 pub async fn serve_sim(

@@ -8,9 +8,10 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::AUTHORIZATION;
+use super::{ADMISSION, ADMISSION_DENIED, ADMISSION_PENDING, AUTHORIZATION};
 use crate::cli::{Backend, Session};
 use crate::link::{LinkChange, PeerIdentity};
+use crate::node::admission::JoinClaim;
 use crate::node::{JoinError, Node};
 use crate::raft::network::MAX_MESSAGE_BYTES;
 use crate::sim::lab::{Lab, LabError};
@@ -213,9 +214,18 @@ pub(super) struct MemberService {
 
 impl From<JoinError> for Status {
     fn from(e: JoinError) -> Status {
-        match e {
+        let refusal = |word: &str| {
+            let mut status = Status::permission_denied(e.to_string());
+            let value = word.parse().expect("an admission word is ASCII");
+            status.metadata_mut().insert(ADMISSION, value);
+            status
+        };
+        match &e {
             JoinError::NotRoot => Status::failed_precondition(e.to_string()),
             JoinError::NotLeader | JoinError::Membership(_) => Status::unavailable(e.to_string()),
+            JoinError::Pending { .. } => refusal(ADMISSION_PENDING),
+            JoinError::Denied { .. } => refusal(ADMISSION_DENIED),
+            JoinError::UnknownMember { .. } => Status::invalid_argument(e.to_string()),
         }
     }
 }
@@ -223,21 +233,15 @@ impl From<JoinError> for Status {
 #[tonic::async_trait]
 impl Member for MemberService {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
-        let claimed = &request.get_ref().serial;
-        check_peer(&self.node, &request, Claim::Serial(claimed))?;
-        if self
-            .node
-            .fabric_nodes()
-            .iter()
-            .all(|spec| spec.id != request.get_ref().node_id || spec.serial != *claimed)
-        {
-            return Err(Status::permission_denied(format!(
-                "refused: node {} of this fabric does not have serial {claimed}",
-                request.get_ref().node_id
-            )));
-        }
+        check_peer(&self.node, &request, Claim::Serial(&request.get_ref().serial))?;
         let join = request.into_inner();
-        let voter = self.node.admit(join.node_id, join.addr).await?;
+        let claim = JoinClaim {
+            id: join.node_id,
+            name: join.name,
+            serial: join.serial,
+            addr: join.addr,
+        };
+        let voter = self.node.admit(claim).await?;
         Ok(Response::new(JoinReply { voter }))
     }
 }

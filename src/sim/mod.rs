@@ -49,6 +49,7 @@
 //! # }
 //! ```
 
+mod credentials;
 pub mod ems;
 pub mod forticloud;
 pub mod lab;

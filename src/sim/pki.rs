@@ -48,7 +48,6 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use crate::calendar::{Clock, SystemClock};
-use crate::link::Credentials;
 use crate::topology::CertProfile;
 
 /// The lock file every [`Pki`] operation holds, so that two processes sharing the directory
@@ -423,19 +422,6 @@ impl Pki {
     /// `<dir>/operator.pem` and `.key`.
     pub fn operator_identity(&self, ip: IpAddr) -> Result<ServerIdentity, PkiError> {
         self.fabric_party("operator", OPERATOR_COMMON_NAME, ip)
-    }
-
-    /// [`Pki::csf_identity`] with the fabric CA, as the fabric's connections take it.
-    pub fn csf_credentials(&self, name: &str, serial: &str, ip: IpAddr) -> Result<Credentials, PkiError> {
-        let identity = self.csf_identity(name, serial, ip)?;
-        Ok(Credentials::new(self.fabric_ca(), identity.chain, identity.key))
-    }
-
-    /// [`Pki::operator_identity`] on loopback (where the simulators' control service
-    /// listens), with the fabric CA.
-    pub fn operator_credentials(&self) -> Result<Credentials, PkiError> {
-        let identity = self.operator_identity(IpAddr::from(std::net::Ipv4Addr::LOCALHOST))?;
-        Ok(Credentials::new(self.fabric_ca(), identity.chain, identity.key))
     }
 
     fn fabric_party(&self, stem: &str, common_name: &str, ip: IpAddr) -> Result<ServerIdentity, PkiError> {

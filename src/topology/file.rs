@@ -111,6 +111,7 @@ pub(super) const NODE: Section = Section {
         optional("upstream", "\"root\""),
         optional("https", "\"127.0.0.12:10443\""),
         optional("ssh", "\"127.0.0.12:10022\""),
+        optional("authorized", "true"),
     ],
 };
 
@@ -300,6 +301,10 @@ pub(super) struct NodeTable {
     /// SSH CLI address, `ip:port` on loopback IPv4. Default: the `listen` IP and
     /// [`DEFAULT_SSH_PORT`] (port 0 when `listen` asks for port 0).
     pub(super) ssh: Option<Spanned<String>>,
+    /// Members only: whether the root admits this member without a trusted-list entry
+    /// (pre-authorized). Default `true`; `false` leaves it pending until the root's
+    /// `config system csf` / `config trusted-list` accepts its serial.
+    pub(super) authorized: Option<Spanned<bool>>,
 }
 
 /// One `[[ems]]` as written.

@@ -34,7 +34,7 @@
 //! 3. **Meaning.** Rules that span fields or tables, one file per section: `settings.rs`
 //!    (`[fabric]`, `[raft]` timings in a workable order, `[checks]`, `[bootstrap]`),
 //!    `nodes.rs` (exactly one root, unique names, serials, ids and addresses, every
-//!    `upstream` chain ending at the root), `ems.rs` (serials, hostnames, sites, authorized
+//!    `upstream` chain ending at the root, `authorized = false` on members only), `ems.rs` (serials, hostnames, sites, authorized
 //!    serials, capabilities, nothing shared with the nodes), `forticloud.rs` (the account,
 //!    contracts that are dates, no `[[ems]]` taking EMS Cloud's name, serial or hostname)
 //!    `accounts.rs` (`[admin]` and `[[api_user]]`: account names, password length,

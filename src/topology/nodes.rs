@@ -136,6 +136,7 @@ impl NodeDraft {
             ssh: self.ssh.as_ref()?.addr,
             hostname,
             upstream: self.table.upstream.as_ref().map(|up| up.get_ref().clone()),
+            authorized: self.table.authorized.as_ref().is_none_or(|a| *a.get_ref()),
             name,
         })
     }
@@ -184,6 +185,7 @@ impl Reader<'_> {
     /// The rules between nodes; the nodes when all hold.
     pub(super) fn nodes(&mut self, drafts: &[NodeDraft]) -> Option<Vec<NodeSpec>> {
         self.check_roots(drafts);
+        self.check_root_authorization(drafts);
         self.check_duplicates(drafts);
         self.check_upstreams(drafts);
         drafts.iter().map(NodeDraft::spec).collect()
@@ -238,6 +240,25 @@ impl Reader<'_> {
                     addr: SocketAddr::new(listen.ip(), port),
                     written: None,
                 })
+            }
+        }
+    }
+
+    /// `authorized` is a member's: the root authorizes the others and is never pending
+    /// itself, so `authorized = false` on it would mean nothing.
+    fn check_root_authorization(&mut self, drafts: &[NodeDraft]) {
+        for draft in drafts.iter().filter(|d| d.role() == Role::Root) {
+            if let Some(authorized) = &draft.table.authorized
+                && !*authorized.get_ref()
+            {
+                self.report(
+                    &authorized.span(),
+                    format!(
+                        "the root {} cannot wait for authorization: it is the node that authorizes the members",
+                        draft.label()
+                    ),
+                    "remove `authorized = false` from the root; set it on a member to leave that member pending",
+                );
             }
         }
     }

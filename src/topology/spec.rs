@@ -318,6 +318,9 @@ pub struct NodeSpec {
     pub https: SocketAddr,
     /// SSH CLI address on loopback IPv4; port 0 picks a free port.
     pub ssh: SocketAddr,
+    /// Members: pre-authorized, admitted by the root without a trusted-list entry (an
+    /// entry with `action deny` still keeps it out). Always `true` for the root.
+    pub authorized: bool,
 }
 
 /// The place of a FortiGate in the fabric tree.

@@ -305,6 +305,7 @@ fn check_explains_every_problem_with_file_and_line() {
         "ems-untrusted.toml",
         "ems-unauthorized.toml",
         "ems-cloud.toml",
+        "pending-member.toml",
     ] {
         let out = fabricsim(&good, &["check", "-c", file]);
         assert!(out.status.success(), "{file}: {}", text(&out));

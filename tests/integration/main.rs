@@ -1,6 +1,7 @@
 //! Integration tests: whole fabrics through `fabricsim::harness`, and the `fabricsim`
 //! binary as a user runs it. One test crate, so the suite links once.
 
+mod authorization;
 mod binary;
 mod chaos;
 mod cloud;

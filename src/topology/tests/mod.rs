@@ -17,6 +17,7 @@ const DEFAULT_TOML: &str = include_str!("../../../cluster-configs/default.toml")
 const TEN_NODES_TOML: &str = include_str!("../../../cluster-configs/ten-nodes.toml");
 const EMS_UNTRUSTED_TOML: &str = include_str!("../../../cluster-configs/ems-untrusted.toml");
 const EMS_UNAUTHORIZED_TOML: &str = include_str!("../../../cluster-configs/ems-unauthorized.toml");
+const PENDING_MEMBER_TOML: &str = include_str!("../../../cluster-configs/pending-member.toml");
 
 fn parse(text: &str) -> Result<Topology, TopologyError> {
     Topology::parse(text, Path::new(MEMORY_SOURCE))
@@ -217,7 +218,7 @@ fn unknown_keys_suggest_the_closest_or_list_the_valid_ones() {
     assert_eq!(fix_for("\"lisen\""), "did you mean \"listen\"?");
     assert_eq!(
         fix_for("\"wibble\""),
-        "valid keys in [[node]]: name, serial, role, listen, hostname, id, upstream, https, ssh"
+        "valid keys in [[node]]: name, serial, role, listen, hostname, id, upstream, https, ssh, authorized"
     );
     assert_eq!(fix_for("\"heartbeat\""), "did you mean \"heartbeat_ms\"?");
     assert_eq!(fix_for("\"fabrik\" at the top level"), "did you mean [fabric]?");
@@ -504,4 +505,29 @@ fn accounts_have_defaults_and_their_rules() {
     let topology = parse(&text).unwrap();
     assert_eq!(topology.api_users[0].accprofile, DEFAULT_ACCPROFILE);
     assert_eq!(topology.api_users[0].key.as_deref(), Some("abcdefghij0123456789"));
+}
+
+#[test]
+fn members_are_pre_authorized_unless_the_file_says_otherwise() {
+    let topology = parse(SMALL).expect("valid");
+    assert!(topology.nodes.iter().all(|node| node.authorized));
+    assert!(
+        parse(DEFAULT_TOML)
+            .unwrap()
+            .nodes
+            .iter()
+            .all(|node| node.authorized)
+    );
+    let example = parse(PENDING_MEMBER_TOML).expect("pending-member.toml is valid");
+    let authorized: Vec<bool> = example.nodes.iter().map(|node| node.authorized).collect();
+    assert_eq!(authorized, [true, true, false]);
+    let pending = format!("{SMALL}authorized = false\n");
+    let topology = parse(&pending).expect("valid");
+    assert!(topology.root().authorized);
+    assert!(!topology.nodes[1].authorized);
+    let root_pending = SMALL.replace("role = \"root\"\n", "role = \"root\"\nauthorized = false\n");
+    assert_problems(&root_pending, &[(8, "cannot wait for authorization")]);
+    let found = problems(&root_pending);
+    assert!(found[0].fix.contains("remove `authorized = false` from the root"));
+    assert_problems(&format!("{SMALL}authorized = \"no\"\n"), &[(14, "authorized")]);
 }
