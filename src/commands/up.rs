@@ -229,7 +229,7 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
         trust_anchors: anchors,
         cloud,
         credentials,
-        // A node on its own has links nothing changes: faults need the fabric's process.
+        // `fabricsim fault` changes them through the admin service.
         links: crate::link::Links::default(),
     };
     let config = crate::node::NodeConfig::from_topology(topology, spec, provision);
