@@ -1,10 +1,12 @@
 //! The fabric's own connections are mutual TLS: a plaintext client, a certificate of
-//! another CA, and a valid certificate used under another serial are all refused.
+//! another CA, and a valid certificate used under another serial are all refused, and
+//! the operator's certificate still needs the admin token.
 
 use std::time::Duration;
 
 use fabricsim::harness::{Fabric, ROOT_SERIAL, generated_topology};
 use fabricsim::link::{Credentials, Dialer, Links};
+use fabricsim::rpc::client::{AdminConnection, Operator};
 use fabricsim::sim::pki::Pki;
 use fabricsim::wire::proto::fabric::admin_client::AdminClient;
 use fabricsim::wire::proto::fabric::member_client::MemberClient;
@@ -101,6 +103,18 @@ async fn strangers_are_refused_on_the_fabric_port() {
         .expect_err("a vote under the root's id is refused");
     assert_eq!(answer.code(), tonic::Code::PermissionDenied, "{answer:?}");
     assert!(answer.message().contains(ROOT_SERIAL), "{answer:?}");
+
+    // The operator's own certificate without the admin token.
+    let credentials = pki.operator_credentials().expect("the operator's certificate");
+    let operator = Operator::new("not-the-token", &credentials).expect("operator");
+    let mut connection = AdminConnection::connect(root, &operator)
+        .await
+        .expect("the operator's certificate is valid");
+    let refused = connection.status().await.expect_err("a call without the token");
+    assert!(
+        refused.to_string().contains("missing or wrong admin token"),
+        "{refused}"
+    );
 
     // None of it reached Raft: same term everywhere, still converged.
     let after = fabric.wait_converged(CONVERGE).await.expect("still converged");
