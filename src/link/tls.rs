@@ -233,7 +233,7 @@ pub fn serve_tls(
     struct Accepting {
         listener: TcpListener,
         acceptor: TlsAcceptor,
-        handshakes: JoinSet<Result<TlsConnection, (SocketAddr, String)>>,
+        handshakes: JoinSet<Result<TlsConnection, Refusal>>,
         server: String,
     }
     let state = Accepting {
@@ -253,8 +253,11 @@ pub fn serve_tls(
                 },
                 Some(done) = state.handshakes.join_next(), if !state.handshakes.is_empty() => match done {
                     Ok(Ok(connection)) => return Some((Ok(connection), state)),
-                    Ok(Err((peer, reason))) => tracing::warn!(
+                    Ok(Err(Refusal { peer, reason, hung_up: false })) => tracing::warn!(
                         server = state.server, %peer, reason, "refused a fabric connection"
+                    ),
+                    Ok(Err(Refusal { peer, reason, hung_up: true })) => tracing::debug!(
+                        server = state.server, %peer, reason, "a connection closed during its TLS handshake"
                     ),
                     Err(error) => tracing::warn!(server = state.server, %error, "a TLS handshake task failed"),
                 },
@@ -263,16 +266,37 @@ pub fn serve_tls(
     })
 }
 
+/// A connection that did not become a verified TLS connection.
+struct Refusal {
+    peer: SocketAddr,
+    reason: String,
+    /// The peer went away (a restart, a dropped dial) rather than being turned away.
+    hung_up: bool,
+}
+
 async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     addr: SocketAddr,
-) -> Result<TlsConnection, (SocketAddr, String)> {
-    let refused = |reason: String| (addr, reason);
+) -> Result<TlsConnection, Refusal> {
+    let refused = |reason: String| Refusal {
+        peer: addr,
+        reason,
+        hung_up: false,
+    };
     tcp.set_nodelay(true).map_err(|e| refused(e.to_string()))?;
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(refused(format!("TLS handshake failed: {e}"))),
+        Ok(Err(e)) => {
+            let hung_up = matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            );
+            return Err(Refusal {
+                hung_up,
+                ..refused(format!("TLS handshake failed: {e}"))
+            });
+        }
         Err(_) => return Err(refused("no TLS handshake within 5 s".to_owned())),
     };
     let common_name = stream
