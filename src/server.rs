@@ -178,6 +178,7 @@ pub async fn run(
 /// answered is the node's [`Admission`]; an unreachable root changes nothing.
 async fn join_fabric(node: Node, root: SocketAddr, shutdown: CancellationToken) {
     let mut backoff = JOIN_RETRY;
+    let mut joiner = rpc::client::Joiner::new(node.dialer(), root);
     loop {
         let request = JoinRequest {
             node_id: node.id(),
@@ -189,7 +190,7 @@ async fn join_fabric(node: Node, root: SocketAddr, shutdown: CancellationToken) 
         // no longer answers.
         let answer = tokio::select! {
             () = shutdown.cancelled() => return,
-            answer = rpc::client::join(node.dialer(), root, request) => answer,
+            answer = joiner.join(request) => answer,
         };
         let wait = match answer {
             Ok(voter) => {

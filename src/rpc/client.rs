@@ -93,14 +93,33 @@ impl Operator {
     }
 }
 
-/// Asks the root at `root` to admit a member, over the member's `dialer`; answers whether
-/// it became a voter.
-pub async fn join(dialer: &Dialer, root: SocketAddr, request: JoinRequest) -> Result<bool, ClientError> {
-    let mut client = MemberClient::new(channel(dialer, root).await?);
-    let mut request = Request::new(request);
-    request.set_timeout(JOIN_TIMEOUT);
-    let reply = client.join(request).await.map_err(ClientError::call(root))?;
-    Ok(reply.into_inner().voter)
+/// A member's requests to join, over one channel to the root that reconnects as needed
+/// (the member asks again every few seconds for as long as it runs).
+pub struct Joiner {
+    root: SocketAddr,
+    client: MemberClient<Channel>,
+}
+
+impl Joiner {
+    /// Requests go to the root at `root`, over the member's `dialer`.
+    pub fn new(dialer: &Dialer, root: SocketAddr) -> Joiner {
+        Joiner {
+            root,
+            client: MemberClient::new(dialer.channel(root, CONNECT_TIMEOUT)),
+        }
+    }
+
+    /// Asks the root to admit the member; answers whether it became a voter.
+    pub async fn join(&mut self, request: JoinRequest) -> Result<bool, ClientError> {
+        let mut request = Request::new(request);
+        request.set_timeout(JOIN_TIMEOUT);
+        let reply = self
+            .client
+            .join(request)
+            .await
+            .map_err(ClientError::call(self.root))?;
+        Ok(reply.into_inner().voter)
+    }
 }
 
 /// The `authorization` value for the admin token.
