@@ -97,6 +97,14 @@ pub enum LaunchError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{}", damaged_text(.0))]
+    Damaged(Vec<DamagedNode>),
+    #[error("stopped before the fabric had started")]
+    Cancelled,
+    #[error("{}", REPAIR_ROOT)]
+    RepairRoot,
+    #[error("cannot move node {node}'s data aside: {source}")]
+    SetAside { node: String, source: std::io::Error },
     #[error(transparent)]
     Lab(Box<LabError>),
     #[error(transparent)]
@@ -108,6 +116,63 @@ pub enum LaunchError {
 impl From<LabError> for LaunchError {
     fn from(error: LabError) -> Self {
         LaunchError::Lab(Box::new(error))
+    }
+}
+
+/// A node whose stored data cannot be read, found before anything started.
+#[derive(Debug)]
+pub struct DamagedNode {
+    pub name: String,
+    pub role: Role,
+    pub problem: crate::node::NodeError,
+}
+
+/// Why the root is never repaired, and what to do instead.
+const REPAIR_ROOT: &str = "the root's data is the fabric's and cannot be fetched from a member: \
+     restore its directory from a copy, or start again with `fabricsim up --fresh`";
+
+/// Every damaged node, each with what to do about it, like `fabricsim check`'s report.
+fn damaged_text(nodes: &[DamagedNode]) -> String {
+    let mut text = format!(
+        "the stored data of {} is damaged; nothing was started:",
+        match nodes.len() {
+            1 => "1 node".to_owned(),
+            n => format!("{n} nodes"),
+        }
+    );
+    for node in nodes {
+        text.push_str(&format!("\n  {}", node.problem));
+        text.push_str(&match node.role {
+            Role::Member => format!(
+                "\n    fix: `fabricsim node --repair {}` moves its data aside and has it catch up from the root",
+                node.name
+            ),
+            Role::Root => format!("\n    fix: {REPAIR_ROOT}"),
+        });
+    }
+    text
+}
+
+/// Reads every node's stored data before anything starts (see [`crate::node::check_data`])
+/// and reports every damaged node, not only the first.
+pub fn check_stored_data(topology: &Topology, plan: &Plan) -> Result<(), LaunchError> {
+    let damaged: Vec<DamagedNode> = topology
+        .nodes
+        .iter()
+        .filter_map(|spec| {
+            crate::node::check_data(&spec.name, &plan.data_dir(&spec.name), topology.fabric.firmware)
+                .err()
+                .map(|problem| DamagedNode {
+                    name: spec.name.clone(),
+                    role: spec.role,
+                    problem,
+                })
+        })
+        .collect();
+    if damaged.is_empty() {
+        Ok(())
+    } else {
+        Err(LaunchError::Damaged(damaged))
     }
 }
 
@@ -128,9 +193,22 @@ pub struct RunningFabric {
 }
 
 impl RunningFabric {
-    /// Binds every node's listeners, starts the lab, then the nodes, the root first. A node
-    /// that fails to start stops the ones started before it.
+    /// Checks every node's stored data, binds every node's listeners, starts the lab, then
+    /// the nodes, the root first. A node that fails to start stops the ones started before
+    /// it.
     pub async fn start(topology: Topology, plan: Plan) -> Result<RunningFabric, LaunchError> {
+        RunningFabric::start_until(topology, plan, &CancellationToken::new()).await
+    }
+
+    /// [`RunningFabric::start`], given up as soon as `cancel` is cancelled: between two
+    /// steps (the lab, each node), what has started is stopped again and the answer is
+    /// [`LaunchError::Cancelled`].
+    pub async fn start_until(
+        topology: Topology,
+        plan: Plan,
+        cancel: &CancellationToken,
+    ) -> Result<RunningFabric, LaunchError> {
+        check_stored_data(&topology, &plan)?;
         let mut listeners = Vec::new();
         for spec in &topology.nodes {
             let (bound, addrs) = bind_node(spec, plan.ports).await?;
@@ -138,6 +216,9 @@ impl RunningFabric {
         }
         // The root first: it must exist before members ask to join.
         listeners.sort_by_key(|(name, _, _)| topology.node(name).map(|spec| spec.role != Role::Root));
+        if cancel.is_cancelled() {
+            return Err(LaunchError::Cancelled);
+        }
         let lab = Lab::start(&topology, &plan.pki_dir).await?;
         let mut fabric = RunningFabric {
             topology,
@@ -148,7 +229,12 @@ impl RunningFabric {
         };
         for (name, listener, addrs) in listeners {
             fabric.slots.insert(name.clone(), Slot { addrs, running: None });
-            if let Err(e) = fabric.launch(&name, listener).await {
+            let launched = if cancel.is_cancelled() {
+                Err(LaunchError::Cancelled)
+            } else {
+                fabric.launch(&name, listener).await
+            };
+            if let Err(e) = launched {
                 fabric.stop().await;
                 return Err(e);
             }
@@ -282,6 +368,29 @@ impl RunningFabric {
             ssh: rebind(name, addrs.ssh).await?,
         };
         self.launch(name, listeners).await
+    }
+
+    /// Recovers a stopped member from the root: moves its data aside (see
+    /// [`crate::node::set_aside_data`]) and starts it again, empty, so it catches up by log
+    /// or snapshot. Returns where the damaged files went. The root is refused.
+    pub async fn repair(&mut self, name: &str) -> Result<Vec<PathBuf>, LaunchError> {
+        let spec = self
+            .topology
+            .node(name)
+            .ok_or_else(|| LaunchError::UnknownNode(name.to_owned()))?;
+        if spec.role == Role::Root {
+            return Err(LaunchError::RepairRoot);
+        }
+        if self.slot(name)?.running.is_some() {
+            return Err(LaunchError::AlreadyRunning(name.to_owned()));
+        }
+        let moved = crate::node::set_aside_data(&self.plan.data_dir(name), self.topology.fabric.firmware)
+            .map_err(|source| LaunchError::SetAside {
+                node: name.to_owned(),
+                source,
+            })?;
+        self.restart(name).await?;
+        Ok(moved)
     }
 
     /// Stops every node cleanly, the members concurrently and then the root (so no member

@@ -41,8 +41,7 @@ pub enum OpenError {
     #[error("the Raft database {path} is already open in another process")]
     InUse { path: PathBuf },
     #[error(
-        "the Raft database {path} cannot be read ({source}); it is left as it is: \
-         move the directory away to keep it, or start the fabric with --fresh to discard it"
+        "the Raft database {path} is damaged: {source}; the node does not start, and the file is left as it is"
     )]
     Corrupted { path: PathBuf, source: redb::Error },
 }
@@ -51,38 +50,47 @@ pub enum OpenError {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    path: PathBuf,
 }
 
 impl Store {
-    /// Opens (or creates) the database in `data_dir`.
+    /// Opens (or creates) the database in `data_dir`, and checks all of it: every page's
+    /// checksum (redb's integrity check) and every stored value, so that a damaged file is
+    /// reported now, with its path, and not by a panic mid-election.
     pub fn open(data_dir: &Path) -> Result<Store, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::CreateDir {
             path: data_dir.to_owned(),
             source,
         })?;
         let path = data_dir.join(DATABASE_FILE);
-        let db = match Database::create(&path) {
+        let corrupted = |source: redb::Error| OpenError::Corrupted {
+            path: path.clone(),
+            source,
+        };
+        let db = match open_database(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse { path }),
-            Err(e) => {
-                return Err(OpenError::Corrupted {
-                    path,
-                    source: e.into(),
-                });
-            }
+            Err(e) => return Err(corrupted(describe_open_error(e))),
         };
-        let store = Store { db: Arc::new(db) };
-        // Create both tables up front so readers never meet a missing table, and read the
-        // stored values once so that a damaged file is reported now, not mid-election.
+        let store = Store {
+            db: Arc::new(db),
+            path: path.clone(),
+        };
+        // Create both tables up front so readers never meet a missing table.
         store
             .write(|txn| {
                 txn.open_table(LOG)?;
                 txn.open_table(META)?;
                 Ok(())
             })
-            .and_then(|()| store.check_readable())
-            .map_err(|source| OpenError::Corrupted { path, source })?;
+            .and_then(|()| store.check_values())
+            .map_err(corrupted)?;
         Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// A weak reference to the database: it dangles once every task that used the store
@@ -91,29 +99,63 @@ impl Store {
         Arc::downgrade(&self.db)
     }
 
-    fn check_readable(&self) -> Result<(), redb::Error> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        for row in meta.iter()? {
-            let (key, value) = row?;
-            if serde_json::from_slice::<serde_json::Value>(value.value()).is_err() {
-                return Err(redb::Error::Corrupted(format!(
-                    "meta value {:?} is not valid JSON",
-                    key.value()
-                )));
+    /// Decodes every stored value as what it should be, and checks that the log is one
+    /// run of indices after the purged ones, each entry under its own index. (The snapshot's
+    /// contents are the state machine's to check: `StateMachine::open`.)
+    fn check_values(&self) -> Result<(), redb::Error> {
+        guarded("checking the stored values", || {
+            self.read_meta::<Vote<NodeId>>(KEY_VOTE)?;
+            self.read_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)?;
+            let purged = self.read_meta::<LogId<NodeId>>(KEY_LAST_PURGED)?;
+            self.read_meta::<serde_json::Value>(KEY_SNAPSHOT)?;
+            let txn = self.db.begin_read()?;
+            let log = txn.open_table(LOG)?;
+            let mut expected = None;
+            for row in log.iter()? {
+                let (key, value) = row?;
+                let index = key.value();
+                let entry = decode_entry(value.value())
+                    .map_err(|e| redb::Error::Corrupted(format!("log entry {index}: {e}")))?;
+                if entry.log_id.index != index {
+                    return Err(corrupt(format!(
+                        "log entry {index} holds entry {}",
+                        entry.log_id.index
+                    )));
+                }
+                match (expected, purged) {
+                    (Some(next), _) if index != next => {
+                        return Err(corrupt(format!(
+                            "log entries {next} to {} are missing",
+                            index - 1
+                        )));
+                    }
+                    (None, Some(purged)) if index <= purged.index => {
+                        return Err(corrupt(format!(
+                            "log entry {index} is kept although entries up to {} were purged",
+                            purged.index
+                        )));
+                    }
+                    _ => {}
+                }
+                expected = Some(index + 1);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), redb::Error> {
-        let txn = self.db.begin_write()?;
-        f(&txn)?;
-        txn.commit()?;
-        Ok(())
+        guarded("writing", || {
+            let mut txn = self.db.begin_write()?;
+            // See `open_database`: with two-phase commit a commit that does not verify is
+            // damage, never a crash.
+            txn.set_two_phase_commit(true);
+            f(&txn)?;
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     /// Runs a write transaction on the blocking pool and waits for its commit.
@@ -128,14 +170,16 @@ impl Store {
     }
 
     pub(crate) fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(META)?;
-        let Some(value) = table.get(key)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(value.value())
-            .map(Some)
-            .map_err(|e| redb::Error::Corrupted(format!("meta value {key:?}: {e}")))
+        guarded("reading", || {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(META)?;
+            let Some(value) = table.get(key)? else {
+                return Ok(None);
+            };
+            serde_json::from_slice(value.value())
+                .map(Some)
+                .map_err(|e| corrupt(format!("the stored {key} is not what this version writes: {e}")))
+        })
     }
 
     pub(crate) async fn write_meta<T: Serialize>(
@@ -152,21 +196,25 @@ impl Store {
     }
 
     fn last_entry(&self) -> Result<Option<Entry<TypeConfig>>, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(LOG)?;
-        let Some((_, value)) = table.last()? else {
-            return Ok(None);
-        };
-        decode_entry(value.value()).map(Some)
+        guarded("reading the log", || {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(LOG)?;
+            let Some((_, value)) = table.last()? else {
+                return Ok(None);
+            };
+            decode_entry(value.value()).map(Some)
+        })
     }
 
     fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry<TypeConfig>>, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(LOG)?;
-        table
-            .range::<u64>(range)?
-            .map(|row| decode_entry(row?.1.value()))
-            .collect()
+        guarded("reading the log", || {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(LOG)?;
+            table
+                .range::<u64>(range)?
+                .map(|row| decode_entry(row?.1.value()))
+                .collect()
+        })
     }
 }
 
@@ -175,7 +223,82 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, redb::Error> {
-    serde_json::from_slice(bytes).map_err(|e| redb::Error::Corrupted(format!("log entry: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| corrupt(format!("a log entry is not what this version writes: {e}")))
+}
+
+fn corrupt(what: String) -> redb::Error {
+    redb::Error::Corrupted(what)
+}
+
+/// Opens the database file, or creates it when there is none. An existing file is checked
+/// page by page (redb's integrity check on open) and never re-initialized: an empty file,
+/// which redb would take for a new database, is a truncated one.
+///
+/// Every commit is two-phase (`Store::write`), so a crash or kill always leaves a last
+/// commit that verifies, and redb only has to rebuild its allocator state. A last commit
+/// that does not verify is therefore damage: redb would roll back to the commit before it
+/// (and lose an acknowledged vote or entry), so the repair is aborted at that step instead.
+fn open_database(path: &Path) -> Result<Database, redb::DatabaseError> {
+    let mut builder = redb::Builder::new();
+    builder
+        .set_check_integrity_on_open(true)
+        .set_repair_callback(|session| {
+            if session.progress() > 0.0 && session.progress() < ROLLBACK_PROGRESS_END {
+                session.abort();
+            }
+        });
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(
+            "the file is empty (truncated)".to_owned(),
+        ))),
+        Ok(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.open(path)))
+            .unwrap_or_else(|panic| {
+                Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(
+                    format!("redb failed reading it ({})", panic_text(&panic)),
+                )))
+            }),
+        Err(_) => builder.create(path),
+    }
+}
+
+/// redb's repair reports a progress of 0.3 when it is about to roll back the last commit
+/// (`Database::do_repair`, redb 4.6) and 0.6 once past that step.
+const ROLLBACK_PROGRESS_END: f64 = 0.5;
+
+/// What went wrong opening the file, in words for the user.
+fn describe_open_error(error: redb::DatabaseError) -> redb::Error {
+    match error {
+        redb::DatabaseError::RepairAborted => corrupt(
+            "its last commit does not verify (opening it would roll back to the commit before, \
+             losing what was acknowledged)"
+                .to_owned(),
+        ),
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(what))
+            if what.starts_with("Primary is corrupted") =>
+        {
+            corrupt(format!(
+                "a page of its last commit does not match its checksum, so it was changed \
+                 outside fabricsim (redb: {what})"
+            ))
+        }
+        other => other.into(),
+    }
+}
+
+/// Runs a redb call, turning a panic inside redb (which it may raise on a page that
+/// does not decode) into an error naming `what` the store was doing.
+fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, redb::Error>) -> Result<T, redb::Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .unwrap_or_else(|panic| Err(corrupt(format!("redb failed {what} ({})", panic_text(&panic)))))
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a panic".to_owned())
 }
 
 fn io_error(e: redb::Error) -> AnyError {

@@ -5,6 +5,7 @@ mod binary;
 mod cloud;
 mod contracts;
 mod convergence;
+mod disk;
 mod ems;
 mod fabric_settings;
 mod faults;
