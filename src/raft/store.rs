@@ -428,3 +428,109 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::write_logs(io_error(e)).into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store in a new directory with `rows` written into its log and `meta` values.
+    fn damaged(rows: &[(u64, &[u8])], meta: &[(&'static str, &[u8])]) -> (tempfile::TempDir, OpenError) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).expect("a new store opens");
+        let rows: Vec<(u64, Vec<u8>)> = rows.iter().map(|(i, v)| (*i, v.to_vec())).collect();
+        let meta: Vec<(&str, Vec<u8>)> = meta.iter().map(|(k, v)| (*k, v.to_vec())).collect();
+        store
+            .write(move |txn| {
+                let mut log = txn.open_table(LOG)?;
+                for (index, bytes) in &rows {
+                    log.insert(*index, bytes.as_slice())?;
+                }
+                let mut table = txn.open_table(META)?;
+                for (key, bytes) in &meta {
+                    table.insert(*key, bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let error = Store::open(dir.path())
+            .err()
+            .expect("the damaged store is refused");
+        (dir, error)
+    }
+
+    fn blank(index: u64) -> Vec<u8> {
+        encode(&Entry::<TypeConfig> {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Blank,
+        })
+    }
+
+    #[test]
+    fn a_log_entry_that_does_not_decode_is_reported_with_its_index() {
+        let (dir, error) = damaged(&[(1, &blank(1)), (2, b"{\"log_id\": 3")], &[]);
+        let text = error.to_string();
+        assert!(text.contains("log entry 2"), "{text}");
+        assert!(
+            text.contains(&dir.path().join(DATABASE_FILE).display().to_string()),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_gap_or_a_misplaced_entry_in_the_log_is_reported() {
+        let (_dir, error) = damaged(&[(1, &blank(1)), (3, &blank(3))], &[]);
+        assert!(
+            error.to_string().contains("log entries 2 to 2 are missing"),
+            "{error}"
+        );
+        let (_dir, error) = damaged(&[(4, &blank(5))], &[]);
+        assert!(error.to_string().contains("log entry 4 holds entry 5"), "{error}");
+        let purged = encode(&LogId::new(openraft::CommittedLeaderId::new(1, 1), 6));
+        let (_dir, error) = damaged(&[(4, &blank(4))], &[(KEY_LAST_PURGED, &purged)]);
+        assert!(
+            error.to_string().contains("entries up to 6 were purged"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_vote_or_committed_index_that_does_not_decode_is_reported() {
+        let (_dir, error) = damaged(&[], &[(KEY_VOTE, b"{\"term\": \"x\"}")]);
+        assert!(error.to_string().contains("the stored vote"), "{error}");
+        let (_dir, error) = damaged(&[], &[(KEY_COMMITTED, b"[")]);
+        assert!(error.to_string().contains("the stored committed"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_file_is_a_truncated_database_not_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DATABASE_FILE), b"").unwrap();
+        let error = Store::open(dir.path()).err().expect("refused");
+        assert!(error.to_string().contains("empty (truncated)"), "{error}");
+        assert_eq!(
+            std::fs::metadata(dir.path().join(DATABASE_FILE)).unwrap().len(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_store_written_and_closed_opens_again_with_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rows = vec![(1, blank(1)), (2, blank(2))];
+        store
+            .write(move |txn| {
+                let mut log = txn.open_table(LOG)?;
+                for (index, bytes) in &rows {
+                    log.insert(*index, bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).expect("a sound store opens");
+        let entries = store.entries((Bound::Unbounded, Bound::Unbounded)).unwrap();
+        assert_eq!(entries.len(), 2);
+    }
+}
