@@ -24,6 +24,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::cli::Reply;
 use crate::node::{Node, NodeAddrs, NodeConfig};
@@ -209,6 +210,11 @@ impl RunningFabric {
         cancel: &CancellationToken,
     ) -> Result<RunningFabric, LaunchError> {
         check_stored_data(&topology, &plan)?;
+        tracing::info!(
+            fabric = topology.fabric.name,
+            nodes = topology.nodes.len(),
+            "starting the fabric"
+        );
         let mut listeners = Vec::new();
         for spec in &topology.nodes {
             let (bound, addrs) = bind_node(spec, plan.ports).await?;
@@ -262,7 +268,9 @@ impl RunningFabric {
         );
         let addrs = self.slot(name)?.addrs;
         let identity = lab.node_identity(&spec.name, &spec.hostname, addrs.https.ip())?;
-        let running = RunningServer::start(config, listeners, identity).await?;
+        let running = RunningServer::start(config, listeners, identity)
+            .instrument(crate::node::span(name))
+            .await?;
         self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
         Ok(())
     }
@@ -415,6 +423,7 @@ impl RunningFabric {
             Ok(lab) => lab.shutdown().await,
             Err(_) => unreachable!("only the control service shares the lab, and it has stopped"),
         }
+        tracing::info!(fabric = self.topology.fabric.name, "fabric stopped");
     }
 }
 

@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod exec;
 mod interactive;
+pub mod logs;
 mod rest_bench;
 mod up;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::{Error, FabricFiles};
 use crate::launcher::{self, LaunchError, Plan, Ports, RunningFabric};
@@ -80,6 +81,7 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
     }
     let had_token = state.token().is_ok();
     let token = state.ensure_token()?;
+    let logs = super::logs::write_under(state);
     println!(
         "fabric {}: {} nodes from {}, state in {}{}",
         topology.fabric.name,
@@ -88,6 +90,7 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
         state.path().display(),
         if fresh { " (fresh)" } else { "" }
     );
+    println!("  logs in {logs}");
     let result = run_fabric(&files, &token, &stop).await;
     state.clear_sim_listen();
     if result.is_err() && !had_token {
@@ -269,6 +272,7 @@ pub(super) async fn single_node(path: &Path, name: &str, repair: bool) -> Result
     let spec = topology.node(name).expect("addr() checked the name");
     let state = &files.state;
     let _lock = state.lock_node(name)?;
+    let logs = super::logs::write_under(state);
     if repair && !repair_node(&files, spec)? {
         return Ok(ExitCode::SUCCESS);
     }
@@ -294,7 +298,10 @@ pub(super) async fn single_node(path: &Path, name: &str, repair: bool) -> Result
         "node {name} ({}, {}) listening on {addr}, https://{}/, ssh {}; Ctrl-C stops it",
         spec.serial, spec.role, addrs.https, addrs.ssh
     );
-    crate::server::run(config, listeners, identity, stop.cancelled()).await?;
+    println!("  logs in {logs}");
+    crate::server::run(config, listeners, identity, stop.cancelled())
+        .instrument(crate::node::span(name))
+        .await?;
     println!("node {name} stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -34,6 +34,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use self::checker::{CheckerSetup, CheckerStatus};
 use self::local::{LocalApplyError, LocalConfig, LocalError};
@@ -63,6 +64,16 @@ const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stopping node waits for openraft's core, then for its own tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The name of the tracing span every event of a node happens in (its field `name` is
+/// the node's name): the launcher wraps each node's start in [`span`], and the node's
+/// tasks, its server's and openraft's inherit it. The log files are routed by it.
+pub const SPAN: &str = "node";
+
+/// The span of node `name`'s events.
+pub fn span(name: &str) -> tracing::Span {
+    tracing::info_span!(SPAN, name = name)
+}
 
 /// How long a stopping node waits for openraft's tasks to release its storage.
 const STORAGE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -557,17 +568,20 @@ impl RunningNode {
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn(follow_replicated(node.clone(), shutdown.clone()));
-        tasks.spawn(checker::run(
-            node.shared.checker.clone(),
-            node.shared.effective_tx.subscribe(),
-            node.shared.ems_tx.clone(),
-            node.shared.ems_wake.clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn(follow_replicated(node.clone(), shutdown.clone()).in_current_span());
+        tasks.spawn(
+            checker::run(
+                node.shared.checker.clone(),
+                node.shared.effective_tx.subscribe(),
+                node.shared.ems_tx.clone(),
+                node.shared.ems_wake.clone(),
+                shutdown.clone(),
+            )
+            .in_current_span(),
+        );
         if node.role() == Role::Root {
             initialize_once(&node).await?;
-            tasks.spawn(keep_leadership(node.clone(), shutdown.clone()));
+            tasks.spawn(keep_leadership(node.clone(), shutdown.clone()).in_current_span());
         }
         Ok(RunningNode {
             node,

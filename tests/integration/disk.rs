@@ -9,7 +9,7 @@ use fabricsim::launcher::{LaunchError, Plan, Ports, RunningFabric};
 use crate::{CONVERGE, ems_entry};
 
 /// Overwrites `len` bytes in the middle of `path` with a pattern no redb page holds.
-fn scribble(path: &Path, len: usize) {
+pub(crate) fn scribble(path: &Path, len: usize) {
     use std::io::{Seek as _, SeekFrom, Write as _};
     let size = std::fs::metadata(path).expect("the file exists").len();
     let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();

@@ -11,6 +11,7 @@ mod fabric_settings;
 mod faults;
 mod golden;
 mod layers;
+mod lifecycle;
 mod refusals;
 mod rest;
 mod ssh;
