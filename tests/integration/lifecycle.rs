@@ -123,14 +123,23 @@ fn status_wait_started_before_up_waits_for_the_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_owned();
     write_bootstrapped_topology(&d);
-    let waiter = {
-        let d = d.clone();
-        std::thread::spawn(move || fabricsim(&d, &["status", "-c", "fabric.toml", "--wait", "50", "--json"]))
-    };
-    // `status` is waiting for a fabric that does not exist yet.
-    std::thread::sleep(Duration::from_millis(300));
+    // Before any `up`, `--wait` waits for a fabric to appear, and says what it waited for.
+    let started = Instant::now();
+    let alone = fabricsim(&d, &["status", "-c", "fabric.toml", "--wait", "1"]);
+    assert_eq!(alone.status.code(), Some(1), "{}", text(&alone));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{}",
+        text(&alone)
+    );
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("no admin token"),
+        "{}",
+        text(&alone)
+    );
+    // Started with `up`, it answers once the bootstrap has been applied everywhere.
     let mut up = Up::start(&d, &[]);
-    let status = waiter.join().unwrap();
+    let status = fabricsim(&d, &["status", "-c", "fabric.toml", "--wait", "50", "--json"]);
     assert!(status.status.success(), "{}", text(&status));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["converged"], true, "{json}");
