@@ -311,3 +311,52 @@ fn random_token(context: &Path) -> Result<String, StateError> {
         .map_err(io(context))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_dir() -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir {
+            path: dir.path().join(".fabricsim/test"),
+        };
+        (dir, state)
+    }
+
+    #[test]
+    fn a_lock_file_exists_only_while_its_node_is_held() {
+        let (_dir, state) = state_dir();
+        let lock = state.lock_node("root").unwrap();
+        let path = state.path().join("root.lock");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::process::id().to_string()
+        );
+        let refused = state.lock_node("root").unwrap_err();
+        assert!(matches!(refused, StateError::Locked { .. }), "{refused}");
+        assert!(path.exists(), "a refused lock removed the holder's file");
+        drop(lock);
+        assert!(!path.exists(), "the lock file outlived its lock");
+        // Taken again, and a file left by a killed process (unlocked) is taken over.
+        std::fs::write(&path, "12345").unwrap();
+        let again = state.lock_node("root").unwrap();
+        drop(again);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_bootstrap_record_says_running_then_the_revision() {
+        let (_dir, state) = state_dir();
+        assert_eq!(state.read_bootstrapped(), None);
+        assert!(!state.bootstrap_interrupted());
+        state.mark_bootstrap_started().unwrap();
+        assert!(state.bootstrap_interrupted());
+        assert_eq!(state.read_bootstrapped(), None);
+        state.write_bootstrapped(7).unwrap();
+        assert!(!state.bootstrap_interrupted());
+        assert_eq!(state.read_bootstrapped(), Some(7));
+        state.clear_bootstrapped();
+        assert_eq!(state.read_bootstrapped(), None);
+    }
+}
