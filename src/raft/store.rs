@@ -503,6 +503,17 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_inside_a_read_becomes_an_error() {
+        let result: Result<(), redb::Error> =
+            guarded("reading the log", || panic!("Invalid page type byte 7"));
+        let text = result.unwrap_err().to_string();
+        assert!(
+            text.contains("redb failed reading the log (Invalid page type byte 7)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_empty_file_is_a_truncated_database_not_a_new_one() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DATABASE_FILE), b"").unwrap();
