@@ -14,9 +14,9 @@ use crate::disk::scribble;
 /// How long `up` may take to stop after Ctrl-C or SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The e2e topology with a `[bootstrap]` of three fctems entries.
+/// The e2e topology on fixed ports with a `[bootstrap]` of three fctems entries.
 fn write_bootstrapped_topology(dir: &Path) {
-    let path = write_topology(dir);
+    let path = write_fixed_port_topology(dir);
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("\n[bootstrap]\nroot = [\n    \"config endpoint-control fctems\",\n");
     for i in 1..=3 {
@@ -190,7 +190,7 @@ async fn write_until_killed(d: &Path, kill_after: u16, pid: u32) -> u16 {
 async fn sigkill_during_a_write_stream_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_owned();
-    write_topology(&d);
+    write_fixed_port_topology(&d);
     let mut up = Up::start(&d, &[]);
     up.wait_for_line("is up");
     let acknowledged = write_until_killed(&d, 25, up.child.id()).await;
@@ -239,7 +239,7 @@ async fn sigkill_during_a_write_stream_loses_no_acknowledged_write() {
 /// comes back empty is found by the root at the address the Raft membership holds.
 /// (With port 0 every `up` moves the nodes; the root learns a member's new address through
 /// a membership change, which cannot commit while the other voters' addresses are stale.)
-fn write_fixed_port_topology(dir: &Path) {
+fn write_fixed_port_topology(dir: &Path) -> std::path::PathBuf {
     let path = write_topology(dir);
     let mut text = std::fs::read_to_string(&path).unwrap();
     let free: Vec<std::net::TcpListener> = (0..3)
@@ -254,6 +254,7 @@ fn write_fixed_port_topology(dir: &Path) {
         );
     }
     std::fs::write(&path, text).unwrap();
+    path
 }
 
 #[test]
