@@ -1,13 +1,16 @@
 //! One start-up sequence for a whole fabric, used by `fabricsim up`, `fabricsim node` and
 //! the test harness.
 //!
-//! [`RunningFabric::start`] binds every node's listeners (gRPC, HTTPS, SSH) before it
-//! starts anything (so a taken port stops nothing halfway), starts the simulated world of
+//! [`RunningFabric::start`] first reads every node's stored data and reports every
+//! damaged node at once ([`LaunchError::Damaged`]), then binds every node's listeners
+//! (gRPC, HTTPS, SSH) before it starts anything (so a taken port stops nothing halfway),
+//! starts the simulated world of
 //! the topology (its [`Lab`]: PKI, EMS servers, FortiCloud), then starts the nodes, the
 //! root first because members ask it to admit them. [`RunningFabric::bootstrap`] runs the
 //! topology's `[bootstrap]` lines on the root. Nodes can be killed and restarted on the
 //! same addresses and data directory; [`RunningFabric::stop`] stops the members, then the
-//! root, then the lab.
+//! root, then the lab. [`RunningFabric::start_until`] gives the start-up up at a stop
+//! (Ctrl-C), and [`RunningFabric::repair`] recovers a damaged member from the root.
 //!
 //! Where the nodes keep their data, where the PKI lives, which token the admin service
 //! requires and which ports the nodes take is the caller's [`Plan`]: `up` uses the state

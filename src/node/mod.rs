@@ -18,6 +18,10 @@
 //!
 //! [`RunningNode::shutdown`] and [`RunningNode::kill`] join every task the node spawned
 //! before they return.
+//!
+//! [`check_data`] reads everything a node keeps without starting it, so that the launcher
+//! reports every damaged node before it starts any; [`set_aside_data`] moves a damaged
+//! member's files aside so that it starts empty and catches up from the root.
 
 pub mod accounts;
 pub mod checker;

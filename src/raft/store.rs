@@ -5,6 +5,12 @@
 //! immediate durability before openraft is told it happened, so an acknowledged entry is
 //! on disk. Writes run on tokio's blocking pool: an fsync never stalls the node's other
 //! tasks. Values are stored as JSON, the same encoding the transport uses.
+//!
+//! A damaged file is reported when the store opens, with its path and what is wrong, and
+//! never reset (`docs/architecture.md`, "Storage"): redb checks every page, the store
+//! decodes every value and checks that the log is one run of indices. Commits are
+//! two-phase, so that a last commit that does not verify can only be damage. Every read
+//! is guarded: a panic inside redb is an error, not the end of the process.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
