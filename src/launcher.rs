@@ -163,21 +163,31 @@ pub fn check_stored_data(topology: &Topology, plan: &Plan) -> Result<(), LaunchE
     let damaged: Vec<DamagedNode> = topology
         .nodes
         .iter()
-        .filter_map(|spec| {
-            crate::node::check_data(&spec.name, &plan.data_dir(&spec.name), topology.fabric.firmware)
-                .err()
-                .map(|problem| DamagedNode {
-                    name: spec.name.clone(),
-                    role: spec.role,
-                    problem,
-                })
-        })
+        .filter_map(|spec| damage(topology, spec, &plan.data_dir(&spec.name)))
         .collect();
     if damaged.is_empty() {
         Ok(())
     } else {
         Err(LaunchError::Damaged(damaged))
     }
+}
+
+/// [`check_stored_data`] for one node, kept in `data_dir` (`fabricsim node`).
+pub fn check_node_data(topology: &Topology, spec: &NodeSpec, data_dir: &Path) -> Result<(), LaunchError> {
+    match damage(topology, spec, data_dir) {
+        Some(damaged) => Err(LaunchError::Damaged(vec![damaged])),
+        None => Ok(()),
+    }
+}
+
+fn damage(topology: &Topology, spec: &NodeSpec, data_dir: &Path) -> Option<DamagedNode> {
+    crate::node::check_data(&spec.name, data_dir, topology.fabric.firmware)
+        .err()
+        .map(|problem| DamagedNode {
+            name: spec.name.clone(),
+            role: spec.role,
+            problem,
+        })
 }
 
 /// One node's place in the fabric: its addresses outlive kills and restarts.

@@ -276,6 +276,7 @@ pub(super) async fn single_node(path: &Path, name: &str, repair: bool) -> Result
     if repair && !repair_node(&files, spec)? {
         return Ok(ExitCode::SUCCESS);
     }
+    launcher::check_node_data(topology, spec, &state.node_dir(name))?;
     let token = state.ensure_token()?;
     let (listeners, addrs) = launcher::bind_node(spec, Ports::Topology).await?;
     let addr = addrs.grpc;

@@ -295,6 +295,13 @@ fn damaged_members_stop_up_at_once_and_node_repair_recovers_them() {
     assert_eq!(lock_files(d), Vec::<String>::new());
     assert!(!state(d).join("admin.token").exists(), "a token was left behind");
 
+    let alone = fabricsim(d, &["node", "-c", "fabric.toml", "branch1"]);
+    assert_eq!(alone.status.code(), Some(1), "{}", text(&alone));
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("fabricsim node --repair branch1"),
+        "{}",
+        text(&alone)
+    );
     let root = fabricsim(d, &["node", "-c", "fabric.toml", "--repair", "root"]);
     assert_eq!(root.status.code(), Some(1), "{}", text(&root));
     assert!(
