@@ -91,24 +91,26 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
         if fresh { " (fresh)" } else { "" }
     );
     println!("  logs in {logs}");
-    let result = run_fabric(&files, &token, &stop).await;
+    let started = run_fabric(&files, &token, &stop).await;
     state.clear_sim_listen();
-    if result.is_err() && !had_token {
+    // A token made for a fabric that never started is not left behind.
+    if !matches!(started, Ok(true)) && !had_token {
         state.remove_token();
     }
     drop(locks);
-    result
+    started.map(|_| ExitCode::SUCCESS)
 }
 
-/// Starts the fabric, brings it up and keeps it up until a stop.
-async fn run_fabric(files: &FabricFiles, token: &str, stop: &CancellationToken) -> Result<ExitCode, Error> {
+/// Starts the fabric, brings it up and keeps it up until a stop. Whether it started: a
+/// stop during the start-up is not an error.
+async fn run_fabric(files: &FabricFiles, token: &str, stop: &CancellationToken) -> Result<bool, Error> {
     let (topology, state) = (&files.topology, &files.state);
     let plan = state_plan(state, token);
     let mut fabric = match RunningFabric::start_until(topology.clone(), plan, stop).await {
         Ok(fabric) => fabric,
         Err(LaunchError::Cancelled) => {
             println!("fabric {} stopped before it had started", topology.fabric.name);
-            return Ok(ExitCode::SUCCESS);
+            return Ok(false);
         }
         Err(e) => return Err(e.into()),
     };
@@ -129,7 +131,7 @@ async fn run_fabric(files: &FabricFiles, token: &str, stop: &CancellationToken) 
     println!("stopping {} nodes", topology.nodes.len());
     fabric.stop().await;
     println!("fabric {} stopped", topology.fabric.name);
-    ready.map(|_| ExitCode::SUCCESS)
+    ready.map(|_| true)
 }
 
 /// Waits until every node has joined and converged, and on a new fabric runs the
