@@ -189,6 +189,26 @@ pub fn unix_now() -> i64 {
         .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Milliseconds since 1970-01-01 UTC (0 for a clock before it).
+pub fn unix_now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+        i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// RFC 3339 UTC with milliseconds (`2026-11-25T17:30:00.250Z`), as log lines carry it.
+pub fn rfc3339_millis(unix_millis: i64) -> String {
+    let t = UtcTime::from_unix(unix_millis.div_euclid(1000));
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        t.date,
+        t.hour,
+        t.minute,
+        t.second,
+        unix_millis.rem_euclid(1000)
+    )
+}
+
 /// RFC 3339 UTC (`2026-11-25T17:30:00Z`) for a Unix time in seconds.
 pub fn rfc3339(unix: i64) -> String {
     let t = UtcTime::from_unix(unix);
@@ -234,6 +254,8 @@ mod tests {
         assert_eq!(date_time(1_609_459_200), "2021-01-01 00:00:00");
         assert_eq!(date_time(4_107_542_399), "2100-02-28 23:59:59");
         assert_eq!(date_time(-1), "1969-12-31 23:59:59");
+        assert_eq!(rfc3339_millis(1_796_232_600_250), "2026-12-02T17:30:00.250Z");
+        assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(FixedClock(1_796_232_600).now_rfc3339(), "2026-12-02T17:30:00Z");
         let now = SystemClock.now_rfc3339();
         assert_eq!(now.len(), "2026-11-25T17:30:00Z".len());

@@ -1,13 +1,16 @@
 //! One start-up sequence for a whole fabric, used by `fabricsim up`, `fabricsim node` and
 //! the test harness.
 //!
-//! [`RunningFabric::start`] binds every node's listeners (gRPC, HTTPS, SSH) before it
-//! starts anything (so a taken port stops nothing halfway), starts the simulated world of
+//! [`RunningFabric::start`] first reads every node's stored data and reports every
+//! damaged node at once ([`LaunchError::Damaged`]), then binds every node's listeners
+//! (gRPC, HTTPS, SSH) before it starts anything (so a taken port stops nothing halfway),
+//! starts the simulated world of
 //! the topology (its [`Lab`]: PKI, EMS servers, FortiCloud), then starts the nodes, the
 //! root first because members ask it to admit them. [`RunningFabric::bootstrap`] runs the
 //! topology's `[bootstrap]` lines on the root. Nodes can be killed and restarted on the
 //! same addresses and data directory; [`RunningFabric::stop`] stops the members, then the
-//! root, then the lab.
+//! root, then the lab. [`RunningFabric::start_until`] gives the start-up up at a stop
+//! (Ctrl-C), and [`RunningFabric::repair`] recovers a damaged member from the root.
 //!
 //! Where the nodes keep their data, where the PKI lives, which token the admin service
 //! requires and which ports the nodes take is the caller's [`Plan`]: `up` uses the state
@@ -23,6 +26,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::cli::Reply;
 use crate::link::{LinkChange, LinkFault, LinkRule, Links, TlsError};
@@ -96,6 +100,14 @@ pub enum LaunchError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{}", damaged_text(.0))]
+    Damaged(Vec<DamagedNode>),
+    #[error("stopped before the fabric had started")]
+    Cancelled,
+    #[error("{}", REPAIR_ROOT)]
+    RepairRoot,
+    #[error("cannot move node {node}'s data aside: {source}")]
+    SetAside { node: String, source: std::io::Error },
     #[error(transparent)]
     Lab(Box<LabError>),
     #[error(transparent)]
@@ -112,6 +124,73 @@ impl From<LabError> for LaunchError {
     fn from(error: LabError) -> Self {
         LaunchError::Lab(Box::new(error))
     }
+}
+
+/// A node whose stored data cannot be read, found before anything started.
+#[derive(Debug)]
+pub struct DamagedNode {
+    pub name: String,
+    pub role: Role,
+    pub problem: crate::node::NodeError,
+}
+
+/// Why the root is never repaired, and what to do instead.
+const REPAIR_ROOT: &str = "the root's data is the fabric's and cannot be fetched from a member: \
+     restore its directory from a copy, or start again with `fabricsim up --fresh`";
+
+/// Every damaged node, each with what to do about it, like `fabricsim check`'s report.
+fn damaged_text(nodes: &[DamagedNode]) -> String {
+    let mut text = format!(
+        "the stored data of {} is damaged; nothing was started:",
+        match nodes.len() {
+            1 => "1 node".to_owned(),
+            n => format!("{n} nodes"),
+        }
+    );
+    for node in nodes {
+        text.push_str(&format!("\n  {}", node.problem));
+        text.push_str(&match node.role {
+            Role::Member => format!(
+                "\n    fix: `fabricsim node --repair {}` moves its data aside and has it catch up from the root",
+                node.name
+            ),
+            Role::Root => format!("\n    fix: {REPAIR_ROOT}"),
+        });
+    }
+    text
+}
+
+/// Reads every node's stored data before anything starts (see [`crate::node::check_data`])
+/// and reports every damaged node, not only the first.
+pub fn check_stored_data(topology: &Topology, plan: &Plan) -> Result<(), LaunchError> {
+    let damaged: Vec<DamagedNode> = topology
+        .nodes
+        .iter()
+        .filter_map(|spec| damage(topology, spec, &plan.data_dir(&spec.name)))
+        .collect();
+    if damaged.is_empty() {
+        Ok(())
+    } else {
+        Err(LaunchError::Damaged(damaged))
+    }
+}
+
+/// [`check_stored_data`] for one node, kept in `data_dir` (`fabricsim node`).
+pub fn check_node_data(topology: &Topology, spec: &NodeSpec, data_dir: &Path) -> Result<(), LaunchError> {
+    match damage(topology, spec, data_dir) {
+        Some(damaged) => Err(LaunchError::Damaged(vec![damaged])),
+        None => Ok(()),
+    }
+}
+
+fn damage(topology: &Topology, spec: &NodeSpec, data_dir: &Path) -> Option<DamagedNode> {
+    crate::node::check_data(&spec.name, data_dir, topology.fabric.firmware)
+        .err()
+        .map(|problem| DamagedNode {
+            name: spec.name.clone(),
+            role: spec.role,
+            problem,
+        })
 }
 
 /// One node's place in the fabric: its addresses and the faults on its links outlive
@@ -135,9 +214,27 @@ pub struct RunningFabric {
 }
 
 impl RunningFabric {
-    /// Binds every node's listeners, starts the lab, then the nodes, the root first. A node
-    /// that fails to start stops the ones started before it.
+    /// Checks every node's stored data, binds every node's listeners, starts the lab, then
+    /// the nodes, the root first. A node that fails to start stops the ones started before
+    /// it.
     pub async fn start(topology: Topology, plan: Plan) -> Result<RunningFabric, LaunchError> {
+        RunningFabric::start_until(topology, plan, &CancellationToken::new()).await
+    }
+
+    /// [`RunningFabric::start`], given up as soon as `cancel` is cancelled: between two
+    /// steps (the lab, each node), what has started is stopped again and the answer is
+    /// [`LaunchError::Cancelled`].
+    pub async fn start_until(
+        topology: Topology,
+        plan: Plan,
+        cancel: &CancellationToken,
+    ) -> Result<RunningFabric, LaunchError> {
+        check_stored_data(&topology, &plan)?;
+        tracing::info!(
+            fabric = topology.fabric.name,
+            nodes = topology.nodes.len(),
+            "starting the fabric"
+        );
         let mut listeners = Vec::new();
         for spec in &topology.nodes {
             let (bound, addrs) = bind_node(spec, plan.ports).await?;
@@ -145,6 +242,9 @@ impl RunningFabric {
         }
         // The root first: it must exist before members ask to join.
         listeners.sort_by_key(|(name, _, _)| topology.node(name).map(|spec| spec.role != Role::Root));
+        if cancel.is_cancelled() {
+            return Err(LaunchError::Cancelled);
+        }
         let lab = Lab::start(&topology, &plan.pki_dir).await?;
         let operator = match lab.operator_credentials() {
             Ok(credentials) => Operator::new(&plan.token, &credentials).map_err(LaunchError::Operator),
@@ -172,7 +272,12 @@ impl RunningFabric {
                 running: None,
             };
             fabric.slots.insert(name.clone(), slot);
-            if let Err(e) = fabric.launch(&name, listener).await {
+            let launched = if cancel.is_cancelled() {
+                Err(LaunchError::Cancelled)
+            } else {
+                fabric.launch(&name, listener).await
+            };
+            if let Err(e) = launched {
                 fabric.stop().await;
                 return Err(e);
             }
@@ -203,7 +308,9 @@ impl RunningFabric {
         };
         let config = NodeConfig::from_topology(&self.topology, spec, provision);
         let identity = lab.node_identity(&spec.name, &spec.hostname, addrs.https.ip())?;
-        let running = RunningServer::start(config, listeners, identity).await?;
+        let running = RunningServer::start(config, listeners, identity)
+            .instrument(crate::node::span(name))
+            .await?;
         self.slots.get_mut(name).expect("every node has a slot").running = Some(running);
         Ok(())
     }
@@ -337,6 +444,29 @@ impl RunningFabric {
         self.launch(name, listeners).await
     }
 
+    /// Recovers a stopped member from the root: moves its data aside (see
+    /// [`crate::node::set_aside_data`]) and starts it again, empty, so it catches up by log
+    /// or snapshot. Returns where the damaged files went. The root is refused.
+    pub async fn repair(&mut self, name: &str) -> Result<Vec<PathBuf>, LaunchError> {
+        let spec = self
+            .topology
+            .node(name)
+            .ok_or_else(|| LaunchError::UnknownNode(name.to_owned()))?;
+        if spec.role == Role::Root {
+            return Err(LaunchError::RepairRoot);
+        }
+        if self.slot(name)?.running.is_some() {
+            return Err(LaunchError::AlreadyRunning(name.to_owned()));
+        }
+        let moved = crate::node::set_aside_data(&self.plan.data_dir(name), self.topology.fabric.firmware)
+            .map_err(|source| LaunchError::SetAside {
+                node: name.to_owned(),
+                source,
+            })?;
+        self.restart(name).await?;
+        Ok(moved)
+    }
+
     /// Stops every node cleanly, the members concurrently and then the root (so no member
     /// sees its root vanish first), then the control service and the lab.
     pub async fn stop(mut self) {
@@ -359,6 +489,7 @@ impl RunningFabric {
             Ok(lab) => lab.shutdown().await,
             Err(_) => unreachable!("only the control service shares the lab, and it has stopped"),
         }
+        tracing::info!(fabric = self.topology.fabric.name, "fabric stopped");
     }
 }
 

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -20,10 +21,13 @@ fn main() -> ExitCode {
         .as_ref()
         .clone()
         .install_default();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .finish()
-        .with(log_filter())
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(log_filter()),
+        )
+        .with(fabricsim::commands::logs::layer())
         .init();
     match fabricsim::commands::run_blocking(cli) {
         Ok(code) => code,

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::node::admission::Admission;
 use crate::node::{Node, NodeAddrs, NodeConfig, NodeError, RunningNode};
@@ -112,17 +113,27 @@ impl RunningServer {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let Listeners { grpc, https, ssh } = listeners;
-        tasks.spawn(rpc::serve(node.node().clone(), grpc, tls, shutdown.clone()));
+        // Every task runs in the caller's span: the node's (see `node::SPAN`).
+        tasks.spawn(rpc::serve(node.node().clone(), grpc, tls, shutdown.clone()).in_current_span());
         let rest = rest::serve(node.node().clone(), https, https_identity, shutdown.clone());
-        tasks.spawn(async move {
-            if let Err(error) = rest.await {
-                tracing::error!(%error, "REST API stopped");
+        tasks.spawn(
+            async move {
+                if let Err(error) = rest.await {
+                    tracing::error!(%error, "REST API stopped");
+                }
             }
-        });
-        tasks.spawn(ssh::serve(node.node().clone(), ssh, host_key, shutdown.clone()));
+            .in_current_span(),
+        );
+        tasks.spawn(ssh::serve(node.node().clone(), ssh, host_key, shutdown.clone()).in_current_span());
         if let Some(root) = node.node().root_addr() {
-            tasks.spawn(join_fabric(node.node().clone(), root, shutdown.clone()));
+            tasks.spawn(join_fabric(node.node().clone(), root, shutdown.clone()).in_current_span());
         }
+        tracing::info!(
+            grpc = %addrs.grpc,
+            https = %addrs.https,
+            ssh = %addrs.ssh,
+            "node started"
+        );
         Ok(RunningServer {
             node,
             shutdown,
@@ -147,7 +158,9 @@ impl RunningServer {
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }
+        let name = self.node().name().to_owned();
         self.node.shutdown().await;
+        tracing::info!(node = name, "node stopped");
     }
 
     /// Stops as abruptly as a process kill (see [`RunningNode::kill`]).

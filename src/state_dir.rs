@@ -8,9 +8,16 @@
 //!     root.lock          held while a process runs node `root`; holds that process's id
 //!     root/raft.redb     the node's Raft log, vote and snapshot
 //!     root/listen        the address node `root` listens on while it runs
+//!     root/fabricsim.log what node `root` logged (appended to by every run)
+//!     fabricsim.log      what the rest of `up` logged: start-up, simulators, stopping
+//!     bootstrap.applied  the root's revision once the topology's `[bootstrap]` was applied
+//!                        (`running` while it runs)
 //!     pki/               the simulated CAs and EMS certificates (PEM), made on first use
 //!     sim.listen         the address of the simulators' control service while `up` runs
 //! ```
+//!
+//! A lock file exists only while its node runs: the process removes it when it lets go
+//! (a killed process leaves it, unlocked, and the next one takes it).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
@@ -22,6 +29,14 @@ use crate::topology::Topology;
 const TOKEN_FILE: &str = "admin.token";
 const LISTEN_FILE: &str = "listen";
 const SIM_LISTEN_FILE: &str = "sim.listen";
+const BOOTSTRAP_FILE: &str = "bootstrap.applied";
+/// What the bootstrap file holds while the bootstrap runs.
+const BOOTSTRAP_RUNNING: &str = "running";
+/// The log file of each node (in its directory) and of the rest of the process (in the
+/// state directory).
+pub const LOG_FILE: &str = "fabricsim.log";
+/// How many times taking a lock is tried when the file is removed under it.
+const LOCK_ATTEMPTS: usize = 5;
 /// Bytes of randomness in a fresh admin token.
 const TOKEN_BYTES: usize = 24;
 
@@ -59,10 +74,39 @@ pub struct StateDir {
     path: PathBuf,
 }
 
-/// Held while a process runs a node; dropping it releases the node.
+/// Held while a process runs a node; dropping it removes the lock file and releases the
+/// node.
 #[derive(Debug)]
 pub struct NodeLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for NodeLock {
+    fn drop(&mut self) {
+        // Removed while still locked, so that a process waiting on this file finds, once it
+        // has the lock, that the path is no longer its file and takes a new one.
+        if same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `path` still names the open `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
 }
 
 impl StateDir {
@@ -90,6 +134,19 @@ impl StateDir {
     pub fn lock_node(&self, node: &str) -> Result<NodeLock, StateError> {
         self.create()?;
         let path = self.path.join(format!("{node}.lock"));
+        for _ in 1..LOCK_ATTEMPTS {
+            let lock = self.try_lock_file(node, &path)?;
+            if same_file(&lock.file, &path) {
+                return Ok(lock);
+            }
+            // The holder removed the file between our open and our lock: take a new one.
+            drop(lock);
+        }
+        self.try_lock_file(node, &path)
+    }
+
+    fn try_lock_file(&self, node: &str, path: &Path) -> Result<NodeLock, StateError> {
+        let path = path.to_owned();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -117,7 +174,7 @@ impl StateDir {
         }
         file.set_len(0).map_err(io(&path))?;
         write!(file, "{}", std::process::id()).map_err(io(&path))?;
-        Ok(NodeLock { _file: file })
+        Ok(NodeLock { file, path })
     }
 
     /// Removes a node's data; only with its lock held.
@@ -144,6 +201,11 @@ impl StateDir {
         let mut file = options.open(&path).map_err(io(&path))?;
         file.write_all(token.as_bytes()).map_err(io(&path))?;
         Ok(token)
+    }
+
+    /// Removes the admin token: `up` does when it made the token and then could not start.
+    pub fn remove_token(&self) {
+        let _ = std::fs::remove_file(self.path.join(TOKEN_FILE));
     }
 
     /// Reads the admin token of a fabric started in this directory.
@@ -174,6 +236,46 @@ impl StateDir {
     /// The address of the simulators' control service, if `up` recorded one.
     pub fn read_sim_listen(&self) -> Option<SocketAddr> {
         read_addr(&self.path.join(SIM_LISTEN_FILE))
+    }
+
+    /// Records that the topology's bootstrap is running: until it has been applied, an
+    /// interrupted bootstrap is run again by the next `up`.
+    pub fn mark_bootstrap_started(&self) -> Result<(), StateError> {
+        self.create()?;
+        let path = self.path.join(BOOTSTRAP_FILE);
+        std::fs::write(&path, BOOTSTRAP_RUNNING).map_err(io(&path))
+    }
+
+    /// Whether a bootstrap was started and never finished.
+    pub fn bootstrap_interrupted(&self) -> bool {
+        std::fs::read_to_string(self.path.join(BOOTSTRAP_FILE))
+            .is_ok_and(|text| text.trim() == BOOTSTRAP_RUNNING)
+    }
+
+    /// Records that the topology's bootstrap has been applied, at the root's `revision`.
+    pub fn write_bootstrapped(&self, revision: u64) -> Result<(), StateError> {
+        let path = self.path.join(BOOTSTRAP_FILE);
+        std::fs::write(&path, revision.to_string()).map_err(io(&path))
+    }
+
+    /// The root's revision once the bootstrap was applied, if `up` recorded it.
+    pub fn read_bootstrapped(&self) -> Option<u64> {
+        std::fs::read_to_string(self.path.join(BOOTSTRAP_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+    }
+
+    /// Forgets the bootstrap's revision: the bootstrap is about to run (again).
+    pub fn clear_bootstrapped(&self) {
+        let _ = std::fs::remove_file(self.path.join(BOOTSTRAP_FILE));
+    }
+
+    /// Where node `node` logs, or (`None`) the rest of the process.
+    pub fn log_file(&self, node: Option<&str>) -> PathBuf {
+        match node {
+            Some(node) => self.node_dir(node).join(LOG_FILE),
+            None => self.path.join(LOG_FILE),
+        }
     }
 
     /// Records the address a running node listens on.
@@ -208,4 +310,53 @@ fn random_token(context: &Path) -> Result<String, StateError> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(io(context))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_dir() -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir {
+            path: dir.path().join(".fabricsim/test"),
+        };
+        (dir, state)
+    }
+
+    #[test]
+    fn a_lock_file_exists_only_while_its_node_is_held() {
+        let (_dir, state) = state_dir();
+        let lock = state.lock_node("root").unwrap();
+        let path = state.path().join("root.lock");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::process::id().to_string()
+        );
+        let refused = state.lock_node("root").unwrap_err();
+        assert!(matches!(refused, StateError::Locked { .. }), "{refused}");
+        assert!(path.exists(), "a refused lock removed the holder's file");
+        drop(lock);
+        assert!(!path.exists(), "the lock file outlived its lock");
+        // Taken again, and a file left by a killed process (unlocked) is taken over.
+        std::fs::write(&path, "12345").unwrap();
+        let again = state.lock_node("root").unwrap();
+        drop(again);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_bootstrap_record_says_running_then_the_revision() {
+        let (_dir, state) = state_dir();
+        assert_eq!(state.read_bootstrapped(), None);
+        assert!(!state.bootstrap_interrupted());
+        state.mark_bootstrap_started().unwrap();
+        assert!(state.bootstrap_interrupted());
+        assert_eq!(state.read_bootstrapped(), None);
+        state.write_bootstrapped(7).unwrap();
+        assert!(!state.bootstrap_interrupted());
+        assert_eq!(state.read_bootstrapped(), Some(7));
+        state.clear_bootstrapped();
+        assert_eq!(state.read_bootstrapped(), None);
+    }
 }

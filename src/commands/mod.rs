@@ -8,6 +8,7 @@ mod check;
 mod exec;
 mod fault;
 mod interactive;
+pub mod logs;
 mod rest_bench;
 mod up;
 
@@ -54,8 +55,9 @@ pub enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Wait up to SECS for every node to apply the root's latest revision; exit 1 with
-        /// each node's lag when time runs out.
+        /// Wait up to SECS for the fabric to be started, for the topology's bootstrap to be
+        /// applied and for every node to apply the root's latest revision; exit 1 with each
+        /// node's lag when time runs out.
         #[arg(long, value_name = "SECS")]
         wait: Option<f64>,
     },
@@ -85,6 +87,11 @@ pub enum Command {
     Node {
         #[command(flatten)]
         topology: TopologyArg,
+        /// Recover a damaged member from the root: move its data aside (never deleted) so
+        /// that it starts empty and catches up; run it at once when the root runs in another
+        /// process, else at the next `fabricsim up`.
+        #[arg(long)]
+        repair: bool,
         node: String,
     },
     /// Drive a simulated EMS of a running `fabricsim up`: authorize or deny a FortiGate
@@ -218,7 +225,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             sim_command(&topology.path, SimCommand::Cloud(command)).await
         }
         Command::Cli { topology, node } => interactive::cli(&topology.path, &node).await,
-        Command::Node { topology, node } => up::single_node(&topology.path, &node).await,
+        Command::Node {
+            topology,
+            repair,
+            node,
+        } => up::single_node(&topology.path, &node, repair).await,
         Command::Check { topology } => check::check(&topology.path),
         Command::Bench(args) => bench::bench(args).await,
         Command::Fault { topology, action } => fault::fault(&topology.path, action).await,
@@ -260,13 +271,17 @@ impl FabricFiles {
     /// What the operator presents to the nodes: the state directory's admin token and the
     /// operator's certificate from its PKI.
     fn operator(&self) -> Result<Operator, Error> {
-        let token = self.state.token()?;
+        self.operator_with(&self.state.token()?)
+    }
+
+    /// [`FabricFiles::operator`] with a token already read.
+    fn operator_with(&self, token: &str) -> Result<Operator, Error> {
         let pki =
             crate::sim::pki::Pki::open(&self.state.pki_dir()).map_err(crate::sim::lab::LabError::from)?;
         let credentials = pki
             .operator_credentials()
             .map_err(crate::sim::lab::LabError::from)?;
-        Operator::new(&token, &credentials).map_err(|source| Error::Operator {
+        Operator::new(token, &credentials).map_err(|source| Error::Operator {
             dir: self.state.pki_dir(),
             source,
         })
@@ -309,16 +324,24 @@ const STATUS_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn status(path: &Path, json: bool, wait: Option<f64>) -> Result<ExitCode, Error> {
     let files = FabricFiles::open(path)?;
-    let operator = files.operator()?;
     let deadline =
         wait.map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs_f64(secs.max(0.0)));
-    let status = loop {
+    let waiting = || deadline.is_some_and(|deadline| tokio::time::Instant::now() < deadline);
+    // With --wait, a fabric that `up` has not started yet is waited for.
+    let token = loop {
+        match files.state.token() {
+            Err(StateError::NoToken { .. }) if waiting() => tokio::time::sleep(STATUS_POLL).await,
+            token => break token?,
+        }
+    };
+    let operator = files.operator_with(&token)?;
+    let (status, bootstrapped) = loop {
         let status = crate::status::collect(&files.topology, &files.addrs(), &operator).await;
-        match deadline {
-            Some(deadline) if !status.converged && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(STATUS_POLL).await;
-            }
-            _ => break status,
+        let bootstrapped = bootstrap_applied(&files, &status);
+        if !(status.converged && bootstrapped) && waiting() {
+            tokio::time::sleep(STATUS_POLL).await;
+        } else {
+            break (status, bootstrapped);
         }
     };
     if json {
@@ -333,12 +356,27 @@ async fn status(path: &Path, json: bool, wait: Option<f64>) -> Result<ExitCode, 
         eprint!("not converged:\n{}", status.lag());
         return Ok(ExitCode::FAILURE);
     }
+    if wait.is_some() && !bootstrapped {
+        eprintln!("the topology's bootstrap has not been applied yet (`fabricsim up` runs it)");
+        return Ok(ExitCode::FAILURE);
+    }
     // Without --wait the table is the answer; a node that cannot be asked still fails the
     // command, so scripts notice a fabric that is not running.
     if status.nodes.iter().any(|node| node.error.is_some()) {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the fabric has the topology's bootstrap: there is none, or `up` recorded it as
+/// applied and the root has reached that revision (a record from an earlier run does not
+/// count for a fabric that starts again from nothing).
+fn bootstrap_applied(files: &FabricFiles, status: &crate::status::FabricReport) -> bool {
+    files.topology.bootstrap.is_empty()
+        || files
+            .state
+            .read_bootstrapped()
+            .is_some_and(|applied| status.revision.is_some_and(|revision| revision >= applied))
 }
 
 impl From<crate::sim::lab::LabError> for Error {

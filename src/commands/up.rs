@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::{Error, FabricFiles};
-use crate::launcher::{self, Plan, Ports, RunningFabric};
-use crate::state_dir::{NodeLock, StateDir};
+use crate::launcher::{self, LaunchError, Plan, Ports, RunningFabric};
+use crate::state_dir::{NodeLock, StateDir, StateError};
 use crate::status::FabricReport;
 use crate::topology::Role;
 use crate::wire::CloudAccess;
@@ -18,23 +20,51 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often `up` looks at the fabric while it comes up.
 const READY_POLL: Duration = Duration::from_millis(100);
 
-/// Resolves when the process receives Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Listens for Ctrl-C (SIGINT) and SIGTERM from the first moment of `up` and `node`; the
+/// token is cancelled by the first of them. Installing the handlers also replaces an
+/// inherited "ignore SIGINT" (a shell script's background job), so no stop is lost.
+fn listen_for_stop() -> Result<CancellationToken, Error> {
+    let stop = CancellationToken::new();
+    let cancel = stop.clone();
+    let handler_error = |source| Error::Io {
+        context: "cannot install the Ctrl-C and SIGTERM handlers".to_owned(),
+        source,
+    };
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler succeeds on Unix");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(handler_error)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(handler_error)?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            cancel.cancel();
+        });
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = handler_error;
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            cancel.cancel();
+        });
+    }
+    Ok(stop)
+}
+
+/// `work`, or `None` when a stop comes first.
+async fn until_stopped<T>(stop: &CancellationToken, work: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => None,
+        out = work => Some(out),
+    }
 }
 
 pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
+    let stop = listen_for_stop()?;
     let files = FabricFiles::open(path)?;
     let topology = &files.topology;
     let state = &files.state;
@@ -47,8 +77,11 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
         for (spec, lock) in topology.nodes.iter().zip(&locks) {
             state.clear_node(&spec.name, lock)?;
         }
+        state.clear_bootstrapped();
     }
+    let had_token = state.token().is_ok();
     let token = state.ensure_token()?;
+    let logs = super::logs::write_under(state);
     println!(
         "fabric {}: {} nodes from {}, state in {}{}",
         topology.fabric.name,
@@ -57,39 +90,76 @@ pub(super) async fn up(path: &Path, fresh: bool) -> Result<ExitCode, Error> {
         state.path().display(),
         if fresh { " (fresh)" } else { "" }
     );
-    let plan = state_plan(state, &token);
-    let mut fabric = RunningFabric::start(topology.clone(), plan).await?;
-    print_started(&fabric);
-    if let Err(e) = record_addresses(&mut fabric, state).await {
-        fabric.stop().await;
-        return Err(e);
+    println!("  logs in {logs}");
+    let started = run_fabric(&files, &token, &stop).await;
+    state.clear_sim_listen();
+    // A token made for a fabric that never started is not left behind.
+    if !matches!(started, Ok(true)) && !had_token {
+        state.remove_token();
     }
+    drop(locks);
+    started.map(|_| ExitCode::SUCCESS)
+}
 
-    let ready = tokio::select! {
-        ready = wait_ready(&fabric) => ready,
-        () = stop_signal() => None,
+/// Starts the fabric, brings it up and keeps it up until a stop. Whether it started: a
+/// stop during the start-up is not an error.
+async fn run_fabric(files: &FabricFiles, token: &str, stop: &CancellationToken) -> Result<bool, Error> {
+    let (topology, state) = (&files.topology, &files.state);
+    let plan = state_plan(state, token);
+    let mut fabric = match RunningFabric::start_until(topology.clone(), plan, stop).await {
+        Ok(fabric) => fabric,
+        Err(LaunchError::Cancelled) => {
+            println!("fabric {} stopped before it had started", topology.fabric.name);
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
     };
-    match ready {
-        Some(mut status) => {
-            if status.revision == Some(0) && !topology.bootstrap.is_empty() {
-                status = tokio::select! {
-                    status = bootstrap(&fabric) => status?,
-                    () = stop_signal() => None,
-                }
-                .unwrap_or(status);
-            }
+    print_started(&fabric);
+    let ready = match record_addresses(&mut fabric, state).await {
+        Ok(()) => come_up(&fabric, state, stop).await,
+        Err(e) => Err(e),
+    };
+    match &ready {
+        Ok(Some(status)) => {
             print!("{}", status.table());
             println!("fabric {} is up; Ctrl-C stops it", topology.fabric.name);
-            stop_signal().await;
+            stop.cancelled().await;
         }
-        None => println!("stopping before the fabric was ready"),
+        Ok(None) => println!("stopping before the fabric was ready"),
+        Err(_) => {}
     }
     println!("stopping {} nodes", topology.nodes.len());
     fabric.stop().await;
-    state.clear_sim_listen();
-    drop(locks);
     println!("fabric {} stopped", topology.fabric.name);
-    Ok(ExitCode::SUCCESS)
+    ready.map(|_| true)
+}
+
+/// Waits until every node has joined and converged, and on a new fabric runs the
+/// topology's bootstrap, recording in the state directory when it has been applied (what
+/// `status --wait` waits for). `None` when a stop came first.
+async fn come_up(
+    fabric: &RunningFabric,
+    state: &StateDir,
+    stop: &CancellationToken,
+) -> Result<Option<FabricReport>, Error> {
+    let Some(mut status) = until_stopped(stop, wait_ready(fabric)).await else {
+        return Ok(None);
+    };
+    if fabric.topology().bootstrap.is_empty() {
+        return Ok(Some(status));
+    }
+    // A bootstrap runs on a new fabric, and again when a stop interrupted it.
+    if status.revision == Some(0) || state.bootstrap_interrupted() {
+        state.mark_bootstrap_started()?;
+        match until_stopped(stop, bootstrap(fabric)).await {
+            Some(done) => status = done?,
+            None => return Ok(None),
+        }
+    }
+    if let Some(revision) = status.revision {
+        state.write_bootstrapped(revision)?;
+    }
+    Ok(Some(status))
 }
 
 /// Where `up` and `node` keep a fabric: the state directory's layout (node data in
@@ -153,7 +223,7 @@ async fn record_addresses(fabric: &mut RunningFabric, state: &StateDir) -> Resul
 
 /// Runs the topology's `[bootstrap]` lines on the root (questions answered `y`) and waits
 /// for the fabric to converge on the result.
-async fn bootstrap(fabric: &RunningFabric) -> Result<Option<FabricReport>, Error> {
+async fn bootstrap(fabric: &RunningFabric) -> Result<FabricReport, Error> {
     println!(
         "bootstrap: running {} lines on {}",
         fabric.topology().bootstrap.len(),
@@ -170,7 +240,7 @@ async fn bootstrap(fabric: &RunningFabric) -> Result<Option<FabricReport>, Error
 
 /// Waits until every node has joined and applied the root's revision, printing progress;
 /// gives up after [`READY_TIMEOUT`] with each node's lag.
-async fn wait_ready(fabric: &RunningFabric) -> Option<FabricReport> {
+async fn wait_ready(fabric: &RunningFabric) -> FabricReport {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     let total = fabric.topology().nodes.len();
     let mut shown = usize::MAX;
@@ -182,7 +252,7 @@ async fn wait_ready(fabric: &RunningFabric) -> Option<FabricReport> {
             shown = converged;
         }
         if status.converged {
-            return Some(status);
+            return status;
         }
         if tokio::time::Instant::now() >= deadline {
             print!("{}", status.table());
@@ -190,19 +260,25 @@ async fn wait_ready(fabric: &RunningFabric) -> Option<FabricReport> {
                 "the fabric did not converge within {READY_TIMEOUT:?}:\n{}",
                 status.lag()
             );
-            return Some(status);
+            return status;
         }
         tokio::time::sleep(READY_POLL).await;
     }
 }
 
-pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Error> {
+pub(super) async fn single_node(path: &Path, name: &str, repair: bool) -> Result<ExitCode, Error> {
+    let stop = listen_for_stop()?;
     let files = FabricFiles::open(path)?;
     files.addr(name)?;
     let topology = &files.topology;
     let spec = topology.node(name).expect("addr() checked the name");
     let state = &files.state;
     let _lock = state.lock_node(name)?;
+    let logs = super::logs::write_under(state);
+    if repair && !repair_node(&files, spec)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    launcher::check_node_data(topology, spec, &state.node_dir(name))?;
     let token = state.ensure_token()?;
     let (listeners, addrs) = launcher::bind_node(spec, Ports::Topology).await?;
     let addr = addrs.grpc;
@@ -238,7 +314,51 @@ pub(super) async fn single_node(path: &Path, name: &str) -> Result<ExitCode, Err
         "node {name} ({}, {}) listening on {addr}, https://{}/, ssh {}; Ctrl-C stops it",
         spec.serial, spec.role, addrs.https, addrs.ssh
     );
-    crate::server::run(config, listeners, identity, stop_signal()).await?;
+    println!("  logs in {logs}");
+    crate::server::run(config, listeners, identity, stop.cancelled())
+        .instrument(crate::node::span(name))
+        .await?;
     println!("node {name} stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `node --repair`: moves a stopped member's data aside so that it starts empty and
+/// catches up from the root. Returns whether to run the node now: when the root runs in
+/// another process (`fabricsim node ROOT`); under `up`, the next `up` starts it.
+fn repair_node(files: &FabricFiles, spec: &crate::topology::NodeSpec) -> Result<bool, Error> {
+    if spec.role == Role::Root {
+        return Err(LaunchError::RepairRoot.into());
+    }
+    let data_dir = files.state.node_dir(&spec.name);
+    let moved = crate::node::set_aside_data(&data_dir, files.topology.fabric.firmware).map_err(|source| {
+        LaunchError::SetAside {
+            node: spec.name.clone(),
+            source,
+        }
+    })?;
+    if moved.is_empty() {
+        println!("node {} has no Raft data to move aside", spec.name);
+    }
+    for aside in &moved {
+        println!("node {}: moved aside to {}", spec.name, aside.display());
+    }
+    let root = &files.topology.root().name;
+    match files.state.lock_node(root) {
+        Ok(free) => {
+            drop(free);
+            println!(
+                "node {} starts empty and catches up from the root at the next `fabricsim up`",
+                spec.name
+            );
+            Ok(false)
+        }
+        Err(StateError::Locked { .. }) => {
+            println!(
+                "node {} starts empty and catches up from the running root",
+                spec.name
+            );
+            Ok(true)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

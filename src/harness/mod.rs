@@ -315,6 +315,12 @@ impl Fabric {
         Ok(self.fabric.inject(&Fault::Heal)?)
     }
 
+    /// Recovers a stopped member from the root: its data is moved aside and it starts
+    /// empty. Returns where the damaged files went.
+    pub async fn repair(&mut self, name: &str) -> Result<Vec<PathBuf>, HarnessError> {
+        Ok(self.fabric.repair(name).await?)
+    }
+
     /// Stops every node cleanly, members first, then the simulated servers.
     pub async fn stop(self) {
         self.fabric.stop().await;

@@ -18,7 +18,8 @@ use crate::config::schema::{LOCAL_SYNC_TABLES, SYSTEM_ADMIN, SYSTEM_API_USER, SY
 use crate::config::{Applied, CommandError, ConfigCommand, ConfigDb};
 use crate::domain::Firmware;
 
-const LOCAL_FILE: &str = "local.json";
+/// The file of the node's own tables inside its data directory.
+pub const LOCAL_FILE: &str = "local.json";
 
 /// The tables every node keeps to itself, whatever `configuration-sync` says: its Security
 /// Fabric settings and its accounts (`docs/fortios.md`, "Accounts").

@@ -20,6 +20,10 @@
 //!
 //! [`RunningNode::shutdown`] and [`RunningNode::kill`] join every task the node spawned
 //! before they return.
+//!
+//! [`check_data`] reads everything a node keeps without starting it, so that the launcher
+//! reports every damaged node before it starts any; [`set_aside_data`] moves a damaged
+//! member's files aside so that it starts empty and catches up from the root.
 
 pub mod accounts;
 pub mod admission;
@@ -37,6 +41,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use self::admission::{Admission, JoinClaim, PendingBook};
 use self::checker::{CheckerSetup, CheckerStatus};
@@ -77,6 +82,16 @@ fn commit_timeout(raft: &RaftSettings) -> Duration {
 }
 /// How long a stopping node waits for openraft's core, then for its own tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The name of the tracing span every event of a node happens in (its field `name` is
+/// the node's name): the launcher wraps each node's start in [`span`], and the node's
+/// tasks, its server's and openraft's inherit it. The log files are routed by it.
+pub const SPAN: &str = "node";
+
+/// The span of node `name`'s events.
+pub fn span(name: &str) -> tracing::Span {
+    tracing::info_span!(SPAN, name = name)
+}
 
 /// How long a stopping node waits for openraft's tasks to release its storage.
 const STORAGE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,8 +146,14 @@ pub struct NodeConfig {
 pub enum NodeError {
     #[error("node {node}: {source}")]
     Storage { node: String, source: Box<OpenError> },
-    #[error("node {node}: cannot restore its state: {source}")]
-    Restore { node: String, source: Box<redb::Error> },
+    #[error(
+        "node {node}: cannot restore its state from {path}: {source}; the node does not start, and the file is left as it is"
+    )]
+    Restore {
+        node: String,
+        path: PathBuf,
+        source: Box<redb::Error>,
+    },
     #[error("node {node}: invalid Raft settings: {message}")]
     RaftConfig { node: String, message: String },
     #[error("node {node}: Raft failed: {message}")]
@@ -663,18 +684,21 @@ impl RunningNode {
         };
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn(follow_replicated(node.clone(), shutdown.clone()));
-        tasks.spawn(checker::run(
-            node.shared.checker.clone(),
-            node.shared.effective_tx.subscribe(),
-            node.shared.ems_tx.clone(),
-            node.shared.ems_wake.clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn(follow_replicated(node.clone(), shutdown.clone()).in_current_span());
+        tasks.spawn(
+            checker::run(
+                node.shared.checker.clone(),
+                node.shared.effective_tx.subscribe(),
+                node.shared.ems_tx.clone(),
+                node.shared.ems_wake.clone(),
+                shutdown.clone(),
+            )
+            .in_current_span(),
+        );
         if node.role() == Role::Root {
             initialize_once(&node).await?;
-            tasks.spawn(keep_leadership(node.clone(), shutdown.clone()));
-            tasks.spawn(admission::keep_out_unauthorized(node.clone(), shutdown.clone()));
+            tasks.spawn(keep_leadership(node.clone(), shutdown.clone()).in_current_span());
+            tasks.spawn(admission::keep_out_unauthorized(node.clone(), shutdown.clone()).in_current_span());
         }
         Ok(RunningNode {
             node,
@@ -786,6 +810,7 @@ async fn open_raft(
     let (state_machine, config_rx) =
         StateMachine::open(store.clone(), config.firmware).map_err(|source| NodeError::Restore {
             node: node(),
+            path: store.path().to_owned(),
             source: Box::new(source),
         })?;
     let raft_config = raft_config(config).map_err(|e| NodeError::RaftConfig {
@@ -805,6 +830,52 @@ async fn open_raft(
         message: e.to_string(),
     })?;
     Ok((raft, config_rx, database))
+}
+
+/// Reads everything node `name` keeps in `data_dir` (its Raft database, down to every
+/// stored value and the snapshot's configuration, and its own tables) without starting it,
+/// so that a fabric can report every damaged node before it starts any. A node that has
+/// kept nothing yet passes; nothing is created.
+pub fn check_data(name: &str, data_dir: &std::path::Path, firmware: Firmware) -> Result<(), NodeError> {
+    if data_dir.join(crate::raft::store::DATABASE_FILE).exists() {
+        let store = Store::open(data_dir).map_err(|source| NodeError::Storage {
+            node: name.to_owned(),
+            source: Box::new(source),
+        })?;
+        StateMachine::open(store.clone(), firmware).map_err(|source| NodeError::Restore {
+            node: name.to_owned(),
+            path: store.path().to_owned(),
+            source: Box::new(source),
+        })?;
+    }
+    LocalConfig::open(data_dir, firmware).map_err(|source| NodeError::Local {
+        node: name.to_owned(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Moves a member's Raft database aside (`raft.redb.damaged-<time>`), and its own tables
+/// too when they cannot be read, so that it starts empty and catches up from the root;
+/// nothing is deleted. Returns where each file went. Only with the node stopped.
+pub fn set_aside_data(data_dir: &std::path::Path, firmware: Firmware) -> std::io::Result<Vec<PathBuf>> {
+    let stamp = crate::calendar::rfc3339(crate::calendar::unix_now());
+    let mut moved = Vec::new();
+    let mut files = vec![data_dir.join(crate::raft::store::DATABASE_FILE)];
+    if LocalConfig::open(data_dir, firmware).is_err() {
+        files.push(data_dir.join(local::LOCAL_FILE));
+    }
+    for file in files.into_iter().filter(|file| file.exists()) {
+        let mut aside = PathBuf::from(format!("{}.damaged-{stamp}", file.display()));
+        let mut n = 1;
+        while aside.exists() {
+            n += 1;
+            aside = PathBuf::from(format!("{}.damaged-{stamp}-{n}", file.display()));
+        }
+        std::fs::rename(&file, &aside)?;
+        moved.push(aside);
+    }
+    Ok(moved)
 }
 
 /// Opens the node's database. Within one process a node stopped a moment ago may still be

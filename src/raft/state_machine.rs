@@ -57,8 +57,11 @@ impl StateMachine {
         firmware: Firmware,
     ) -> Result<(StateMachine, watch::Receiver<Arc<ConfigDb>>), redb::Error> {
         let mut state: MachineState = match store.read_meta::<StoredSnapshot>(KEY_SNAPSHOT)? {
-            Some(snapshot) => serde_json::from_slice(&snapshot.data)
-                .map_err(|e| redb::Error::Corrupted(format!("snapshot data: {e}")))?,
+            Some(snapshot) => serde_json::from_slice(&snapshot.data).map_err(|e| {
+                redb::Error::Corrupted(format!(
+                    "the stored snapshot's configuration is not what this version writes: {e}"
+                ))
+            })?,
             None => MachineState::default(),
         };
         state.config = state.config.with_firmware(firmware);

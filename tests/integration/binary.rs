@@ -7,11 +7,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fabricsim");
-const READY: Duration = Duration::from_secs(60);
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_fabricsim");
+pub(crate) const READY: Duration = Duration::from_secs(60);
 
 /// A three-node topology on ephemeral ports, written into `dir`.
-fn write_topology(dir: &Path) -> PathBuf {
+pub(crate) fn write_topology(dir: &Path) -> PathBuf {
     let path = dir.join("fabric.toml");
     let mut text = String::from(
         "[fabric]\nname = \"e2e\"\n\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n",
@@ -30,7 +30,7 @@ fn write_topology(dir: &Path) -> PathBuf {
 /// Runs `fabricsim ARGS` in `dir` to completion. A command that has not finished within
 /// [`READY`] is killed and fails the test, so a stuck command shows as a failure naming
 /// it rather than as a suite that never ends.
-fn fabricsim(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn fabricsim(dir: &Path, args: &[&str]) -> Output {
     let child = Command::new(BIN)
         .current_dir(dir)
         .args(args)
@@ -51,7 +51,7 @@ fn fabricsim(dir: &Path, args: &[&str]) -> Output {
     }
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
         output.status.code(),
@@ -61,14 +61,14 @@ fn text(output: &Output) -> String {
 }
 
 /// `fabricsim up` running in the background, its output read line by line.
-struct Up {
-    child: Child,
+pub(crate) struct Up {
+    pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Up {
-    fn start(dir: &Path, extra: &[&str]) -> Up {
+    pub(crate) fn start(dir: &Path, extra: &[&str]) -> Up {
         let mut child = Command::new(BIN)
             .current_dir(dir)
             .args(["up", "-c", "fabric.toml"])
@@ -94,7 +94,7 @@ impl Up {
     }
 
     /// Waits for an output line containing `needle`.
-    fn wait_for_line(&mut self, needle: &str) {
+    pub(crate) fn wait_for_line(&mut self, needle: &str) {
         let deadline = std::time::Instant::now() + READY;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -115,7 +115,7 @@ impl Up {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) {
+    pub(crate) fn terminate(mut self) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -125,12 +125,28 @@ impl Up {
                 .success()
         );
         self.wait_for_line("stopped");
-        let (done_tx, done) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = done_tx.send(self.child.wait());
-        });
-        let status = done.recv_timeout(READY).expect("up exits after SIGTERM").unwrap();
+        let deadline = std::time::Instant::now() + READY;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "up did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert!(status.success(), "up exited with {status}");
+    }
+}
+
+/// A test that fails leaves no `up` behind.
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
