@@ -13,7 +13,7 @@
 //!     bootstrap.applied  the root's revision once the topology's `[bootstrap]` was applied
 //!                        (`running` while it runs)
 //!     pki/               the simulated CAs and EMS certificates (PEM), made on first use
-//!     sim.listen         the address of the simulators' control service while `up` runs
+//!     sim.listen         the address of the simulators' control service while `up` or `sim` runs
 //! ```
 //!
 //! A lock file exists only while its node runs: the process removes it when it lets go

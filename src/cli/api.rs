@@ -17,7 +17,7 @@ use crate::connector::CertificateOffer;
 use super::backend::Backend;
 use super::commit::{commit, commit_pending, require_modify};
 use super::context::Pending;
-use super::dispatch::{entry_key, set_value};
+use super::dispatch::{entry_key, in_datasource, set_value};
 use super::error::CliError;
 use super::execute::{self, Question};
 
@@ -32,9 +32,16 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// Whether the refusal is "entry not found in datasource".
+    /// Whether the refusal is "entry not found in datasource" for the entry the request
+    /// names. A value naming a missing entry of another table (`certificate`) fails with
+    /// the same code, but the request's own entry exists: FortiOS then adds
+    /// `value parse error before '<value>'`.
     pub fn is_not_found(&self) -> bool {
         self.code == RC_NOT_FOUND
+            && !self
+                .lines
+                .iter()
+                .any(|line| line.starts_with("value parse error"))
     }
 }
 
@@ -106,6 +113,7 @@ impl Edit {
     pub fn set<B: Backend>(&mut self, backend: &B, field: &str, words: &[String]) -> Result<(), Refusal> {
         let spec = self.pending.settable(field)?;
         let value = set_value(spec, words)?;
+        in_datasource(backend, self.pending.table, spec, &value)?;
         require_modify(backend, self.pending.table)?;
         self.pending.assign(spec, value);
         Ok(())

@@ -185,6 +185,7 @@ pub(super) async fn in_edit<B: Backend>(
             let (name, words) = args.split_first().ok_or(CliError::Incomplete)?;
             let field = pending.settable(name)?;
             let value = set_value(field, words)?;
+            in_datasource(backend, pending.table, field, &value)?;
             require_modify(backend, pending.table)?;
             pending.assign(field, value);
             Ok(Done::quiet())
@@ -271,6 +272,22 @@ pub(super) fn set_value(field: &FieldSpec, words: &[String]) -> Result<String, C
         }
     };
     parse_value(field, &raw).map_err(|_| CliError::Value(raw))
+}
+
+/// Refuses a `value` of `field` that names no entry of the table the field refers to
+/// (`set certificate` names a `vpn certificate remote` entry), as FortiOS does at `set`.
+pub(super) fn in_datasource<B: Backend>(
+    backend: &B,
+    table: &TableSchema,
+    field: &FieldSpec,
+    value: &str,
+) -> Result<(), CliError> {
+    match table.datasource(field.name) {
+        Some(source) if !value.is_empty() && backend.config().entry(source, value).is_none() => {
+            Err(CliError::NotInDatasource(value.to_owned()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The canonical key of `edit <key>`, checked against the table's key field.

@@ -4,7 +4,8 @@
 //! turns it into output once, through [`CliError::lines`].
 
 use crate::config::{
-    RC_INCOMPLETE, RC_INVALID_VALUE, RC_NOT_FOUND, fail_line, parse_error_lines, value_error_lines,
+    RC_INCOMPLETE, RC_INVALID_VALUE, RC_NOT_FOUND, datasource_error_lines, fail_line, parse_error_lines,
+    value_error_lines,
 };
 
 use super::backend::{CommitError, MODIFICATION_NOT_ALLOWED};
@@ -37,6 +38,9 @@ pub(super) enum CliError {
     /// A command names an entry that does not exist.
     #[error("no entry {0:?}")]
     NotFound(String),
+    /// A value names no entry of the table its field refers to (a datasource).
+    #[error("{0:?} is not in the datasource")]
+    NotInDatasource(String),
     /// A commit refused before it was proposed, with FortiOS's `node_check_object` line.
     #[error("{reason}")]
     Check {
@@ -64,6 +68,7 @@ impl CliError {
                 "entry not found in datasource".to_owned(),
                 fail_line(RC_NOT_FOUND),
             ],
+            Self::NotInDatasource(value) => datasource_error_lines(value),
             Self::Check { reason, field, value } => vec![
                 reason.clone(),
                 format!("node_check_object fail! for {field} {value}"),

@@ -539,14 +539,14 @@ mod tests {
         );
         assert!(
             session
-                .execute(&backend, "set certificate \"why?\"")
+                .execute(&backend, "set tenant-id \"why?\"")
                 .await
                 .output
                 .is_empty()
         );
         assert_eq!(
-            session.execute(&backend, "get").await.output.lines().nth(4),
-            Some("certificate         : why?")
+            session.execute(&backend, "get").await.output.lines().nth(7),
+            Some("tenant-id           : why?")
         );
     }
 

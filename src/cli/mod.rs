@@ -78,6 +78,8 @@ pub mod tokenize;
 pub mod transcript;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 pub(crate) mod test_backend;
 
 pub use backend::{Backend, CommitError, MODIFICATION_NOT_ALLOWED, NodeIdentity, PendingMember, may_modify};

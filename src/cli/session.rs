@@ -404,6 +404,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_certificate_that_names_no_remote_certificate_is_refused_at_set() {
+        let backend = MemoryBackend::root();
+        let mut session = Session::new();
+        run_all(
+            &mut session,
+            &backend,
+            &[
+                "config endpoint-control fctems",
+                "edit ems1",
+                "set server 10.0.0.1",
+                "next",
+            ],
+        )
+        .await;
+        let (revision, hash) = (backend.config().revision(), backend.config().hash());
+        run_all(&mut session, &backend, &["edit ems1"]).await;
+        let reply = run(&mut session, &backend, "set certificate nonexist").await;
+        assert!(reply.failed);
+        assert_eq!(
+            reply.output,
+            "entry not found in datasource\nvalue parse error before 'nonexist'\nCommand fail. Return code -3\n"
+        );
+        run_all(&mut session, &backend, &["set certificate ''", "end"]).await;
+        assert_eq!(
+            (backend.config().revision(), backend.config().hash()),
+            (revision, hash)
+        );
+    }
+
+    #[tokio::test]
     async fn changing_the_method_drops_the_hidden_interface() {
         let backend = MemoryBackend::root();
         let mut session = Session::new();

@@ -21,7 +21,12 @@ pub enum FaultAction {
     /// Cut every link of NODE; its operator still reaches it.
     Isolate { node: String },
     /// Slow the link between A and B by MS milliseconds each way.
-    Delay { a: String, b: String, ms: u64 },
+    Delay {
+        a: String,
+        b: String,
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=LinkFault::MAX_DELAY_MS))]
+        ms: u64,
+    },
     /// Heal every link of every node.
     Heal,
     /// List every node's faulty links.

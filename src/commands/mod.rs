@@ -10,6 +10,7 @@ mod fault;
 mod interactive;
 pub mod logs;
 mod rest_bench;
+mod sim;
 mod up;
 
 use std::collections::BTreeMap;
@@ -83,7 +84,8 @@ pub enum Command {
         topology: TopologyArg,
         node: String,
     },
-    /// Run one node of the topology as its own process.
+    /// Run one node of the topology as its own process; the simulators run apart, in
+    /// `fabricsim sim`.
     Node {
         #[command(flatten)]
         topology: TopologyArg,
@@ -94,7 +96,13 @@ pub enum Command {
         repair: bool,
         node: String,
     },
-    /// Drive a simulated EMS of a running `fabricsim up`: authorize or deny a FortiGate
+    /// Run the topology's simulators (EMS servers, FortiCloud) on their own, for nodes
+    /// started with `fabricsim node`; Ctrl-C stops them.
+    Sim {
+        #[command(flatten)]
+        topology: TopologyArg,
+    },
+    /// Drive a simulated EMS of a running `fabricsim up` or `fabricsim sim`: authorize or deny a FortiGate
     /// under Fabric Devices, list them, or stop and start the server.
     Ems {
         #[command(flatten)]
@@ -106,7 +114,7 @@ pub enum Command {
         /// The FortiGate serial, for authorize and deny.
         serial: Option<String>,
     },
-    /// Change the simulated FortiCloud of a running `fabricsim up`: register or unregister
+    /// Change the simulated FortiCloud of a running `fabricsim up` or `fabricsim sim`: register or unregister
     /// a FortiGate, give it the EMS Cloud entitlement (FCEM) or revoke it.
     Cloud {
         #[command(flatten)]
@@ -165,6 +173,12 @@ pub enum Error {
         path: PathBuf,
         known: String,
     },
+    #[error(
+        "no simulators are running for fabric {fabric}: start them with `fabricsim sim -c {}` \
+         (or run the whole fabric with `fabricsim up -c {}`)",
+        .path.display(), .path.display()
+    )]
+    NoSimulators { fabric: String, path: PathBuf },
     #[error("bench: {0}")]
     Bench(String),
     #[error("{context}: {source}")]
@@ -230,6 +244,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             repair,
             node,
         } => up::single_node(&topology.path, &node, repair).await,
+        Command::Sim { topology } => sim::sim(&topology.path).await,
         Command::Check { topology } => check::check(&topology.path),
         Command::Bench(args) => bench::bench(args).await,
         Command::Fault { topology, action } => fault::fault(&topology.path, action).await,
@@ -306,15 +321,17 @@ impl FabricFiles {
 
 async fn sim_command(path: &Path, command: SimCommand) -> Result<ExitCode, Error> {
     let files = FabricFiles::open(path)?;
+    let no_simulators = || Error::NoSimulators {
+        fabric: files.topology.fabric.name.clone(),
+        path: path.to_owned(),
+    };
+    let addr = files.state.read_sim_listen().ok_or_else(no_simulators)?;
     let operator = files.operator()?;
-    let addr = files.state.read_sim_listen().ok_or_else(|| Error::Io {
-        context: format!(
-            "no simulators are running for fabric {} (start them with `fabricsim up`)",
-            files.topology.fabric.name
-        ),
-        source: std::io::Error::from(std::io::ErrorKind::NotFound),
-    })?;
-    let output = crate::rpc::client::sim(addr, &operator, command).await?;
+    // A `sim.listen` left by a process that was killed names a port nobody serves.
+    let output = match crate::rpc::client::sim(addr, &operator, command).await {
+        Err(ClientError::Connect { .. }) => return Err(no_simulators()),
+        result => result?,
+    };
     print!("{output}");
     Ok(ExitCode::SUCCESS)
 }
@@ -383,4 +400,38 @@ impl From<crate::sim::lab::LabError> for Error {
     fn from(error: crate::sim::lab::LabError) -> Self {
         Error::Lab(Box::new(error))
     }
+}
+
+/// Listens for Ctrl-C (SIGINT) and SIGTERM from the first moment of `up`, `node` and `sim`; the
+/// token is cancelled by the first of them. Installing the handlers also replaces an
+/// inherited "ignore SIGINT" (a shell script's background job), so no stop is lost.
+fn listen_for_stop() -> Result<tokio_util::sync::CancellationToken, Error> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cancel = stop.clone();
+    let handler_error = |source| Error::Io {
+        context: "cannot install the Ctrl-C and SIGTERM handlers".to_owned(),
+        source,
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(handler_error)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(handler_error)?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            cancel.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = handler_error;
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            cancel.cancel();
+        });
+    }
+    Ok(stop)
 }

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::{Error, FabricFiles};
+use super::{Error, FabricFiles, listen_for_stop};
 use crate::launcher::{self, LaunchError, Plan, Ports, RunningFabric};
 use crate::state_dir::{NodeLock, StateDir, StateError};
 use crate::status::FabricReport;
@@ -19,40 +19,6 @@ use crate::wire::CloudAccess;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often `up` looks at the fabric while it comes up.
 const READY_POLL: Duration = Duration::from_millis(100);
-
-/// Listens for Ctrl-C (SIGINT) and SIGTERM from the first moment of `up` and `node`; the
-/// token is cancelled by the first of them. Installing the handlers also replaces an
-/// inherited "ignore SIGINT" (a shell script's background job), so no stop is lost.
-fn listen_for_stop() -> Result<CancellationToken, Error> {
-    let stop = CancellationToken::new();
-    let cancel = stop.clone();
-    let handler_error = |source| Error::Io {
-        context: "cannot install the Ctrl-C and SIGTERM handlers".to_owned(),
-        source,
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(handler_error)?;
-        let mut terminate = signal(SignalKind::terminate()).map_err(handler_error)?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            cancel.cancel();
-        });
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = handler_error;
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            cancel.cancel();
-        });
-    }
-    Ok(stop)
-}
 
 /// `work`, or `None` when a stop comes first.
 async fn until_stopped<T>(stop: &CancellationToken, work: impl Future<Output = T>) -> Option<T> {
@@ -175,19 +141,7 @@ fn state_plan(state: &StateDir, token: &str) -> Plan {
 
 /// Prints what the fabric started: its simulated servers, then its nodes.
 fn print_started(fabric: &RunningFabric) {
-    let lab = fabric.lab();
-    for server in lab.servers() {
-        println!(
-            "  started EMS {:<8} {}  {:<11}  {}",
-            server.name(),
-            server.spec().serial,
-            server.spec().certificate.to_string(),
-            server.addr()
-        );
-    }
-    if let Some(access) = lab.cloud_access() {
-        println!("  started FortiCloud {}, EMS Cloud {}", access.api, access.ems);
-    }
+    super::sim::print_lab(fabric.lab());
     let mut nodes: Vec<_> = fabric.topology().nodes.iter().collect();
     nodes.sort_by_key(|spec| spec.role != Role::Root);
     for spec in nodes {
@@ -315,6 +269,9 @@ pub(super) async fn single_node(path: &Path, name: &str, repair: bool) -> Result
         spec.serial, spec.role, addrs.https, addrs.ssh
     );
     println!("  logs in {logs}");
+    if let Some(note) = super::sim::node_runs_no_simulators(topology) {
+        println!("{note}");
+    }
     crate::server::run(config, listeners, identity, stop.cancelled())
         .instrument(crate::node::span(name))
         .await?;

@@ -448,6 +448,18 @@ impl ConfigDb {
                     Ok(())
                 }
             }
+            Rule::Datasource { field, table: source } => {
+                let value = value_of(entry, field);
+                if value.is_empty() || self.entry(source, &value).is_some() {
+                    Ok(())
+                } else {
+                    Err(CommandError::NotInDatasource {
+                        field: field.to_owned(),
+                        value,
+                        table: source.to_owned(),
+                    })
+                }
+            }
         }
     }
 }
@@ -464,7 +476,7 @@ fn require_table(table: &TableSchema) -> Result<(), CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::schema::{FCTEMS, FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES};
+    use crate::config::schema::{FCTEMS, FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, REMOTE_CERTIFICATES};
 
     const FCTEMS_PATH: &str = "endpoint-control fctems";
 
@@ -814,10 +826,10 @@ mod tests {
 
         // Moving a value from one field to another must change the hash.
         let mut a = ConfigDb::new();
-        a.apply(&set("ems1", &[("server", "ab"), ("certificate", "c")]))
+        a.apply(&set("ems1", &[("server", "ab"), ("tenant-id", "c")]))
             .expect("applies");
         let mut b = ConfigDb::new();
-        b.apply(&set("ems1", &[("server", "a"), ("certificate", "bc")]))
+        b.apply(&set("ems1", &[("server", "a"), ("tenant-id", "bc")]))
             .expect("applies");
         assert_ne!(a.hash(), b.hash());
     }
@@ -889,5 +901,40 @@ mod tests {
             Err(CommandError::NotATable { .. })
         ));
         assert_eq!(db, before);
+    }
+
+    #[test]
+    fn an_fctems_certificate_must_name_a_remote_certificate() {
+        let mut db = ConfigDb::new();
+        db.apply(&set("ems1", &[("server", "10.0.0.1")]))
+            .expect("applies");
+        let error = refused(
+            &mut db,
+            &set("ems1", &[("server", "10.0.0.1"), ("certificate", "nonexist")]),
+        );
+        assert_eq!(
+            error.cli_lines(),
+            [
+                "entry not found in datasource",
+                "value parse error before 'nonexist'",
+                "Command fail. Return code -3"
+            ]
+        );
+        // Added in the same batch, before the entry names it: accepted.
+        let remote = ConfigCommand::SetEntry {
+            table: REMOTE_CERTIFICATES.path.to_owned(),
+            key: "REMOTE_Cert_1".to_owned(),
+            values: BTreeMap::from([(
+                "remote".to_owned(),
+                "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n".to_owned(),
+            )]),
+        };
+        let named = set(
+            "ems1",
+            &[("server", "10.0.0.1"), ("certificate", "REMOTE_Cert_1")],
+        );
+        db.apply(&ConfigCommand::Batch(vec![remote, named]))
+            .expect("the certificate exists");
+        assert_eq!(db.value(FCTEMS_PATH, "ems1", "certificate"), "REMOTE_Cert_1");
     }
 }

@@ -41,6 +41,16 @@ pub fn value_error_lines(value: &str) -> Vec<String> {
     ]
 }
 
+/// `entry not found in datasource` then `value parse error before '<value>'`: `value`
+/// names no entry of the table the field refers to.
+pub fn datasource_error_lines(value: &str) -> Vec<String> {
+    vec![
+        "entry not found in datasource".to_owned(),
+        format!("value parse error before '{value}'"),
+        fail_line(RC_NOT_FOUND),
+    ]
+}
+
 /// Why `ConfigDb::apply` refused a command. A refused command changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum CommandError {
@@ -148,6 +158,16 @@ pub enum CommandError {
         /// Why the simulator refuses it.
         why: String,
     },
+    /// A field names an entry of another table that does not exist (FortiOS's datasource).
+    #[error("{field} {value:?} names no entry of {table}")]
+    NotInDatasource {
+        /// The field holding the name.
+        field: String,
+        /// The name that was not found.
+        value: String,
+        /// The table the name must be a key of.
+        table: String,
+    },
     /// Delete named an entry that does not exist.
     #[error("{table} has no entry {key:?}")]
     EntryNotFound {
@@ -209,6 +229,7 @@ impl CommandError {
                 format!("node_check_object fail! for {field} {value}"),
                 fail_line(RC_INVALID_VALUE),
             ],
+            Self::NotInDatasource { value, .. } => datasource_error_lines(value),
             Self::EntryNotFound { .. } => vec![
                 "entry not found in datasource".to_owned(),
                 fail_line(RC_NOT_FOUND),

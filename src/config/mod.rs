@@ -28,8 +28,8 @@ mod trusted;
 
 pub use db::{Applied, ConfigCommand, ConfigDb, Entry};
 pub use error::{
-    CommandError, RC_INCOMPLETE, RC_INVALID_VALUE, RC_NOT_FOUND, RC_PARSE_ERROR, RC_TABLE_FULL, fail_line,
-    parse_error_lines, value_error_lines,
+    CommandError, RC_INCOMPLETE, RC_INVALID_VALUE, RC_NOT_FOUND, RC_PARSE_ERROR, RC_TABLE_FULL,
+    datasource_error_lines, fail_line, parse_error_lines, value_error_lines,
 };
 pub use schema::{
     FieldKind, FieldSpec, MAX_FCTEMS_ENTRIES, TableKind, TableSchema, ValueError, fctems_for, hash_secret,

@@ -154,6 +154,15 @@ pub enum Rule {
         /// Why, as the refusal's first line says it.
         why: &'static str,
     },
+    /// A non-empty `field` names an entry of the table `table` (FortiOS's datasource:
+    /// fctems `certificate` names a `vpn certificate remote` entry, `docs/fortios.md`,
+    /// "CLI errors and return codes").
+    Datasource {
+        /// The field holding the name.
+        field: &'static str,
+        /// The path of the table the name must be a key of.
+        table: &'static str,
+    },
 }
 
 /// The schema of one configuration path.
@@ -208,6 +217,14 @@ impl TableSchema {
                 current == Some(required)
             }
         }
+    }
+
+    /// The table whose keys `field` must name, when a [`Rule::Datasource`] says so.
+    pub fn datasource(&self, field: &str) -> Option<&'static str> {
+        self.rules.iter().find_map(|rule| match *rule {
+            Rule::Datasource { field: name, table } if name == field => Some(table),
+            _ => None,
+        })
     }
 
     /// The word the CLI prompt shows inside this path: its last word (`fctems`).

@@ -19,6 +19,12 @@ pub enum LinkFault {
     Delay(Duration),
 }
 
+impl LinkFault {
+    /// The longest delay a link takes, in milliseconds: a minute each way is already far
+    /// past every Raft and EMS timeout, so a longer one would only look like a cut.
+    pub const MAX_DELAY_MS: u64 = 60_000;
+}
+
 impl fmt::Display for LinkFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -67,10 +67,11 @@ impl<S> LinkStream<S> {
         Poll::Ready(())
     }
 
-    /// The delay of the link now; zero when it is healthy.
+    /// The delay of the link now, both ways (at most twice [`LinkFault::MAX_DELAY_MS`]);
+    /// zero when it is healthy.
     fn delay(&self) -> Duration {
         match self.link.fault() {
-            Some(LinkFault::Delay(delay)) => delay * 2,
+            Some(LinkFault::Delay(delay)) => delay.min(Duration::from_millis(LinkFault::MAX_DELAY_MS)) * 2,
             _ => Duration::ZERO,
         }
     }

@@ -193,7 +193,12 @@ fn typed(field: &FieldSpec, value: &str) -> Value {
     }
 }
 
-async fn create(node: &Node, table: &'static TableSchema, envelope: &Envelope, body: &[u8]) -> Outcome {
+async fn create<B: Backend>(
+    node: &B,
+    table: &'static TableSchema,
+    envelope: &Envelope,
+    body: &[u8],
+) -> Outcome {
     let members = spelled(table, json_object(body)?)?;
     let key_field = table.key_field().expect("a keyed table has a key field");
     let key = match members.get(key_field.name) {
@@ -229,8 +234,8 @@ async fn create(node: &Node, table: &'static TableSchema, envelope: &Envelope, b
     write(node, table, edit, &members, &envelope).await
 }
 
-async fn update(
-    node: &Node,
+async fn update<B: Backend>(
+    node: &B,
     table: &'static TableSchema,
     key: &str,
     envelope: &Envelope,
@@ -245,8 +250,8 @@ async fn update(
 }
 
 /// Sets every member of the body in field order, then commits.
-async fn write(
-    node: &Node,
+async fn write<B: Backend>(
+    node: &B,
     table: &TableSchema,
     mut edit: Edit,
     members: &Map<String, Value>,
@@ -374,8 +379,118 @@ pub(super) fn refused(refusal: Refusal) -> Failure {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
     use super::*;
-    use crate::config::schema::FCTEMS_BY_ID5;
+    use crate::cli::firmware_release;
+    use crate::cli::test_backend::MemoryBackend;
+    use crate::config::ConfigCommand;
+    use crate::config::schema::{FCTEMS, FCTEMS_BY_ID5};
+
+    /// A JSON value of any type, at the edges of numbers and with the CLI's odd strings.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            proptest::sample::select(
+                &[
+                    "",
+                    " ",
+                    "ems1",
+                    "10.0.0.1",
+                    "enable",
+                    "disable",
+                    "443",
+                    "65536",
+                    "REMOTE_Cert_1",
+                    "fabric-auth websocket",
+                    "a\"b",
+                    "\\",
+                    "?",
+                    "é✓",
+                    "\u{0}",
+                ][..]
+            )
+            .prop_map(Value::from),
+            "\\PC{0,40}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z]{1,4}", inner, 0..3)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A body: arbitrary bytes, or an object of the table's field names (also in the
+    /// Ansible spelling) and others, each with any value.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let names: Vec<String> = FCTEMS
+            .fields
+            .iter()
+            .flat_map(|field| [field.name.to_owned(), field.name.replace('-', "_")])
+            .chain(["q_origin_key".to_owned(), "nonsense".to_owned()])
+            .collect();
+        let object = proptest::collection::vec((proptest::sample::select(names), json_value()), 0..6)
+            .prop_map(|members| serde_json::to_vec(&Value::Object(members.into_iter().collect())).unwrap());
+        prop_oneof![1 => proptest::collection::vec(any::<u8>(), 0..64), 4 => object]
+    }
+
+    fn envelope() -> Envelope {
+        Envelope {
+            method: "PUT".to_owned(),
+            path: "endpoint-control".to_owned(),
+            name: "fctems".to_owned(),
+            vdom: "root".to_owned(),
+            serial: "FGVM01TM22000001".to_owned(),
+            release: firmware_release(crate::domain::Firmware::default()),
+            mkey: None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 256,
+            rng_seed: RngSeed::Fixed(0x2e57),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        #[test]
+        fn any_body_is_written_or_refused_and_a_refusal_changes_nothing(
+            body in body(),
+            creating in any::<bool>(),
+            key in proptest::sample::select(&["ems1", "ems2", "", "a b", "\u{0}"][..]),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+            let backend = MemoryBackend::root();
+            runtime.block_on(async {
+                let existing = ConfigCommand::SetEntry {
+                    table: FCTEMS.path.to_owned(),
+                    key: "ems1".to_owned(),
+                    values: [("server".to_owned(), "10.0.0.1".to_owned())].into(),
+                };
+                backend.commit(existing).await.expect("an entry to update");
+                let before = backend.config();
+                let outcome = if creating {
+                    create(&backend, &FCTEMS, &envelope(), &body).await
+                } else {
+                    update(&backend, &FCTEMS, key, &envelope(), &body).await
+                };
+                let after = backend.config();
+                if outcome.is_err() {
+                    prop_assert_eq!(after.revision(), before.revision());
+                    prop_assert_eq!(after.hash(), before.hash());
+                }
+                Ok(())
+            })?;
+        }
+    }
 
     #[test]
     fn an_underscore_spelling_of_a_field_is_that_field_and_must_agree() {

@@ -83,7 +83,33 @@ pub(super) fn unquote(value: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
     use super::*;
+
+    /// Text with the characters forms and cookies split and unescape on.
+    fn form_text() -> impl Strategy<Value = String> {
+        prop_oneof![any::<String>(), "[a-z=&%+;\" 0-9A-F\\PC]{0,64}"]
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 512,
+            rng_seed: RngSeed::Fixed(0xf0a5),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        #[test]
+        fn forms_query_strings_and_cookies_parse_any_text(text in form_text(), other in form_text()) {
+            let pairs = urlencoded(&text);
+            let _ = lookup(&pairs, &other);
+            let _ = urlencoded_value(&text);
+            let _ = cookies([text.as_str(), other.as_str()].into_iter());
+            prop_assert!(text.contains(unquote(&text)));
+        }
+    }
 
     #[test]
     fn forms_decode_percent_and_plus_and_keep_broken_escapes() {

@@ -169,9 +169,15 @@ impl TryFrom<pb::LinksRequest> for LinkChange {
         match action {
             Action::List => Ok(LinkChange::List),
             Action::Cut => rule(LinkFault::Cut),
-            Action::Delay => rule(LinkFault::Delay(std::time::Duration::from_millis(
-                request.delay_ms,
-            ))),
+            Action::Delay => match request.delay_ms {
+                ms @ 1..=LinkFault::MAX_DELAY_MS => {
+                    rule(LinkFault::Delay(std::time::Duration::from_millis(ms)))
+                }
+                ms => Err(format!(
+                    "delay_ms {ms} is out of range (1 to {})",
+                    LinkFault::MAX_DELAY_MS
+                )),
+            },
             Action::Heal => Ok(LinkChange::Heal(addr()?)),
             Action::HealAll => Ok(LinkChange::HealAll),
         }
@@ -200,6 +206,82 @@ impl From<pb::LinkRule> for LinkRule {
                 None => LinkFault::Cut,
                 Some(ms) => LinkFault::Delay(std::time::Duration::from_millis(ms)),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::*;
+    use crate::link::Links;
+
+    /// A request as any client could send it: every action number, addresses good and
+    /// bad, delays at the edges of their range.
+    fn request() -> impl Strategy<Value = pb::LinksRequest> {
+        let addr = prop_oneof![
+            Just("127.0.0.12:8012".to_owned()),
+            Just("[::1]:8012".to_owned()),
+            Just("127.0.0.12".to_owned()),
+            Just("127.0.0.12:99999".to_owned()),
+            Just(String::new()),
+            "\\PC{0,24}",
+        ];
+        let delay = prop_oneof![
+            Just(0),
+            Just(1),
+            Just(LinkFault::MAX_DELAY_MS),
+            Just(LinkFault::MAX_DELAY_MS + 1),
+            Just(u64::MAX),
+            any::<u64>(),
+        ];
+        (-2i32..8, "\\PC{0,12}", addr, delay).prop_map(|(action, peer, addr, delay_ms)| pb::LinksRequest {
+            action,
+            peer,
+            addr,
+            delay_ms,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 512,
+            rng_seed: RngSeed::Fixed(0x0001_14b5),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        /// Any Links request is a change the node makes, and says the same when sent
+        /// again, or is refused with the reason and changes no link.
+        #[test]
+        fn a_links_request_is_a_change_or_a_refusal_that_changes_nothing(request in request()) {
+            let links = Links::default();
+            links.set(LinkRule {
+                peer: "branch1".to_owned(),
+                addr: "127.0.0.12:8012".parse().unwrap(),
+                fault: LinkFault::Cut,
+            });
+            let before = links.rules();
+            match LinkChange::try_from(request.clone()) {
+                Ok(change) => {
+                    let again = LinkChange::try_from(pb::LinksRequest::from(change.clone()));
+                    prop_assert_eq!(again.as_ref(), Ok(&change));
+                    let in_range = |rule: &LinkRule| match rule.fault {
+                        LinkFault::Cut => true,
+                        LinkFault::Delay(delay) => {
+                            (1..=u128::from(LinkFault::MAX_DELAY_MS)).contains(&delay.as_millis())
+                        }
+                    };
+                    let rules = links.apply(change);
+                    prop_assert!(rules.iter().all(in_range), "{:?}", rules);
+                }
+                Err(reason) => {
+                    prop_assert!(!reason.is_empty());
+                    prop_assert_eq!(links.rules(), before);
+                }
+            }
         }
     }
 }

@@ -66,7 +66,8 @@ impl Sim for SimService {
                 LabError::UnknownEms { .. }
                 | LabError::UnknownAction { .. }
                 | LabError::MissingSerial { .. }
-                | LabError::BadSerial { .. } => Status::invalid_argument(e.to_string()),
+                | LabError::BadSerial { .. }
+                | LabError::Unlisted(_) => Status::invalid_argument(e.to_string()),
                 _ => Status::internal(e.to_string()),
             })?;
         Ok(Response::new(SimReply { output }))
@@ -304,4 +305,82 @@ async fn answer(session: &mut Session, node: &Node, request: CliRequest) -> CliR
     }
     reply.prompt = session.prompt(node.identity());
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::*;
+    use crate::raft::{NodeId, TypeConfig};
+
+    /// Bytes that look like a Raft payload: JSON pieces of the real messages' shapes.
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        let piece = proptest::sample::select(
+            &[
+                "{",
+                "}",
+                "[",
+                "]",
+                ",",
+                ":",
+                "\"vote\"",
+                "\"leader_id\"",
+                "\"term\"",
+                "\"node_id\"",
+                "\"committed\"",
+                "\"prev_log_id\"",
+                "\"entries\"",
+                "\"leader_commit\"",
+                "\"log_id\"",
+                "\"index\"",
+                "\"payload\"",
+                "\"Normal\"",
+                "\"Blank\"",
+                "\"Membership\"",
+                "\"meta\"",
+                "\"offset\"",
+                "\"data\"",
+                "\"done\"",
+                "\"last_log_id\"",
+                "null",
+                "true",
+                "0",
+                "-1",
+                "18446744073709551615",
+                "18446744073709551616",
+                "1e999",
+                "\"\\ud800\"",
+            ][..],
+        );
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            proptest::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat().into_bytes()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 512,
+            rng_seed: RngSeed::Fixed(0x4af7),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        #[test]
+        fn a_raft_payload_decodes_or_is_refused_as_invalid(json in payload()) {
+            let refused = |result: Result<(), Status>| match result {
+                Ok(()) => true,
+                Err(status) => status.code() == tonic::Code::InvalidArgument,
+            };
+            let append = decode::<AppendEntriesRequest<TypeConfig>>(&RaftPayload { json: json.clone() });
+            prop_assert!(refused(append.map(drop)));
+            let vote = decode::<VoteRequest<NodeId>>(&RaftPayload { json: json.clone() });
+            prop_assert!(refused(vote.map(drop)));
+            let snapshot = decode::<InstallSnapshotRequest<TypeConfig>>(&RaftPayload { json });
+            prop_assert!(refused(snapshot.map(drop)));
+        }
+    }
 }

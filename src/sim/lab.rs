@@ -16,7 +16,7 @@ use super::ems::{DeviceState, EmsServer};
 use super::forticloud::Forticloud;
 use super::pki::{Pki, PkiError};
 use crate::domain::{EMS_CAPABILITIES, EMS_CLOUD_HOSTNAME, EMS_CLOUD_SERIAL, FORTICLOUD_HOSTNAME};
-use crate::topology::{CertProfile, EmsSpec, ForticloudSpec, Topology};
+use crate::topology::{CertProfile, EmsSpec, ForticloudSpec, SerialList, Topology, Unlisted};
 use crate::wire::CloudAccess;
 
 /// Why the lab could not start or do what it was asked.
@@ -44,10 +44,15 @@ pub enum LabError {
     UnknownCloudAction { action: String },
     #[error("this topology has no [forticloud] account")]
     NoForticloud,
+    /// The serial names no node of the topology, which `check` refuses in the file too.
+    #[error("{}\n    fix: {}", .0.what, .0.fix)]
+    Unlisted(Unlisted),
 }
 
 /// The running simulators of one topology.
 pub struct Lab {
+    /// The topology the lab was started from: the nodes whose serials it may be given.
+    topology: Topology,
     pki: Pki,
     ems: BTreeMap<String, EmsServer>,
     cloud: Option<CloudLab>,
@@ -68,6 +73,7 @@ impl Lab {
     pub async fn start(topology: &Topology, pki_dir: &Path) -> Result<Lab, LabError> {
         let pki = Pki::open(pki_dir)?;
         let mut lab = Lab {
+            topology: topology.clone(),
             pki,
             ems: BTreeMap::new(),
             cloud: None,
@@ -183,6 +189,11 @@ impl Lab {
         let forticloud = self.forticloud()?;
         checked_serial(action, serial)?;
         match action {
+            "register" => self.node_serial(SerialList::Registered, serial).map(drop)?,
+            "entitle" => self.node_serial(SerialList::Contract, serial).map(drop)?,
+            _ => {}
+        }
+        match action {
             "register" => forticloud.register(serial),
             "unregister" => forticloud.unregister(serial),
             "entitle" => forticloud.entitle(serial, None),
@@ -279,7 +290,7 @@ impl Lab {
         let mut out = String::new();
         match action {
             "authorize" => {
-                server.authorize(need_serial()?);
+                server.authorize(self.node_serial(SerialList::Authorized, need_serial()?)?);
                 let _ = writeln!(out, "{ems}: {serial} authorized");
             }
             "deny" => {
@@ -305,6 +316,15 @@ impl Lab {
             }
         }
         Ok(out)
+    }
+
+    /// `serial` when a node of the topology has it; otherwise the problem `check` reports
+    /// for the same serial written into `list` in the file.
+    fn node_serial<'s>(&self, list: SerialList, serial: &'s str) -> Result<&'s str, LabError> {
+        match self.topology.unlisted_serial(list, serial) {
+            None => Ok(serial),
+            Some(problem) => Err(LabError::Unlisted(problem)),
+        }
     }
 
     /// Stops every simulator and joins their tasks.
@@ -359,4 +379,54 @@ fn devices_table(server: &EmsServer) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const ONE_EMS: &str = r#"[fabric]
+name = "lab"
+
+[[node]]
+name = "root"
+serial = "FGVM01TM22000001"
+role = "root"
+listen = "127.0.0.11:8013"
+
+[[ems]]
+name = "ems1"
+serial = "FCTEMS8822001234"
+hostname = "ems.lab.example"
+listen = "127.0.0.1:0"
+"#;
+
+    #[tokio::test]
+    async fn a_serial_no_node_has_is_refused_as_the_topology_refuses_it() {
+        let topology = Topology::parse(ONE_EMS, Path::new("lab.toml")).expect("valid");
+        let pki = tempfile::tempdir().expect("temporary directory");
+        let lab = Lab::start(&topology, pki.path()).await.expect("lab starts");
+        let before = lab.command("ems1", "list-devices", "").await.expect("lists");
+        let error = lab
+            .command("ems1", "authorize", "FGVM01TM99999999")
+            .await
+            .expect_err("no node has that serial");
+        assert_eq!(
+            error.to_string(),
+            "authorized serial \"FGVM01TM99999999\" names no node in lab.toml\n    \
+             fix: list serials of nodes in lab.toml: \"FGVM01TM22000001\""
+        );
+        assert_eq!(
+            lab.command("ems1", "list-devices", "").await.expect("lists"),
+            before
+        );
+        let output = lab
+            .command("ems1", "authorize", "FGVM01TM22000001")
+            .await
+            .expect("a node's serial");
+        assert_eq!(output, "ems1: FGVM01TM22000001 authorized\n");
+        lab.shutdown().await;
+    }
 }

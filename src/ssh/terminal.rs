@@ -153,7 +153,55 @@ pub fn crlf(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
     use super::*;
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 512,
+            rng_seed: RngSeed::Fixed(0x55),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        /// Any bytes a client sends, typed at the prompt or at `--More--`, give echoes,
+        /// lines or the end of input; never a panic, and the pager always ends.
+        #[test]
+        fn any_bytes_typed_are_handled(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            output in "(\\PC{0,20}\n){0,60}",
+            height in any::<u32>(),
+        ) {
+            let mut editor = LineEditor::default();
+            let (mut pager, _) = Pager::start(&output, height);
+            for &byte in &bytes {
+                if editor.swallow_lf(byte) {
+                    continue;
+                }
+                match pager.as_mut() {
+                    Some(paging) => {
+                        if paging.key(byte).done {
+                            pager = None;
+                        }
+                    }
+                    None => {
+                        if editor.key(byte) == Key::EndOfInput {
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(mut paging) = pager {
+                let mut rounds = 0;
+                while !paging.key(b' ').done {
+                    rounds += 1;
+                    prop_assert!(rounds <= 60, "the pager never ends");
+                }
+            }
+        }
+    }
 
     fn typed(editor: &mut LineEditor, bytes: &[u8]) -> Vec<Key> {
         let mut keys = Vec::new();

@@ -43,10 +43,86 @@ pub(super) const CONTRACT_SERIAL: SerialUse = SerialUse {
 };
 use super::names::serial_faults;
 use super::reader::Reader;
-use super::spec::{DEFAULT_HOSTNAME_PREFIX, Span};
+use super::spec::{DEFAULT_HOSTNAME_PREFIX, Span, Topology};
 use super::suggest::{
     MAX_LISTED_SERIALS, closest, serial_suggestion, unused_address, unused_name, unused_serial,
 };
+
+/// A serial given where a node's serial belongs that names no node: what is wrong and
+/// what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlisted {
+    /// `authorized serial "…" names no node in <place>`.
+    pub what: String,
+    /// The closest node serial, or the node serials there are.
+    pub fix: String,
+}
+
+/// Which list of node serials a serial is written into, outside the file: `fabricsim ems
+/// EMS authorize` adds to an EMS's `authorized`, `fabricsim cloud register` to
+/// `registered`, `fabricsim cloud entitle` to the contracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerialList {
+    /// `[[ems]] authorized`.
+    Authorized,
+    /// `[forticloud] registered`.
+    Registered,
+    /// `[[forticloud.contract]] serial`.
+    Contract,
+}
+
+impl Topology {
+    /// The problem `check` reports for `serial` written into `list`, when no node of this
+    /// topology has that serial; `None` when one has. The rule and wording are the file's,
+    /// the place is the topology file's path.
+    pub fn unlisted_serial(&self, list: SerialList, serial: &str) -> Option<Unlisted> {
+        let usage = match list {
+            SerialList::Authorized => &AUTHORIZED_SERIALS,
+            SerialList::Registered => &REGISTERED_SERIALS,
+            SerialList::Contract => &CONTRACT_SERIAL,
+        };
+        let serials: Vec<&str> = self.nodes.iter().map(|node| node.serial.as_str()).collect();
+        let place = self.source.display().to_string();
+        names_no_node(usage, serial, &serials, serials.iter().copied(), &place)
+    }
+}
+
+/// The rule behind every list of node serials (`authorized`, `registered`, a contract's
+/// `serial`): `value` must be one of `node_serials`. `None` when it is; otherwise the
+/// problem, suggesting the closest of `candidates`. `place` says where the nodes are
+/// ("this file").
+pub(super) fn names_no_node<'n>(
+    usage: &SerialUse,
+    value: &str,
+    node_serials: &[&'n str],
+    candidates: impl Iterator<Item = &'n str>,
+    place: &str,
+) -> Option<Unlisted> {
+    if node_serials.contains(&value) {
+        return None;
+    }
+    let fix = match closest(value, candidates) {
+        Some(close) => format!("did you mean \"{close}\"? {}", usage.why),
+        None if node_serials.is_empty() => {
+            format!("remove \"{value}\", or add a [[node]] with serial = \"{value}\"")
+        }
+        None => {
+            let mut listed: Vec<String> = node_serials
+                .iter()
+                .take(MAX_LISTED_SERIALS)
+                .map(|serial| format!("\"{serial}\""))
+                .collect();
+            if node_serials.len() > MAX_LISTED_SERIALS {
+                listed.push("...".to_string());
+            }
+            format!("list serials of nodes in {place}: {}", listed.join(", "))
+        }
+    };
+    Some(Unlisted {
+        what: format!("{} \"{value}\" names no node in {place}", usage.what),
+        fix,
+    })
+}
 
 impl Reader<'_> {
     pub(super) fn check_name(&mut self, what: &str, fallback: &str, name: &Spanned<String>) {
@@ -256,31 +332,9 @@ impl Reader<'_> {
             return;
         };
         let value = serial.get_ref();
-        if node_serials.contains(&value.as_str()) {
-            return;
+        if let Some(problem) = names_no_node(usage, value, node_serials, candidates, "this file") {
+            self.report(&serial.span(), problem.what, problem.fix);
         }
-        let fix = match closest(value, candidates) {
-            Some(close) => format!("did you mean \"{close}\"? {}", usage.why),
-            None if node_serials.is_empty() => {
-                format!("remove \"{value}\", or add a [[node]] with serial = \"{value}\"")
-            }
-            None => {
-                let mut listed: Vec<String> = node_serials
-                    .iter()
-                    .take(MAX_LISTED_SERIALS)
-                    .map(|serial| format!("\"{serial}\""))
-                    .collect();
-                if node_serials.len() > MAX_LISTED_SERIALS {
-                    listed.push("...".to_string());
-                }
-                format!("list serials of nodes in this file: {}", listed.join(", "))
-            }
-        };
-        self.report(
-            &serial.span(),
-            format!("{} \"{value}\" names no node in this file", usage.what),
-            fix,
-        );
     }
 
     /// Reports a value written a second time in a list such as `sites` (`key`), where

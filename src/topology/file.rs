@@ -8,6 +8,12 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use toml::Spanned;
 
+use super::spec::{
+    MAX_CHECK_INTERVAL_SECS, MAX_ELECTION_TIMEOUT_MS, MAX_HEARTBEAT_MS, MAX_KEEP_LOGS, MAX_NODE_ID,
+    MAX_SNAPSHOT_EVERY, MAX_VOTERS, MIN_CHECK_INTERVAL_SECS, MIN_HEARTBEAT_MS, MIN_NODE_ID,
+    MIN_SNAPSHOT_EVERY, MIN_VOTERS,
+};
+
 /// A key one table accepts.
 pub(super) struct Key {
     /// The key as written in the file.
@@ -16,6 +22,8 @@ pub(super) struct Key {
     pub(super) required: bool,
     /// A valid value, as TOML, for fixes that show what to write.
     pub(super) example: &'static str,
+    /// For a number: the smallest and largest value accepted.
+    pub(super) range: Option<(u64, u64)>,
 }
 
 /// A table of the file and the keys it accepts.
@@ -39,6 +47,7 @@ pub(super) const fn required(name: &'static str, example: &'static str) -> Key {
         name,
         required: true,
         example,
+        range: None,
     }
 }
 
@@ -48,6 +57,17 @@ pub(super) const fn optional(name: &'static str, example: &'static str) -> Key {
         name,
         required: false,
         example,
+        range: None,
+    }
+}
+
+/// A number with a default, accepted from `min` to `max`; `example` is a valid value.
+pub(super) const fn number(name: &'static str, example: &'static str, min: u64, max: u64) -> Key {
+    Key {
+        name,
+        required: false,
+        example,
+        range: Some((min, max)),
     }
 }
 
@@ -75,7 +95,7 @@ pub(super) const FABRIC: Section = Section {
     required: true,
     keys: &[
         required("name", "\"default\""),
-        optional("voters", "5"),
+        number("voters", "5", MIN_VOTERS as u64, MAX_VOTERS as u64),
         optional("firmware", "\"7.0.12\""),
     ],
 };
@@ -87,11 +107,21 @@ pub(super) const RAFT: Section = Section {
     repeated: false,
     required: false,
     keys: &[
-        optional("heartbeat_ms", "250"),
-        optional("election_timeout_min_ms", "1000"),
-        optional("election_timeout_max_ms", "2000"),
-        optional("snapshot_every", "500"),
-        optional("keep_logs", "100"),
+        number("heartbeat_ms", "250", MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS),
+        number(
+            "election_timeout_min_ms",
+            "1000",
+            MIN_HEARTBEAT_MS,
+            MAX_ELECTION_TIMEOUT_MS,
+        ),
+        number(
+            "election_timeout_max_ms",
+            "2000",
+            MIN_HEARTBEAT_MS,
+            MAX_ELECTION_TIMEOUT_MS,
+        ),
+        number("snapshot_every", "500", MIN_SNAPSHOT_EVERY, MAX_SNAPSHOT_EVERY),
+        number("keep_logs", "100", 0, MAX_KEEP_LOGS),
     ],
 };
 
@@ -107,7 +137,7 @@ pub(super) const NODE: Section = Section {
         optional("role", "\"member\""),
         required("listen", "\"127.0.0.12:8013\""),
         optional("hostname", "\"FGT-branch1\""),
-        optional("id", "2"),
+        number("id", "2", MIN_NODE_ID, MAX_NODE_ID),
         optional("upstream", "\"root\""),
         optional("https", "\"127.0.0.12:10443\""),
         optional("ssh", "\"127.0.0.12:10022\""),
@@ -182,7 +212,12 @@ pub(super) const CHECKS: Section = Section {
     parent: None,
     repeated: false,
     required: false,
-    keys: &[optional("interval_secs", "30")],
+    keys: &[number(
+        "interval_secs",
+        "30",
+        MIN_CHECK_INTERVAL_SECS,
+        MAX_CHECK_INTERVAL_SECS,
+    )],
 };
 
 /// `[admin]`: optional; the administrator every node knows.

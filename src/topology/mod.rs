@@ -78,6 +78,7 @@ use std::path::Path;
 use toml::de::DeTable;
 
 use ems::EmsDraft;
+pub use fields::{SerialList, Unlisted};
 use file::{
     ADMIN, API_USER, AdminTable, ApiUserTable, BOOTSTRAP, BootstrapTable, CHECKS, ChecksTable, EMS, EmsTable,
     FABRIC, FabricTable, NODE, NodeTable, RAFT, RaftTable,

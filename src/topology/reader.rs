@@ -8,8 +8,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::file::{
-    CONTRACT, ContractTable, DNS, DnsEntry, FORTICLOUD, ForticloudTable, NESTED_SECTIONS, Read, SECTIONS,
-    Section,
+    CONTRACT, ContractTable, DNS, DnsEntry, FORTICLOUD, ForticloudTable, Key, NESTED_SECTIONS, Read,
+    SECTIONS, Section,
 };
 use super::names::fqdn_fault;
 use super::spec::{Problem, Span};
@@ -198,6 +198,49 @@ impl<'t> Reader<'t> {
         Some(read)
     }
 
+    /// Reports a value of the number key `spec` that is no integer from `min` to `max`;
+    /// true when it is one.
+    fn check_number(
+        &mut self,
+        section: &Section,
+        spec: &Key,
+        (min, max): (u64, u64),
+        value: &Spanned<DeValue<'_>>,
+    ) -> bool {
+        let fix = format!(
+            "write a number from {min} to {max}, e.g. {} = {}",
+            spec.name, spec.example
+        );
+        let DeValue::Integer(integer) = value.get_ref() else {
+            self.report(
+                &value.span(),
+                format!(
+                    "wrong value for \"{}\" in {}: found {}, expected a number from {min} to {max}",
+                    spec.name,
+                    section.header(),
+                    article(value.get_ref().type_str())
+                ),
+                fix,
+            );
+            return false;
+        };
+        let number = i128::from_str_radix(integer.as_str(), integer.radix()).ok();
+        if number.is_some_and(|number| (i128::from(min)..=i128::from(max)).contains(&number)) {
+            return true;
+        }
+        let written = self.text.get(value.span()).unwrap_or(integer.as_str()).trim();
+        self.report(
+            &value.span(),
+            format!(
+                "{} = {written} in {} is out of range ({min} to {max})",
+                spec.name,
+                section.header()
+            ),
+            fix,
+        );
+        false
+    }
+
     pub(super) fn missing_section(&mut self, section: &Section) {
         let keys: Vec<String> = section
             .keys
@@ -244,6 +287,12 @@ impl<'t> Reader<'t> {
                 );
                 continue;
             };
+            if let Some(range) = spec.range
+                && !self.check_number(section, spec, range, value)
+            {
+                rejected.push(spec.name);
+                continue;
+            }
             let alone: DeTable<'_> = std::iter::once((key.clone(), value.clone())).collect();
             match deserialize_table::<T>(alone, header.clone()) {
                 Ok(_) => {

@@ -7,8 +7,7 @@ use super::reader::Reader;
 use super::spec::{
     CheckSettings, DEFAULT_CHECK_INTERVAL_SECS, DEFAULT_ELECTION_TIMEOUT_MAX_MS,
     DEFAULT_ELECTION_TIMEOUT_MIN_MS, DEFAULT_HEARTBEAT_MS, DEFAULT_KEEP_LOGS, DEFAULT_SNAPSHOT_EVERY,
-    DEFAULT_VOTERS, FabricSettings, MIN_CHECK_INTERVAL_SECS, MIN_HEARTBEAT_MS, MIN_SNAPSHOT_EVERY,
-    MIN_VOTERS, RaftSettings,
+    DEFAULT_VOTERS, FabricSettings, RaftSettings,
 };
 use crate::domain::Firmware;
 use toml::Spanned;
@@ -18,15 +17,6 @@ impl Reader<'_> {
         let fabric = fabric?.table;
         if let Some(name) = &fabric.name {
             self.check_name("fabric name", "lab", name);
-        }
-        if let Some(voters) = &fabric.voters
-            && *voters.get_ref() < MIN_VOTERS
-        {
-            self.report(
-                &voters.span(),
-                format!("voters = {} leaves the fabric without a voter", voters.get_ref()),
-                format!("write voters = {MIN_VOTERS} or more (the root counts); {DEFAULT_VOTERS} is usual"),
-            );
         }
         let firmware = match &fabric.firmware {
             None => Some(Firmware::default()),
@@ -83,13 +73,9 @@ impl Reader<'_> {
                 .max_by_key(|span| span.start)
                 .unwrap_or_else(|| header.clone())
         };
-        if settings.heartbeat_ms < MIN_HEARTBEAT_MS {
-            self.report(
-                &at([&table.heartbeat_ms, &None]),
-                "heartbeat_ms = 0 would send heartbeats without pause",
-                format!("write heartbeat_ms = {DEFAULT_HEARTBEAT_MS}"),
-            );
-        } else if settings.election_timeout_min_ms <= settings.heartbeat_ms
+        // Each key's range is checked as it is read (`file::RAFT`); these rules are
+        // between keys.
+        if settings.election_timeout_min_ms <= settings.heartbeat_ms
             && usable(&["heartbeat_ms", "election_timeout_min_ms"])
         {
             self.report(
@@ -120,13 +106,6 @@ impl Reader<'_> {
                 ),
             );
         }
-        if settings.snapshot_every < MIN_SNAPSHOT_EVERY {
-            self.report(
-                &at([&table.snapshot_every, &None]),
-                "snapshot_every = 0 would build a snapshot for every entry and none at all",
-                format!("write snapshot_every = {DEFAULT_SNAPSHOT_EVERY} (at least {MIN_SNAPSHOT_EVERY})"),
-            );
-        }
         settings
     }
 
@@ -134,22 +113,8 @@ impl Reader<'_> {
         let Some(checks) = checks else {
             return CheckSettings::default();
         };
+        // The range of `interval_secs` is checked as it is read (`file::CHECKS`).
         let interval = checks.table.interval_secs;
-        if let Some(interval) = &interval
-            && *interval.get_ref() < MIN_CHECK_INTERVAL_SECS
-        {
-            self.report(
-                &interval.span(),
-                format!(
-                    "interval_secs = {} would start EMS check rounds without pause",
-                    interval.get_ref()
-                ),
-                format!(
-                    "write interval_secs = {DEFAULT_CHECK_INTERVAL_SECS} (at least \
-                     {MIN_CHECK_INTERVAL_SECS})"
-                ),
-            );
-        }
         CheckSettings {
             interval_secs: interval.map_or(DEFAULT_CHECK_INTERVAL_SECS, Spanned::into_inner),
         }

@@ -18,10 +18,19 @@ use crate::domain::{EMS_CAPABILITIES, EMS_CLOUD_HOSTNAME, EMS_CLOUD_NAME, EMS_CL
 pub const DEFAULT_VOTERS: usize = 5;
 /// Fewest voters a fabric can run with: the root alone.
 pub const MIN_VOTERS: usize = 1;
+/// Most voters: every commit waits for a majority of the voters' disks, so beyond 15 (a
+/// quorum of 8) a write only gets slower; the other members join as learners (ours).
+pub const MAX_VOTERS: usize = 15;
 /// Interval between leader heartbeats when `[raft] heartbeat_ms` is not given.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 250;
 /// Shortest heartbeat interval accepted: zero would make the leader send without pause.
 pub const MIN_HEARTBEAT_MS: u64 = 1;
+/// Longest heartbeat interval accepted: 30 seconds, so a lost leader is noticed within a
+/// minute or two, as a FortiGate notices a lost Fabric upstream (ours).
+pub const MAX_HEARTBEAT_MS: u64 = 30_000;
+/// Longest election timeout accepted (either bound): two minutes, four of the longest
+/// heartbeats (ours).
+pub const MAX_ELECTION_TIMEOUT_MS: u64 = 120_000;
 /// Lower bound of the randomized election timeout when not given: four heartbeats, so a
 /// follower does not start an election because one or two heartbeats were late.
 pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 1000;
@@ -32,6 +41,16 @@ pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 2000;
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 500;
 /// Smallest `snapshot_every`: a snapshot needs at least one new entry to be worth building.
 pub const MIN_SNAPSHOT_EVERY: u64 = 1;
+/// Largest `snapshot_every`: a million entries, far more than a fabric's configuration
+/// changes in its life; beyond, the log would only grow (ours).
+pub const MAX_SNAPSHOT_EVERY: u64 = 1_000_000;
+/// Largest `keep_logs`, for the same reason as [`MAX_SNAPSHOT_EVERY`] (ours).
+pub const MAX_KEEP_LOGS: u64 = 1_000_000;
+/// Smallest node id: ids count from 1, as the default (the position in the file) does.
+pub const MIN_NODE_ID: u64 = 1;
+/// Largest node id: 65535, room for any fabric while every id stays a small number in
+/// logs and status (ours).
+pub const MAX_NODE_ID: u64 = 65_535;
 /// Log entries kept behind a snapshot when not given, so a member that lags a little catches
 /// up from the log instead of receiving a whole snapshot.
 pub const DEFAULT_KEEP_LOGS: u64 = 100;
@@ -248,6 +267,9 @@ pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 30;
 /// Fewest seconds between EMS check rounds: zero would start one round after another
 /// without pause.
 pub const MIN_CHECK_INTERVAL_SECS: u64 = 1;
+/// Most seconds between EMS check rounds: an hour, the longest a FortiGate waits before
+/// it polls its EMS again (ours: FortiOS polls every few minutes at most).
+pub const MAX_CHECK_INTERVAL_SECS: u64 = 3600;
 
 impl Default for CheckSettings {
     fn default() -> Self {

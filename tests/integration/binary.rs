@@ -69,14 +69,20 @@ pub(crate) struct Up {
 
 impl Up {
     pub(crate) fn start(dir: &Path, extra: &[&str]) -> Up {
+        let mut args = vec!["up", "-c", "fabric.toml"];
+        args.extend_from_slice(extra);
+        Up::spawn(dir, &args)
+    }
+
+    /// Any long-running `fabricsim ARGS` (`up`, `sim`, `node`) in `dir`.
+    pub(crate) fn spawn(dir: &Path, args: &[&str]) -> Up {
         let mut child = Command::new(BIN)
             .current_dir(dir)
-            .args(["up", "-c", "fabric.toml"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("fabricsim up starts");
+            .expect("fabricsim starts");
         let stdout = child.stdout.take().unwrap();
         let (line_tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -112,6 +118,12 @@ impl Up {
                 ),
             }
         }
+    }
+
+    /// Kills the process (SIGKILL) and waits for it to end.
+    fn kill(mut self) {
+        self.child.kill().expect("the child can be killed");
+        self.child.wait().expect("the child ends");
     }
 
     /// Sends SIGTERM and waits for a clean exit.
@@ -326,4 +338,73 @@ fn check_explains_every_problem_with_file_and_line() {
         let out = fabricsim(&good, &["check", "-c", file]);
         assert!(out.status.success(), "{file}: {}", text(&out));
     }
+}
+
+#[test]
+fn sim_runs_the_simulators_for_lone_nodes_and_ems_says_when_none_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_topology(d);
+    let mut topology = std::fs::read_to_string(d.join("fabric.toml")).unwrap();
+    topology.push_str(
+        "\n[[ems]]\nname = \"ems1\"\nserial = \"FCTEMS8822001234\"\nhostname = \"ems.lab.example\"\n\
+         listen = \"127.0.0.1:0\"\n",
+    );
+    std::fs::write(d.join("fabric.toml"), topology).unwrap();
+
+    let none = fabricsim(d, &["ems", "-c", "fabric.toml", "ems1", "list-devices"]);
+    assert_eq!(none.status.code(), Some(1), "{}", text(&none));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains(
+            "no simulators are running for fabric e2e: start them with `fabricsim sim -c fabric.toml`"
+        ),
+        "{}",
+        text(&none)
+    );
+
+    let mut sim = Up::spawn(d, &["sim", "-c", "fabric.toml"]);
+    sim.wait_for_line("are running");
+    let unknown = fabricsim(
+        d,
+        &[
+            "ems",
+            "-c",
+            "fabric.toml",
+            "ems1",
+            "authorize",
+            "FGVM01TM99999999",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("authorized serial \"FGVM01TM99999999\" names no node in fabric.toml"),
+        "{}",
+        text(&unknown)
+    );
+    let known = fabricsim(
+        d,
+        &[
+            "ems",
+            "-c",
+            "fabric.toml",
+            "ems1",
+            "authorize",
+            "FGVM01TM22000002",
+        ],
+    );
+    assert!(known.status.success(), "{}", text(&known));
+    assert_eq!(
+        String::from_utf8_lossy(&known.stdout),
+        "ems1: FGVM01TM22000002 authorized\n"
+    );
+
+    let mut node = Up::spawn(d, &["node", "-c", "fabric.toml", "root"]);
+    node.wait_for_line("this process runs no simulators (EMS servers, FortiCloud); start them with `fabricsim sim -c fabric.toml`");
+    // Only the line matters here; a signal sent this early may come before the node
+    // installs its stop handler.
+    node.kill();
+    sim.terminate();
+    let after = fabricsim(d, &["ems", "-c", "fabric.toml", "ems1", "list-devices"]);
+    assert_eq!(after.status.code(), Some(1), "{}", text(&after));
 }

@@ -265,8 +265,18 @@ const fn server_required(only_if: Option<(&'static str, &'static str)>) -> Rule 
     }
 }
 
-const FCTEMS_RULES_BY_NAME: &[Rule] = &[AT_MOST_ONE_CLOUD, server_required(None)];
-const FCTEMS_RULES_BY_ID: &[Rule] = &[AT_MOST_ONE_CLOUD, server_required(Some(("status", "enable")))];
+/// `certificate` names an accepted remote certificate (`vpn certificate remote`).
+const CERTIFICATE_DATASOURCE: Rule = Rule::Datasource {
+    field: "certificate",
+    table: "vpn certificate remote",
+};
+
+const FCTEMS_RULES_BY_NAME: &[Rule] = &[AT_MOST_ONE_CLOUD, server_required(None), CERTIFICATE_DATASOURCE];
+const FCTEMS_RULES_BY_ID: &[Rule] = &[
+    AT_MOST_ONE_CLOUD,
+    server_required(Some(("status", "enable"))),
+    CERTIFICATE_DATASOURCE,
+];
 
 /// `config endpoint-control fctems`: the FortiClient EMS connectors, in the FortiOS
 /// 6.4 - 7.0.7 form keyed by name (`docs/fortios.md`, "fctems table"), synchronized

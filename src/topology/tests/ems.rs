@@ -476,7 +476,7 @@ fn checks_interval_and_bootstrap_lines_are_held_to_their_rules() {
     assert_problems(
         &text,
         &[
-            (16, "interval_secs = 0 would start EMS check rounds without pause"),
+            (16, "interval_secs = 0 in [checks] is out of range (1 to 3600)"),
             (17, "unknown key \"interval\" in [checks]"),
             (20, "a [bootstrap] line holds a line break"),
             (22, "unknown key \"branch1\" in [bootstrap]"),
@@ -485,7 +485,7 @@ fn checks_interval_and_bootstrap_lines_are_held_to_their_rules() {
     let found = problems(&text);
     assert_eq!(
         fix_for(&found, "interval_secs = 0"),
-        "write interval_secs = 30 (at least 1)"
+        "write a number from 1 to 3600, e.g. interval_secs = 30"
     );
     assert_eq!(fix_for(&found, "\"interval\""), "did you mean \"interval_secs\"?");
     assert_eq!(
@@ -498,7 +498,17 @@ fn checks_interval_and_bootstrap_lines_are_held_to_their_rules() {
     let found = problems(&text);
     assert_eq!(
         fix_for(&found, "interval_secs"),
-        "write it like interval_secs = 30"
+        "write a number from 1 to 3600, e.g. interval_secs = 30"
+    );
+
+    // The largest integer TOML holds passes no bound.
+    let text = format!("{SMALL}\n[checks]\ninterval_secs = 9223372036854775807\n");
+    assert_problems(
+        &text,
+        &[(
+            16,
+            "interval_secs = 9223372036854775807 in [checks] is out of range (1 to 3600)",
+        )],
     );
 }
 

@@ -12,6 +12,7 @@ use crate::domain::*;
 
 mod ems;
 mod forticloud;
+mod props;
 
 const DEFAULT_TOML: &str = include_str!("../../../cluster-configs/default.toml");
 const TEN_NODES_TOML: &str = include_str!("../../../cluster-configs/ten-nodes.toml");
@@ -261,9 +262,9 @@ fn wrong_types_are_each_reported_with_an_example() {
     assert_eq!(
         summary,
         [
-            (3, "write it like voters = 5"),
+            (3, "write a number from 1 to 15, e.g. voters = 5"),
             (8, "write it like role = \"member\""),
-            (9, "write it like id = 2"),
+            (9, "write a number from 1 to 65535, e.g. id = 2"),
             (16, "write it like hostname = \"FGT-branch1\""),
         ],
         "{found:#?}"
@@ -530,4 +531,51 @@ fn members_are_pre_authorized_unless_the_file_says_otherwise() {
     let found = problems(&root_pending);
     assert!(found[0].fix.contains("remove `authorized = false` from the root"));
     assert_problems(&format!("{SMALL}authorized = \"no\"\n"), &[(14, "authorized")]);
+}
+
+#[test]
+fn every_number_is_held_to_its_range_with_file_line_and_column() {
+    let text = SMALL.replace("name = \"lab\"", "name = \"lab\"\nvoters = 99999999999999999999")
+        + "id = -1\n\n[raft]\nheartbeat_ms = 0\nelection_timeout_max_ms = 1.5\nkeep_logs = 1_000_001\n";
+    let found = problems(&text);
+    let summary: Vec<(usize, usize, &str, &str)> = found
+        .iter()
+        .map(|p| (p.line, p.column, p.message.as_str(), p.fix.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                3,
+                10,
+                "voters = 99999999999999999999 in [fabric] is out of range (1 to 15)",
+                "write a number from 1 to 15, e.g. voters = 5"
+            ),
+            (
+                15,
+                6,
+                "id = -1 in [[node]] is out of range (1 to 65535)",
+                "write a number from 1 to 65535, e.g. id = 2"
+            ),
+            (
+                18,
+                16,
+                "heartbeat_ms = 0 in [raft] is out of range (1 to 30000)",
+                "write a number from 1 to 30000, e.g. heartbeat_ms = 250"
+            ),
+            (
+                19,
+                27,
+                "wrong value for \"election_timeout_max_ms\" in [raft]: found a float, expected a number from 1 to 120000",
+                "write a number from 1 to 120000, e.g. election_timeout_max_ms = 2000"
+            ),
+            (
+                20,
+                13,
+                "keep_logs = 1_000_001 in [raft] is out of range (0 to 1000000)",
+                "write a number from 0 to 1000000, e.g. keep_logs = 100"
+            ),
+        ],
+        "{found:#?}"
+    );
 }
