@@ -109,6 +109,11 @@ fn unreachable_report(spec: &crate::topology::NodeSpec, error: String) -> NodeRe
 }
 
 impl FabricReport {
+    /// The report of the node named `name`, if the topology has one.
+    pub fn node(&self, name: &str) -> Option<&NodeReport> {
+        self.nodes.iter().find(|node| node.name == name)
+    }
+
     /// Judges convergence from what each node answered (or why it did not).
     pub fn assemble(
         topology: &Topology,

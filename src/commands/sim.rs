@@ -109,8 +109,6 @@ pub(super) fn print_lab(lab: &Lab) {
     }
 }
 
-/// Binds the simulators' control service on loopback and records its address in
-/// `sim.listen`.
 /// The TLS the control service presents: the operator's certificate, which `ems` and
 /// `cloud` verify by the fabric CA.
 fn control_tls(lab: &Lab, state: &StateDir) -> Result<Arc<rustls::ServerConfig>, Error> {
@@ -122,7 +120,9 @@ fn control_tls(lab: &Lab, state: &StateDir) -> Result<Arc<rustls::ServerConfig>,
         })
 }
 
-async fn bind_control(state: &StateDir) -> Result<TcpListener, Error> {
+/// Binds the simulators' control service on loopback and records its address in
+/// `sim.listen`, where `ems` and `cloud` look for it.
+pub(super) async fn bind_control(state: &StateDir) -> Result<TcpListener, Error> {
     let control = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|source| Error::Io {

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -161,16 +160,7 @@ async fn record_addresses(fabric: &mut RunningFabric, state: &StateDir) -> Resul
     for (name, addr) in fabric.addrs() {
         state.write_listen(&name, addr)?;
     }
-    let control = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .map_err(|source| Error::Io {
-            context: "cannot listen for simulator control on 127.0.0.1".to_owned(),
-            source,
-        })?;
-    state.write_sim_listen(control.local_addr().map_err(|source| Error::Io {
-        context: "simulator control listener".to_owned(),
-        source,
-    })?)?;
+    let control = super::sim::bind_control(state).await?;
     fabric.serve_control(control)?;
     Ok(())
 }

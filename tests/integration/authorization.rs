@@ -17,12 +17,9 @@ const BRANCH1: &str = "FGVM01TM22000002";
 /// The REST API key of the test's API user.
 const KEY: &str = "authzTestKey0123456789abcdefghi";
 
+/// The report of `name`, a node the test's topology has.
 fn node<'r>(status: &'r FabricReport, name: &str) -> &'r NodeReport {
-    status
-        .nodes
-        .iter()
-        .find(|node| node.name == name)
-        .expect("the node is in the topology")
+    status.node(name).expect("the node is in the topology")
 }
 
 /// Whether node id `id` is in the root's Raft group, as the root itself sees it.

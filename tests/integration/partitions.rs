@@ -12,12 +12,9 @@ use fabricsim::status::{FabricReport, NodeReport};
 
 use crate::{CONVERGE, ems_entry, show_everywhere};
 
-fn node<'a>(status: &'a FabricReport, name: &str) -> &'a NodeReport {
-    status
-        .nodes
-        .iter()
-        .find(|n| n.name == name)
-        .expect("the node is in the report")
+/// The report of `name`, a node the test's topology has.
+fn node<'r>(status: &'r FabricReport, name: &str) -> &'r NodeReport {
+    status.node(name).expect("the node is in the topology")
 }
 
 async fn write(fabric: &Fabric, lines: &[String]) -> ExecOutput {
