@@ -626,8 +626,8 @@ pub struct RunningNode {
     node: Node,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
-    /// Dangles once openraft's tasks have all dropped the node's database.
-    database: std::sync::Weak<redb::Database>,
+    /// Tells when openraft's tasks have all dropped the node's database and it is closed.
+    database: crate::raft::store::Closed,
 }
 
 impl RunningNode {
@@ -751,16 +751,14 @@ impl RunningNode {
     /// openraft's replication and snapshot tasks end shortly after its core; the node is
     /// gone, and its database can be opened again, only once they have.
     async fn wait_storage_closed(&self) {
-        let deadline = tokio::time::Instant::now() + STORAGE_CLOSE_TIMEOUT;
-        while self.database.strong_count() > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    node = self.node.name(),
-                    "Raft storage still in use after shutdown"
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if tokio::time::timeout(STORAGE_CLOSE_TIMEOUT, self.database.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                node = self.node.name(),
+                "Raft storage still in use after shutdown"
+            );
         }
     }
 }
@@ -791,14 +789,7 @@ async fn join_all(tasks: &mut JoinSet<()>) {
 async fn open_raft(
     config: &NodeConfig,
     dialer: Dialer,
-) -> Result<
-    (
-        Raft,
-        watch::Receiver<Arc<ConfigDb>>,
-        std::sync::Weak<redb::Database>,
-    ),
-    NodeError,
-> {
+) -> Result<(Raft, watch::Receiver<Arc<ConfigDb>>, crate::raft::store::Closed), NodeError> {
     let node = || config.name.clone();
     let store = open_store(&config.data_dir)
         .await

@@ -55,8 +55,36 @@ pub enum OpenError {
 /// The redb database shared by the log store and the state machine of one node.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<OpenDatabase>,
     path: PathBuf,
+}
+
+/// The open file, shared by every clone of a [`Store`].
+struct OpenDatabase {
+    db: Database,
+    /// Dropped after `db` (fields drop in the order they are declared), so a [`Closed`]
+    /// hears of the close only once redb has closed the file and released its lock.
+    _closing: tokio::sync::watch::Sender<()>,
+}
+
+impl std::ops::Deref for OpenDatabase {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// Tells when every clone of a [`Store`] is gone and its file closed, so that it can be
+/// opened again.
+pub struct Closed(tokio::sync::watch::Receiver<()>);
+
+impl Closed {
+    /// Waits until the file is closed.
+    pub async fn wait(&self) {
+        let mut closing = self.0.clone();
+        while closing.changed().await.is_ok() {}
+    }
 }
 
 impl Store {
@@ -79,7 +107,10 @@ impl Store {
             Err(e) => return Err(corrupted(describe_open_error(e))),
         };
         let store = Store {
-            db: Arc::new(db),
+            db: Arc::new(OpenDatabase {
+                db,
+                _closing: tokio::sync::watch::channel(()).0,
+            }),
             path: path.clone(),
         };
         // Create both tables up front so readers never meet a missing table.
@@ -99,10 +130,10 @@ impl Store {
         &self.path
     }
 
-    /// A weak reference to the database: it dangles once every task that used the store
-    /// has let go, which is when the file can be opened again.
-    pub fn watch_closed(&self) -> std::sync::Weak<Database> {
-        Arc::downgrade(&self.db)
+    /// Tells when every task that used the store has let go of it and the file is closed,
+    /// which is when it can be opened again.
+    pub fn watch_closed(&self) -> Closed {
+        Closed(self.db._closing.subscribe())
     }
 
     /// Decodes every stored value as what it should be, and checks that the log is one
@@ -552,5 +583,22 @@ mod tests {
         let store = Store::open(dir.path()).expect("a sound store opens");
         let entries = store.entries((Bound::Unbounded, Bound::Unbounded)).unwrap();
         assert_eq!(entries.len(), 2);
+    }
+
+    /// A node restarted in the same process opens its file as soon as the old one's
+    /// tasks are told it is closed; the last clone going on another thread is the race.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_store_opens_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..20 {
+            let store = Store::open(dir.path()).unwrap();
+            let closed = store.watch_closed();
+            let last = store.clone();
+            drop(store);
+            let holder = std::thread::spawn(move || drop(last));
+            closed.wait().await;
+            Store::open(dir.path()).expect("the file was closed when the store said so");
+            holder.join().unwrap();
+        }
     }
 }
