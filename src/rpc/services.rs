@@ -133,8 +133,8 @@ fn check_peer<T>(node: &Node, request: &Request<T>, claimed: Claim<'_>) -> Resul
         (None, _) => "the connection carries no verified certificate".to_owned(),
         (Some(_), None) => format!("it claims to be {claimed}, which is not a node of this fabric"),
         (Some(cn), Some(spec)) if cn != spec.serial => format!(
-            "it claims to be {claimed} ({}), but its certificate is for {cn:?}",
-            spec.serial
+            "it claims to be {} (serial {}), but its certificate is for {cn:?}",
+            spec.name, spec.serial
         ),
         (Some(_), Some(_)) => return Ok(()),
     };
