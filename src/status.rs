@@ -73,6 +73,13 @@ pub struct NodeReport {
     pub error: Option<String>,
 }
 
+impl NodeReport {
+    /// Whether the root keeps this member out of the group by its trusted-list.
+    pub fn awaits_administrator(&self) -> bool {
+        self.error.is_none() && matches!(self.raft.state.as_str(), "pending" | "denied")
+    }
+}
+
 /// The node's position in the Raft group.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RaftReport {
@@ -109,6 +116,15 @@ fn unreachable_report(spec: &crate::topology::NodeSpec, error: String) -> NodeRe
 }
 
 impl FabricReport {
+    /// Whether every node has converged or waits on an administrator: a member the root
+    /// keeps out of the group (pending or denied in its trusted-list) stays where it is
+    /// until someone changes the list.
+    pub fn settled(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|node| node.converged || node.awaits_administrator())
+    }
+
     /// The report of the node named `name`, if the topology has one.
     pub fn node(&self, name: &str) -> Option<&NodeReport> {
         self.nodes.iter().find(|node| node.name == name)

@@ -182,8 +182,9 @@ async fn bootstrap(fabric: &RunningFabric) -> Result<FabricReport, Error> {
     Ok(wait_ready(fabric).await)
 }
 
-/// Waits until every node has joined and applied the root's revision, printing progress;
-/// gives up after [`READY_TIMEOUT`] with each node's lag.
+/// Waits until every node has joined and applied the root's revision, printing progress,
+/// or until those that have not wait for an administrator (see
+/// [`FabricReport::settled`]); gives up after [`READY_TIMEOUT`] with each node's lag.
 async fn wait_ready(fabric: &RunningFabric) -> FabricReport {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     let total = fabric.topology().nodes.len();
@@ -196,6 +197,13 @@ async fn wait_ready(fabric: &RunningFabric) -> FabricReport {
             shown = converged;
         }
         if status.converged {
+            return status;
+        }
+        if status.settled() {
+            println!("  the others wait for the root's trusted-list:");
+            for line in status.lag().lines() {
+                println!("    {line}");
+            }
             return status;
         }
         if tokio::time::Instant::now() >= deadline {

@@ -79,6 +79,10 @@ async fn the_root_admits_members_its_trusted_list_accepts_and_removes_those_it_d
         .expect("branch2 waits for authorization");
     assert!(!node(&status, "branch2").converged);
     assert!(
+        !status.converged && status.settled(),
+        "waiting on the trusted-list is settled, not converged"
+    );
+    assert!(
         status.lag().contains(&format!("accept serial {BRANCH2}")),
         "{}",
         status.lag()

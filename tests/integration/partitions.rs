@@ -46,6 +46,10 @@ async fn an_isolated_member_serves_its_configuration_and_catches_up_after_heal()
         "{}",
         cut_off.lag()
     );
+    assert!(
+        !cut_off.settled(),
+        "a cut link is a fault, not a state to wait in"
+    );
 
     // It keeps serving the configuration it applied.
     let shown = fabric
