@@ -416,7 +416,7 @@ listen = "127.0.0.1:0"
         assert_eq!(
             error.to_string(),
             "authorized serial \"FGVM01TM99999999\" names no node in lab.toml\n    \
-             fix: list serials of nodes in lab.toml: \"FGVM01TM22000001\""
+             fix: use a serial of a node in lab.toml: \"FGVM01TM22000001\""
         );
         assert_eq!(
             lab.command("ems1", "list-devices", "").await.expect("lists"),

@@ -115,7 +115,7 @@ pub(super) fn names_no_node<'n>(
             if node_serials.len() > MAX_LISTED_SERIALS {
                 listed.push("...".to_string());
             }
-            format!("list serials of nodes in {place}: {}", listed.join(", "))
+            format!("use a serial of a node in {place}: {}", listed.join(", "))
         }
     };
     Some(Unlisted {

@@ -358,7 +358,7 @@ fn authorized_serials_are_well_formed_and_name_nodes() {
     );
     assert_eq!(
         fix_for(&found, "\"FGVM01TM22000777\""),
-        "list serials of nodes in this file: \"FGVM01TM22000001\", \"FGVM01TM22000002\""
+        "use a serial of a node in this file: \"FGVM01TM22000001\", \"FGVM01TM22000002\""
     );
     assert!(
         fix_for(&found, "fgvm01tm22000002").ends_with("of nodes in this file, e.g. \"FGVM01TM22000002\"")
