@@ -120,6 +120,22 @@ impl Up {
         }
     }
 
+    /// Waits for the process to exit, failing the test (and killing it) past `deadline`.
+    pub(crate) fn wait_exit(&mut self, deadline: Duration, what: &str) -> std::process::ExitStatus {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() >= until {
+                let _ = self.child.kill();
+                panic!("{what}: the process did not exit within {deadline:?}");
+            }
+            // No exit notification to wait on without a thread per child: look again soon.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process (SIGKILL) and waits for it to end.
     fn kill(mut self) {
         self.child.kill().expect("the child can be killed");
@@ -137,17 +153,7 @@ impl Up {
                 .success()
         );
         self.wait_for_line("stopped");
-        let deadline = std::time::Instant::now() + READY;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "up did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = self.wait_exit(READY, "up after SIGTERM");
         assert!(status.success(), "up exited with {status}");
     }
 }

@@ -3,7 +3,7 @@
 //! writes, damaged data at start and `node --repair`, the log files.
 
 use std::path::Path;
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fabricsim::rpc::client::{AdminConnection, Operator};
@@ -52,21 +52,6 @@ fn signal(pid: u32, signal: &str) {
     assert!(sent.success(), "kill {signal} {pid}");
 }
 
-/// Waits for `up` to exit, failing the test past `deadline`.
-fn wait_exit(up: &mut Up, deadline: Duration, what: &str) -> ExitStatus {
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(status) = up.child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= until {
-            let _ = up.child.kill();
-            panic!("{what}: up did not exit within {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn ctrl_c_at_any_moment_of_the_start_up_stops_up_cleanly() {
     use std::os::unix::process::ExitStatusExt as _;
@@ -87,7 +72,7 @@ fn ctrl_c_at_any_moment_of_the_start_up_stops_up_cleanly() {
             up.wait_for_line(line);
         }
         signal(up.child.id(), "-INT");
-        let status = wait_exit(&mut up, STOP_DEADLINE, &format!("SIGINT at {moment:?}"));
+        let status = up.wait_exit(STOP_DEADLINE, &format!("SIGINT at {moment:?}"));
         // Before its handler is installed the signal ends the process, which has made
         // nothing yet; after, `up` stops and exits 0.
         assert!(
@@ -115,7 +100,7 @@ fn ctrl_c_at_any_moment_of_the_start_up_stops_up_cleanly() {
         text(&shown)
     );
     signal(up.child.id(), "-TERM");
-    assert!(wait_exit(&mut up, STOP_DEADLINE, "SIGTERM").success());
+    assert!(up.wait_exit(STOP_DEADLINE, "SIGTERM").success());
     assert_eq!(lock_files(d), Vec::<String>::new());
 }
 
