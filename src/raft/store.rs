@@ -180,25 +180,44 @@ impl Store {
         })
     }
 
+    /// Runs a write transaction that is on disk when this returns.
     fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), redb::Error> {
+        self.write_with(redb::Durability::Immediate, f)
+    }
+
+    fn write_with(
+        &self,
+        durability: redb::Durability,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), redb::Error> {
         guarded("writing", || {
-            let txn = self.db.begin_write()?;
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(durability)
+                .map_err(|e| redb::Error::Corrupted(format!("cannot set the durability: {e}")))?;
             f(&txn)?;
             txn.commit()?;
             Ok(())
         })
     }
 
-    /// Runs a write transaction on the blocking pool and waits for its commit.
+    /// Runs a durable write transaction on the blocking pool and waits for its commit.
     async fn write_blocking(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
     ) -> Result<(), redb::Error> {
+        self.write_blocking_with(redb::Durability::Immediate, f).await
+    }
+
+    async fn write_blocking_with(
+        &self,
+        durability: redb::Durability,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
+    ) -> Result<(), redb::Error> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write(f))
+        tokio::task::spawn_blocking(move || store.write_with(durability, f))
             .await
             .unwrap_or_else(|join| Err(redb::Error::Corrupted(format!("storage task failed: {join}"))))
     }
@@ -401,9 +420,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::read_vote(io_error(e)).into())
     }
 
+    /// The committed index is a hint for the next start (openraft applies up to it before
+    /// it hears from the leader), not a promise: losing the latest one to a crash only means
+    /// the leader commits those entries again. So it is written without a sync of its own;
+    /// the next durable write (an append, a vote) carries it to disk.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError> {
+        let bytes = encode(&committed);
         self.store
-            .write_meta(KEY_COMMITTED, &committed)
+            .write_blocking_with(redb::Durability::None, move |txn| {
+                txn.open_table(META)?.insert(KEY_COMMITTED, bytes.as_slice())?;
+                Ok(())
+            })
             .await
             .map_err(|e| StorageIOError::write(io_error(e)).into())
     }
