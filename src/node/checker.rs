@@ -1,11 +1,13 @@
 //! The node's EMS checker: every node checks each of its fctems entries itself, from its
 //! own address, and keeps the results.
 //!
-//! A round probes every entry concurrently (see [`crate::connector::probe`]); rounds start at the
-//! configured interval, at once when the configuration changes (a round in progress is
-//! abandoned for a fresh one), and on demand. Probes are plain async tasks with the entry's
-//! `call-timeout`: a silent EMS costs a round its timeout, never a Raft heartbeat or a CLI
-//! command. Results leave through a watch channel as a [`CheckerStatus`].
+//! A round probes every entry concurrently (see [`crate::connector::probe`]). Rounds start
+//! at the configured interval, on demand, and when the configuration changes what a round
+//! checks (a round in progress is abandoned for a fresh one, at most every 200 ms); any
+//! other change is checked by the results that stand. Probes are plain async tasks with
+//! the entry's `call-timeout`: a silent EMS costs a round its timeout, never a Raft
+//! heartbeat or a CLI command. Results leave through a watch channel as a
+//! [`CheckerStatus`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -195,8 +197,24 @@ fn is_cloud(db: &ConfigDb, name: &str) -> bool {
     db.value(FCTEMS.path, name, "fortinetone-cloud-authentication") == "enable"
 }
 
-/// Runs check rounds until `shutdown`: at start, every `interval`, whenever the
-/// configuration changes, and whenever `wake` is notified.
+/// The least time between the starts of two rounds when changes keep coming: a stream of
+/// writes to the fctems table restarts the round at most this often.
+const ROUND_RESTART_MIN: Duration = Duration::from_millis(200);
+
+/// Whether a round over `a` and one over `b` would check the same things: the fctems
+/// entries and the accepted remote certificates are all a round reads of the
+/// configuration. A change elsewhere leaves the last results standing for the new revision.
+fn checks_the_same(a: &ConfigDb, b: &ConfigDb) -> bool {
+    a.firmware() == b.firmware()
+        && [FCTEMS.path, REMOTE_CERTIFICATES.path]
+            .iter()
+            .all(|path| a.entries(path).eq(b.entries(path)))
+}
+
+/// Runs check rounds until `shutdown`: at start, every `interval`, whenever `wake` is
+/// notified, and when the configuration changes what a round checks (a round in progress
+/// is then abandoned for a fresh one, at most every [`ROUND_RESTART_MIN`]). A change that
+/// leaves the checks alone moves the checked revision on without a round.
 pub async fn run(
     setup: CheckerSetup,
     mut config_rx: watch::Receiver<Arc<ConfigDb>>,
@@ -204,28 +222,56 @@ pub async fn run(
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    let checked_up_to = |revision: u64| {
+        report_tx.send_modify(|report| report.checked_revision = Some(revision));
+    };
     loop {
         let db = config_rx.borrow_and_update().clone();
+        let started = tokio::time::Instant::now();
+        let mut revision = db.revision();
         let round = setup.round(&db);
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            // A newer configuration makes this round moot: start over with it.
-            changed = config_rx.changed() => {
-                if changed.is_err() { return; }
-                continue;
+        tokio::pin!(round);
+        let results = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = config_rx.changed() => {
+                    if changed.is_err() { return; }
+                    let latest = config_rx.borrow_and_update().clone();
+                    if !checks_the_same(&db, &latest) { break None; }
+                    revision = latest.revision();
+                }
+                results = &mut round => break Some(results),
             }
-            results = round => {
-                report_tx.send_modify(|report| {
-                    report.results = results;
-                    report.checked_revision = Some(db.revision());
-                });
+        };
+        let Some(results) = results else {
+            // A newer configuration makes this round moot: start over with it, soon.
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep_until(started + ROUND_RESTART_MIN) => continue,
+            }
+        };
+        report_tx.send_modify(|report| {
+            report.results = results;
+            report.checked_revision = Some(revision);
+        });
+        let next_round = tokio::time::Instant::now() + setup.interval;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = config_rx.changed() => {
+                    if changed.is_err() { return; }
+                    let latest = config_rx.borrow_and_update().clone();
+                    if !checks_the_same(&db, &latest) { break; }
+                    checked_up_to(latest.revision());
+                }
+                () = tokio::time::sleep_until(next_round) => break,
+                () = wake.notified() => break,
             }
         }
+        // Rounds that follow a change keep the same pace as restarted ones.
         tokio::select! {
             () = shutdown.cancelled() => return,
-            changed = config_rx.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(setup.interval) => {}
-            () = wake.notified() => {}
+            () = tokio::time::sleep_until(started + ROUND_RESTART_MIN) => {}
         }
     }
 }
@@ -278,5 +324,87 @@ mod tests {
         let target = setup().target(&db, "ems1").unwrap();
         assert_eq!((target.port, target.timeout), (8013, Duration::from_secs(7)));
         assert_eq!(target.source, "10.0.0.9".parse::<IpAddr>().unwrap());
+    }
+
+    /// Applies `command` to a copy of `db`: the next revision.
+    fn next(db: &ConfigDb, command: ConfigCommand) -> Arc<ConfigDb> {
+        let mut next = db.clone();
+        next.apply(&command).unwrap();
+        Arc::new(next)
+    }
+
+    /// Waits until the checker reports `revision` as checked.
+    async fn checked(report_rx: &mut watch::Receiver<CheckerStatus>, revision: u64) {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            report_rx.wait_for(|report| report.checked_revision == Some(revision)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("revision {revision} was not checked"))
+        .unwrap();
+    }
+
+    /// A round dials every entry; a change outside what a round reads is checked without
+    /// dialing again, and a change to an entry dials again.
+    #[tokio::test]
+    async fn only_a_change_to_what_a_round_checks_starts_a_round() {
+        let ems = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = ems.local_addr().unwrap().port().to_string();
+        let dials = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = dials.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = ems.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        let mut setup = setup();
+        setup.own_ip = "127.0.0.1".parse().unwrap();
+        let db = Arc::new(db_with(&[("server", "127.0.0.1"), ("https-port", &port)]));
+        let (config_tx, config_rx) = watch::channel(db.clone());
+        let (report_tx, mut report_rx) = watch::channel(CheckerStatus::default());
+        let shutdown = CancellationToken::new();
+        let checker = tokio::spawn(run(
+            setup,
+            config_rx,
+            report_tx,
+            Arc::new(Notify::new()),
+            shutdown.clone(),
+        ));
+        let dialed = || dials.load(std::sync::atomic::Ordering::SeqCst);
+
+        checked(&mut report_rx, 1).await;
+        assert_eq!(dialed(), 1);
+
+        let elsewhere = next(
+            &db,
+            ConfigCommand::SetEntry {
+                table: crate::config::schema::SYSTEM_SETTINGS.path.to_owned(),
+                key: String::new(),
+                values: [("gui-endpoint-control".to_owned(), "disable".to_owned())].into(),
+            },
+        );
+        config_tx.send_replace(elsewhere.clone());
+        checked(&mut report_rx, 2).await;
+        assert_eq!(dialed(), 1, "nothing a round reads changed");
+
+        let entry = next(
+            &elsewhere,
+            ConfigCommand::SetEntry {
+                table: FCTEMS.path.to_owned(),
+                key: "ems1".to_owned(),
+                values: [
+                    ("server".to_owned(), "127.0.0.1".to_owned()),
+                    ("https-port".to_owned(), port.clone()),
+                    ("call-timeout".to_owned(), "7".to_owned()),
+                ]
+                .into(),
+            },
+        );
+        config_tx.send_replace(entry);
+        checked(&mut report_rx, 3).await;
+        assert_eq!(dialed(), 2, "the entry changed");
+        shutdown.cancel();
+        checker.await.unwrap();
     }
 }
