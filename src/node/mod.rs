@@ -51,9 +51,10 @@ use crate::config::{Applied, ConfigCommand, ConfigDb};
 use crate::connector::{self, CertificateOffer, EmsStatus, Resolver};
 use crate::domain::Firmware;
 use crate::link::{Credentials, Dialer, Links, TlsError};
+use crate::raft::log::LogStore;
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
-use crate::raft::store::{LogStore, OpenError, Store};
+use crate::raft::store::{OpenError, Store};
 use crate::raft::{NodeId, Raft};
 use crate::topology::{AdminSpec, ApiUserSpec, NodeSpec, RaftSettings, Role};
 use crate::wire::CloudAccess;
@@ -808,11 +809,15 @@ async fn open_raft(
         node: node(),
         message: e.to_string(),
     })?;
+    let log = LogStore::new(store).map_err(|e| NodeError::Raft {
+        node: node(),
+        message: format!("cannot start the Raft log writer: {e}"),
+    })?;
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
         Network::new(dialer),
-        LogStore::new(store),
+        log,
         state_machine,
     )
     .await

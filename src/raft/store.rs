@@ -13,26 +13,25 @@
 //! inside redb is an error, not the end of the process.
 
 use std::fmt::Debug;
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageIOError, Vote};
+use openraft::{Entry, LogId, Vote};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{NodeId, StorageError, TypeConfig};
+use super::{NodeId, TypeConfig};
 
 /// Log entries by index.
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+pub(super) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// Single values by name: see the `KEY_*` constants.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-const KEY_VOTE: &str = "vote";
-const KEY_COMMITTED: &str = "committed";
-const KEY_LAST_PURGED: &str = "last_purged";
+pub(super) const KEY_VOTE: &str = "vote";
+pub(super) const KEY_COMMITTED: &str = "committed";
+pub(super) const KEY_LAST_PURGED: &str = "last_purged";
 /// The latest snapshot, meta and data together (see `state_machine::StoredSnapshot`).
 pub(crate) const KEY_SNAPSHOT: &str = "snapshot";
 
@@ -188,7 +187,7 @@ impl Store {
         self.write_with(redb::Durability::Immediate, f)
     }
 
-    fn write_with(
+    pub(super) fn write_with(
         &self,
         durability: redb::Durability,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
@@ -248,7 +247,7 @@ impl Store {
         .await
     }
 
-    fn last_entry(&self) -> Result<Option<Entry<TypeConfig>>, redb::Error> {
+    pub(super) fn last_entry(&self) -> Result<Option<Entry<TypeConfig>>, redb::Error> {
         guarded("reading the log", || {
             let txn = self.db.begin_read()?;
             let table = txn.open_table(LOG)?;
@@ -259,7 +258,10 @@ impl Store {
         })
     }
 
-    fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry<TypeConfig>>, redb::Error> {
+    pub(super) fn entries(
+        &self,
+        range: (Bound<u64>, Bound<u64>),
+    ) -> Result<Vec<Entry<TypeConfig>>, redb::Error> {
         guarded("reading the log", || {
             let txn = self.db.begin_read()?;
             let table = txn.open_table(LOG)?;
@@ -271,7 +273,7 @@ impl Store {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("Raft values always serialize to JSON")
 }
 
@@ -358,142 +360,6 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "a panic".to_owned())
-}
-
-fn io_error(e: redb::Error) -> AnyError {
-    AnyError::new(&e)
-}
-
-/// openraft's log store over [`Store`]. Cloning it shares the database.
-#[derive(Clone)]
-pub struct LogStore {
-    store: Store,
-}
-
-impl LogStore {
-    pub fn new(store: Store) -> LogStore {
-        LogStore { store }
-    }
-}
-
-impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
-        let range = (range.start_bound().cloned(), range.end_bound().cloned());
-        self.store
-            .entries(range)
-            .map_err(|e| StorageIOError::read_logs(io_error(e)).into())
-    }
-}
-
-impl RaftLogStorage<TypeConfig> for LogStore {
-    type LogReader = LogStore;
-
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let read = || -> Result<_, redb::Error> {
-            let last_purged: Option<LogId<NodeId>> = self.store.read_meta(KEY_LAST_PURGED)?;
-            let last = self.store.last_entry()?.map(|entry| entry.log_id);
-            Ok(LogState {
-                last_purged_log_id: last_purged,
-                last_log_id: last.or(last_purged),
-            })
-        };
-        read().map_err(|e| StorageIOError::read_logs(io_error(e)).into())
-    }
-
-    async fn get_log_reader(&mut self) -> Self::LogReader {
-        self.clone()
-    }
-
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.store
-            .write_meta(KEY_VOTE, vote)
-            .await
-            .map_err(|e| StorageIOError::write_vote(io_error(e)).into())
-    }
-
-    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.store
-            .read_meta(KEY_VOTE)
-            .map_err(|e| StorageIOError::read_vote(io_error(e)).into())
-    }
-
-    /// The committed index is a hint for the next start (openraft applies up to it before
-    /// it hears from the leader), not a promise: losing the latest one to a crash only means
-    /// the leader commits those entries again. So it is written without a sync of its own;
-    /// the next durable write (an append, a vote) carries it to disk.
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError> {
-        let bytes = encode(&committed);
-        self.store
-            .write_blocking_with(redb::Durability::None, move |txn| {
-                txn.open_table(META)?.insert(KEY_COMMITTED, bytes.as_slice())?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| StorageIOError::write(io_error(e)).into())
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
-        self.store
-            .read_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)
-            .map(Option::flatten)
-            .map_err(|e| StorageIOError::read(io_error(e)).into())
-    }
-
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
-    where
-        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
-        I::IntoIter: OptionalSend,
-    {
-        let rows: Vec<(u64, Vec<u8>)> = entries
-            .into_iter()
-            .map(|entry| (entry.log_id.index, encode(&entry)))
-            .collect();
-        let result = self
-            .store
-            .write_blocking(move |txn| {
-                let mut table = txn.open_table(LOG)?;
-                for (index, bytes) in &rows {
-                    table.insert(*index, bytes.as_slice())?;
-                }
-                Ok(())
-            })
-            .await;
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(io_error(e)).into())
-            }
-        }
-    }
-
-    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        self.store
-            .write_blocking(move |txn| {
-                txn.open_table(LOG)?.retain_in(log_id.index.., |_, _| false)?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| StorageIOError::write_logs(io_error(e)).into())
-    }
-
-    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        let marker = encode(&log_id);
-        self.store
-            .write_blocking(move |txn| {
-                txn.open_table(META)?.insert(KEY_LAST_PURGED, marker.as_slice())?;
-                txn.open_table(LOG)?.retain_in(..=log_id.index, |_, _| false)?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| StorageIOError::write_logs(io_error(e)).into())
-    }
 }
 
 #[cfg(test)]
