@@ -7,6 +7,8 @@
 //! - `converge_*`: from the same submission until every member has applied it.
 //! - `writes_per_sec`: writes divided by the time from the first submission to the last
 //!   acknowledgement.
+//! - `fsyncs_per_write`: the syncs of every node's Raft log while the writes ran, counted
+//!   by the log writer, per write.
 //! - with `--rest`, the REST API's latencies (`rest_bench`): `rest_get_*` and
 //!   `rest_write_converge_*`.
 
@@ -58,6 +60,8 @@ struct Report {
     converge_p50_us: u64,
     converge_p99_us: u64,
     writes_per_sec: f64,
+    /// Log syncs of every node while the writes ran, per write.
+    fsyncs_per_write: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     rest_get_p50_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,17 +101,11 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         .map(|raft| tokio::spawn(record_applied(raft.clone(), stop_recording.clone())))
         .collect();
 
-    let root = fabric.node(&fabric.topology().root().name)?.raft().clone();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let syncs_before = log_syncs(&fabric)?;
     let writing = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| tokio::spawn(write_until_done(root.clone(), next.clone(), args.writes)))
-        .collect();
-    let mut writes = Vec::with_capacity(args.writes);
-    for task in tasks {
-        writes.extend(task.await.expect("bench client panicked")?);
-    }
+    let writes = write_from_clients(&fabric, clients, args.writes).await?;
     let write_time = writing.elapsed();
+    let syncs = log_syncs(&fabric)? - syncs_before;
 
     let last = writes.iter().map(|w| w.index).max().unwrap_or(0);
     let mut timelines = Vec::new();
@@ -146,6 +144,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         converge_p50_us: percentile(&mut converges, 50.0),
         converge_p99_us: percentile(&mut converges, 99.0),
         writes_per_sec: (writes.len() as f64 / write_time.as_secs_f64() * 10.0).round() / 10.0,
+        fsyncs_per_write: (syncs as f64 / writes.len().max(1) as f64 * 100.0).round() / 100.0,
         rest_get_p50_us,
         rest_get_p99_us,
         rest_write_converge_p50_us,
@@ -154,6 +153,30 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     };
     print_report(&report, args.json);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `total` configuration commands on the root from `clients` concurrent clients.
+async fn write_from_clients(fabric: &Fabric, clients: usize, total: usize) -> Result<Vec<Write>, Error> {
+    let root = fabric.node(&fabric.topology().root().name)?.raft().clone();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(write_until_done(root.clone(), next.clone(), total)))
+        .collect();
+    let mut writes = Vec::with_capacity(total);
+    for task in tasks {
+        writes.extend(task.await.expect("bench client panicked")?);
+    }
+    Ok(writes)
+}
+
+/// How many times the Raft logs of all nodes have synced to disk.
+fn log_syncs(fabric: &Fabric) -> Result<u64, Error> {
+    fabric
+        .topology()
+        .nodes
+        .iter()
+        .map(|spec| Ok(fabric.node(&spec.name)?.log_syncs()))
+        .sum()
 }
 
 /// The report as one JSON object, or as a table.

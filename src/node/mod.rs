@@ -211,6 +211,8 @@ struct Shared {
     identity: NodeIdentity,
     addrs: NodeAddrs,
     raft: Raft,
+    /// How many times the Raft log has synced to disk.
+    log_syncs: crate::raft::log::Syncs,
     config_rx: watch::Receiver<Arc<ConfigDb>>,
     /// Serializes membership changes on the root: openraft allows one at a time.
     join_lock: tokio::sync::Mutex<()>,
@@ -305,6 +307,11 @@ impl Node {
 
     pub fn raft(&self) -> &Raft {
         &self.shared.raft
+    }
+
+    /// How many times this node's Raft log has synced to disk since it started.
+    pub fn log_syncs(&self) -> u64 {
+        self.shared.log_syncs.get()
     }
 
     /// Every FortiGate of the fabric, as the topology lists them.
@@ -644,7 +651,12 @@ impl RunningNode {
                 node: name.clone(),
                 source,
             })?;
-        let (raft, config_rx, database) = open_raft(&config, dialer.clone()).await?;
+        let OpenRaft {
+            raft,
+            config_rx,
+            database,
+            log_syncs,
+        } = open_raft(&config, dialer.clone()).await?;
         let checker = checker_setup(&config, &addrs);
         let (ems_tx, _) = watch::channel(CheckerStatus::default());
         let mut local =
@@ -669,6 +681,7 @@ impl RunningNode {
                 identity,
                 addrs,
                 raft,
+                log_syncs,
                 config_rx,
                 join_lock: tokio::sync::Mutex::new(()),
                 checker,
@@ -784,13 +797,18 @@ async fn join_all(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// Opens the node's database and starts openraft on it. Returns the Raft handle, a
-/// receiver of every configuration the node applies, and a handle that dangles once
-/// openraft has let go of the database.
-async fn open_raft(
-    config: &NodeConfig,
-    dialer: Dialer,
-) -> Result<(Raft, watch::Receiver<Arc<ConfigDb>>, crate::raft::store::Closed), NodeError> {
+/// What [`open_raft`] started.
+struct OpenRaft {
+    raft: Raft,
+    /// Every configuration the node applies.
+    config_rx: watch::Receiver<Arc<ConfigDb>>,
+    /// Tells when openraft has let go of the database.
+    database: crate::raft::store::Closed,
+    log_syncs: crate::raft::log::Syncs,
+}
+
+/// Opens the node's database and starts openraft on it.
+async fn open_raft(config: &NodeConfig, dialer: Dialer) -> Result<OpenRaft, NodeError> {
     let node = || config.name.clone();
     let store = open_store(&config.data_dir)
         .await
@@ -813,6 +831,7 @@ async fn open_raft(
         node: node(),
         message: format!("cannot start the Raft log writer: {e}"),
     })?;
+    let log_syncs = log.syncs();
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
@@ -825,7 +844,12 @@ async fn open_raft(
         node: node(),
         message: e.to_string(),
     })?;
-    Ok((raft, config_rx, database))
+    Ok(OpenRaft {
+        raft,
+        config_rx,
+        database,
+        log_syncs,
+    })
 }
 
 /// Reads everything node `name` keeps in `data_dir` (its Raft database, down to every

@@ -79,9 +79,9 @@ impl LogStore {
         })
     }
 
-    /// How many transactions the writer has synced to disk so far.
-    pub fn syncs(&self) -> u64 {
-        self.syncs.load(Ordering::Relaxed)
+    /// Counts the transactions the writer syncs to disk, for as long as anyone asks.
+    pub fn syncs(&self) -> Syncs {
+        Syncs(self.syncs.clone())
     }
 
     /// Queues `change` and waits until the writer has committed it.
@@ -105,6 +105,16 @@ impl LogStore {
         self.unflushed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How many transactions a node's log writer has synced to disk (see [`LogStore::syncs`]).
+#[derive(Clone, Debug, Default)]
+pub struct Syncs(Arc<AtomicU64>);
+
+impl Syncs {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

@@ -1,10 +1,10 @@
 //! Durable Raft storage: the log, the vote, the committed index and the latest snapshot,
 //! all in one redb database (`raft.redb`) in the node's data directory.
 //!
-//! Every append, truncation, purge and vote is one redb write transaction committed with
-//! immediate durability before openraft is told it happened, so an acknowledged entry is
-//! on disk. Writes run on tokio's blocking pool: an fsync never stalls the node's other
-//! tasks. Values are stored as JSON, the same encoding the transport uses.
+//! The log's writes (appends, truncations, purges, the vote) go through the node's log
+//! writer ([`super::log`]), which commits them durably before openraft is told they
+//! happened, so an acknowledged entry is on disk; the snapshot is written on tokio's
+//! blocking pool. Values are stored as JSON, the same encoding the transport uses.
 //!
 //! A damaged file is reported when the store opens, with its path and what is wrong, and
 //! never reset (`docs/architecture.md`, "Storage"): redb checks every page, the store
