@@ -8,13 +8,17 @@ use fabricsim::launcher::{LaunchError, Plan, Ports, RunningFabric};
 
 use crate::{CONVERGE, ems_entry};
 
-/// Overwrites `len` bytes in the middle of `path` with a pattern no redb page holds.
-pub(crate) fn scribble(path: &Path, len: usize) {
+/// Overwrites everything after the first page of `path` (redb's header) with a pattern
+/// no redb page holds, so the pages the last commit uses are hit: garbage on free pages
+/// alone would be harmless, and rightly go unnoticed.
+pub(crate) fn scribble(path: &Path) {
     use std::io::{Seek as _, SeekFrom, Write as _};
+    const HEADER: u64 = 4096;
     let size = std::fs::metadata(path).expect("the file exists").len();
+    assert!(size > HEADER, "{} holds no page after its header", path.display());
     let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    file.seek(SeekFrom::Start(size / 2)).unwrap();
-    let garbage: Vec<u8> = (0..len).map(|i| (i * 131 + 7) as u8).collect();
+    file.seek(SeekFrom::Start(HEADER)).unwrap();
+    let garbage: Vec<u8> = (0..size - HEADER).map(|i| (i * 131 + 7) as u8).collect();
     file.write_all(&garbage).unwrap();
     file.sync_all().unwrap();
 }
@@ -51,7 +55,7 @@ async fn a_damaged_member_is_reported_then_repaired_from_the_root() {
     let before = fabric.wait_converged(CONVERGE).await.unwrap();
     fabric.kill("branch1").await.expect("kill");
     let db = fabric.data_dir("branch1").join("raft.redb");
-    scribble(&db, 64 * 1024);
+    scribble(&db);
     let error = fabric
         .restart("branch1")
         .await
@@ -104,7 +108,7 @@ async fn every_damaged_node_is_reported_before_anything_starts() {
     drop(session);
     fabric.stop().await;
 
-    scribble(&data.join("branch1/raft.redb"), 64 * 1024);
+    scribble(&data.join("branch1/raft.redb"));
     truncate(&data.join("branch2/raft.redb"));
     std::fs::write(data.join("root/local.json"), "{\"tables\": [1, 2").unwrap();
     let error = match RunningFabric::start(topology, plan).await {
