@@ -213,8 +213,8 @@ fn checks_the_same(a: &ConfigDb, b: &ConfigDb) -> bool {
 
 /// Runs check rounds until `shutdown`: at start, every `interval`, whenever `wake` is
 /// notified, and when the configuration changes what a round checks (a round in progress
-/// is then abandoned for a fresh one, at most every [`ROUND_RESTART_MIN`]). A change that
-/// leaves the checks alone moves the checked revision on without a round.
+/// is then abandoned for a fresh one, at most every 200 ms). A change that leaves the
+/// checks alone moves the checked revision on without a round.
 pub async fn run(
     setup: CheckerSetup,
     mut config_rx: watch::Receiver<Arc<ConfigDb>>,
