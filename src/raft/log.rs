@@ -309,11 +309,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        {
-            let mut unflushed = self.lock();
-            let kept = unflushed.split_off(&(log_id.index + 1));
-            *unflushed = kept;
-        }
+        self.lock().retain(|index, _| *index > log_id.index);
         let marker = encode(&log_id);
         let change: Change = Box::new(move |txn| {
             txn.open_table(META)?.insert(KEY_LAST_PURGED, marker.as_slice())?;
