@@ -2,9 +2,11 @@
 //! root's Raft log from several clients at once, and measure.
 //!
 //! - `up_ms`: from starting the first node until every member has joined and converged.
-//! - `commit_*`: from proposing a configuration command on the root until the root has
-//!   applied it and answered (a quorum of voters has it on disk).
-//! - `converge_*`: from the same submission until every member has applied it.
+//! - `commit_p50_us`, `_p99_us`, `_p999_us`: from proposing a configuration command on
+//!   the root until the root has applied it and answered (a quorum of voters has it on
+//!   disk).
+//! - `converge_*` (the same percentiles): from the same submission until every member has
+//!   applied it; a member with no record of applying a write fails the bench.
 //! - `writes_per_sec`: writes divided by the time from the first submission to the last
 //!   acknowledgement.
 //! - `fsyncs_per_write`: the syncs of every node's Raft log while the writes ran, counted
@@ -57,8 +59,10 @@ struct Report {
     up_ms: u64,
     commit_p50_us: u64,
     commit_p99_us: u64,
+    commit_p999_us: u64,
     converge_p50_us: u64,
     converge_p99_us: u64,
+    converge_p999_us: u64,
     writes_per_sec: f64,
     /// Log syncs of every node while the writes ran, per write.
     fsyncs_per_write: f64,
@@ -90,15 +94,15 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     let up = started.elapsed();
 
     // Every member's applied index over time, recorded as it advances.
-    let members: Vec<Raft> = fabric
+    let members: Vec<(String, Raft)> = fabric
         .topology()
         .members()
-        .map(|spec| fabric.node(&spec.name).map(|n| n.raft().clone()))
-        .collect::<Result<_, _>>()?;
+        .map(|spec| Ok((spec.name.clone(), fabric.node(&spec.name)?.raft().clone())))
+        .collect::<Result<_, Error>>()?;
     let stop_recording = CancellationToken::new();
     let recorders: Vec<_> = members
         .iter()
-        .map(|raft| tokio::spawn(record_applied(raft.clone(), stop_recording.clone())))
+        .map(|(_, raft)| tokio::spawn(record_applied(raft.clone(), stop_recording.clone())))
         .collect();
 
     let syncs_before = log_syncs(&fabric)?;
@@ -108,20 +112,23 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     let syncs = log_syncs(&fabric)? - syncs_before;
 
     let last = writes.iter().map(|w| w.index).max().unwrap_or(0);
-    let mut timelines = Vec::new();
-    for raft in &members {
+    for (member, raft) in &members {
         raft.wait(Some(CONVERGE_TIMEOUT))
             .applied_index_at_least(Some(last), "bench: member applies the last write")
             .await
-            .map_err(|e| Error::Bench(format!("a member did not apply the last write: {e}")))?;
+            .map_err(|e| Error::Bench(format!("{member} did not apply the last write: {e}")))?;
     }
     stop_recording.cancel();
-    for recorder in recorders {
-        timelines.push(recorder.await.expect("applied-index recorder panicked"));
+    let mut timelines = Vec::new();
+    for ((member, _), recorder) in members.iter().zip(recorders) {
+        timelines.push((
+            member.clone(),
+            recorder.await.expect("applied-index recorder panicked"),
+        ));
     }
 
     let mut commits: Vec<u64> = writes.iter().map(|w| w.commit.as_micros() as u64).collect();
-    let mut converges = converge_times(&writes, &timelines);
+    let mut converges = converge_times(&writes, &timelines)?;
     let rest = match args.rest {
         Some(requests) => Some(rest_bench::measure(&fabric, requests.max(1)).await?),
         None => None,
@@ -141,8 +148,10 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         up_ms: up.as_millis() as u64,
         commit_p50_us: percentile(&mut commits, 50.0),
         commit_p99_us: percentile(&mut commits, 99.0),
+        commit_p999_us: percentile(&mut commits, 99.9),
         converge_p50_us: percentile(&mut converges, 50.0),
         converge_p99_us: percentile(&mut converges, 99.0),
+        converge_p999_us: percentile(&mut converges, 99.9),
         writes_per_sec: (writes.len() as f64 / write_time.as_secs_f64() * 10.0).round() / 10.0,
         fsyncs_per_write: (syncs as f64 / writes.len().max(1) as f64 * 100.0).round() / 100.0,
         rest_get_p50_us,
@@ -205,19 +214,22 @@ fn rest_percentiles(rest: Option<(Vec<u64>, Vec<u64>)>) -> [Option<u64>; 4] {
 }
 
 /// How long each write took, from submission, to be applied on every member, in
-/// microseconds; a write no timeline saw counts as applied when it was acknowledged.
-fn converge_times(writes: &[Write], timelines: &[Timeline]) -> Vec<u64> {
+/// microseconds. A member whose timeline lacks a write is an error: the bench waited for
+/// every member to apply the last write, so a gap means the recording is wrong.
+fn converge_times(writes: &[Write], timelines: &[(String, Timeline)]) -> Result<Vec<u64>, Error> {
     writes
         .iter()
         .map(|w| {
-            let applied_everywhere = timelines
-                .iter()
-                .map(|timeline| first_at_least(timeline, w.index).unwrap_or(w.submitted + w.commit))
-                .max()
-                .unwrap_or(w.submitted + w.commit);
-            applied_everywhere
+            let mut applied_everywhere = w.submitted + w.commit;
+            for (member, timeline) in timelines {
+                let applied = first_at_least(timeline, w.index).ok_or_else(|| {
+                    Error::Bench(format!("{member} has no record of applying index {}", w.index))
+                })?;
+                applied_everywhere = applied_everywhere.max(applied);
+            }
+            Ok(applied_everywhere
                 .saturating_duration_since(w.submitted)
-                .as_micros() as u64
+                .as_micros() as u64)
         })
         .collect()
 }
