@@ -194,13 +194,24 @@ impl StateDir {
             return Ok(token.trim().to_owned());
         }
         let token = random_token(&path)?;
+        // Written whole under a temporary name, then linked into place: a `status --wait`
+        // polling for the file never reads it half written, and of two `up`s racing to
+        // make it, the second finds the first one's.
+        let partial = self.path.join(format!("{TOKEN_FILE}.{}", std::process::id()));
         let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
+        options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(io(&path))?;
-        file.write_all(token.as_bytes()).map_err(io(&path))?;
-        Ok(token)
+        let written = options
+            .open(&partial)
+            .and_then(|mut file| file.write_all(token.as_bytes()))
+            .and_then(|()| std::fs::hard_link(&partial, &path));
+        let _ = std::fs::remove_file(&partial);
+        match written {
+            Ok(()) => Ok(token),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.token(),
+            Err(e) => Err(io(&path)(e)),
+        }
     }
 
     /// Removes the admin token: `up` does when it made the token and then could not start.
@@ -358,5 +369,37 @@ mod tests {
         assert_eq!(state.read_bootstrapped(), Some(7));
         state.clear_bootstrapped();
         assert_eq!(state.read_bootstrapped(), None);
+    }
+
+    /// A reader polling for the token (`status --wait` before `up`) finds it whole or not
+    /// at all; a second `up` gets the first one's; nothing else is left in the directory.
+    #[test]
+    fn the_admin_token_appears_whole_and_once() {
+        for _ in 0..50 {
+            let (_dir, state) = state_dir();
+            state.create().unwrap();
+            let reader = {
+                let state = StateDir {
+                    path: state.path.clone(),
+                };
+                std::thread::spawn(move || {
+                    loop {
+                        match state.token() {
+                            Ok(token) => return token,
+                            Err(StateError::NoToken { .. }) => std::hint::spin_loop(),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            };
+            let token = state.ensure_token().unwrap();
+            assert_eq!(reader.join().unwrap(), token, "the reader saw a partial token");
+            assert_eq!(state.ensure_token().unwrap(), token);
+            let names: Vec<_> = std::fs::read_dir(&state.path)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            assert_eq!(names, [std::ffi::OsString::from(TOKEN_FILE)]);
+        }
     }
 }
