@@ -3,7 +3,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -60,9 +60,12 @@ pub(crate) fn text(output: &Output) -> String {
     )
 }
 
-/// `fabricsim up` running in the background, its output read line by line.
+/// `fabricsim up` running in the background, its output read line by line. A thread
+/// owns the child and reports its exit, so waiting for it is waiting on a channel.
 pub(crate) struct Up {
-    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    exit: mpsc::Receiver<ExitStatus>,
+    exited: Option<ExitStatus>,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
@@ -92,8 +95,15 @@ impl Up {
                 }
             }
         });
+        let pid = child.id();
+        let (exit_tx, exit) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exit_tx.send(child.wait().expect("the child can be waited for"));
+        });
         Up {
-            child,
+            pid,
+            exit,
+            exited: None,
             lines,
             seen: Vec::new(),
         }
@@ -121,37 +131,46 @@ impl Up {
     }
 
     /// Waits for the process to exit, failing the test (and killing it) past `deadline`.
-    pub(crate) fn wait_exit(&mut self, deadline: Duration, what: &str) -> std::process::ExitStatus {
-        let until = std::time::Instant::now() + deadline;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if std::time::Instant::now() >= until {
-                let _ = self.child.kill();
+    pub(crate) fn wait_exit(&mut self, deadline: Duration, what: &str) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        match self.exit.recv_timeout(deadline) {
+            Ok(status) => *self.exited.insert(status),
+            Err(_) => {
+                self.send("-KILL");
                 panic!("{what}: the process did not exit within {deadline:?}");
             }
-            // No exit notification to wait on without a thread per child: look again soon.
-            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process still runs (its exit, once reported, is kept).
+    fn running(&mut self) -> bool {
+        if self.exited.is_none() {
+            self.exited = self.exit.try_recv().ok();
+        }
+        self.exited.is_none()
+    }
+
+    /// Sends `signal` (`-KILL`, `-TERM`, ...) to the process while it runs.
+    fn send(&mut self, signal: &str) {
+        if self.running() {
+            let _ = Command::new("kill")
+                .args([signal, &self.pid.to_string()])
+                .status();
         }
     }
 
     /// Kills the process (SIGKILL) and waits for it to end.
     fn kill(mut self) {
-        self.child.kill().expect("the child can be killed");
-        self.child.wait().expect("the child ends");
+        self.send("-KILL");
+        self.wait_exit(READY, "a killed process");
     }
 
     /// Sends SIGTERM and waits for a clean exit.
     pub(crate) fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(self.running(), "up exited before SIGTERM");
+        self.send("-TERM");
         self.wait_for_line("stopped");
         let status = self.wait_exit(READY, "up after SIGTERM");
         assert!(status.success(), "up exited with {status}");
@@ -161,9 +180,9 @@ impl Up {
 /// A test that fails leaves no `up` behind.
 impl Drop for Up {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.running() {
+            self.send("-KILL");
+            let _ = self.exit.recv_timeout(READY);
         }
     }
 }

@@ -71,7 +71,7 @@ fn ctrl_c_at_any_moment_of_the_start_up_stops_up_cleanly() {
         if let Some(line) = moment {
             up.wait_for_line(line);
         }
-        signal(up.child.id(), "-INT");
+        signal(up.pid, "-INT");
         let status = up.wait_exit(STOP_DEADLINE, &format!("SIGINT at {moment:?}"));
         // Before its handler is installed the signal ends the process, which has made
         // nothing yet; after, `up` stops and exits 0.
@@ -99,7 +99,7 @@ fn ctrl_c_at_any_moment_of_the_start_up_stops_up_cleanly() {
         "{}",
         text(&shown)
     );
-    signal(up.child.id(), "-TERM");
+    signal(up.pid, "-TERM");
     assert!(up.wait_exit(STOP_DEADLINE, "SIGTERM").success());
     assert_eq!(lock_files(d), Vec::<String>::new());
 }
@@ -183,9 +183,9 @@ async fn sigkill_during_a_write_stream_loses_no_acknowledged_write() {
     write_fixed_port_topology(&d);
     let mut up = Up::start(&d, &[]);
     up.wait_for_line("is up");
-    let acknowledged = write_until_killed(&d, 25, up.child.id()).await;
+    let acknowledged = write_until_killed(&d, 25, up.pid).await;
     assert!(acknowledged >= 24, "only {acknowledged} writes before the kill");
-    let _ = up.child.wait();
+    up.wait_exit(STOP_DEADLINE, "SIGKILL");
 
     let d2 = d.clone();
     let (status, shown) = tokio::task::spawn_blocking(move || {
@@ -225,18 +225,15 @@ async fn sigkill_during_a_write_stream_loses_no_acknowledged_write() {
     assert_eq!(json["revision"], port, "{json}");
 }
 
-/// The e2e topology with fixed gRPC ports (free when the test starts): a member that
-/// comes back empty is found by the root at the address the Raft membership holds.
-/// (With port 0 every `up` moves the nodes; the root learns a member's new address through
-/// a membership change, which cannot commit while the other voters' addresses are stale.)
+/// The e2e topology with fixed gRPC ports: a member that comes back empty is found by the
+/// root at the address the Raft membership holds. (With port 0 every `up` moves the nodes;
+/// the root learns a member's new address through a membership change, which cannot
+/// commit while the other voters' addresses are stale.)
 fn write_fixed_port_topology(dir: &Path) -> std::path::PathBuf {
     let path = write_topology(dir);
     let mut text = std::fs::read_to_string(&path).unwrap();
-    let free: Vec<std::net::TcpListener> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    for listener in &free {
-        let port = listener.local_addr().unwrap().port();
+    for _ in 0..3 {
+        let port = unused_fixed_port();
         text = text.replacen(
             "listen = \"127.0.0.1:0\"\n",
             &format!("listen = \"127.0.0.1:{port}\"\nhttps = \"127.0.0.1:0\"\nssh = \"127.0.0.1:0\"\n"),
@@ -245,6 +242,19 @@ fn write_fixed_port_topology(dir: &Path) -> std::path::PathBuf {
     }
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A port that is free now, below Linux's ephemeral range (32768 and up), so no port-0
+/// listener or outgoing connection of the tests running beside this one takes it before
+/// `up` binds it; each call of this process gets another one.
+fn unused_fixed_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 600) as u16 * 20;
+    (0..2_000)
+        .map(|_| 20_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below 32768")
 }
 
 #[test]
