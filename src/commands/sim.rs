@@ -36,11 +36,11 @@ pub(super) async fn sim(path: &Path) -> Result<ExitCode, Error> {
     if !has_simulators(topology) {
         println!("  this topology has no [[ems]] and no [forticloud]: nothing to simulate");
     }
-    let control = match control_tls(&lab, state) {
-        Ok(tls) => bind_control(state).await.map(|control| (control, tls)),
-        Err(e) => Err(e),
+    let control = async {
+        let tls = control_tls(&lab, state)?;
+        Ok::<_, Error>((bind_control(state).await?, tls))
     };
-    let (control, tls) = match control {
+    let (control, tls) = match control.await {
         Ok(control) => control,
         Err(e) => {
             stop_lab(lab).await;

@@ -187,6 +187,8 @@ impl Store {
         self.write_with(redb::Durability::Immediate, f)
     }
 
+    /// Runs a write transaction with `durability`: [`redb::Durability::None`] leaves it
+    /// for the next durable commit to carry to disk.
     pub(super) fn write_with(
         &self,
         durability: redb::Durability,
@@ -207,16 +209,8 @@ impl Store {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
     ) -> Result<(), redb::Error> {
-        self.write_blocking_with(redb::Durability::Immediate, f).await
-    }
-
-    async fn write_blocking_with(
-        &self,
-        durability: redb::Durability,
-        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
-    ) -> Result<(), redb::Error> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_with(durability, f))
+        tokio::task::spawn_blocking(move || store.write(f))
             .await
             .unwrap_or_else(|join| Err(redb::Error::Corrupted(format!("storage task failed: {join}"))))
     }
