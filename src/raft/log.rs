@@ -2,18 +2,18 @@
 //!
 //! `append` keeps the entries in memory, where every reader sees them at once, and queues
 //! them for the node's log writer: one thread that takes everything queued (appends, the
-//! vote, truncations, purges, the committed index), writes it in one redb transaction and
-//! syncs it once, then tells openraft which appends are on disk. A write that arrives
-//! while a sync is under way waits for the next one, with every other write that arrived
-//! meanwhile; under load one sync carries many entries. Writes reach the disk in the order
-//! openraft made them, and an append is reported flushed only once its transaction is on
-//! disk, so an acknowledged entry survives a crash as before.
+//! vote, truncations, purges), writes it in one redb transaction with the latest committed
+//! index and syncs it once, then tells openraft which appends are on disk. A write that
+//! arrives while a sync is under way waits for the next one, with every other write that
+//! arrived meanwhile. Writes reach the disk in the order openraft made them, and an append
+//! is reported flushed only once its transaction is on disk, so an acknowledged entry
+//! survives a crash as before.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageIOError, Vote};
@@ -31,10 +31,11 @@ type Change = Box<dyn FnOnce(&WriteTransaction) -> Result<(), redb::Error> + Sen
 /// One write queued for the log writer.
 struct Write {
     change: Change,
-    /// Whether it must be on disk before it is reported done.
-    durable: bool,
     done: Done,
 }
+
+/// The latest committed index openraft reported, encoded, until a transaction takes it.
+type Committed = Arc<Mutex<Option<Vec<u8>>>>;
 
 /// Whom the writer tells that a write is done.
 enum Done {
@@ -53,6 +54,7 @@ enum Done {
 pub struct LogStore {
     store: Store,
     unflushed: Unflushed,
+    committed: Committed,
     queue: mpsc::Sender<Write>,
     syncs: Arc<AtomicU64>,
 }
@@ -62,10 +64,12 @@ impl LogStore {
     pub fn new(store: Store) -> std::io::Result<LogStore> {
         let (queue, writes) = mpsc::channel();
         let unflushed = Unflushed::default();
+        let committed = Committed::default();
         let syncs = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             store: store.clone(),
             unflushed: unflushed.clone(),
+            committed: committed.clone(),
             syncs: syncs.clone(),
         };
         std::thread::Builder::new()
@@ -74,6 +78,7 @@ impl LogStore {
         Ok(LogStore {
             store,
             unflushed,
+            committed,
             queue,
             syncs,
         })
@@ -85,12 +90,11 @@ impl LogStore {
     }
 
     /// Queues `change` and waits until the writer has committed it.
-    async fn write(&self, durable: bool, change: Change) -> Result<(), AnyError> {
+    async fn write(&self, change: Change) -> Result<(), AnyError> {
         let (done, written) = tokio::sync::oneshot::channel();
         self.queue
             .send(Write {
                 change,
-                durable,
                 done: Done::Waiting(done),
             })
             .map_err(|_| writer_gone())?;
@@ -102,9 +106,7 @@ impl LogStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
-        self.unflushed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.unflushed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -126,6 +128,7 @@ fn writer_gone() -> AnyError {
 struct Writer {
     store: Store,
     unflushed: Unflushed,
+    committed: Committed,
     syncs: Arc<AtomicU64>,
 }
 
@@ -133,33 +136,41 @@ impl Writer {
     /// Writes until every [`LogStore`] is gone: each turn, everything queued in one
     /// transaction.
     fn run(self, writes: &mpsc::Receiver<Write>) {
-        // Whether the last commit was made without a sync.
-        let mut unsynced = false;
         while let Ok(first) = writes.recv() {
             let batch: Vec<Write> = std::iter::once(first).chain(writes.try_iter()).collect();
-            let durable = batch.iter().any(|write| write.durable);
             let (changes, dones): (Vec<Change>, Vec<Done>) =
                 batch.into_iter().map(|write| (write.change, write.done)).unzip();
-            let durability = if durable {
-                redb::Durability::Immediate
-            } else {
-                redb::Durability::None
-            };
-            let result = self.store.write_with(durability, |txn| {
-                changes.into_iter().try_for_each(|change| change(txn))
-            });
+            let result = self.commit(changes);
             if result.is_ok() {
-                unsynced = !durable;
-                if durable {
-                    self.syncs.fetch_add(1, Ordering::Relaxed);
-                }
+                self.syncs.fetch_add(1, Ordering::Relaxed);
             }
             self.report(dones, result.map_err(|e| e.to_string()));
         }
-        // A node that stops leaves everything it wrote on disk.
-        if unsynced && let Err(e) = self.store.write_with(redb::Durability::Immediate, |_| Ok(())) {
-            tracing::warn!(error = %e, "the Raft log's last commit could not be synced");
+        // A node that stops leaves its last committed index on disk too.
+        if let Err(e) = self.commit(Vec::new()) {
+            tracing::warn!(error = %e, "the Raft log's committed index could not be saved");
         }
+    }
+
+    /// Writes `changes` and the latest committed index in one durable transaction. (Every
+    /// commit is durable: redb rolls a commit without a sync back after a kill, and the
+    /// store refuses a file whose last commit would be rolled back.)
+    fn commit(&self, changes: Vec<Change>) -> Result<(), redb::Error> {
+        let committed = self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if changes.is_empty() && committed.is_none() {
+            return Ok(());
+        }
+        self.store.write(|txn| {
+            changes.into_iter().try_for_each(|change| change(txn))?;
+            if let Some(bytes) = &committed {
+                txn.open_table(META)?.insert(KEY_COMMITTED, bytes.as_slice())?;
+            }
+            Ok(())
+        })
     }
 
     /// Tells everyone in the batch how it went; flushed entries leave the memory.
@@ -168,10 +179,7 @@ impl Writer {
             match done {
                 Done::Flushed { ids, callback } => {
                     if result.is_ok() {
-                        let mut unflushed = self
-                            .unflushed
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let mut unflushed = self.unflushed.lock().unwrap_or_else(PoisonError::into_inner);
                         for id in ids {
                             // A later truncation may have put another entry at this index.
                             if unflushed.get(&id.index).is_some_and(|entry| entry.log_id == id) {
@@ -239,7 +247,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         let bytes = encode(vote);
-        self.write(true, meta_change(KEY_VOTE, bytes))
+        self.write(meta_change(KEY_VOTE, bytes))
             .await
             .map_err(|e| StorageIOError::write_vote(e).into())
     }
@@ -252,16 +260,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     /// The committed index is a hint for the next start (openraft applies up to it before
     /// it hears from the leader), not a promise: losing the latest one to a crash only means
-    /// the leader commits those entries again. So it is written without a sync of its own;
-    /// the next durable write (an append, a vote) carries it to disk.
+    /// the leader commits those entries again. So it costs no sync of its own: the writer's
+    /// next transaction, or its last one when the node stops, carries it to disk.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError> {
-        let bytes = encode(&committed);
-        self.write(false, meta_change(KEY_COMMITTED, bytes))
-            .await
-            .map_err(|e| StorageIOError::write(e).into())
+        *self.committed.lock().unwrap_or_else(PoisonError::into_inner) = Some(encode(&committed));
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
+        let unsaved = self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(bytes) = unsaved {
+            return serde_json::from_slice::<Option<LogId<NodeId>>>(&bytes)
+                .map_err(|e| StorageIOError::read(AnyError::new(&e)).into());
+        }
         self.store
             .read_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)
             .map(Option::flatten)
@@ -291,7 +306,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.queue
             .send(Write {
                 change,
-                durable: true,
                 done: Done::Flushed { ids, callback },
             })
             .map_err(|_| StorageIOError::write_logs(writer_gone()).into())
@@ -303,7 +317,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             txn.open_table(LOG)?.retain_in(log_id.index.., |_, _| false)?;
             Ok(())
         });
-        self.write(true, change)
+        self.write(change)
             .await
             .map_err(|e| StorageIOError::write_logs(e).into())
     }
@@ -316,7 +330,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             txn.open_table(LOG)?.retain_in(..=log_id.index, |_, _| false)?;
             Ok(())
         });
-        self.write(true, change)
+        self.write(change)
             .await
             .map_err(|e| StorageIOError::write_logs(e).into())
     }

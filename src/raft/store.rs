@@ -180,24 +180,12 @@ impl Store {
     }
 
     /// Runs a write transaction that is on disk when this returns.
-    fn write(
+    pub(super) fn write(
         &self,
-        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
-    ) -> Result<(), redb::Error> {
-        self.write_with(redb::Durability::Immediate, f)
-    }
-
-    /// Runs a write transaction with `durability`: [`redb::Durability::None`] leaves it
-    /// for the next durable commit to carry to disk.
-    pub(super) fn write_with(
-        &self,
-        durability: redb::Durability,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), redb::Error> {
         guarded("writing", || {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(durability)
-                .map_err(|e| redb::Error::Corrupted(format!("cannot set the durability: {e}")))?;
+            let txn = self.db.begin_write()?;
             f(&txn)?;
             txn.commit()?;
             Ok(())
