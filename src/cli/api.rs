@@ -12,7 +12,8 @@
 
 use crate::config::schema::{TableKind, TableSchema};
 use crate::config::{Applied, ConfigCommand, RC_NOT_FOUND};
-use crate::connector::CertificateOffer;
+use crate::connector::forticloud::CloudRecord;
+use crate::connector::{CertificateOffer, EmsStatus};
 
 use super::backend::Backend;
 use super::commit::{commit, commit_pending, require_modify};
@@ -42,6 +43,12 @@ impl Refusal {
                 .lines
                 .iter()
                 .any(|line| line.starts_with("value parse error"))
+    }
+
+    /// The first printed line: what is wrong, without FortiOS's `node_check_object` and
+    /// return-code lines; what a form shows beside its fields.
+    pub fn reason(&self) -> String {
+        self.lines.first().cloned().unwrap_or_default()
     }
 }
 
@@ -185,4 +192,26 @@ pub async fn generate_key<B: Backend>(backend: &B, name: &str) -> Result<String,
 pub async fn unverify<B: Backend>(backend: &B, entry: &str) -> Result<Vec<String>, Refusal> {
     let key = execute::entry_key(backend, entry)?;
     Ok(execute::unverify(backend, &key).await?)
+}
+
+/// Why this node may not change `table`, as FortiOS says it (a member's synced table);
+/// `None` when it may. The GUI shows the form read-only with this reason.
+pub fn modify_refusal<B: Backend>(backend: &B, table: &TableSchema) -> Option<Refusal> {
+    require_modify(backend, table).err().map(Refusal::from)
+}
+
+/// Why FortiGate `serial` may not turn on EMS Cloud (not registered to FortiCloud, or no
+/// valid EMS Cloud entitlement), given what FortiCloud answered about it, in the words of
+/// the CLI's refusal; `None` when it may.
+pub fn ems_cloud_refusal(serial: &str, record: &Result<CloudRecord, String>) -> Option<Refusal> {
+    super::ems_cloud::ems_cloud_allowed(serial, record)
+        .err()
+        .map(Refusal::from)
+}
+
+/// `diagnose endpoint fctems test-connectivity <entry>`: checks the entry now, from this
+/// node, and returns what it found (which also becomes the node's reported status).
+pub async fn test_connectivity<B: Backend>(backend: &B, entry: &str) -> Result<EmsStatus, Refusal> {
+    let key = execute::entry_key(backend, entry)?;
+    Ok(backend.test_connectivity(&key).await.map_err(CliError::Failed)?)
 }

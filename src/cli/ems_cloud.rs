@@ -5,6 +5,7 @@
 
 use crate::config::ConfigDb;
 use crate::config::schema::FCTEMS;
+use crate::connector::forticloud::CloudRecord;
 
 use super::backend::Backend;
 use super::context::Pending;
@@ -27,13 +28,18 @@ pub(super) fn enables_ems_cloud(db: &ConfigDb, pending: &Pending) -> bool {
 /// EMS Cloud may be enabled only on a FortiGate registered to FortiCloud with a valid EMS
 /// Cloud entitlement (`docs/fortios.md`); the refusal says which one is missing.
 pub(super) async fn require_ems_cloud<B: Backend>(backend: &B) -> Result<(), CliError> {
-    let serial = &backend.identity().serial;
+    ems_cloud_allowed(&backend.identity().serial, &backend.forticloud().await)
+}
+
+/// The rule of [`require_ems_cloud`] on what FortiCloud answered about FortiGate `serial`
+/// (or why it could not be asked).
+pub(super) fn ems_cloud_allowed(serial: &str, record: &Result<CloudRecord, String>) -> Result<(), CliError> {
     let refuse = |reason: String| CliError::Check {
         reason,
         field: CLOUD_FIELD,
         value: CLOUD_ON,
     };
-    let record = backend.forticloud().await.map_err(|why| {
+    let record = record.as_ref().map_err(|why| {
         refuse(format!(
             "FortiCloud cannot be reached ({why}); EMS Cloud needs a FortiGate registered to FortiCloud."
         ))

@@ -22,7 +22,7 @@ use super::grammar::{Subcommand, Task, no_args, one_arg, resolve_subcommand};
 use crate::config::schema::{FCTEMS, REMOTE_CERTIFICATES, SYSTEM_API_USER};
 use crate::config::{ConfigCommand, ConfigDb, hash_secret};
 use crate::connector::CertificateOffer;
-use crate::connector::{CertificateState, Connection, DeviceState, EmsStatus};
+use crate::connector::EmsStatus;
 use crate::domain::API_KEY_LEN;
 
 /// The question `execute fctems verify` asks before it trusts a certificate.
@@ -332,30 +332,11 @@ async fn update_info<B: Backend>(backend: &B) -> Result<Vec<String>, CliError> {
 /// `diagnose endpoint fctems test-connectivity`: the connector status as the GUI's
 /// Refresh shows it.
 pub(super) fn connectivity_lines(status: &EmsStatus) -> Vec<String> {
-    let connection = match status.connection {
-        Connection::Connected => "Successful",
-        Connection::Failed => "Failed",
-        Connection::Timeout => "Timed out",
-        Connection::Unknown => "Unknown",
-    };
-    let certificate = match status.certificate {
-        CertificateState::Authorized => "Authorized",
-        CertificateState::Untrusted => "Not trusted",
-        CertificateState::Expired => "Expired",
-        CertificateState::NameMismatch => "Name mismatch",
-        CertificateState::Unknown => "Unknown",
-    };
-    let device = match status.device {
-        DeviceState::Authorized => "Authorized",
-        DeviceState::Pending => "Not authorized (pending)",
-        DeviceState::Denied => "Denied",
-        DeviceState::Unknown => "Unknown",
-    };
     vec![
         format!("EMS: {} ({})", status.name, status.server),
-        format!("Connection: {connection}"),
-        format!("Certificate: {certificate}"),
-        format!("FortiGate authorization: {device}"),
+        format!("Connection: {}", status.connection.label()),
+        format!("Certificate: {}", status.certificate.label()),
+        format!("FortiGate authorization: {}", status.device.label()),
         format!(
             "EMS serial: {}",
             status.ems_serial.as_deref().unwrap_or("unknown")

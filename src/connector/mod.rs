@@ -173,14 +173,23 @@ pub enum DeviceState {
     Unknown,
 }
 
-/// The kebab-case words of the JSON form, for tables and CLI output.
-macro_rules! kebab_display {
-    ($kind:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+/// Two words per state: the kebab-case word of the JSON form and status tables, and the
+/// label FortiOS shows for it (`diagnose endpoint fctems test-connectivity`, the GUI's
+/// *FortiClient EMS Status*; `docs/fortios.md#connector-status`).
+macro_rules! state_words {
+    ($kind:ty { $($variant:ident => $text:literal, $label:literal),* $(,)? }) => {
         impl $kind {
             /// The word used in JSON and in status tables.
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $text),*
+                }
+            }
+
+            /// The word FortiOS shows a person for this state.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $label),*
                 }
             }
         }
@@ -193,24 +202,24 @@ macro_rules! kebab_display {
     };
 }
 
-kebab_display!(Connection {
-    Connected => "connected",
-    Failed => "failed",
-    Timeout => "timeout",
-    Unknown => "unknown",
+state_words!(Connection {
+    Connected => "connected", "Successful",
+    Failed => "failed", "Failed",
+    Timeout => "timeout", "Timed out",
+    Unknown => "unknown", "Unknown",
 });
-kebab_display!(CertificateState {
-    Authorized => "authorized",
-    Untrusted => "untrusted",
-    Expired => "expired",
-    NameMismatch => "name-mismatch",
-    Unknown => "unknown",
+state_words!(CertificateState {
+    Authorized => "authorized", "Authorized",
+    Untrusted => "untrusted", "Not trusted",
+    Expired => "expired", "Expired",
+    NameMismatch => "name-mismatch", "Name mismatch",
+    Unknown => "unknown", "Unknown",
 });
-kebab_display!(DeviceState {
-    Authorized => "authorized",
-    Pending => "pending",
-    Denied => "denied",
-    Unknown => "unknown",
+state_words!(DeviceState {
+    Authorized => "authorized", "Authorized",
+    Pending => "pending", "Not authorized (pending)",
+    Denied => "denied", "Denied",
+    Unknown => "unknown", "Unknown",
 });
 
 /// One entry's result as one node saw it. Its JSON keys are a contract:
