@@ -308,7 +308,7 @@ impl RunningFabric {
         };
         let config = NodeConfig::from_topology(&self.topology, spec, provision);
         let identity = lab.node_identity(&spec.name, &spec.hostname, addrs.https.ip())?;
-        let running = RunningServer::start(config, listeners, identity)
+        let running = RunningServer::start(&self.topology, config, listeners, identity)
             .instrument(crate::node::span(name))
             .await?;
         self.slots.get_mut(name).expect("every node has a slot").running = Some(running);

@@ -22,11 +22,12 @@
 //! | 7 | [`raft`], [`sim`], [`connector`] | openraft over redb and tonic; the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
 //! | 8 | [`cli`] | the FortiOS CLI behind its `Backend`: tokenizer, contexts, verb tables, formatting, help, transcripts |
 //! | 9 | [`node`] | one FortiGate: Raft membership, its EMS checker, its local tables; no sockets |
-//! | 10 | [`rpc`], [`rest`], [`ssh`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions; the FortiOS REST API over HTTPS; the FortiOS CLI over SSH |
-//! | 11 | [`status`], [`server`] | the fabric's status assembled from node answers; a node composed with its gRPC listener and join loop |
-//! | 12 | [`launcher`] | one start-up of a whole fabric: lab, nodes root first, bootstrap, kill/restart, stop |
-//! | 13 | [`harness`] | `Fabric`: whole fabrics in a test's process, waits with deadlines |
-//! | 14 | [`commands`] | the `fabricsim` command line |
+//! | 10 | [`rpc`], [`rest`], [`ssh`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions; the FortiOS REST API and web GUI over HTTPS; the FortiOS CLI over SSH |
+//! | 11 | [`status`] | the fabric's status assembled from node answers |
+//! | 12 | [`server`] | a node composed with its listeners (gRPC, HTTPS, SSH), its join loop and the REST API's view of the fabric |
+//! | 13 | [`launcher`] | one start-up of a whole fabric: lab, nodes root first, bootstrap, kill/restart, stop |
+//! | 14 | [`harness`] | `Fabric`: whole fabrics in a test's process, waits with deadlines |
+//! | 15 | [`commands`] | the `fabricsim` command line |
 //!
 //! # Data flow
 //!

@@ -7,12 +7,17 @@
 //! root to admit it until the root answers. Stopping joins the server's tasks first, then
 //! the node's.
 //!
-//! The server also serves the FortiOS REST API ([`crate::rest`]) on the HTTPS listener,
-//! with the certificate the caller issued for the node, and the FortiOS CLI over SSH
-//! ([`crate::ssh`]) on the SSH listener, with the node's host key from its data directory.
+//! The server also serves the FortiOS REST API and GUI ([`crate::rest`]) on the HTTPS
+//! listener, with the certificate the caller issued for the node, and the FortiOS CLI over
+//! SSH ([`crate::ssh`]) on the SSH listener, with the node's host key from its data
+//! directory. The REST API's view of the whole fabric ([`rest::FabricView`]) is composed
+//! here: the node asks every node of the topology for its status over its own fabric
+//! links, as `fabricsim status` does, and [`crate::status`] judges convergence.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -22,9 +27,11 @@ use tracing::Instrument as _;
 
 use crate::node::admission::Admission;
 use crate::node::{Node, NodeAddrs, NodeConfig, NodeError, RunningNode};
+use crate::rpc::client::Operator;
 use crate::sim::ServerIdentity;
+use crate::topology::Topology;
 use crate::wire::proto::fabric::JoinRequest;
-use crate::{rest, rpc, ssh};
+use crate::{rest, rpc, ssh, status};
 
 /// How long a member waits before it asks the root again, at first; the wait doubles up to
 /// [`JOIN_RETRY_MAX`].
@@ -86,9 +93,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Starts the node of `config` on `listeners`, presenting `https_identity` on the REST
-    /// API. Returns once it serves gRPC; a member's admission continues in the background.
+    /// Starts the node of `config`, one of `topology`'s, on `listeners`, presenting
+    /// `https_identity` on the REST API. Returns once it serves gRPC; a member's admission
+    /// continues in the background.
     pub async fn start(
+        topology: &Topology,
         config: NodeConfig,
         listeners: Listeners,
         https_identity: ServerIdentity,
@@ -115,7 +124,8 @@ impl RunningServer {
         let Listeners { grpc, https, ssh } = listeners;
         // Every task runs in the caller's span: the node's (see `node::SPAN`).
         tasks.spawn(rpc::serve(node.node().clone(), grpc, tls, shutdown.clone()).in_current_span());
-        let rest = rest::serve(node.node().clone(), https, https_identity, shutdown.clone());
+        let view = fabric_view(topology.clone(), node.node().clone());
+        let rest = rest::serve(node.node().clone(), https, https_identity, view, shutdown.clone());
         tasks.spawn(
             async move {
                 if let Err(error) = rest.await {
@@ -172,17 +182,67 @@ impl RunningServer {
     }
 }
 
-/// Runs a node and its server until `shutdown` completes, then stops them cleanly.
+/// Runs a node of `topology` and its server until `shutdown` completes, then stops them
+/// cleanly.
 pub async fn run(
+    topology: &Topology,
     config: NodeConfig,
     listeners: Listeners,
     https_identity: ServerIdentity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let running = RunningServer::start(config, listeners, https_identity).await?;
+    let running = RunningServer::start(topology, config, listeners, https_identity).await?;
     shutdown.await;
     running.shutdown().await;
     Ok(())
+}
+
+/// The fabric as `node` sees it: every node's status, asked over the node's own links
+/// (a cut link shows as an unreachable node) with the admin token, judged by
+/// [`status::FabricReport::assemble`], plus each member's upstream for drawing the tree.
+/// A node is asked at the address the Raft membership holds for it, else at the
+/// topology's.
+fn fabric_view(topology: Topology, node: Node) -> rest::FabricView {
+    let topology = Arc::new(topology);
+    let operator = Operator::with_dialer(node.admin_token(), node.dialer().clone());
+    Arc::new(move || {
+        let (topology, node, operator) = (topology.clone(), node.clone(), operator.clone());
+        Box::pin(async move {
+            let joined: BTreeMap<u64, String> = node
+                .raft()
+                .metrics()
+                .borrow()
+                .membership_config
+                .nodes()
+                .map(|(id, member)| (*id, member.addr.clone()))
+                .collect();
+            let addrs = topology
+                .nodes
+                .iter()
+                .map(|spec| {
+                    let addr = joined
+                        .get(&spec.id)
+                        .and_then(|addr| addr.parse().ok())
+                        .unwrap_or(spec.listen);
+                    (spec.name.clone(), addr)
+                })
+                .collect();
+            let report = status::collect(&topology, &addrs, &operator).await;
+            let upstream: serde_json::Map<String, serde_json::Value> = topology
+                .members()
+                .map(|spec| {
+                    let upstream = spec
+                        .upstream
+                        .clone()
+                        .unwrap_or_else(|| topology.root().name.clone());
+                    (spec.name.clone(), serde_json::Value::String(upstream))
+                })
+                .collect();
+            let mut view = serde_json::to_value(report).expect("a fabric report serializes");
+            view["upstream"] = serde_json::Value::Object(upstream);
+            view
+        })
+    })
 }
 
 /// A member's admission: asks the root to admit it until it does, then keeps asking every

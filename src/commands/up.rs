@@ -270,7 +270,7 @@ pub(super) async fn single_node(path: &Path, name: &str, repair: bool) -> Result
     if let Some(note) = super::sim::node_runs_no_simulators(topology) {
         println!("{note}");
     }
-    crate::server::run(config, listeners, identity, stop.cancelled())
+    crate::server::run(topology, config, listeners, identity, stop.cancelled())
         .instrument(crate::node::span(name))
         .await?;
     println!("node {name} stopped");

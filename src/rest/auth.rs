@@ -167,6 +167,11 @@ pub(super) fn authenticate(
     })
 }
 
+/// Whether the request carries the cookie of an open session (the GUI's pages).
+pub(super) fn has_session(sessions: &std::sync::Mutex<Sessions>, headers: &HeaderMap) -> bool {
+    sessions.lock().expect("sessions lock").find(headers).is_some()
+}
+
 /// FortiOS's built-in read-only access profile (doc).
 const READ_ONLY_PROFILE: &str = "super_admin_readonly";
 

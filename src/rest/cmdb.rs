@@ -72,7 +72,7 @@ pub(super) async fn handle(
         Resource::Table(table) => table,
     };
     if *method == Method::GET && action == Some("schema") {
-        return Ok(envelope.results(schema(table), None));
+        return Ok(envelope.results(schema(node, table), None));
     }
     let mkey = envelope.mkey.as_deref();
     let keyed = matches!(table.kind, TableKind::Table { .. });
@@ -89,25 +89,15 @@ pub(super) async fn handle(
 }
 
 /// `?action=schema`: the table's key and fields, as fortiosapi reads them to find the
-/// mkey of a table (`results.mkey`) (client).
-fn schema(table: &TableSchema) -> Value {
+/// mkey of a table (`results.mkey`) (client), with each field's choices (`options`),
+/// range (`min-value`, `max-value`) or length (`size`) as FortiOS's schema gives them
+/// (doc). The GUI builds its forms from it; `readonly_reason` [ours] says why this node
+/// may not change the table (a member's synced table), and is absent when it may.
+fn schema(node: &Node, table: &'static TableSchema) -> Value {
     let children: Map<String, Value> = table
         .fields
         .iter()
-        .map(|field| {
-            let kind = match field.kind {
-                FieldKind::Integer { .. } => "integer",
-                FieldKind::EnableDisable | FieldKind::Option(_) => "option",
-                FieldKind::Set(_) => "multiple-option",
-                FieldKind::Ipv4 => "ipv4-address",
-                FieldKind::Secret { .. } => "password",
-                FieldKind::String { .. } | FieldKind::Ipv4OrFqdn { .. } | FieldKind::Pem { .. } => "string",
-            };
-            (
-                field.name.to_owned(),
-                json!({ "name": field.name, "type": kind, "help": field.help, "default": field.default }),
-            )
-        })
+        .map(|field| (field.name.to_owned(), field_schema(field)))
         .collect();
     let mut schema = json!({
         "name": table.context_name(),
@@ -117,7 +107,54 @@ fn schema(table: &TableSchema) -> Value {
     });
     if let Some(key) = table.key_field() {
         schema["mkey"] = json!(key.name);
-        schema["mkey_type"] = json!("string");
+        schema["mkey_type"] = json!(match key.kind {
+            FieldKind::Integer { .. } => "integer",
+            _ => "string",
+        });
+    }
+    if let Some(refusal) = api::modify_refusal(node, table) {
+        schema["readonly_reason"] = json!(refusal.reason());
+    }
+    schema
+}
+
+/// One field of a table's schema.
+fn field_schema(field: &FieldSpec) -> Value {
+    let kind = match field.kind {
+        FieldKind::Integer { .. } => "integer",
+        FieldKind::EnableDisable | FieldKind::Option(_) => "option",
+        FieldKind::Set(_) => "multiple-option",
+        FieldKind::Ipv4 => "ipv4-address",
+        FieldKind::Secret { .. } => "password",
+        FieldKind::String { .. } | FieldKind::Ipv4OrFqdn { .. } | FieldKind::Pem { .. } => "string",
+    };
+    let mut schema =
+        json!({ "name": field.name, "type": kind, "help": field.help, "default": field.default });
+    let options = |choices: &[&str]| {
+        json!(
+            choices
+                .iter()
+                .map(|name| json!({ "name": name }))
+                .collect::<Vec<_>>()
+        )
+    };
+    match field.kind {
+        FieldKind::Integer { min, max } => {
+            schema["min-value"] = json!(min);
+            schema["max-value"] = json!(max);
+        }
+        FieldKind::EnableDisable => schema["options"] = options(&["enable", "disable"]),
+        FieldKind::Option(choices) | FieldKind::Set(choices) => {
+            let names: Vec<&str> = choices.iter().map(|choice| choice.name).collect();
+            schema["options"] = options(&names);
+        }
+        FieldKind::String { max }
+        | FieldKind::Secret { max }
+        | FieldKind::Ipv4OrFqdn { max }
+        | FieldKind::Pem { max } => {
+            schema["size"] = json!(max);
+        }
+        FieldKind::Ipv4 => {}
     }
     schema
 }

@@ -10,17 +10,25 @@
 //! - `/api/v2/cmdb/<path>/<name>[/<mkey>]`: the configuration (`cmdb`), changed only
 //!   through [`crate::cli::api`], the CLI's own rules and commit path.
 //! - `/api/v2/monitor/<…>`: state (`monitor`).
+//! - `/`, `/login`, `/ng/…` and `/static/…`: the web GUI (`gui`), pages that log in with
+//!   `/logincheck` and then read and change the node through this same API.
 //!
 //! Every API request is authenticated first (API key or session; 401 otherwise), a
 //! session's write must carry its CSRF token (403), `vdom` must be `root` (or `global=1`),
 //! and the reply is FortiOS's envelope (`envelope`). Files, in dependency order: `forms`
-//! (query strings, forms, cookies), `envelope`, `auth`, `cmdb`, `monitor`, this one.
+//! (query strings, forms, cookies), `envelope`, `auth`, `cmdb`, `monitor`, `gui`, this
+//! one.
+//!
+//! A node cannot reach the other nodes from this layer, so the fabric's status that
+//! `monitor/system/csf/topology` answers comes from a [`FabricView`] the caller composes
+//! (`crate::server` gathers it over gRPC, as `fabricsim status` does).
 
 mod auth;
 pub mod client;
 mod cmdb;
 mod envelope;
 mod forms;
+mod gui;
 mod monitor;
 
 use std::net::{IpAddr, SocketAddr};
@@ -32,6 +40,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -56,10 +65,15 @@ pub struct RestError {
     reason: String,
 }
 
+/// Every node's report of the fabric, as `fabricsim status --json` prints it, gathered
+/// when asked: what `monitor/system/csf/topology` and the GUI's topology view show.
+pub type FabricView = Arc<dyn Fn() -> BoxFuture<'static, serde_json::Value> + Send + Sync>;
+
 /// What every connection of one node's API shares.
 struct Api {
     node: Node,
     sessions: Mutex<Sessions>,
+    fabric_view: FabricView,
 }
 
 /// One connection's view: the API and the client's address (for the login lockout).
@@ -69,12 +83,13 @@ struct Ctx {
     peer: IpAddr,
 }
 
-/// Serves the REST API of `node` on `listener` with `identity` until `shutdown` is
-/// cancelled; returns once every connection has ended.
+/// Serves the REST API and GUI of `node` on `listener` with `identity` until `shutdown`
+/// is cancelled; returns once every connection has ended.
 pub async fn serve(
     node: Node,
     listener: TcpListener,
     identity: ServerIdentity,
+    fabric_view: FabricView,
     shutdown: CancellationToken,
 ) -> Result<(), RestError> {
     let acceptor = tls_acceptor("REST API", node.name(), identity).map_err(|e| RestError {
@@ -83,6 +98,7 @@ pub async fn serve(
     })?;
     let api = Arc::new(Api {
         sessions: Mutex::new(Sessions::new(node.serial())),
+        fabric_view,
         node,
     });
     let cut = shutdown.clone();
@@ -104,6 +120,12 @@ fn router(ctx: Ctx) -> Router {
         .route("/api/v2/authentication", any(|| async { StatusCode::NOT_FOUND }))
         .route("/api/v2/cmdb/{*rest}", any(api_request))
         .route("/api/v2/monitor/{*rest}", any(api_request))
+        .route("/", get(gui_page))
+        .route("/login", get(gui_page))
+        .route("/ng", get(gui_page))
+        .route("/ng/", get(gui_page))
+        .route("/ng/{*page}", get(gui_page))
+        .route("/static/{file}", get(gui::asset))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .with_state(ctx)
 }
@@ -118,6 +140,12 @@ async fn logincheck(State(ctx): State<Ctx>, body: Body) -> Response {
 async fn login_probe(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Response {
     let query = forms::urlencoded(uri.query().unwrap_or_default());
     auth::login_probe(&ctx.api.node, &ctx.api.sessions, &headers, &query)
+}
+
+/// A page of the GUI: the login page, or the application for a logged-in session.
+async fn gui_page(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Response {
+    let logged_in = auth::has_session(&ctx.api.sessions, &headers);
+    gui::page(uri.path(), logged_in)
 }
 
 async fn logout(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
@@ -173,7 +201,16 @@ async fn api_request(
         (_, Err(status)) => Err(Failure::status(status)),
         (Ok(()), Ok(bytes)) if monitor => {
             let route = segments.join("/");
-            monitor::handle(node, &route, &method, &envelope, &query, &bytes).await
+            monitor::handle(
+                node,
+                &ctx.api.fabric_view,
+                &route,
+                &method,
+                &envelope,
+                &query,
+                &bytes,
+            )
+            .await
         }
         (Ok(()), Ok(bytes)) => {
             envelope.mkey = segments.get(2).filter(|key| !key.is_empty()).cloned();

@@ -1,11 +1,12 @@
 //! `/api/v2/monitor/…`: what the node reports rather than stores: `system/status`, the
 //! EMS connectors' state (`endpoint-control/ems/status`, `ems/status-summary`,
-//! `ems/cert-status`), accepting
+//! `ems/cert-status`), a check now (`ems/test-connectivity`, the GUI's Refresh), accepting
 //! or forgetting an EMS certificate (`ems/verify-cert`, `ems/unverify-cert`, through the
 //! steps of `execute fctems verify|unverify`), a new API key
-//! (`system/api-user/generate-key`), and the fabric (`system/csf`): the members,
-//! their serials and whether they hold the root's configuration (`docs/fortios.md`,
-//! "REST API").
+//! (`system/api-user/generate-key`), FortiCloud's view of this FortiGate
+//! (`license/status`), and the fabric: the members, their serials and whether they hold
+//! the root's configuration (`system/csf`), and every node's own report
+//! (`system/csf/topology`) (`docs/fortios.md`, "REST API").
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -18,12 +19,14 @@ use crate::connector::{CertificateOffer, CertificateState, Connection, DeviceSta
 use crate::node::Node;
 use crate::topology::Role;
 
+use super::FabricView;
 use super::cmdb::{Outcome, refused};
 use super::envelope::{Envelope, Failure};
 
 /// Runs one monitor request: `route` is the path after `/api/v2/monitor/`.
 pub(super) async fn handle(
     node: &Node,
+    fabric_view: &FabricView,
     route: &str,
     method: &Method,
     envelope: &Envelope,
@@ -33,11 +36,14 @@ pub(super) async fn handle(
     let wanted = match route {
         "system/status"
         | "system/csf"
+        | "system/csf/topology"
+        | "license/status"
         | "endpoint-control/ems/status"
         | "endpoint-control/ems/status-summary"
         | "endpoint-control/ems/cert-status" => Method::GET,
         "endpoint-control/ems/verify-cert"
         | "endpoint-control/ems/unverify-cert"
+        | "endpoint-control/ems/test-connectivity"
         | "system/api-user/generate-key" => Method::POST,
         _ => return Err(Failure::status(StatusCode::NOT_FOUND)),
     };
@@ -47,10 +53,13 @@ pub(super) async fn handle(
     match route {
         "system/status" => Ok(system_status(node, envelope)),
         "system/csf" => Ok(envelope.results(fabric(node), None)),
+        "system/csf/topology" => Ok(envelope.results(fabric_view().await, None)),
+        "license/status" => Ok(license_status(node, envelope).await),
         "endpoint-control/ems/status" => ems_status(node, envelope, query),
         "endpoint-control/ems/status-summary" => Ok(status_summary(node, envelope)),
         "endpoint-control/ems/cert-status" => cert_status(node, envelope, query).await,
         "endpoint-control/ems/verify-cert" => verify_cert(node, envelope, body).await,
+        "endpoint-control/ems/test-connectivity" => test_connectivity(node, envelope, body).await,
         "system/api-user/generate-key" => generate_key(node, envelope, query).await,
         _ => unverify_cert(node, envelope, body).await,
     }
@@ -114,26 +123,80 @@ fn ems_status(node: &Node, envelope: &Envelope, query: &[(String, String)]) -> O
     let statuses: Vec<Value> = entry_statuses(node)
         .iter()
         .filter(|(key, status)| wanted.is_none_or(|wanted| names(wanted, key, status)))
-        .map(|(_, status)| {
-            let (id, word) = fortios_status(status);
-            json!({
-                "ems_name": status.name,
-                "ems_status_id": id,
-                "ems_status": word,
-                "server": status.server,
-                "connection": status.connection.to_string(),
-                "certificate": status.certificate.to_string(),
-                "authorization": status.device.to_string(),
-                "ems_serial": status.ems_serial.clone().unwrap_or_default(),
-                "last_check": status.checked_at.clone().unwrap_or_default(),
-                "detail": status.detail,
-            })
-        })
+        .map(|(_, status)| status_json(status))
         .collect();
     if wanted.is_some() && statuses.is_empty() {
         return Err(Failure::status(StatusCode::NOT_FOUND));
     }
     Ok(envelope.results(Value::Array(statuses), None))
+}
+
+/// One entry's state as `ems/status` lists it: FortiOS's id and word, this node's words
+/// for each step, and the labels the GUI shows (`Successful`, `Authorized`).
+fn status_json(status: &EmsStatus) -> Value {
+    let (id, word) = fortios_status(status);
+    json!({
+        "ems_name": status.name,
+        "ems_status_id": id,
+        "ems_status": word,
+        "server": status.server,
+        "connection": status.connection.to_string(),
+        "certificate": status.certificate.to_string(),
+        "authorization": status.device.to_string(),
+        "connection_label": status.connection.label(),
+        "certificate_label": status.certificate.label(),
+        "authorization_label": status.device.label(),
+        "ems_serial": status.ems_serial.clone().unwrap_or_default(),
+        "last_check": status.checked_at.clone().unwrap_or_default(),
+        "detail": status.detail,
+    })
+}
+
+/// `POST ems/test-connectivity {"ems_name"}` [ours: the GUI's Refresh]: checks the entry
+/// now from this node, as `diagnose endpoint fctems test-connectivity` does, and answers
+/// what `ems/status` lists for it.
+async fn test_connectivity(node: &Node, envelope: &Envelope, body: &[u8]) -> Outcome {
+    let (name, _) = named_entry(body)?;
+    let status = api::test_connectivity(node, &name).await.map_err(refused)?;
+    Ok(envelope.results(status_json(&status), None))
+}
+
+/// `GET license/status`: what FortiCloud knows of this FortiGate, in FortiOS's keys
+/// (`forticare` for the registration, `fortiems_cloud` for the FCEM entitlement), and
+/// whether EMS Cloud may be configured here, with the CLI's reason when not [ours].
+async fn license_status(node: &Node, envelope: &Envelope) -> Map<String, Value> {
+    let record = node.forticloud().await;
+    let refusal = api::ems_cloud_refusal(node.serial(), &record);
+    let (registered, account, ems_cloud) = match &record {
+        Ok(record) => (
+            record.registered,
+            record.account.clone(),
+            record.ems_cloud().cloned(),
+        ),
+        Err(_) => (false, String::new(), None),
+    };
+    let ems_cloud_status = match &ems_cloud {
+        Some(contract) if contract.expired => "expired",
+        Some(_) => "licensed",
+        None => "no_license",
+    };
+    let results = json!({
+        "forticare": {
+            "status": if registered { "registered" } else { "unregistered" },
+            "registration_status": if registered { "registered" } else { "unregistered" },
+            "account": account,
+            "type": "cloud_service_status",
+        },
+        "fortiems_cloud": {
+            "entitlement": crate::domain::FCEM_CONTRACT,
+            "status": ems_cloud_status,
+            "expires": ems_cloud.map(|contract| contract.expires).unwrap_or_default(),
+            "type": "account_level_live_cloud_service",
+            "configurable": refusal.is_none(),
+            "reason": refusal.map(|refusal| refusal.reason()).unwrap_or_default(),
+        },
+    });
+    envelope.results(results, None)
 }
 
 fn status_summary(node: &Node, envelope: &Envelope) -> Map<String, Value> {

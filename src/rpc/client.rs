@@ -91,6 +91,15 @@ impl Operator {
             dialer: Dialer::new(credentials, Links::default())?,
         })
     }
+
+    /// A node asking other nodes as the operator does: with the admin token, over the
+    /// node's own `dialer` (its certificate and its links, faults included).
+    pub fn with_dialer(token: &str, dialer: Dialer) -> Operator {
+        Operator {
+            token: bearer(token),
+            dialer,
+        }
+    }
 }
 
 /// A member's requests to join, over one channel to the root that reconnects as needed
