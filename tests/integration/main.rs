@@ -3,6 +3,7 @@
 
 mod authorization;
 mod binary;
+mod browser;
 mod chaos;
 mod cloud;
 mod contracts;
@@ -12,6 +13,7 @@ mod ems;
 mod fabric_settings;
 mod faults;
 mod golden;
+mod gui;
 mod layers;
 mod lifecycle;
 mod partitions;
