@@ -342,3 +342,80 @@ async fn the_ems_connector_pages_work_as_on_a_fortigate() {
     drop(browser);
     fabric.stop().await;
 }
+
+/// On FortiOS 7.0.12 the fctems table is keyed by ems-id: the form (built from the
+/// table's schema) shows Status, a new connector takes the first free slot, and EMS Cloud
+/// is selectable on a root registered with the FCEM entitlement. An EMS that cannot be
+/// reached leaves the verification window with the reason and nothing to accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ems_id_table_takes_new_connectors_in_free_slots() {
+    let Some(browser) = Browser::launch("gui-ems-id").await else {
+        return;
+    };
+    let mut topology = fabricsim::harness::generated_topology("gui-ems-id", 2);
+    topology.fabric.firmware = fabricsim::domain::Firmware::V7_0_12;
+    topology.admin.password = PASSWORD.to_owned();
+    let fabric = Fabric::start(topology).await.expect("fabric starts");
+    fabric.wait_converged(CONVERGE).await.expect("fabric converges");
+    let b = &browser;
+    let root = gui(&fabric, "root");
+    log_in(b, &root, "log in").await;
+
+    for (slot, name) in [(1, "ems-a"), (2, "ems-b")] {
+        let step = format!("connector {name}");
+        b.open(&format!("{root}/ng/fabric/connectors/fctems?entry=new"))
+            .await
+            .or_fail(b, &step)
+            .await;
+        b.wait_text("h1", |t| t == "New Fabric Connector", STEP)
+            .await
+            .or_fail(b, &step)
+            .await;
+        let cloud = b.enabled("#type-cloud", STEP).await.or_fail(b, &step).await;
+        assert!(
+            cloud,
+            "EMS Cloud is not selectable on a registered, entitled root"
+        );
+        b.element("#field-status", STEP).await.or_fail(b, &step).await;
+        b.fill("#field-name", name, STEP).await.or_fail(b, &step).await;
+        b.fill("#field-server", "127.0.100.9", STEP)
+            .await
+            .or_fail(b, &step)
+            .await;
+        b.fill("#field-https-port", "8443", STEP)
+            .await
+            .or_fail(b, &step)
+            .await;
+        b.click("#ok", STEP).await.or_fail(b, &step).await;
+        b.wait_text("#cert-error", |t| !t.is_empty(), CONVERGE)
+            .await
+            .or_fail(b, &step)
+            .await;
+        assert!(
+            b.find("#cert-accept").await.unwrap().is_none(),
+            "a window without a certificate offers Accept"
+        );
+        b.click("#cert-close", STEP).await.or_fail(b, &step).await;
+        fabric
+            .wait_converged(CONVERGE)
+            .await
+            .expect("the entry replicates");
+        let shown = fabric
+            .exec("branch1", &["show endpoint-control fctems"])
+            .await
+            .unwrap();
+        let block = shown
+            .output
+            .split(&format!("edit {slot}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("next").next())
+            .unwrap_or_default();
+        assert!(
+            block.contains(&format!("set name \"{name}\"")),
+            "slot {slot} is not {name} on the member:\n{}",
+            shown.output
+        );
+    }
+    drop(browser);
+    fabric.stop().await;
+}
