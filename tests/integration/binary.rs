@@ -162,7 +162,7 @@ impl Up {
     }
 
     /// Kills the process (SIGKILL) and waits for it to end.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.send("-KILL");
         self.wait_exit(READY, "a killed process");
     }

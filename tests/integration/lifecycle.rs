@@ -2,6 +2,7 @@
 //! start-up, `status --wait` started before `up`, a SIGKILL in the middle of a stream of
 //! writes, damaged data at start and `node --repair`, the log files.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -136,9 +137,11 @@ fn status_wait_started_before_up_waits_for_the_bootstrap() {
     up.terminate();
 }
 
-/// Writes `set https-port N` on entry ems1, one acknowledged revision each, until the
-/// root stops answering; returns the last port acknowledged.
-async fn write_until_killed(d: &Path, kill_after: u16, pid: u32) -> u16 {
+/// Writes `set https-port N` on entry ems1 for each N of `ports`, through one CLI session
+/// on the root, one acknowledged revision each; process `pid` gets a SIGKILL as the
+/// stream reaches `kill_at`. Returns the last port acknowledged: the stream ends at the
+/// first write not acknowledged within 10 s.
+async fn write_stream(d: &Path, ports: RangeInclusive<u16>, kill_at: u16, pid: u32) -> u16 {
     let token = std::fs::read_to_string(state(d).join("admin.token")).unwrap();
     let addr = std::fs::read_to_string(state(d).join("root/listen")).unwrap();
     let credentials = Pki::open(&state(d).join("pki"))
@@ -156,9 +159,9 @@ async fn write_until_killed(d: &Path, kill_after: u16, pid: u32) -> u16 {
     ] {
         assert!(!session.run(line).await.unwrap().failed, "{line}");
     }
-    let mut acknowledged = 0;
-    for port in 1..=u16::MAX {
-        if port == kill_after {
+    let mut acknowledged = ports.start().saturating_sub(1);
+    for port in ports {
+        if port == kill_at {
             // The kill lands while the next writes are in flight.
             std::thread::spawn(move || signal(pid, "-KILL"));
         }
@@ -176,6 +179,46 @@ async fn write_until_killed(d: &Path, kill_after: u16, pid: u32) -> u16 {
     acknowledged
 }
 
+/// Waits for the fabric in `d` to converge, then checks that every node holds the write
+/// of port `acknowledged` or the one after it (in flight when a node was killed, it may
+/// have committed unacknowledged), and that the revision is that port: each write is one
+/// revision, in order, so none is missing. Returns the port.
+async fn every_node_holds(d: &Path, acknowledged: u16) -> u64 {
+    let d = d.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let status = fabricsim(&d, &["status", "-c", "fabric.toml", "--wait", "30", "--json"]);
+        assert!(status.status.success(), "{}", text(&status));
+        let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        let ports: Vec<u64> = ["root", "branch1", "branch2"]
+            .iter()
+            .map(|node| {
+                let shown = fabricsim(
+                    &d,
+                    &["exec", "-c", "fabric.toml", node, "show endpoint-control fctems"],
+                );
+                let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+                shown
+                    .lines()
+                    .find_map(|line| line.trim().strip_prefix("set https-port "))
+                    .unwrap_or_else(|| panic!("no https-port on {node}:\n{shown}"))
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        let port = ports[0];
+        assert!(ports.iter().all(|p| *p == port), "the nodes disagree: {ports:?}");
+        let acknowledged = u64::from(acknowledged);
+        assert!(
+            (acknowledged..=acknowledged + 1).contains(&port),
+            "port {port}, acknowledged {acknowledged}"
+        );
+        assert_eq!(json["revision"], port, "{json}");
+        port
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_write_stream_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,7 +226,7 @@ async fn sigkill_during_a_write_stream_loses_no_acknowledged_write() {
     write_fixed_port_topology(&d);
     let mut up = Up::start(&d, &[]);
     up.wait_for_line("is up");
-    let acknowledged = write_until_killed(&d, 25, up.pid).await;
+    let acknowledged = write_stream(&d, 1..=u16::MAX, 25, up.pid).await;
     assert!(acknowledged >= 24, "only {acknowledged} writes before the kill");
     up.wait_exit(STOP_DEADLINE, "SIGKILL");
 
@@ -223,6 +266,48 @@ async fn sigkill_during_a_write_stream_loses_no_acknowledged_write() {
         "port {port}, acknowledged {acknowledged}"
     );
     assert_eq!(json["revision"], port, "{json}");
+}
+
+/// `fabricsim node` NAME of the topology in `d`, once it listens.
+fn start_node(d: &Path, name: &str) -> Up {
+    let mut node = Up::spawn(d, &["node", "-c", "fabric.toml", name]);
+    node.wait_for_line("listening on");
+    node
+}
+
+/// A fabric of `fabricsim node` processes: a voter's process, then the root's, killed
+/// with SIGKILL in the middle of a stream of writes and started again; every
+/// acknowledged write is then on every node. While the voter is down the root and the
+/// other voter keep committing, so every write of that stream is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_process_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_owned();
+    write_fixed_port_topology(&d);
+    let mut sim = Up::spawn(&d, &["sim", "-c", "fabric.toml"]);
+    sim.wait_for_line("are running");
+    let mut root = start_node(&d, "root");
+    let mut branch1 = start_node(&d, "branch1");
+    let branch2 = start_node(&d, "branch2");
+
+    let acknowledged = write_stream(&d, 1..=40, 15, branch1.pid).await;
+    assert_eq!(acknowledged, 40, "writes stopped when a voter died");
+    branch1.wait_exit(STOP_DEADLINE, "SIGKILL of branch1");
+    let branch1 = start_node(&d, "branch1");
+    assert_eq!(every_node_holds(&d, acknowledged).await, 40);
+
+    let acknowledged = write_stream(&d, 41..=u16::MAX, 55, root.pid).await;
+    assert!(
+        acknowledged >= 54,
+        "only up to port {acknowledged} before the kill"
+    );
+    root.wait_exit(STOP_DEADLINE, "SIGKILL of the root");
+    let root = start_node(&d, "root");
+    every_node_holds(&d, acknowledged).await;
+
+    for node in [root, branch1, branch2, sim] {
+        node.terminate();
+    }
 }
 
 /// The e2e topology with fixed gRPC ports: a member that comes back empty is found by the
