@@ -22,10 +22,12 @@ use super::grammar::{
     no_args, one_arg, resolve_path, split_full,
 };
 
-/// A successful command: its output and where the session goes next.
+/// A successful command: its output, where the session goes next, and the configuration
+/// revision its commit produced, if it committed a change.
 pub(super) struct Done {
     pub(super) printed: Printed,
     pub(super) next: Next,
+    pub(super) revision: Option<u64>,
 }
 
 /// Where a command moves the session.
@@ -47,6 +49,7 @@ impl Done {
         Self {
             printed: Printed::print(lines),
             next: Next::Stay,
+            revision: None,
         }
     }
 
@@ -58,6 +61,7 @@ impl Done {
         Self {
             printed: Printed::print(Vec::new()),
             next,
+            revision: None,
         }
     }
 }
@@ -104,6 +108,7 @@ pub(super) async fn at_top<B: Backend>(
             Ok(Done {
                 printed,
                 next: Next::Stay,
+                revision: None,
             })
         }
     }
@@ -221,12 +226,16 @@ pub(super) async fn in_edit<B: Backend>(
         }
         EditAction::Next | EditAction::End => {
             no_args(args)?;
-            commit_pending(backend, pending).await?;
-            Ok(Done::goto(if action == EditAction::Next {
+            let applied = commit_pending(backend, pending).await?;
+            let next = if action == EditAction::Next {
                 parent()
             } else {
                 Next::Leave
-            }))
+            };
+            Ok(Done {
+                revision: applied.map(|applied| applied.revision),
+                ..Done::goto(next)
+            })
         }
         EditAction::Abort => no_args(args).map(|()| Done::goto(parent())),
     }

@@ -43,6 +43,9 @@ pub struct Reply {
     pub failed: bool,
     /// Whether the output ends in a question (`(y/n)`) that the next line answers.
     pub awaiting_answer: bool,
+    /// The configuration revision the line's commit produced (`next` or `end` of a
+    /// changed entry); `None` when it committed nothing.
+    pub revision: Option<u64>,
 }
 
 impl Reply {
@@ -52,6 +55,7 @@ impl Reply {
             output: lines.iter().map(|line| format!("{line}\n")).collect(),
             failed,
             awaiting_answer,
+            revision: None,
         }
     }
 }
@@ -118,20 +122,23 @@ impl Session {
                 ..Reply::default()
             };
         }
-        let (lines, failed) = match parse_line(line) {
-            Err(error) => (CliError::from(error).lines(), true),
+        let (lines, failed, revision) = match parse_line(line) {
+            Err(error) => (CliError::from(error).lines(), true, None),
             Ok(command) => match self.run(backend, &command.words).await {
-                Ok(lines) => {
+                Ok((lines, revision)) => {
                     let kept: Vec<String> = lines
                         .into_iter()
                         .filter(|line| command.filters.iter().all(|grep| grep.keeps(line)))
                         .collect();
-                    (kept, false)
+                    (kept, false, revision)
                 }
-                Err(error) => (error.lines(), true),
+                Err(error) => (error.lines(), true, None),
             },
         };
-        Reply::lines(&lines, failed, self.question.is_some())
+        Reply {
+            revision,
+            ..Reply::lines(&lines, failed, self.question.is_some())
+        }
     }
 
     /// What FortiOS prints when `?` is typed after `partial`: the possible next words with
@@ -159,10 +166,15 @@ impl Session {
         }
     }
 
-    /// Looks the first of `words` up in the current context's verb table and runs it.
-    async fn run<B: Backend>(&mut self, backend: &B, words: &[String]) -> Result<Vec<String>, CliError> {
+    /// Looks the first of `words` up in the current context's verb table and runs it:
+    /// what it printed, and the revision its commit produced.
+    async fn run<B: Backend>(
+        &mut self,
+        backend: &B,
+        words: &[String],
+    ) -> Result<(Vec<String>, Option<u64>), CliError> {
         let Some((word, args)) = words.split_first() else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
         let unknown = || CliError::Parse(word.clone());
         let registry = self.registry(&backend.config());
@@ -191,7 +203,7 @@ impl Session {
             }
         }
         self.question = done.printed.question;
-        Ok(done.printed.lines)
+        Ok((done.printed.lines, done.revision))
     }
 }
 

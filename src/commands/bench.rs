@@ -1,47 +1,80 @@
-//! `fabricsim bench`: start an in-process fabric on ephemeral ports, write through the
-//! root's Raft log from several clients at once, and measure.
+//! `fabricsim bench`: start an in-process fabric on ephemeral ports, write on the root from
+//! several clients at once, and measure.
+//!
+//! Writes take one of two paths (`--via`):
+//!
+//! - `grpc` (the default): the public path `fabricsim exec` takes. Each client holds its
+//!   own connection to the root's admin service (mutual TLS, the admin token) and one CLI
+//!   session in `config endpoint-control fctems`; a write is `edit`, two `set`s and
+//!   `next`, whose reply names the revision it committed.
+//! - `inproc`: the node's own commit path (`Node::propose`), without gRPC or the CLI.
+//!
+//! A warm-up of a tenth of the writes (at least 50) comes first and is not measured; then
+//! `--runs` runs of `--writes` writes each, and the report is the run with the median
+//! throughput. Its fields (`--json` keeps these names):
 //!
 //! - `up_ms`: from starting the first node until every member has joined and converged.
-//! - `commit_p50_us`, `_p99_us`, `_p999_us`: from proposing a configuration command on
-//!   the root until the root has applied it and answered (a quorum of voters has it on
-//!   disk).
+//! - `commit_p50_us`, `_p99_us`, `_p999_us`: from submitting a write until the root
+//!   answered it (a quorum of voters has it on disk, the root applied it).
 //! - `converge_*` (the same percentiles): from the same submission until every member has
-//!   applied it; a member with no record of applying a write fails the bench.
+//!   applied the revision; a member with no record of applying it fails the bench.
 //! - `writes_per_sec`: writes divided by the time from the first submission to the last
-//!   acknowledgement.
+//!   answer.
 //! - `fsyncs_per_write`: the syncs of every node's Raft log while the writes ran, counted
 //!   by the log writer, per write.
+//! - `cpu_s_per_1000_writes`: the CPU time of the whole process (every node, the
+//!   simulators and the clients) per thousand writes.
+//! - `idle_rss_per_node_mb`: the process's resident memory once the fabric converged,
+//!   before any write, divided by the nodes; `peak_rss_per_node_mb` and `peak_rss_mb`: the
+//!   process's peak, divided by the nodes and whole.
 //! - with `--rest`, the REST API's latencies (`rest_bench`): `rest_get_*` and
 //!   `rest_write_converge_*`.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
+use tokio::sync::watch;
 
 use super::{Error, rest_bench};
-use crate::config::ConfigCommand;
+use crate::config::{ConfigCommand, ConfigDb};
 use crate::harness::{Fabric, generated_topology};
-use crate::raft::Raft;
-use tokio_util::sync::CancellationToken;
+use crate::node::Node;
+use crate::rpc::client::{AdminConnection, CliSession};
 
 /// How long the members may take to apply the last write once the root acknowledged it.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The warm-up's share of `--writes`, and its least number of writes.
+const WARM_UP_DIVISOR: usize = 10;
+const WARM_UP_MIN: usize = 50;
+/// The most clients and nodes the bench accepts: what 2 cores and one process carry.
+const MAX_CLIENTS: usize = 256;
+const MAX_NODES: usize = 100;
+/// The entries the writes spread over: the fctems table holds three.
+const ENTRIES: usize = 3;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Nodes in the fabric, the root included.
-    #[arg(long, default_value_t = 3)]
-    nodes: usize,
-    /// Configuration writes in all.
+    /// Nodes in the fabric, the root included (at most 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=MAX_NODES as i64))]
+    nodes: u16,
+    /// Configuration writes per run.
     #[arg(long, default_value_t = 1000)]
     writes: usize,
-    /// Clients writing concurrently.
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
+    /// Clients writing concurrently (at most 256).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=MAX_CLIENTS as i64))]
+    clients: u16,
+    /// The path a write takes: the root's gRPC admin service and CLI, or the node's own
+    /// commit path in this process.
+    #[arg(long, value_enum, default_value_t = Via::Grpc)]
+    via: Via,
+    /// Measured runs after the warm-up; the report is the run with the median throughput.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -51,11 +84,21 @@ pub struct BenchArgs {
     rest: Option<usize>,
 }
 
+/// The path a write takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Via {
+    Grpc,
+    Inproc,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     nodes: usize,
     writes: usize,
     clients: usize,
+    via: Via,
+    runs: usize,
     up_ms: u64,
     commit_p50_us: u64,
     commit_p99_us: u64,
@@ -66,6 +109,9 @@ struct Report {
     writes_per_sec: f64,
     /// Log syncs of every node while the writes ran, per write.
     fsyncs_per_write: f64,
+    cpu_s_per_1000_writes: f64,
+    idle_rss_per_node_mb: f64,
+    peak_rss_per_node_mb: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     rest_get_p50_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,74 +123,113 @@ struct Report {
     peak_rss_mb: f64,
 }
 
-/// One acknowledged write: when it was submitted, at which log index it landed, and how
-/// long the root took to acknowledge it.
+/// One acknowledged write: when it was submitted, the revision it committed, and how long
+/// the root took to answer it.
 struct Write {
     submitted: Instant,
-    index: u64,
+    revision: u64,
     commit: Duration,
 }
 
+/// What one run measured.
+struct Run {
+    writes: Vec<Write>,
+    writes_per_sec: f64,
+    fsyncs_per_write: f64,
+    cpu_s_per_1000_writes: f64,
+}
+
+/// A client's own connection to the root's admin service and its CLI session.
+struct GrpcClient {
+    _connection: AdminConnection,
+    session: CliSession,
+}
+
+/// One writing client.
+enum Client {
+    /// Its own connection to the root's admin service and a CLI session in the fctems
+    /// table.
+    Grpc(Box<GrpcClient>),
+    /// The root itself.
+    Inproc(Node),
+}
+
 pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
-    let nodes = args.nodes.max(1);
-    let clients = args.clients.max(1);
+    let nodes = usize::from(args.nodes);
     let started = Instant::now();
     let fabric = Fabric::start(rest_bench::with_bench_user(generated_topology("bench", nodes))).await?;
     fabric.wait_converged(CONVERGE_TIMEOUT).await?;
     let up = started.elapsed();
+    let idle_rss_mb = rss_mb("VmRSS:");
 
-    // Every member's applied index over time, recorded as it advances.
-    let members: Vec<(String, Raft)> = fabric
-        .topology()
-        .members()
-        .map(|spec| Ok((spec.name.clone(), fabric.node(&spec.name)?.raft().clone())))
-        .collect::<Result<_, Error>>()?;
-    let stop_recording = CancellationToken::new();
+    let members = member_nodes(&fabric)?;
+    let (last_tx, last_rx) = watch::channel(None);
     let recorders: Vec<_> = members
         .iter()
-        .map(|(_, raft)| tokio::spawn(record_applied(raft.clone(), stop_recording.clone())))
+        .map(|(_, node)| tokio::spawn(record_revisions(node.config_watch(), last_rx.clone())))
         .collect();
-
-    let syncs_before = log_syncs(&fabric)?;
-    let writing = Instant::now();
-    let writes = write_from_clients(&fabric, clients, args.writes).await?;
-    let write_time = writing.elapsed();
-    let syncs = log_syncs(&fabric)? - syncs_before;
-
-    let last = writes.iter().map(|w| w.index).max().unwrap_or(0);
-    for (member, raft) in &members {
-        raft.wait(Some(CONVERGE_TIMEOUT))
-            .applied_index_at_least(Some(last), "bench: member applies the last write")
-            .await
-            .map_err(|e| Error::Bench(format!("{member} did not apply the last write: {e}")))?;
+    let mut clients = connect_clients(&fabric, args.via, usize::from(args.clients)).await?;
+    let counter = Arc::new(AtomicUsize::new(0));
+    let warm_up = (args.writes / WARM_UP_DIVISOR).max(WARM_UP_MIN);
+    run(&fabric, &members, &mut clients, &counter, warm_up).await?;
+    let mut runs = Vec::new();
+    for _ in 0..args.runs {
+        runs.push(run(&fabric, &members, &mut clients, &counter, args.writes).await?);
     }
-    stop_recording.cancel();
+    let last = runs.iter().flat_map(|run| &run.writes).map(|w| w.revision).max();
+    last_tx.send_replace(Some(last.unwrap_or(0)));
     let mut timelines = Vec::new();
     for ((member, _), recorder) in members.iter().zip(recorders) {
-        timelines.push((
-            member.clone(),
-            recorder.await.expect("applied-index recorder panicked"),
-        ));
+        let timeline = recorder.await.expect("a revision recorder panicked");
+        timelines.push((member.clone(), timeline));
     }
-
-    let mut commits: Vec<u64> = writes.iter().map(|w| w.commit.as_micros() as u64).collect();
-    let mut converges = converge_times(&writes, &timelines)?;
+    runs.sort_by(|a, b| a.writes_per_sec.total_cmp(&b.writes_per_sec));
+    let median = runs.swap_remove(runs.len() / 2);
     let rest = match args.rest {
         Some(requests) => Some(rest_bench::measure(&fabric, requests.max(1)).await?),
         None => None,
     };
+    drop(clients);
     fabric.stop().await;
+    let report = report(&args, up, idle_rss_mb, &median, &timelines, rest)?;
+    print_report(&report, args.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every member's name and node.
+fn member_nodes(fabric: &Fabric) -> Result<Vec<(String, Node)>, Error> {
+    fabric
+        .topology()
+        .members()
+        .map(|spec| Ok((spec.name.clone(), fabric.node(&spec.name)?.clone())))
+        .collect()
+}
+
+/// The report of the median run.
+fn report(
+    args: &BenchArgs,
+    up: Duration,
+    idle_rss_mb: f64,
+    median: &Run,
+    timelines: &[(String, Timeline)],
+    rest: Option<(Vec<u64>, Vec<u64>)>,
+) -> Result<Report, Error> {
+    let nodes = usize::from(args.nodes);
+    let mut commits: Vec<u64> = median.writes.iter().map(|w| w.commit.as_micros() as u64).collect();
+    let mut converges = converge_times(&median.writes, timelines)?;
     let [
         rest_get_p50_us,
         rest_get_p99_us,
         rest_write_converge_p50_us,
         rest_write_converge_p99_us,
     ] = rest_percentiles(rest);
-
-    let report = Report {
+    let peak_rss_mb = rss_mb("VmHWM:");
+    Ok(Report {
         nodes,
-        writes: writes.len(),
-        clients,
+        writes: median.writes.len(),
+        clients: usize::from(args.clients),
+        via: args.via,
+        runs: usize::from(args.runs),
         up_ms: up.as_millis() as u64,
         commit_p50_us: percentile(&mut commits, 50.0),
         commit_p99_us: percentile(&mut commits, 99.0),
@@ -152,30 +237,155 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         converge_p50_us: percentile(&mut converges, 50.0),
         converge_p99_us: percentile(&mut converges, 99.0),
         converge_p999_us: percentile(&mut converges, 99.9),
-        writes_per_sec: (writes.len() as f64 / write_time.as_secs_f64() * 10.0).round() / 10.0,
-        fsyncs_per_write: (syncs as f64 / writes.len().max(1) as f64 * 100.0).round() / 100.0,
+        writes_per_sec: median.writes_per_sec,
+        fsyncs_per_write: median.fsyncs_per_write,
+        cpu_s_per_1000_writes: median.cpu_s_per_1000_writes,
+        idle_rss_per_node_mb: round1(idle_rss_mb / nodes as f64),
+        peak_rss_per_node_mb: round1(peak_rss_mb / nodes as f64),
         rest_get_p50_us,
         rest_get_p99_us,
         rest_write_converge_p50_us,
         rest_write_converge_p99_us,
-        peak_rss_mb: peak_rss_mb(),
-    };
-    print_report(&report, args.json);
-    Ok(ExitCode::SUCCESS)
+        peak_rss_mb,
+    })
 }
 
-/// Writes `total` configuration commands on the root from `clients` concurrent clients.
-async fn write_from_clients(fabric: &Fabric, clients: usize, total: usize) -> Result<Vec<Write>, Error> {
-    let root = fabric.node(&fabric.topology().root().name)?.raft().clone();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| tokio::spawn(write_until_done(root.clone(), next.clone(), total)))
+/// The clients, each connected before any write.
+async fn connect_clients(fabric: &Fabric, via: Via, clients: usize) -> Result<Vec<Client>, Error> {
+    let root = &fabric.topology().root().name;
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connected.push(match via {
+            Via::Inproc => Client::Inproc(fabric.node(root)?.clone()),
+            Via::Grpc => {
+                let mut connection = fabric.connect(root).await?;
+                let mut session = connection.session().await?;
+                let entered = session.run("config endpoint-control fctems").await?;
+                if entered.failed {
+                    return Err(Error::Bench(format!("the root's CLI refused the table: {}", entered.output)));
+                }
+                Client::Grpc(Box::new(GrpcClient {
+                    _connection: connection,
+                    session,
+                }))
+            }
+        });
+    }
+    Ok(connected)
+}
+
+/// One run of `total` writes from every client at once, until each member applied the
+/// last one.
+async fn run(
+    fabric: &Fabric,
+    members: &[(String, Node)],
+    clients: &mut Vec<Client>,
+    counter: &Arc<AtomicUsize>,
+    total: usize,
+) -> Result<Run, Error> {
+    let first = counter.load(Ordering::Relaxed);
+    let end = first + total;
+    let syncs_before = log_syncs(fabric)?;
+    let cpu_before = cpu_seconds();
+    let writing = Instant::now();
+    let tasks: Vec<_> = clients
+        .drain(..)
+        .map(|client| {
+            let counter = counter.clone();
+            tokio::spawn(async move { client.write_until(counter, end).await })
+        })
         .collect();
     let mut writes = Vec::with_capacity(total);
+    let mut failure = None;
     for task in tasks {
-        writes.extend(task.await.expect("bench client panicked")?);
+        let (client, written) = task.await.expect("a bench client panicked");
+        clients.push(client);
+        match written {
+            Ok(done) => writes.extend(done),
+            Err(e) => failure = Some(e),
+        }
     }
-    Ok(writes)
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let write_time = writing.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
+    let syncs = log_syncs(fabric)? - syncs_before;
+    let last = writes.iter().map(|w| w.revision).max().unwrap_or(0);
+    for (member, node) in members {
+        wait_for_revision(node.config_watch(), last)
+            .await
+            .map_err(|seen| Error::Bench(format!("{member} did not apply revision {last} (it is at {seen})")))?;
+    }
+    let count = writes.len().max(1) as f64;
+    Ok(Run {
+        writes_per_sec: round1(writes.len() as f64 / write_time.as_secs_f64()),
+        fsyncs_per_write: (syncs as f64 / count * 100.0).round() / 100.0,
+        cpu_s_per_1000_writes: (cpu / count * 1000.0 * 1000.0).round() / 1000.0,
+        writes,
+    })
+}
+
+impl Client {
+    /// Writes until `counter` reaches `end`; hands itself back with what it wrote.
+    async fn write_until(mut self, counter: Arc<AtomicUsize>, end: usize) -> (Client, Result<Vec<Write>, Error>) {
+        let mut done = Vec::new();
+        loop {
+            let i = counter.fetch_add(1, Ordering::Relaxed);
+            if i >= end {
+                return (self, Ok(done));
+            }
+            match self.write(i).await {
+                Ok(write) => done.push(write),
+                Err(e) => return (self, Err(e)),
+            }
+        }
+    }
+
+    /// Write number `i`: entry `ems<i mod 3 + 1>` gets a server and port no write before
+    /// it gave that entry.
+    async fn write(&mut self, i: usize) -> Result<Write, Error> {
+        let key = format!("ems{}", i % ENTRIES + 1);
+        let server = format!("127.{}.{}.{}", 101 + i % ENTRIES, (i / 250) % 250, i % 250 + 1);
+        let port = (1 + i % 65_000).to_string();
+        let submitted = Instant::now();
+        let revision = match self {
+            Client::Grpc(client) => {
+                let lines = [
+                    format!("edit {key}"),
+                    format!("set server {server}"),
+                    format!("set https-port {port}"),
+                    "next".to_owned(),
+                ];
+                let mut revision = None;
+                for line in &lines {
+                    let reply = client.session.run(line).await?;
+                    if reply.failed {
+                        return Err(Error::Bench(format!("the root refused `{line}`: {}", reply.output.trim())));
+                    }
+                    revision = reply.revision.or(revision);
+                }
+                revision.ok_or_else(|| Error::Bench(format!("write {i} committed nothing")))?
+            }
+            Client::Inproc(root) => {
+                let command = ConfigCommand::SetEntry {
+                    table: "endpoint-control fctems".to_owned(),
+                    key,
+                    values: BTreeMap::from([("server".to_owned(), server), ("https-port".to_owned(), port)]),
+                };
+                let applied = root
+                    .propose(command)
+                    .await
+                    .map_err(|e| Error::Bench(format!("the root refused a write: {e}")))?;
+                applied.revision
+            }
+        };
+        Ok(Write {
+            submitted,
+            revision,
+            commit: submitted.elapsed(),
+        })
+    }
 }
 
 /// How many times the Raft logs of all nodes have synced to disk.
@@ -222,8 +432,8 @@ fn converge_times(writes: &[Write], timelines: &[(String, Timeline)]) -> Result<
         .map(|w| {
             let mut applied_everywhere = w.submitted + w.commit;
             for (member, timeline) in timelines {
-                let applied = first_at_least(timeline, w.index).ok_or_else(|| {
-                    Error::Bench(format!("{member} has no record of applying index {}", w.index))
+                let applied = first_at_least(timeline, w.revision).ok_or_else(|| {
+                    Error::Bench(format!("{member} has no record of applying revision {}", w.revision))
                 })?;
                 applied_everywhere = applied_everywhere.max(applied);
             }
@@ -234,63 +444,53 @@ fn converge_times(writes: &[Write], timelines: &[(String, Timeline)]) -> Result<
         .collect()
 }
 
-async fn write_until_done(
-    root: Raft,
-    next: Arc<std::sync::atomic::AtomicUsize>,
-    total: usize,
-) -> Result<Vec<Write>, Error> {
-    let mut done = Vec::new();
-    loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if i >= total {
-            return Ok(done);
-        }
-        let command = ConfigCommand::SetEntry {
-            table: "endpoint-control fctems".to_owned(),
-            key: format!("ems{}", i % 3 + 1),
-            values: BTreeMap::from([
-                (
-                    "server".to_owned(),
-                    format!("127.{}.{}.{}", 101 + i % 3, (i / 250) % 250, i % 250 + 1),
-                ),
-                ("https-port".to_owned(), (1 + i % 65_000).to_string()),
-            ]),
-        };
-        let submitted = Instant::now();
-        let response = root
-            .client_write(command)
-            .await
-            .map_err(|e| Error::Bench(format!("the root refused a write: {e}")))?;
-        done.push(Write {
-            submitted,
-            index: response.log_id.index,
-            commit: submitted.elapsed(),
-        });
-    }
-}
-
-/// A member's applied index over time: `(index, when first seen)`, in order.
+/// A member's configuration revision over time: `(revision, when first seen)`, in order.
 type Timeline = Vec<(u64, Instant)>;
 
-/// Records a member's applied index each time it advances, until `stop` is cancelled.
-async fn record_applied(raft: Raft, stop: CancellationToken) -> Timeline {
-    let mut metrics = raft.metrics();
+/// Records a member's configuration revision each time it advances, until it has
+/// recorded the revision `last` names once that is known (every member reached it before
+/// `last` is sent, so a recorder that stopped earlier would lose the end of its timeline).
+async fn record_revisions(
+    mut config: watch::Receiver<Arc<ConfigDb>>,
+    mut last: watch::Receiver<Option<u64>>,
+) -> Timeline {
     let mut timeline = Timeline::new();
     loop {
-        let applied = metrics.borrow_and_update().last_applied.map_or(0, |id| id.index);
-        timeline.push((applied, Instant::now()));
+        let revision = config.borrow_and_update().revision();
+        if timeline.last().is_none_or(|(seen, _)| *seen != revision) {
+            timeline.push((revision, Instant::now()));
+        }
+        if last.borrow_and_update().is_some_and(|last| revision >= last) {
+            return timeline;
+        }
         tokio::select! {
-            changed = metrics.changed() => if changed.is_err() { return timeline },
-            () = stop.cancelled() => return timeline,
+            changed = config.changed() => if changed.is_err() { return timeline },
+            changed = last.changed() => if changed.is_err() { return timeline },
         }
     }
 }
 
-/// When the member had first applied `index`, if it has.
-fn first_at_least(timeline: &Timeline, index: u64) -> Option<Instant> {
+/// Waits until `config` reaches `revision`; the revision it stayed at when it does not in
+/// [`CONVERGE_TIMEOUT`].
+async fn wait_for_revision(mut config: watch::Receiver<Arc<ConfigDb>>, revision: u64) -> Result<(), u64> {
+    let reached = tokio::time::timeout(
+        CONVERGE_TIMEOUT,
+        config.wait_for(|db| db.revision() >= revision),
+    )
+    .await
+    .is_ok_and(|changed| changed.is_ok());
+    if reached {
+        Ok(())
+    } else {
+        Err(config.borrow().revision())
+    }
+}
+
+/// When the member had first applied `revision`, if it has.
+fn first_at_least(timeline: &Timeline, revision: u64) -> Option<Instant> {
     timeline
         .iter()
-        .find(|(applied, _)| *applied >= index)
+        .find(|(applied, _)| *applied >= revision)
         .map(|(_, at)| *at)
 }
 
@@ -303,13 +503,34 @@ fn percentile(values: &mut [u64], p: f64) -> u64 {
     values[rank.min(values.len() - 1)]
 }
 
-/// The process's peak resident set (VmHWM), in MiB; 0 where /proc is not available.
-fn peak_rss_mb() -> f64 {
+fn round1(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+/// A line of `/proc/self/status` in kB (`VmRSS:`, `VmHWM:`), in MiB; 0 where /proc is
+/// not available.
+fn rss_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0);
-    (kib / 1024.0 * 10.0).round() / 10.0
+    round1(kib / 1024.0)
+}
+
+/// The CPU time the process has used, user and system, in seconds (`/proc/self/stat`,
+/// in Linux's fixed 100 ticks a second); 0 where /proc is not available.
+fn cpu_seconds() -> f64 {
+    /// Clock ticks a second in `/proc` (Linux's `USER_HZ`).
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may hold spaces; the fields after its closing parenthesis are
+    // state (3), ... utime (14) and stime (15).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| fields.get(index - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(14) + ticks(15)) / TICKS_PER_SECOND
 }

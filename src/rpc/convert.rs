@@ -107,6 +107,7 @@ impl From<pb::CliReply> for Reply {
             output: reply.output,
             failed: reply.failed,
             awaiting_answer: reply.awaiting_answer,
+            revision: (reply.revision > 0).then_some(reply.revision),
         }
     }
 }

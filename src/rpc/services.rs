@@ -299,6 +299,7 @@ async fn answer(session: &mut Session, node: &Node, request: CliRequest) -> CliR
             reply.output = result.output;
             reply.failed = result.failed;
             reply.awaiting_answer = result.awaiting_answer;
+            reply.revision = result.revision.unwrap_or(0);
         }
         cli_request::Kind::Complete => reply.completions = session.complete(node, &request.line),
         cli_request::Kind::Help => reply.output = session.help(node, &request.line),
