@@ -215,7 +215,11 @@ fn report(
     rest: Option<(Vec<u64>, Vec<u64>)>,
 ) -> Result<Report, Error> {
     let nodes = usize::from(args.nodes);
-    let mut commits: Vec<u64> = median.writes.iter().map(|w| w.commit.as_micros() as u64).collect();
+    let mut commits: Vec<u64> = median
+        .writes
+        .iter()
+        .map(|w| w.commit.as_micros() as u64)
+        .collect();
     let mut converges = converge_times(&median.writes, timelines)?;
     let [
         rest_get_p50_us,
@@ -262,7 +266,10 @@ async fn connect_clients(fabric: &Fabric, via: Via, clients: usize) -> Result<Ve
                 let mut session = connection.session().await?;
                 let entered = session.run("config endpoint-control fctems").await?;
                 if entered.failed {
-                    return Err(Error::Bench(format!("the root's CLI refused the table: {}", entered.output)));
+                    return Err(Error::Bench(format!(
+                        "the root's CLI refused the table: {}",
+                        entered.output
+                    )));
                 }
                 Client::Grpc(Box::new(GrpcClient {
                     _connection: connection,
@@ -315,7 +322,11 @@ async fn run(
     for (member, node) in members {
         wait_for_revision(node.config_watch(), last)
             .await
-            .map_err(|seen| Error::Bench(format!("{member} did not apply revision {last} (it is at {seen})")))?;
+            .map_err(|seen| {
+                Error::Bench(format!(
+                    "{member} did not apply revision {last} (it is at {seen})"
+                ))
+            })?;
     }
     let count = writes.len().max(1) as f64;
     Ok(Run {
@@ -328,7 +339,11 @@ async fn run(
 
 impl Client {
     /// Writes until `counter` reaches `end`; hands itself back with what it wrote.
-    async fn write_until(mut self, counter: Arc<AtomicUsize>, end: usize) -> (Client, Result<Vec<Write>, Error>) {
+    async fn write_until(
+        mut self,
+        counter: Arc<AtomicUsize>,
+        end: usize,
+    ) -> (Client, Result<Vec<Write>, Error>) {
         let mut done = Vec::new();
         loop {
             let i = counter.fetch_add(1, Ordering::Relaxed);
@@ -361,7 +376,10 @@ impl Client {
                 for line in &lines {
                     let reply = client.session.run(line).await?;
                     if reply.failed {
-                        return Err(Error::Bench(format!("the root refused `{line}`: {}", reply.output.trim())));
+                        return Err(Error::Bench(format!(
+                            "the root refused `{line}`: {}",
+                            reply.output.trim()
+                        )));
                     }
                     revision = reply.revision.or(revision);
                 }
@@ -433,7 +451,10 @@ fn converge_times(writes: &[Write], timelines: &[(String, Timeline)]) -> Result<
             let mut applied_everywhere = w.submitted + w.commit;
             for (member, timeline) in timelines {
                 let applied = first_at_least(timeline, w.revision).ok_or_else(|| {
-                    Error::Bench(format!("{member} has no record of applying revision {}", w.revision))
+                    Error::Bench(format!(
+                        "{member} has no record of applying revision {}",
+                        w.revision
+                    ))
                 })?;
                 applied_everywhere = applied_everywhere.max(applied);
             }
@@ -473,12 +494,9 @@ async fn record_revisions(
 /// Waits until `config` reaches `revision`; the revision it stayed at when it does not in
 /// [`CONVERGE_TIMEOUT`].
 async fn wait_for_revision(mut config: watch::Receiver<Arc<ConfigDb>>, revision: u64) -> Result<(), u64> {
-    let reached = tokio::time::timeout(
-        CONVERGE_TIMEOUT,
-        config.wait_for(|db| db.revision() >= revision),
-    )
-    .await
-    .is_ok_and(|changed| changed.is_ok());
+    let reached = tokio::time::timeout(CONVERGE_TIMEOUT, config.wait_for(|db| db.revision() >= revision))
+        .await
+        .is_ok_and(|changed| changed.is_ok());
     if reached {
         Ok(())
     } else {
@@ -531,6 +549,11 @@ fn cpu_seconds() -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |index: usize| fields.get(index - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |index: usize| {
+        fields
+            .get(index - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(14) + ticks(15)) / TICKS_PER_SECOND
 }

@@ -29,6 +29,7 @@ pub mod accounts;
 pub mod admission;
 pub mod checker;
 pub mod local;
+mod proposer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -55,7 +56,7 @@ use crate::raft::log::LogStore;
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{OpenError, Store};
-use crate::raft::{NodeId, Raft};
+use crate::raft::{ApplyResult, NodeId, Proposal, Raft};
 use crate::topology::{AdminSpec, ApiUserSpec, NodeSpec, RaftSettings, Role};
 use crate::wire::CloudAccess;
 
@@ -239,6 +240,8 @@ struct Shared {
     /// On a member: what the root last answered to its request to join, and the index the
     /// node had applied then.
     admission: std::sync::Mutex<(Admission, u64)>,
+    /// On the root: writes waiting for the proposer to put them in the log.
+    proposals: proposer::Queue,
 }
 
 /// A point-in-time view of one node, as `fabricsim status` shows it.
@@ -458,10 +461,17 @@ impl Node {
                  the change is not applied; try again once the voters answer"
             )));
         }
+        proposer::propose(&self.shared.proposals, command).await
+    }
+
+    /// Writes `proposal` as one log entry and waits for it to be committed and applied:
+    /// what each of its commands did. Waits a bounded time for the root's own leadership
+    /// (after a restart it may not lead yet) and for a quorum.
+    async fn write_entry(&self, proposal: Proposal) -> Result<ApplyResult, CommitError> {
         let deadline = tokio::time::Instant::now() + LEADERSHIP_WAIT;
         let timeout = commit_timeout(&self.shared.config.raft);
         loop {
-            let write = self.shared.raft.client_write(command.clone());
+            let write = self.shared.raft.client_write(proposal.clone());
             let Ok(written) = tokio::time::timeout(timeout, write).await else {
                 return Err(CommitError::Unavailable(format!(
                     "the fabric did not commit the change within {} ms: too few voters answer \
@@ -470,7 +480,7 @@ impl Node {
                 )));
             };
             match written {
-                Ok(response) => return response.data.map_err(CommitError::Refused),
+                Ok(response) => return Ok(response.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
                     if tokio::time::Instant::now() < deadline =>
                 {
@@ -638,6 +648,34 @@ pub struct RunningNode {
     database: crate::raft::store::Closed,
 }
 
+/// The node's tasks: following the replicated configuration, the EMS checker, and on the
+/// root keeping the leadership, writing the queued proposals and keeping unauthorized
+/// members out. Each ends when `shutdown` is cancelled.
+fn spawn_tasks(
+    node: &Node,
+    queued: tokio::sync::mpsc::Receiver<proposer::Queued>,
+    shutdown: &CancellationToken,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    tasks.spawn(follow_replicated(node.clone(), shutdown.clone()).in_current_span());
+    tasks.spawn(
+        checker::run(
+            node.shared.checker.clone(),
+            node.shared.effective_tx.subscribe(),
+            node.shared.ems_tx.clone(),
+            node.shared.ems_wake.clone(),
+            shutdown.clone(),
+        )
+        .in_current_span(),
+    );
+    if node.role() == Role::Root {
+        tasks.spawn(keep_leadership(node.clone(), shutdown.clone()).in_current_span());
+        tasks.spawn(proposer::run(node.clone(), queued, shutdown.clone()).in_current_span());
+        tasks.spawn(admission::keep_out_unauthorized(node.clone(), shutdown.clone()).in_current_span());
+    }
+    tasks
+}
+
 impl RunningNode {
     /// Starts a node whose server listens on `addrs` (the caller serves them). Returns
     /// once Raft runs.
@@ -669,6 +707,7 @@ impl RunningNode {
             message,
         })?;
         let (effective_tx, _) = watch::channel(Arc::new(local.effective(&config_rx.borrow())));
+        let (proposals, queued) = proposer::queue();
         let identity = NodeIdentity {
             name: config.name.clone(),
             hostname: config.hostname.clone(),
@@ -694,26 +733,14 @@ impl RunningNode {
                 leader_contact: std::sync::Mutex::new(None),
                 pending: std::sync::Mutex::new(PendingBook::default()),
                 admission: std::sync::Mutex::new((Admission::default(), 0)),
+                proposals,
             }),
         };
         let shutdown = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(follow_replicated(node.clone(), shutdown.clone()).in_current_span());
-        tasks.spawn(
-            checker::run(
-                node.shared.checker.clone(),
-                node.shared.effective_tx.subscribe(),
-                node.shared.ems_tx.clone(),
-                node.shared.ems_wake.clone(),
-                shutdown.clone(),
-            )
-            .in_current_span(),
-        );
         if node.role() == Role::Root {
             initialize_once(&node).await?;
-            tasks.spawn(keep_leadership(node.clone(), shutdown.clone()).in_current_span());
-            tasks.spawn(admission::keep_out_unauthorized(node.clone(), shutdown.clone()).in_current_span());
         }
+        let tasks = spawn_tasks(&node, queued, &shutdown);
         Ok(RunningNode {
             node,
             shutdown,

@@ -7,8 +7,9 @@
 //!   every new configuration on a watch channel; it builds and installs snapshots.
 //! - [`network`] carries openraft's RPCs over tonic, one cached channel per peer.
 //!
-//! Commands enter through `Raft::client_write` on the root; results leave as the
-//! [`ApplyResult`] of each entry and as the published `ConfigDb`.
+//! Commands enter through `Raft::client_write` on the root, one [`Proposal`] per log
+//! entry; results leave as the [`ApplyResult`] of each entry and as the published
+//! `ConfigDb`.
 
 pub mod log;
 pub mod network;
@@ -17,15 +18,41 @@ pub mod store;
 
 use std::io::Cursor;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{Applied, CommandError, ConfigCommand};
 
-/// What applying one log entry produced: the new revision, or why the command was refused.
-pub type ApplyResult = Result<Applied, CommandError>;
+/// What one log entry carries: one configuration command, or several the root grouped
+/// into one entry (writes that arrived together, see `node::proposer`). A group's
+/// commands apply one after another, each standing or falling alone with its own
+/// revision, exactly as if each had had its own entry. Written untagged: an entry of one
+/// command reads as the command itself, as entries written before groups existed do.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum Proposal {
+    One(ConfigCommand),
+    Group(Vec<ConfigCommand>),
+}
+
+impl Proposal {
+    /// The commands, in the order they apply.
+    pub fn commands(&self) -> &[ConfigCommand] {
+        match self {
+            Proposal::One(command) => std::slice::from_ref(command),
+            Proposal::Group(commands) => commands,
+        }
+    }
+}
+
+/// What applying one log entry produced, for each of its commands in order: the new
+/// revision, or why the command was refused. An entry without commands (a blank or a
+/// membership change) answers the revision it found.
+pub type ApplyResult = Vec<Result<Applied, CommandError>>;
 
 openraft::declare_raft_types!(
     /// openraft's types for a fabric: configuration commands in, apply results out.
     pub TypeConfig:
-        D = ConfigCommand,
+        D = Proposal,
         R = ApplyResult,
         NodeId = NodeId,
         Node = openraft::BasicNode,

@@ -133,20 +133,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut config_changed = false;
         for entry in entries {
             self.state.last_applied = Some(entry.log_id);
+            let unchanged = Applied {
+                revision: self.state.config.revision(),
+            };
             let result = match entry.payload {
-                EntryPayload::Blank => Ok(Applied {
-                    revision: self.state.config.revision(),
-                }),
-                EntryPayload::Normal(command) => {
-                    let result = self.state.config.apply(&command);
-                    config_changed |= result.is_ok();
-                    result
+                EntryPayload::Blank => vec![Ok(unchanged)],
+                EntryPayload::Normal(proposal) => {
+                    let applied: ApplyResult = proposal
+                        .commands()
+                        .iter()
+                        .map(|command| self.state.config.apply(command))
+                        .collect();
+                    config_changed |= applied.iter().any(Result::is_ok);
+                    applied
                 }
                 EntryPayload::Membership(membership) => {
                     self.state.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    Ok(Applied {
-                        revision: self.state.config.revision(),
-                    })
+                    vec![Ok(unchanged)]
                 }
             };
             results.push(result);
