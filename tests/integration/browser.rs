@@ -10,6 +10,7 @@
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -18,8 +19,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-/// How long chromedriver may take to say which port it took.
-const DRIVER_START: Duration = Duration::from_secs(20);
+/// How long chromedriver may take to be ready, on a machine busy with other tests.
+const DRIVER_START: Duration = Duration::from_secs(60);
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(100);
 /// How long one WebDriver command may take (a page load included).
@@ -104,41 +105,9 @@ impl Browser {
         Some(browser)
     }
 
-    /// One WebDriver command on this chromedriver: its `value`, or the error it reported.
+    /// One WebDriver command on this chromedriver.
     async fn command(&self, method: Method, path: &str, body: Value) -> Result<Value, String> {
-        let exchange = async {
-            let tcp = TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .map_err(|e| format!("cannot reach chromedriver: {e}"))?;
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            let body = if body.is_null() {
-                Body::empty()
-            } else {
-                Body::from(body.to_string())
-            };
-            let request = Request::builder()
-                .method(method.clone())
-                .uri(path)
-                .header("host", format!("127.0.0.1:{}", self.port))
-                .header("content-type", "application/json")
-                .body(body)
-                .map_err(|e| e.to_string())?;
-            let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-            let bytes = axum::body::to_bytes(Body::new(response.into_body()), 64 * 1024 * 1024)
-                .await
-                .map_err(|e| e.to_string())?;
-            let reply: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-            match reply["value"].get("error") {
-                Some(error) => Err(format!("{error}: {}", reply["value"]["message"])),
-                None => Ok(reply["value"].clone()),
-            }
-        };
-        tokio::time::timeout(COMMAND_TIMEOUT, exchange)
-            .await
-            .unwrap_or_else(|_| Err(format!("{method} {path} took longer than {COMMAND_TIMEOUT:?}")))
+        webdriver(self.port, method, path, body).await
     }
 
     async fn session_command(&self, method: Method, path: &str, body: Value) -> Result<Value, String> {
@@ -328,8 +297,9 @@ impl Drop for Browser {
                 "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 self.session, self.port
             );
+            // The reply comes once Chromium has quit; its first bytes are enough.
             if tcp.write_all(request.as_bytes()).is_ok() {
-                let _ = tcp.read_to_end(&mut Vec::new());
+                let _ = tcp.read(&mut [0; 1024]);
             }
         }
         let _ = self.driver.kill();
@@ -337,35 +307,94 @@ impl Drop for Browser {
     }
 }
 
-/// Starts chromedriver on a port of its choosing and reads which one it took.
+/// One WebDriver command to the chromedriver on `port`: its `value`, or the error it
+/// reported.
+async fn webdriver(port: u16, method: Method, path: &str, body: Value) -> Result<Value, String> {
+    let exchange = async {
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("cannot reach chromedriver: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let body = if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        };
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header("host", format!("127.0.0.1:{port}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let bytes = axum::body::to_bytes(Body::new(response.into_body()), 64 * 1024 * 1024)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        match reply["value"].get("error") {
+            Some(error) => Err(format!("{error}: {}", reply["value"]["message"])),
+            None => Ok(reply["value"].clone()),
+        }
+    };
+    tokio::time::timeout(COMMAND_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("{method} {path} took longer than {COMMAND_TIMEOUT:?}")))
+}
+
+/// Starts chromedriver on a free port and waits until it says it is ready (`/status`);
+/// fails naming what it printed when it does not within [`DRIVER_START`].
 async fn start_driver(driver: &Path) -> (Child, u16) {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port for chromedriver");
     let mut child = Command::new(driver)
-        .arg("--port=0")
+        .arg(format!("--port={port}"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
-    let stdout = child.stdout.take().expect("chromedriver's output is piped");
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    // Reads every line, so that chromedriver never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("started successfully on port ").nth(1)
-                && let Ok(port) = rest.trim_end_matches('.').trim().parse::<u16>()
-            {
-                let _ = port_tx.send(port);
+    // Every line it prints, kept for the failure message; reading them also keeps it from
+    // blocking on a full pipe.
+    let printed = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|out| Box::new(out) as Box<dyn std::io::Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|err| Box::new(err) as Box<dyn std::io::Read + Send>);
+    for output in [stdout, stderr].into_iter().flatten() {
+        let printed = printed.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(output).lines().map_while(Result::ok) {
+                printed.lock().expect("output lock").push(line);
             }
+        });
+    }
+    let deadline = Instant::now() + DRIVER_START;
+    loop {
+        let status = webdriver(port, Method::GET, "/status", Value::Null).await;
+        if status.is_ok_and(|status| status["ready"] == json!(true)) {
+            return (child, port);
         }
-    });
-    let port = tokio::task::spawn_blocking(move || port_rx.recv_timeout(DRIVER_START))
-        .await
-        .expect("the wait for chromedriver's port does not panic");
-    match port {
-        Ok(port) => (child, port),
-        Err(_) => {
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() >= deadline {
             let _ = child.kill();
-            panic!("{} did not say which port it listens on", driver.display())
+            let _ = child.wait();
+            panic!(
+                "{} on port {port} was not ready within {DRIVER_START:?} ({}); it printed:\n{}",
+                driver.display(),
+                exited.map_or("still running".to_owned(), |status| status.to_string()),
+                printed.lock().expect("output lock").join("\n")
+            );
         }
+        tokio::time::sleep(POLL).await;
     }
 }
 
