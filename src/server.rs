@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -27,7 +27,7 @@ use tracing::Instrument as _;
 
 use crate::node::admission::Admission;
 use crate::node::{Node, NodeAddrs, NodeConfig, NodeError, RunningNode};
-use crate::rpc::client::Operator;
+use crate::rpc::client::{AdminConnection, Operator};
 use crate::sim::ServerIdentity;
 use crate::topology::Topology;
 use crate::wire::proto::fabric::JoinRequest;
@@ -201,12 +201,19 @@ pub async fn run(
 /// (a cut link shows as an unreachable node) with the admin token, judged by
 /// [`status::FabricReport::assemble`], plus each member's upstream for drawing the tree.
 /// A node is asked at the address the Raft membership holds for it, else at the
-/// topology's.
+/// topology's, over one connection per address kept from call to call: the GUI asks every
+/// second.
 fn fabric_view(topology: Topology, node: Node) -> rest::FabricView {
     let topology = Arc::new(topology);
     let operator = Operator::with_dialer(node.admin_token(), node.dialer().clone());
+    let connections: Arc<Mutex<BTreeMap<SocketAddr, AdminConnection>>> = Arc::default();
     Arc::new(move || {
-        let (topology, node, operator) = (topology.clone(), node.clone(), operator.clone());
+        let (topology, node, operator, connections) = (
+            topology.clone(),
+            node.clone(),
+            operator.clone(),
+            connections.clone(),
+        );
         Box::pin(async move {
             let joined: BTreeMap<u64, String> = node
                 .raft()
@@ -216,18 +223,20 @@ fn fabric_view(topology: Topology, node: Node) -> rest::FabricView {
                 .nodes()
                 .map(|(id, member)| (*id, member.addr.clone()))
                 .collect();
-            let addrs = topology
-                .nodes
-                .iter()
-                .map(|spec| {
-                    let addr = joined
-                        .get(&spec.id)
-                        .and_then(|addr| addr.parse().ok())
-                        .unwrap_or(spec.listen);
-                    (spec.name.clone(), addr)
-                })
-                .collect();
-            let report = status::collect(&topology, &addrs, &operator).await;
+            let report = status::gather(&topology, |spec| {
+                let addr = joined
+                    .get(&spec.id)
+                    .and_then(|addr| addr.parse().ok())
+                    .unwrap_or(spec.listen);
+                let connection = connections
+                    .lock()
+                    .expect("connections lock")
+                    .entry(addr)
+                    .or_insert_with(|| AdminConnection::lazy(addr, &operator))
+                    .clone();
+                std::future::ready(Ok(connection))
+            })
+            .await;
             let upstream: serde_json::Map<String, serde_json::Value> = topology
                 .members()
                 .map(|spec| {

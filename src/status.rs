@@ -394,16 +394,33 @@ fn columns<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
         .collect()
 }
 
-/// Asks every node of `topology` for its state, concurrently.
+/// Asks every node of `topology` for its state, concurrently, each over a new
+/// connection.
 pub async fn collect(
     topology: &Topology,
     addrs: &BTreeMap<String, SocketAddr>,
     operator: &Operator,
 ) -> FabricReport {
-    let asks = topology.nodes.iter().map(|spec| {
+    gather(topology, |spec| {
         let addr = addrs.get(&spec.name).copied().unwrap_or(spec.listen);
+        async move { AdminConnection::connect(addr, operator).await }
+    })
+    .await
+}
+
+/// Asks every node of `topology` for its state, concurrently, over the connection
+/// `connect` gives for it.
+pub async fn gather<'t, F>(
+    topology: &'t Topology,
+    connect: impl Fn(&'t crate::topology::NodeSpec) -> F,
+) -> FabricReport
+where
+    F: std::future::Future<Output = Result<AdminConnection, crate::rpc::client::ClientError>>,
+{
+    let asks = topology.nodes.iter().map(|spec| {
+        let connection = connect(spec);
         async move {
-            let answer = match AdminConnection::connect(addr, operator).await {
+            let answer = match connection.await {
                 Ok(mut connection) => connection.status().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };

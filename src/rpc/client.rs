@@ -167,7 +167,9 @@ pub async fn sim(addr: SocketAddr, operator: &Operator, command: SimCommand) -> 
     Ok(reply.into_inner().output)
 }
 
-/// An authenticated connection to one node's admin service.
+/// An authenticated connection to one node's admin service. Cloning it shares the
+/// connection.
+#[derive(Clone)]
 pub struct AdminConnection {
     addr: SocketAddr,
     token: MetadataValue<tonic::metadata::Ascii>,
@@ -181,6 +183,16 @@ impl AdminConnection {
             token: operator.token.clone(),
             client: AdminClient::new(channel(&operator.dialer, addr).await?),
         })
+    }
+
+    /// A connection made at its first call and made again whenever it has dropped: for
+    /// a caller that asks the same node again and again.
+    pub fn lazy(addr: SocketAddr, operator: &Operator) -> AdminConnection {
+        AdminConnection {
+            addr,
+            token: operator.token.clone(),
+            client: AdminClient::new(operator.dialer.channel(addr, CONNECT_TIMEOUT)),
+        }
     }
 
     fn request<T>(&self, message: T) -> Request<T> {

@@ -59,6 +59,8 @@ async fn token(client: &mut RestClient, method: Method, path: &str, body: Value)
 }
 
 const FCTEMS: &str = "/api/v2/cmdb/endpoint-control/fctems";
+/// How often a wait on a REST answer asks again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A request that must be refused: method, path, body, HTTP status, FortiOS code.
 type Refused = (Method, String, Vec<u8>, StatusCode, Option<i64>);
@@ -790,4 +792,64 @@ async fn an_ems_id_table_takes_what_ansible_sends() {
         .unwrap();
     assert!(!shown.output.contains("ems-ansible"), "{}", shown.output);
     fabric.stop().await;
+}
+
+/// `monitor/system/csf/topology` (the GUI's topology view): every node's own report as
+/// the asked node gathers it over its links, with each member's upstream; a member cut
+/// off shows as not converged, and again as converged once the links heal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topology_monitor_reports_every_node_as_the_root_reaches_it() {
+    const TOPOLOGY: &str = "/api/v2/monitor/system/csf/topology";
+    let fabric = Fabric::start(with_accounts(generated_topology("rest-topology", 3)))
+        .await
+        .expect("fabric starts");
+    fabric.wait_converged(CONVERGE).await.expect("fabric converges");
+    let mut client = fabric.rest("root").await.expect("connects");
+    let view = token(&mut client, Method::GET, TOPOLOGY, Value::Null)
+        .await
+        .json();
+    let results = &view["results"];
+    assert_eq!(results["converged"], true, "{view}");
+    assert_eq!(results["root"], "root");
+    assert_eq!(results["upstream"]["branch2"], "root");
+    let names: Vec<&str> = results["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["root", "branch1", "branch2"]);
+
+    fabric.isolate("branch2").unwrap();
+    topology_shows(&mut client, false).await;
+    fabric.heal().unwrap();
+    topology_shows(&mut client, true).await;
+}
+
+/// Waits until the root's `monitor/system/csf/topology` reports branch2 and the fabric as
+/// `converged`.
+async fn topology_shows(client: &mut RestClient, converged: bool) {
+    let deadline = std::time::Instant::now() + CONVERGE;
+    loop {
+        let view = token(
+            client,
+            Method::GET,
+            "/api/v2/monitor/system/csf/topology",
+            Value::Null,
+        )
+        .await
+        .json();
+        let branch2 = view["results"]["nodes"]
+            .as_array()
+            .and_then(|nodes| nodes.iter().find(|node| node["name"] == "branch2"))
+            .map(|node| node["converged"] == converged);
+        if branch2 == Some(true) && view["results"]["converged"] == converged {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not converged={converged}: {view}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }
