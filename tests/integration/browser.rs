@@ -7,7 +7,7 @@
 //! `google-chrome`; `chromedriver`). Without them [`Browser::launch`] answers `None` and
 //! the tests say that they were skipped. `.ci/run` installs both first, so CI runs them.
 
-use std::io::BufRead as _;
+use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -64,7 +64,10 @@ impl Browser {
         );
         let driver = program("FABRICSIM_CHROMEDRIVER", &["chromedriver"]);
         let (Some(chromium), Some(driver)) = (chromium, driver) else {
-            eprintln!(
+            // Written to the real standard error, past the test harness's capture, so that
+            // a run that skips says so.
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED {test}: no Chromium and chromedriver found (set FABRICSIM_CHROMIUM and \
                  FABRICSIM_CHROMEDRIVER, or put chromium and chromedriver on PATH; .ci/run installs them)"
             );
