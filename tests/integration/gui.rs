@@ -396,6 +396,11 @@ async fn an_ems_id_table_takes_new_connectors_in_free_slots() {
             "a window without a certificate offers Accept"
         );
         b.click("#cert-close", STEP).await.or_fail(b, &step).await;
+        // A new connector starts enabled, so this node checks it, and finds nothing there.
+        b.wait_text("#status-connection", |t| t == "Failed", CONVERGE)
+            .await
+            .or_fail(b, &step)
+            .await;
         fabric
             .wait_converged(CONVERGE)
             .await
@@ -411,11 +416,31 @@ async fn an_ems_id_table_takes_new_connectors_in_free_slots() {
             .and_then(|rest| rest.split("next").next())
             .unwrap_or_default();
         assert!(
-            block.contains(&format!("set name \"{name}\"")),
+            block.contains("set status enable") && block.contains(&format!("set name \"{name}\"")),
             "slot {slot} is not {name} on the member:\n{}",
             shown.output
         );
     }
+    // A disabled slot is kept but not checked: no window, and the status says so.
+    let step = "disable slot 2";
+    b.open(&format!("{root}/ng/fabric/connectors/fctems?entry=2"))
+        .await
+        .or_fail(b, step)
+        .await;
+    b.click("#field-status", STEP).await.or_fail(b, step).await;
+    b.click("#ok", STEP).await.or_fail(b, step).await;
+    b.wait_text(
+        "#status-detail",
+        |t| t == "This FortiGate does not check a disabled EMS entry.",
+        CONVERGE,
+    )
+    .await
+    .or_fail(b, step)
+    .await;
+    assert!(
+        b.find("#cert-dialog").await.unwrap().is_none(),
+        "a disabled slot opened the certificate window"
+    );
     drop(browser);
     fabric.stop().await;
 }

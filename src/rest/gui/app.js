@@ -293,7 +293,13 @@ const fabricsim = (() => {
   function connectorForm(schema, entries, current, emsCloud) {
     const fields = schema.children;
     const readonly = Boolean(schema.readonly_reason);
-    const value = (name) => (current ? current[name] : fields[name] && fields[name].default);
+    // A new connector starts enabled, as the GUI's Status switch does; every other field
+    // starts at the schema's default.
+    const value = (name) => {
+      if (current) return current[name];
+      if (name === "status") return "enable";
+      return fields[name] && fields[name].default;
+    };
     const isCloud = value("fortinetone-cloud-authentication") === "enable";
     const error = el("p", { class: "error", id: "form-error", hidden: true });
     const input = (name, type) => el("input", {
@@ -376,7 +382,8 @@ const fabricsim = (() => {
         const key = current ? current[schema.mkey] : reply.data.mkey;
         history.pushState(null, "", `/ng/fabric/connectors/fctems?entry=${encodeURIComponent(key)}`);
         await render();
-        await verifyCertificate(key, { onlyUnverified: true });
+        // A disabled slot is not used, so there is no certificate to verify yet.
+        if (body.status !== "disable") await verifyCertificate(key, { onlyUnverified: true });
       },
     });
     const cancel = el("button", { type: "button", id: "cancel", text: "Cancel", onclick: () => go("/ng/fabric/connectors") });
@@ -453,9 +460,19 @@ const fabricsim = (() => {
         el("dt", { text: "EMS serial" }), el("dd", {}, serial),
         el("dt", { text: "Detail" }), el("dd", {}, detail),
         el("dt", { text: "Last checked" }), el("dd", {}, checked)));
+    // A disabled slot is not checked, so the monitor does not list it.
+    const unused = () => {
+      for (const field of [connection, certificate, authorization, serial, checked]) {
+        field.textContent = "-";
+        field.className = "";
+      }
+      detail.textContent = "This FortiGate does not check a disabled EMS entry.";
+      authorize.hidden = true;
+    };
     const refresh = async () => {
-      const states = await results(`${MONITOR}/endpoint-control/ems/status?ems_name=${encodeURIComponent(key)}`);
-      if (states.length) fill(states[0]);
+      const reply = await call("GET", `${MONITOR}/endpoint-control/ems/status?ems_name=${encodeURIComponent(key)}`);
+      if (reply.ok && reply.data.results.length) fill(reply.data.results[0]);
+      else if (reply.status === 404) unused();
     };
     return { node, refresh };
   }
