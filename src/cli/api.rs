@@ -212,6 +212,5 @@ pub fn ems_cloud_refusal(serial: &str, record: &Result<CloudRecord, String>) -> 
 /// `diagnose endpoint fctems test-connectivity <entry>`: checks the entry now, from this
 /// node, and returns what it found (which also becomes the node's reported status).
 pub async fn test_connectivity<B: Backend>(backend: &B, entry: &str) -> Result<EmsStatus, Refusal> {
-    let key = execute::entry_key(backend, entry)?;
-    Ok(backend.test_connectivity(&key).await.map_err(CliError::Failed)?)
+    Ok(execute::test_connectivity(backend, entry).await?)
 }

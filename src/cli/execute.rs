@@ -97,11 +97,17 @@ pub(super) async fn run<B: Backend>(
             &backend.pending_members(),
         ))),
         Task::TestConnectivity => {
-            let key = entry_key(backend, word)?;
-            let status = backend.test_connectivity(&key).await.map_err(CliError::Failed)?;
+            let status = test_connectivity(backend, word).await?;
             Ok(Printed::print(connectivity_lines(&status)))
         }
     }
+}
+
+/// `diagnose endpoint fctems test-connectivity <entry>`: checks the entry now, from this
+/// node (the result also becomes the node's reported status).
+pub(super) async fn test_connectivity<B: Backend>(backend: &B, entry: &str) -> Result<EmsStatus, CliError> {
+    let key = entry_key(backend, entry)?;
+    backend.test_connectivity(&key).await.map_err(CliError::Failed)
 }
 
 /// The answer to an open question: `y` (or `Y`) accepts, anything else declines.

@@ -180,10 +180,11 @@ async fn license_status(node: &Node, envelope: &Envelope) -> Map<String, Value> 
         Some(_) => "licensed",
         None => "no_license",
     };
+    let registration = if registered { "registered" } else { "unregistered" };
     let results = json!({
         "forticare": {
-            "status": if registered { "registered" } else { "unregistered" },
-            "registration_status": if registered { "registered" } else { "unregistered" },
+            "status": registration,
+            "registration_status": registration,
             "account": account,
             "type": "cloud_service_status",
         },

@@ -84,12 +84,10 @@ pub struct Operator {
 
 impl Operator {
     pub fn new(token: &str, credentials: &Credentials) -> Result<Operator, TlsError> {
-        Ok(Operator {
-            token: bearer(token),
-            // The operator's connections have no faults: `fabricsim fault` cuts links
-            // between nodes, never the operator's view of them.
-            dialer: Dialer::new(credentials, Links::default())?,
-        })
+        // The operator's connections have no faults: `fabricsim fault` cuts links between
+        // nodes, never the operator's view of them.
+        let dialer = Dialer::new(credentials, Links::default())?;
+        Ok(Operator::with_dialer(token, dialer))
     }
 
     /// A node asking other nodes as the operator does: with the admin token, over the

@@ -344,8 +344,6 @@ const fabricsim = (() => {
     row("Source IP", input("source-ip", "text"));
     const showServer = () => {
       const cloud = typeCloud.checked;
-      server.hidden = cloud;
-      port.hidden = cloud;
       server.style.display = cloud ? "none" : "contents";
       port.style.display = cloud ? "none" : "contents";
     };
@@ -555,8 +553,6 @@ const fabricsim = (() => {
       summary.textContent = `Fabric ${view.fabric} (root: ${view.root}), revision ${revision}: ` +
         (view.converged ? "converged" : "not converged");
       summary.className = view.converged ? "ok" : "bad";
-      summary.id = "fabric-summary";
-      summary.dataset.converged = String(view.converged);
       const byName = new Map(view.nodes.map((node) => [node.name, node]));
       const children = (parent) => view.nodes.filter((node) => view.upstream[node.name] === parent);
       const branch = (node) => el("li", {}, device(node), list(children(node.name)));
@@ -575,8 +571,6 @@ const fabricsim = (() => {
     return el("div", {
       class: node.converged ? "device converged" : "device",
       id: `node-${node.name}`,
-      "data-converged": String(node.converged),
-      "data-revision": node.revision === null ? "" : String(node.revision),
     },
     el("div", { class: "name", text: `${node.name} (${node.role})` }),
     el("div", { class: "meta", text: `Serial ${node.serial}, revision ${node.revision === null ? "unknown" : node.revision}, ` +
