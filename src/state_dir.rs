@@ -6,7 +6,8 @@
 //! .fabricsim/default/
 //!     admin.token        bearer token of the admin service (mode 0600)
 //!     root.lock          held while a process runs node `root`; holds that process's id
-//!     root/raft.redb     the node's Raft log, vote and snapshot
+//!     root/raft-log/     the node's Raft log and vote: segments of records (`raft::wal`)
+//!     root/raft.redb     the node's latest Raft snapshot
 //!     root/listen        the address node `root` listens on while it runs
 //!     root/fabricsim.log what node `root` logged (appended to by every run)
 //!     fabricsim.log      what the rest of `up` logged: start-up, simulators, stopping

@@ -56,6 +56,7 @@ use crate::raft::log::LogStore;
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::store::{OpenError, Store};
+use crate::raft::wal::Wal;
 use crate::raft::{ApplyResult, NodeId, Proposal, Raft};
 use crate::topology::{AdminSpec, ApiUserSpec, NodeSpec, RaftSettings, Role};
 use crate::wire::CloudAccess;
@@ -854,9 +855,9 @@ async fn open_raft(config: &NodeConfig, dialer: Dialer) -> Result<OpenRaft, Node
         node: node(),
         message: e.to_string(),
     })?;
-    let log = LogStore::new(store).map_err(|e| NodeError::Raft {
+    let log = LogStore::open(&store).map_err(|source| NodeError::Storage {
         node: node(),
-        message: format!("cannot start the Raft log writer: {e}"),
+        source: Box::new(source),
     })?;
     let log_syncs = log.syncs();
     let raft = Raft::new(
@@ -895,6 +896,10 @@ pub fn check_data(name: &str, data_dir: &std::path::Path, firmware: Firmware) ->
             source: Box::new(source),
         })?;
     }
+    Wal::check(data_dir).map_err(|source| NodeError::Storage {
+        node: name.to_owned(),
+        source: Box::new(source),
+    })?;
     LocalConfig::open(data_dir, firmware).map_err(|source| NodeError::Local {
         node: name.to_owned(),
         source,
@@ -902,13 +907,17 @@ pub fn check_data(name: &str, data_dir: &std::path::Path, firmware: Firmware) ->
     Ok(())
 }
 
-/// Moves a member's Raft database aside (`raft.redb.damaged-<time>`), and its own tables
+/// Moves a member's Raft database and log aside (`raft.redb.damaged-<time>`,
+/// `raft-log.damaged-<time>`), and its own tables
 /// too when they cannot be read, so that it starts empty and catches up from the root;
 /// nothing is deleted. Returns where each file went. Only with the node stopped.
 pub fn set_aside_data(data_dir: &std::path::Path, firmware: Firmware) -> std::io::Result<Vec<PathBuf>> {
     let stamp = crate::calendar::rfc3339(crate::calendar::unix_now());
     let mut moved = Vec::new();
-    let mut files = vec![data_dir.join(crate::raft::store::DATABASE_FILE)];
+    let mut files = vec![
+        data_dir.join(crate::raft::store::DATABASE_FILE),
+        data_dir.join(crate::raft::wal::LOG_DIR),
+    ];
     if LocalConfig::open(data_dir, firmware).is_err() {
         files.push(data_dir.join(local::LOCAL_FILE));
     }

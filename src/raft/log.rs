@@ -1,13 +1,15 @@
-//! openraft's log store over a node's [`Store`], with group commit.
+//! openraft's log store over the node's write-ahead log ([`super::wal`]), with group
+//! commit.
 //!
 //! `append` keeps the entries in memory, where every reader sees them at once, and queues
 //! them for the node's log writer: one thread that takes everything queued (appends, the
-//! vote, truncations, purges), writes it in one redb transaction with the latest committed
-//! index and syncs it once, then tells openraft which appends are on disk. A write that
+//! vote, truncations, purges) and the latest committed index, writes it as one batch of
+//! records and syncs it once, then tells openraft which appends are on disk. A write that
 //! arrives while a sync is under way waits for the next one, with every other write that
 //! arrived meanwhile. Writes reach the disk in the order openraft made them, and an append
-//! is reported flushed only once its transaction is on disk, so an acknowledged entry
-//! survives a crash as before.
+//! is reported flushed only once its batch is on disk, so an acknowledged entry survives a
+//! crash. The newest entries stay in memory after they are flushed, so replication reads
+//! them without touching the disk; older ones are read back from the log's files.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -17,84 +19,159 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageIOError, Vote};
-use redb::WriteTransaction;
 
-use super::store::{KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, LOG, META, Store, encode};
+use super::store::{KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, OpenError, Store, encode};
+use super::wal::{Location, Op, State, Wal};
 use super::{NodeId, StorageError, TypeConfig};
 
-/// Entries appended and not yet on disk, by index.
-type Unflushed = Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>;
+/// How many flushed entries stay in memory for readers.
+const FLUSHED_KEPT: usize = 256;
 
-/// One change of a write transaction.
-type Change = Box<dyn FnOnce(&WriteTransaction) -> Result<(), redb::Error> + Send>;
+/// What readers see of the log: the entries in memory and where the others are on disk.
+#[derive(Default)]
+struct Tail {
+    /// Entries appended and not yet on disk, and the newest flushed ones.
+    memory: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Where each flushed entry is.
+    disk: BTreeMap<u64, Location>,
+    purged: Option<LogId<NodeId>>,
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+}
+
+impl Tail {
+    fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        let in_memory = self.memory.last_key_value().map(|(_, entry)| entry.log_id);
+        let on_disk = self.disk.last_key_value().map(|(_, location)| location.log_id);
+        in_memory.max(on_disk).or(self.purged)
+    }
+
+    /// Records where the writer put `location`'s entry, unless a truncation has dropped
+    /// it meanwhile, then lets the oldest flushed entries leave the memory.
+    fn flushed(&mut self, locations: Vec<Location>) {
+        for location in locations {
+            let index = location.log_id.index;
+            if self
+                .memory
+                .get(&index)
+                .is_some_and(|entry| entry.log_id == location.log_id)
+            {
+                self.disk.insert(index, location);
+            }
+        }
+        while self.memory.len() > FLUSHED_KEPT {
+            let Some((index, entry)) = self.memory.first_key_value() else {
+                break;
+            };
+            if self
+                .disk
+                .get(index)
+                .is_none_or(|location| location.log_id != entry.log_id)
+            {
+                break;
+            }
+            self.memory.pop_first();
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Tail>>;
 
 /// One write queued for the log writer.
 struct Write {
-    change: Change,
+    ops: Vec<Op>,
     done: Done,
 }
 
-/// The latest committed index openraft reported, encoded, until a transaction takes it.
-type Committed = Arc<Mutex<Option<Vec<u8>>>>;
+/// The latest committed index openraft reported, until a batch takes it.
+type Committed = Arc<Mutex<Option<Option<LogId<NodeId>>>>>;
 
 /// Whom the writer tells that a write is done.
 enum Done {
     /// openraft, for an append.
-    Flushed {
-        ids: Vec<LogId<NodeId>>,
-        callback: LogFlushed<TypeConfig>,
-    },
+    Flushed(LogFlushed<TypeConfig>),
     /// A caller waiting for its write.
     Waiting(tokio::sync::oneshot::Sender<Result<(), String>>),
 }
 
-/// openraft's log store over [`Store`]. Cloning it shares the database and the writer;
-/// the writer stops once every clone is gone.
+/// openraft's log store. Cloning it shares the log and the writer; the writer stops once
+/// every clone is gone.
 #[derive(Clone)]
 pub struct LogStore {
-    store: Store,
-    unflushed: Unflushed,
+    tail: Shared,
     committed: Committed,
     queue: mpsc::Sender<Write>,
     syncs: Arc<AtomicU64>,
 }
 
 impl LogStore {
-    /// The log store of `store`, and its writer thread.
-    pub fn new(store: Store) -> std::io::Result<LogStore> {
+    /// Opens the log in `store`'s directory and starts its writer. A directory whose log
+    /// is still in `store`'s database, as older versions kept it, has it moved into a
+    /// write-ahead log first.
+    pub fn open(store: &Store) -> Result<LogStore, OpenError> {
+        let data_dir = store.dir();
+        let (wal, state) = match Wal::open(data_dir)? {
+            Some(found) => found,
+            None => {
+                let corrupted = |source| OpenError::Corrupted {
+                    path: store.path().to_owned(),
+                    source,
+                };
+                let created = Wal::create(data_dir, &kept_log(store).map_err(corrupted)?)?;
+                store.forget_kept_log().map_err(corrupted)?;
+                created
+            }
+        };
+        let State {
+            vote,
+            committed,
+            purged,
+            entries,
+        } = state;
+        let tail = Arc::new(Mutex::new(Tail {
+            memory: BTreeMap::new(),
+            disk: entries,
+            purged,
+            vote,
+            committed,
+        }));
         let (queue, writes) = mpsc::channel();
-        let unflushed = Unflushed::default();
-        let committed = Committed::default();
+        let pending = Committed::default();
         let syncs = Arc::new(AtomicU64::new(0));
         let writer = Writer {
-            store: store.clone(),
-            unflushed: unflushed.clone(),
-            committed: committed.clone(),
+            wal,
+            _store: store.clone(),
+            tail: tail.clone(),
+            committed: pending.clone(),
             syncs: syncs.clone(),
         };
         std::thread::Builder::new()
             .name("raft-log".to_owned())
-            .spawn(move || writer.run(&writes))?;
+            .spawn(move || writer.run(&writes))
+            .map_err(|source| OpenError::LogIo {
+                path: data_dir.join(super::wal::LOG_DIR),
+                source,
+            })?;
         Ok(LogStore {
-            store,
-            unflushed,
-            committed,
+            tail,
+            committed: pending,
             queue,
             syncs,
         })
     }
 
-    /// Counts the transactions the writer syncs to disk, for as long as anyone asks.
+    /// Counts the batches (and new segments) the writer syncs to disk, for as long as
+    /// anyone asks.
     pub fn syncs(&self) -> Syncs {
         Syncs(self.syncs.clone())
     }
 
-    /// Queues `change` and waits until the writer has committed it.
-    async fn write(&self, change: Change) -> Result<(), AnyError> {
+    /// Queues `op` and waits until the writer has synced it.
+    async fn write(&self, op: Op) -> Result<(), AnyError> {
         let (done, written) = tokio::sync::oneshot::channel();
         self.queue
             .send(Write {
-                change,
+                ops: vec![op],
                 done: Done::Waiting(done),
             })
             .map_err(|_| writer_gone())?;
@@ -105,12 +182,32 @@ impl LogStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry<TypeConfig>>> {
-        self.unflushed.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// How many transactions a node's log writer has synced to disk (see [`LogStore::syncs`]).
+/// The log `store` kept before the write-ahead log existed, as its records: the vote,
+/// the purged and committed ids, then the entries.
+fn kept_log(store: &Store) -> Result<Vec<Op>, redb::Error> {
+    let mut ops: Vec<Op> = store
+        .read_meta::<Vote<NodeId>>(KEY_VOTE)?
+        .map(Op::Vote)
+        .into_iter()
+        .collect();
+    ops.extend(store.read_meta::<LogId<NodeId>>(KEY_LAST_PURGED)?.map(Op::Purged));
+    let committed = store.read_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)?.flatten();
+    ops.push(Op::Committed(committed));
+    for entry in store.entries((Bound::Unbounded, Bound::Unbounded))? {
+        ops.push(Op::Entry {
+            log_id: entry.log_id,
+            json: encode(&entry),
+        });
+    }
+    Ok(ops)
+}
+
+/// How many syncs a node's log writer has made (see [`LogStore::syncs`]).
 #[derive(Clone, Debug, Default)]
 pub struct Syncs(Arc<AtomicU64>);
 
@@ -126,25 +223,27 @@ fn writer_gone() -> AnyError {
 
 /// The thread that writes a node's log.
 struct Writer {
-    store: Store,
-    unflushed: Unflushed,
+    wal: Wal,
+    /// Held until the writer's last write: the data directory counts as open (and locked
+    /// against a second node in it) until then, see `Store::watch_closed`.
+    _store: Store,
+    tail: Shared,
     committed: Committed,
     syncs: Arc<AtomicU64>,
 }
 
 impl Writer {
-    /// Writes until every [`LogStore`] is gone: each turn, everything queued in one
-    /// transaction.
-    fn run(self, writes: &mpsc::Receiver<Write>) {
+    /// Writes until every [`LogStore`] is gone: each turn, everything queued in one batch.
+    fn run(mut self, writes: &mpsc::Receiver<Write>) {
         while let Ok(first) = writes.recv() {
-            let batch: Vec<Write> = std::iter::once(first).chain(writes.try_iter()).collect();
-            let (changes, dones): (Vec<Change>, Vec<Done>) =
-                batch.into_iter().map(|write| (write.change, write.done)).unzip();
-            let result = self.commit(changes);
-            if result.is_ok() {
-                self.syncs.fetch_add(1, Ordering::Relaxed);
+            let mut ops = Vec::new();
+            let mut dones = Vec::new();
+            for write in std::iter::once(first).chain(writes.try_iter()) {
+                ops.extend(write.ops);
+                dones.push(write.done);
             }
-            self.report(dones, result.map_err(|e| e.to_string()));
+            let result = self.commit(ops);
+            self.report(dones, result);
         }
         // A node that stops leaves its last committed index on disk too.
         if let Err(e) = self.commit(Vec::new()) {
@@ -152,41 +251,32 @@ impl Writer {
         }
     }
 
-    /// Writes `changes` and the latest committed index in one durable transaction. (Every
-    /// commit is durable: redb rolls a commit without a sync back after a kill, and the
-    /// store refuses a file whose last commit would be rolled back.)
-    fn commit(&self, changes: Vec<Change>) -> Result<(), redb::Error> {
+    /// Writes `ops` and the latest committed index as one synced batch, then shows readers
+    /// where the entries went.
+    fn commit(&mut self, mut ops: Vec<Op>) -> Result<(), String> {
         let committed = self
             .committed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if changes.is_empty() && committed.is_none() {
+        ops.extend(committed.map(Op::Committed));
+        if ops.is_empty() {
             return Ok(());
         }
-        self.store.write(|txn| {
-            changes.into_iter().try_for_each(|change| change(txn))?;
-            if let Some(bytes) = &committed {
-                txn.open_table(META)?.insert(KEY_COMMITTED, bytes.as_slice())?;
-            }
-            Ok(())
-        })
+        let written = self.wal.write(&ops).map_err(|e| e.to_string())?;
+        self.syncs.fetch_add(written.syncs, Ordering::Relaxed);
+        self.tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flushed(written.locations);
+        Ok(())
     }
 
-    /// Tells everyone in the batch how it went; flushed entries leave the memory.
+    /// Tells everyone in the batch how it went.
     fn report(&self, dones: Vec<Done>, result: Result<(), String>) {
         for done in dones {
             match done {
-                Done::Flushed { ids, callback } => {
-                    if result.is_ok() {
-                        let mut unflushed = self.unflushed.lock().unwrap_or_else(PoisonError::into_inner);
-                        for id in ids {
-                            // A later truncation may have put another entry at this index.
-                            if unflushed.get(&id.index).is_some_and(|entry| entry.log_id == id) {
-                                unflushed.remove(&id.index);
-                            }
-                        }
-                    }
+                Done::Flushed(callback) => {
                     callback.log_io_completed(result.clone().map_err(std::io::Error::other));
                 }
                 Done::Waiting(reply) => {
@@ -203,25 +293,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
         let range = (range.start_bound().cloned(), range.end_bound().cloned());
-        // The memory first: an entry the writer moves to disk meanwhile is then read from
-        // the disk, never missed.
-        let unflushed: Vec<Entry<TypeConfig>> = self.lock().range(range).map(|(_, e)| e.clone()).collect();
-        if unflushed.first().map(|entry| Bound::Included(entry.log_id.index)) == Some(range.0)
-            && unflushed
-                .windows(2)
-                .all(|w| w[1].log_id.index == w[0].log_id.index + 1)
+        let mut found: BTreeMap<u64, Result<Entry<TypeConfig>, Location>> = BTreeMap::new();
         {
-            return Ok(unflushed);
+            let tail = self.lock();
+            found.extend(
+                tail.disk
+                    .range(range)
+                    .map(|(index, location)| (*index, Err(location.clone()))),
+            );
+            found.extend(
+                tail.memory
+                    .range(range)
+                    .map(|(index, entry)| (*index, Ok(entry.clone()))),
+            );
         }
-        let mut entries: BTreeMap<u64, Entry<TypeConfig>> = self
-            .store
-            .entries(range)
-            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?
-            .into_iter()
-            .map(|entry| (entry.log_id.index, entry))
-            .collect();
-        entries.extend(unflushed.into_iter().map(|entry| (entry.log_id.index, entry)));
-        Ok(entries.into_values().collect())
+        found
+            .into_values()
+            .map(|entry| entry.or_else(|location| location.read()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)).into())
     }
 }
 
@@ -229,16 +319,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let unflushed = self.lock().last_key_value().map(|(_, entry)| entry.log_id);
-        let read = || -> Result<_, redb::Error> {
-            let last_purged: Option<LogId<NodeId>> = self.store.read_meta(KEY_LAST_PURGED)?;
-            let on_disk = self.store.last_entry()?.map(|entry| entry.log_id);
-            Ok(LogState {
-                last_purged_log_id: last_purged,
-                last_log_id: unflushed.or(on_disk).or(last_purged),
-            })
-        };
-        read().map_err(|e| StorageIOError::read_logs(AnyError::new(&e)).into())
+        let tail = self.lock();
+        Ok(LogState {
+            last_purged_log_id: tail.purged,
+            last_log_id: tail.last_log_id(),
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -246,41 +331,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        let bytes = encode(vote);
-        self.write(meta_change(KEY_VOTE, bytes))
+        self.write(Op::Vote(*vote))
             .await
-            .map_err(|e| StorageIOError::write_vote(e).into())
+            .map_err(|e| StorageError::from(StorageIOError::write_vote(e)))?;
+        self.lock().vote = Some(*vote);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.store
-            .read_meta(KEY_VOTE)
-            .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+        Ok(self.lock().vote)
     }
 
     /// The committed index is a hint for the next start (openraft applies up to it before
     /// it hears from the leader), not a promise: losing the latest one to a crash only means
     /// the leader commits those entries again. So it costs no sync of its own: the writer's
-    /// next transaction, or its last one when the node stops, carries it to disk.
+    /// next batch, or its last one when the node stops, carries it to disk.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError> {
-        *self.committed.lock().unwrap_or_else(PoisonError::into_inner) = Some(encode(&committed));
+        *self.committed.lock().unwrap_or_else(PoisonError::into_inner) = Some(committed);
+        self.lock().committed = committed;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
-        let unsaved = self
-            .committed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(bytes) = unsaved {
-            return serde_json::from_slice::<Option<LogId<NodeId>>>(&bytes)
-                .map_err(|e| StorageIOError::read(AnyError::new(&e)).into());
-        }
-        self.store
-            .read_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED)
-            .map(Option::flatten)
-            .map_err(|e| StorageIOError::read(AnyError::new(&e)).into())
+        Ok(self.lock().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -289,59 +362,46 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
-        let rows: Vec<(u64, Vec<u8>)> = entries
+        let ops = entries
             .iter()
-            .map(|entry| (entry.log_id.index, encode(entry)))
+            .map(|entry| Op::Entry {
+                log_id: entry.log_id,
+                json: encode(entry),
+            })
             .collect();
-        let ids = entries.iter().map(|entry| entry.log_id).collect();
         self.lock()
+            .memory
             .extend(entries.into_iter().map(|entry| (entry.log_id.index, entry)));
-        let change: Change = Box::new(move |txn| {
-            let mut table = txn.open_table(LOG)?;
-            for (index, bytes) in &rows {
-                table.insert(*index, bytes.as_slice())?;
-            }
-            Ok(())
-        });
         self.queue
             .send(Write {
-                change,
-                done: Done::Flushed { ids, callback },
+                ops,
+                done: Done::Flushed(callback),
             })
             .map_err(|_| StorageIOError::write_logs(writer_gone()).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        self.lock().split_off(&log_id.index);
-        let change: Change = Box::new(move |txn| {
-            txn.open_table(LOG)?.retain_in(log_id.index.., |_, _| false)?;
-            Ok(())
-        });
-        self.write(change)
+        {
+            let mut tail = self.lock();
+            tail.memory.split_off(&log_id.index);
+            tail.disk.split_off(&log_id.index);
+        }
+        self.write(Op::Truncate(log_id.index))
             .await
             .map_err(|e| StorageIOError::write_logs(e).into())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
-        self.lock().retain(|index, _| *index > log_id.index);
-        let marker = encode(&log_id);
-        let change: Change = Box::new(move |txn| {
-            txn.open_table(META)?.insert(KEY_LAST_PURGED, marker.as_slice())?;
-            txn.open_table(LOG)?.retain_in(..=log_id.index, |_, _| false)?;
-            Ok(())
-        });
-        self.write(change)
+        {
+            let mut tail = self.lock();
+            tail.memory.retain(|index, _| *index > log_id.index);
+            tail.disk.retain(|index, _| *index > log_id.index);
+            tail.purged = Some(log_id);
+        }
+        self.write(Op::Purged(log_id))
             .await
             .map_err(|e| StorageIOError::write_logs(e).into())
     }
-}
-
-/// A change that sets `key` of the meta table to `bytes`.
-fn meta_change(key: &'static str, bytes: Vec<u8>) -> Change {
-    Box::new(move |txn| {
-        txn.open_table(META)?.insert(key, bytes.as_slice())?;
-        Ok(())
-    })
 }
 
 #[cfg(test)]
@@ -360,9 +420,82 @@ mod tests {
             let store = Store::open(dir.path()).expect("a new store opens");
             let (machine, _configs) = StateMachine::open(store.clone(), crate::domain::Firmware::default())
                 .expect("a new state machine");
-            let log = LogStore::new(store).expect("the writer starts");
+            let log = LogStore::open(&store).expect("the log opens");
             Ok((dir, log, machine))
         }
+    }
+
+    /// A directory from before the write-ahead log: its log moves there, and the database
+    /// keeps only the snapshot.
+    #[tokio::test]
+    async fn a_log_kept_in_the_database_moves_to_the_write_ahead_log() {
+        use super::super::store::{LOG, META};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let entry = |index| Entry::<TypeConfig> {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Blank,
+        };
+        let vote = Vote::new(4, 1);
+        store
+            .write(move |txn| {
+                let mut log = txn.open_table(LOG)?;
+                for index in 0..3 {
+                    log.insert(index, encode(&entry(index)).as_slice())?;
+                }
+                txn.open_table(META)?.insert(KEY_VOTE, encode(&vote).as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+        let mut log = LogStore::open(&store).expect("the log moves");
+        assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(entry(2).log_id)
+        );
+        assert_eq!(log.try_get_log_entries(0..3).await.unwrap().len(), 3);
+        assert!(
+            kept_log(&store)
+                .unwrap()
+                .iter()
+                .all(|op| matches!(op, Op::Committed(None)))
+        );
+        drop(log);
+        let mut log = LogStore::open(&store).expect("the moved log opens");
+        assert_eq!(log.try_get_log_entries(1..).await.unwrap().len(), 2);
+    }
+
+    /// A node that stops saves its committed index, and its directory counts as closed
+    /// only after that: a node restarted at once reads it, and never writes beside it.
+    #[tokio::test]
+    async fn the_log_is_written_out_when_the_store_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let committed = Some(LogId::new(openraft::CommittedLeaderId::new(2, 1), 7));
+        let store = Store::open(dir.path()).unwrap();
+        let mut log = LogStore::open(&store).unwrap();
+        // A batch that keeps the writer busy for a while (about 2 MiB and a new segment).
+        let ops = (0..30_000)
+            .map(|index| Op::Entry {
+                log_id: LogId::new(openraft::CommittedLeaderId::new(2, 1), index),
+                json: encode(&Entry::<TypeConfig> {
+                    log_id: LogId::new(openraft::CommittedLeaderId::new(2, 1), index),
+                    payload: openraft::EntryPayload::Blank,
+                }),
+            })
+            .collect();
+        let (done, _written) = tokio::sync::oneshot::channel();
+        log.queue
+            .send(Write {
+                ops,
+                done: Done::Waiting(done),
+            })
+            .unwrap();
+        log.save_committed(committed).await.unwrap();
+        let closed = store.watch_closed();
+        drop((log, store));
+        closed.wait().await;
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("the log");
+        assert_eq!((state.entries.len(), state.committed), (30_000, committed));
     }
 
     /// openraft's own conformance suite for log stores and state machines: appends

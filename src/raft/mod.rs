@@ -1,8 +1,9 @@
 //! The fabric's Raft group: openraft's type configuration and the three seams it needs.
 //!
-//! - [`store`] keeps the log, the vote, the committed index and the latest snapshot in one
-//!   redb database under the node's data directory, so a killed node restarts where it was;
-//!   [`log`] is openraft's log store over it, which syncs everything queued at once.
+//! - [`wal`] keeps the log, the vote and the committed index in segment files under the
+//!   node's data directory, and [`store`] the latest snapshot in a redb database, so a
+//!   killed node restarts where it was; [`log`] is openraft's log store over the former,
+//!   which syncs everything queued at once.
 //! - [`state_machine`] applies [`ConfigCommand`]s to the node's [`ConfigDb`](crate::config::ConfigDb) and publishes
 //!   every new configuration on a watch channel; it builds and installs snapshots.
 //! - [`network`] carries openraft's RPCs over tonic, one cached channel per peer.
@@ -15,6 +16,7 @@ pub mod log;
 pub mod network;
 pub mod state_machine;
 pub mod store;
+pub mod wal;
 
 use std::io::Cursor;
 

@@ -1,10 +1,11 @@
-//! Durable Raft storage: the log, the vote, the committed index and the latest snapshot,
-//! all in one redb database (`raft.redb`) in the node's data directory.
+//! Durable Raft storage beside the log: the latest snapshot, in a redb database
+//! (`raft.redb`) in the node's data directory. The log, the vote and the committed index
+//! are in the write-ahead log next to it ([`super::wal`]); versions before it kept them
+//! in this database too, and the log store moves them out when it first opens such a
+//! directory (`log::kept_log`).
 //!
-//! The log's writes (appends, truncations, purges, the vote) go through the node's log
-//! writer ([`super::log`]), which commits them durably before openraft is told they
-//! happened, so an acknowledged entry is on disk; the snapshot is written on tokio's
-//! blocking pool. Values are stored as JSON, the same encoding the transport uses.
+//! The snapshot is written on tokio's blocking pool, durably. Values are stored as JSON,
+//! the same encoding the transport uses.
 //!
 //! A damaged file is reported when the store opens, with its path and what is wrong, and
 //! never reset (`docs/architecture.md`, "Storage"): redb checks every page, the store
@@ -24,7 +25,7 @@ use serde::de::DeserializeOwned;
 
 use super::{NodeId, TypeConfig};
 
-/// Log entries by index.
+/// Log entries by index (only in directories older versions wrote).
 pub(super) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// Single values by name: see the `KEY_*` constants.
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -49,6 +50,12 @@ pub enum OpenError {
         "the Raft database {path} is damaged: {source}; the node does not start, and the file is left as it is"
     )]
     Corrupted { path: PathBuf, source: redb::Error },
+    #[error(
+        "the Raft log {path} is damaged: {what}; the node does not start, and the files are left as they are"
+    )]
+    LogDamaged { path: PathBuf, what: String },
+    #[error("cannot read or write the Raft log {path}: {source}")]
+    LogIo { path: PathBuf, source: std::io::Error },
 }
 
 /// The redb database shared by the log store and the state machine of one node.
@@ -127,6 +134,25 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The node's data directory.
+    pub fn dir(&self) -> &Path {
+        self.path
+            .parent()
+            .expect("the database is inside the data directory")
+    }
+
+    /// Drops the log kept in this database, once the write-ahead log holds it.
+    pub(super) fn forget_kept_log(&self) -> Result<(), redb::Error> {
+        self.write(|txn| {
+            txn.open_table(LOG)?.retain(|_, _| false)?;
+            let mut meta = txn.open_table(META)?;
+            for key in [KEY_VOTE, KEY_LAST_PURGED, KEY_COMMITTED] {
+                meta.remove(key)?;
+            }
+            Ok(())
+        })
     }
 
     /// Tells when every task that used the store has let go of it and the file is closed,
@@ -229,18 +255,7 @@ impl Store {
         .await
     }
 
-    pub(super) fn last_entry(&self) -> Result<Option<Entry<TypeConfig>>, redb::Error> {
-        guarded("reading the log", || {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(LOG)?;
-            let Some((_, value)) = table.last()? else {
-                return Ok(None);
-            };
-            decode_entry(value.value()).map(Some)
-        })
-    }
-
-    pub(super) fn entries(
+    pub(crate) fn entries(
         &self,
         range: (Bound<u64>, Bound<u64>),
     ) -> Result<Vec<Entry<TypeConfig>>, redb::Error> {

@@ -23,6 +23,20 @@ pub(crate) fn scribble(path: &Path) {
     file.sync_all().unwrap();
 }
 
+/// Flips a bit in the first record of the oldest segment of the Raft log in `data_dir`,
+/// with sound records after it: damage, not a write a crash cut short.
+fn flip_first_record(data_dir: &Path) {
+    let mut segments: Vec<_> = std::fs::read_dir(data_dir.join("raft-log"))
+        .unwrap()
+        .map(|item| item.unwrap().path())
+        .collect();
+    segments.sort();
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    // After the segment's 8-byte magic and the record's length and checksum.
+    bytes[17] ^= 0x01;
+    std::fs::write(&segments[0], bytes).unwrap();
+}
+
 /// Cuts `path` to half its length.
 fn truncate(path: &Path) {
     let size = std::fs::metadata(path).expect("the file exists").len();
@@ -75,12 +89,16 @@ async fn a_damaged_member_is_reported_then_repaired_from_the_root() {
     let refused = fabric.repair("root").await.expect_err("the root is not repaired");
     assert!(refused.to_string().contains("--fresh"), "{refused}");
     let moved = fabric.repair("branch1").await.expect("branch1 is repaired");
-    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved.len(), 2, "the database and the log: {moved:?}");
     assert!(
         moved[0].display().to_string().contains("raft.redb.damaged-"),
         "{moved:?}"
     );
-    assert!(moved[0].exists());
+    assert!(
+        moved[1].display().to_string().contains("raft-log.damaged-"),
+        "{moved:?}"
+    );
+    assert!(moved.iter().all(|aside| aside.exists()));
     let after = fabric.wait_converged(CONVERGE).await.expect("branch1 catches up");
     assert_eq!(after.revision, before.revision);
     let hashes: Vec<Option<&str>> = after.nodes.iter().map(|n| n.config_hash.as_deref()).collect();
@@ -94,7 +112,7 @@ async fn a_damaged_member_is_reported_then_repaired_from_the_root() {
 /// Every damaged node is reported by one start, each with its file, and nothing starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_damaged_node_is_reported_before_anything_starts() {
-    let topology = generated_topology("several", 3);
+    let topology = generated_topology("several", 4);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let plan = Plan::under(data, "token", Ports::Ephemeral);
@@ -111,20 +129,30 @@ async fn every_damaged_node_is_reported_before_anything_starts() {
     scribble(&data.join("branch1/raft.redb"));
     truncate(&data.join("branch2/raft.redb"));
     std::fs::write(data.join("root/local.json"), "{\"tables\": [1, 2").unwrap();
+    flip_first_record(&data.join("branch3"));
     let error = match RunningFabric::start(topology, plan).await {
         Ok(_) => panic!("a fabric with damaged nodes started"),
         Err(error) => error,
     };
     assert!(
-        matches!(error, LaunchError::Damaged(ref nodes) if nodes.len() == 3),
+        matches!(error, LaunchError::Damaged(ref nodes) if nodes.len() == 4),
         "{error}"
     );
     let text = error.to_string();
-    for path in ["branch1/raft.redb", "branch2/raft.redb", "root/local.json"] {
+    for path in [
+        "branch1/raft.redb",
+        "branch2/raft.redb",
+        "root/local.json",
+        "branch3/raft-log",
+    ] {
         let path = data.join(path).display().to_string();
         assert!(text.contains(&path), "{path} missing from:\n{text}");
     }
     assert!(text.contains("fabricsim node --repair branch1"), "{text}");
+    assert!(
+        text.contains("does not match its checksum, and a sound one follows"),
+        "{text}"
+    );
     assert!(text.contains("--fresh"), "{text}");
     println!("{text}");
 }

@@ -1,0 +1,702 @@
+//! The Raft log on disk: an append-only write-ahead log of preallocated segments, as
+//! etcd's WAL is, in the node's `raft-log/` directory.
+//!
+//! Everything the log store must keep goes in as records, one after another: entries,
+//! truncations, purges, the vote and the committed index. A batch of records is one
+//! positioned write and one `fdatasync`. A segment is allocated whole when it is created,
+//! so a sync writes data blocks and no file size, which is what makes it cheap; when a
+//! batch does not fit, the next segment starts with the state so far (vote, committed,
+//! purged) and the old ones go once every entry in them is purged.
+//!
+//! A record is its length (4 bytes), the CRC-32 of its body (4 bytes) and the body: a
+//! kind byte, then for an entry its index (8 bytes) and its JSON, for a truncation the
+//! first index dropped, and for the rest their JSON. Replaying the records in order gives
+//! the log back. A record that does not check out at the end of the newest segment is a
+//! write a crash cut short, never acknowledged: it is dropped and zeroed. Anywhere else it
+//! is damage, reported with the file and offset, and nothing is changed.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::{Entry, LogId, Vote};
+
+use super::store::OpenError;
+use super::{NodeId, TypeConfig};
+
+/// The log's directory inside a node's data directory.
+pub const LOG_DIR: &str = "raft-log";
+
+/// The first bytes of every segment.
+const MAGIC: &[u8; 8] = b"fsimwal1";
+
+/// The size of a new segment, unless one batch needs more.
+const SEGMENT_BYTES: u64 = 1 << 20;
+
+/// A record's length and CRC.
+const HEADER: usize = 8;
+
+const ENTRY: u8 = 1;
+const TRUNCATE: u8 = 2;
+const PURGED: u8 = 3;
+const VOTE: u8 = 4;
+const COMMITTED: u8 = 5;
+
+/// One record to write.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// An entry, as JSON.
+    Entry {
+        log_id: LogId<NodeId>,
+        json: Vec<u8>,
+    },
+    /// Drops the entries from this index on.
+    Truncate(u64),
+    /// Drops the entries up to this one.
+    Purged(LogId<NodeId>),
+    Vote(Vote<NodeId>),
+    Committed(Option<LogId<NodeId>>),
+}
+
+impl Op {
+    /// The record: length, CRC, body.
+    fn encode(&self, out: &mut Vec<u8>) {
+        let body: Vec<u8> = match self {
+            Op::Entry { log_id, json } => [&[ENTRY][..], &log_id.index.to_le_bytes(), json].concat(),
+            Op::Truncate(index) => [&[TRUNCATE][..], &index.to_le_bytes()].concat(),
+            Op::Purged(id) => [vec![PURGED], json(id)].concat(),
+            Op::Vote(vote) => [vec![VOTE], json(vote)].concat(),
+            Op::Committed(id) => [vec![COMMITTED], json(id)].concat(),
+        };
+        let len = u32::try_from(body.len()).expect("a Raft log record is under 4 GiB");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("Raft values always serialize to JSON")
+}
+
+/// Where a flushed entry's JSON is.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub log_id: LogId<NodeId>,
+    file: Arc<File>,
+    offset: u64,
+    len: usize,
+}
+
+impl Location {
+    /// Reads the entry back.
+    pub fn read(&self) -> std::io::Result<Entry<TypeConfig>> {
+        let mut json = vec![0; self.len];
+        self.file.read_exact_at(&mut json, self.offset)?;
+        serde_json::from_slice(&json).map_err(std::io::Error::other)
+    }
+}
+
+/// What the log holds, as its records replay.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub vote: Option<Vote<NodeId>>,
+    pub committed: Option<LogId<NodeId>>,
+    pub purged: Option<LogId<NodeId>>,
+    /// The entries after `purged`, one run of indices.
+    pub entries: BTreeMap<u64, Location>,
+}
+
+impl State {
+    /// The records that carry everything but the entries: what a new segment starts with.
+    fn preamble(&self) -> Vec<Op> {
+        let mut ops: Vec<Op> = self.vote.map(Op::Vote).into_iter().collect();
+        ops.extend(self.purged.map(Op::Purged));
+        ops.push(Op::Committed(self.committed));
+        ops
+    }
+}
+
+/// One segment file.
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    len: u64,
+    /// The highest index of an entry written to it.
+    last_index: Option<u64>,
+}
+
+/// The log's files, open for appending.
+pub struct Wal {
+    dir: PathBuf,
+    /// Oldest first; the last one is written to.
+    segments: Vec<Segment>,
+    /// Where the next record goes in the last segment.
+    offset: u64,
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+    purged: Option<LogId<NodeId>>,
+}
+
+/// What one [`Wal::write`] did.
+pub struct Written {
+    /// Where each entry of the batch went, in order.
+    pub locations: Vec<Location>,
+    /// How many syncs it took.
+    pub syncs: u64,
+}
+
+impl Wal {
+    /// Opens the log in `data_dir`, or `None` when there is none yet. A write cut short
+    /// by a crash at the end is zeroed; damage anywhere else is refused.
+    pub fn open(data_dir: &Path) -> Result<Option<(Wal, State)>, OpenError> {
+        let dir = data_dir.join(LOG_DIR);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let replayed = replay(&dir)?;
+        let segments: Vec<Segment> = replayed.segments;
+        let active = segments.last().expect("replay finds at least one segment");
+        if let Some(torn) = replayed.torn {
+            tracing::warn!(
+                file = %active.path.display(),
+                offset = torn,
+                "the Raft log ends in a write a crash cut short; it was never acknowledged and is dropped"
+            );
+            let zeros = vec![0; usize::try_from(active.len - torn).expect("a segment fits in memory")];
+            let io = io_error(&active.path);
+            active.file.write_all_at(&zeros, torn).map_err(&io)?;
+            active.file.sync_data().map_err(&io)?;
+        }
+        let state = replayed.state;
+        let wal = Wal {
+            dir,
+            segments,
+            offset: replayed.end,
+            vote: state.vote,
+            committed: state.committed,
+            purged: state.purged,
+        };
+        Ok(Some((wal, state)))
+    }
+
+    /// Reads the log in `data_dir`, if any, and reports damage without changing anything.
+    pub fn check(data_dir: &Path) -> Result<(), OpenError> {
+        let dir = data_dir.join(LOG_DIR);
+        if dir.exists() {
+            replay(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the log in `data_dir` holding `ops`: written in a directory of its own,
+    /// synced, then renamed into place, so a crash leaves either no log or this one.
+    pub fn create(data_dir: &Path, ops: &[Op]) -> Result<(Wal, State), OpenError> {
+        let dir = data_dir.join(LOG_DIR);
+        let staging = data_dir.join(format!("{LOG_DIR}.new"));
+        let io = io_error(&staging);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(&io)?;
+        }
+        std::fs::create_dir(&staging).map_err(&io)?;
+        let mut bytes = Vec::new();
+        ops.iter().for_each(|op| op.encode(&mut bytes));
+        let path = staging.join(segment_name(1));
+        allocate_segment(&path, &bytes).map_err(&io)?;
+        sync_dir(&staging).map_err(&io)?;
+        std::fs::rename(&staging, &dir).map_err(&io)?;
+        sync_dir(data_dir).map_err(io_error(data_dir))?;
+        Wal::open(data_dir)?.ok_or_else(|| OpenError::LogDamaged {
+            path: dir,
+            what: "it vanished as it was created".to_owned(),
+        })
+    }
+
+    /// Writes `ops` in order and syncs them: on disk when this returns.
+    pub fn write(&mut self, ops: &[Op]) -> std::io::Result<Written> {
+        let mut bytes = Vec::new();
+        let mut entries = Vec::new();
+        for op in ops {
+            if let Op::Entry { log_id, json } = op {
+                // The JSON starts after the record's header, kind and index.
+                entries.push((*log_id, bytes.len() + HEADER + 9, json.len()));
+            }
+            op.encode(&mut bytes);
+        }
+        let mut syncs = 0;
+        if self.offset + bytes.len() as u64 > self.active().len {
+            syncs += self.rotate(bytes.len() as u64)?;
+        }
+        let start = self.offset;
+        let active = self.segments.last_mut().expect("an active segment");
+        active.file.write_all_at(&bytes, start)?;
+        active.file.sync_data()?;
+        syncs += 1;
+        self.offset += bytes.len() as u64;
+        let mut locations = Vec::with_capacity(entries.len());
+        for (log_id, at, len) in entries {
+            active.last_index = active.last_index.max(Some(log_id.index));
+            locations.push(Location {
+                log_id,
+                file: active.file.clone(),
+                offset: start + at as u64,
+                len,
+            });
+        }
+        for op in ops {
+            match op {
+                Op::Vote(vote) => self.vote = Some(*vote),
+                Op::Committed(id) => self.committed = *id,
+                Op::Purged(id) => self.purged = self.purged.max(Some(*id)),
+                Op::Entry { .. } | Op::Truncate(_) => {}
+            }
+        }
+        self.remove_purged_segments();
+        Ok(Written { locations, syncs })
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("an active segment")
+    }
+
+    /// Starts the next segment, big enough for `need` bytes after its preamble. Returns
+    /// the syncs it took.
+    fn rotate(&mut self, need: u64) -> std::io::Result<u64> {
+        let mut preamble = Vec::new();
+        let state = State {
+            vote: self.vote,
+            committed: self.committed,
+            purged: self.purged,
+            entries: BTreeMap::new(),
+        };
+        state.preamble().iter().for_each(|op| op.encode(&mut preamble));
+        let seq = self.active().seq + 1;
+        let path = self.dir.join(segment_name(seq));
+        let staging = path.with_extension("new");
+        let len = allocate_sized(&staging, &preamble, need)?;
+        std::fs::rename(&staging, &path)?;
+        sync_dir(&self.dir)?;
+        let file = File::options().read(true).write(true).open(&path)?;
+        self.segments.push(Segment {
+            seq,
+            path,
+            file: Arc::new(file),
+            len,
+            last_index: None,
+        });
+        self.offset = (MAGIC.len() + preamble.len()) as u64;
+        Ok(2)
+    }
+
+    /// Deletes the segments before the active one whose entries are all purged: a newer
+    /// segment's preamble holds their state.
+    fn remove_purged_segments(&mut self) {
+        let purged = self.purged.map(|id| id.index);
+        while self.segments.len() > 1
+            && self.segments[0]
+                .last_index
+                .is_none_or(|last| Some(last) <= purged)
+        {
+            let segment = self.segments.remove(0);
+            if let Err(e) = std::fs::remove_file(&segment.path) {
+                tracing::warn!(file = %segment.path.display(), error = %e, "a purged Raft log segment could not be deleted");
+            }
+        }
+    }
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("{seq:016x}.wal")
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::LogIo {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates a segment at `path` holding `records`, allocated whole, and syncs it.
+fn allocate_segment(path: &Path, records: &[u8]) -> std::io::Result<u64> {
+    allocate_sized(path, records, 0)
+}
+
+/// Creates a segment at `path` holding `records` with room for `room` more bytes (at
+/// least [`SEGMENT_BYTES`] in all), its blocks allocated, and syncs it with its size.
+fn allocate_sized(path: &Path, records: &[u8], room: u64) -> std::io::Result<u64> {
+    let len = SEGMENT_BYTES.max((MAGIC.len() + records.len()) as u64 + room);
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let size = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: the file descriptor is open for writing for the whole call.
+    let allocated = unsafe { libc::posix_fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, size) };
+    if allocated != 0 {
+        return Err(std::io::Error::from_raw_os_error(allocated));
+    }
+    file.write_all(MAGIC)?;
+    file.write_all(records)?;
+    file.sync_all()?;
+    Ok(len)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// What replaying a log directory gives.
+struct Replayed {
+    state: State,
+    segments: Vec<Segment>,
+    /// Where the newest segment's records end.
+    end: u64,
+    /// Where a write cut short by a crash starts, in the newest segment.
+    torn: Option<u64>,
+}
+
+/// Reads every segment of `dir` in order and replays its records.
+fn replay(dir: &Path) -> Result<Replayed, OpenError> {
+    let damaged = |path: &Path, what: String| OpenError::LogDamaged {
+        path: path.to_owned(),
+        what,
+    };
+    let mut names = Vec::new();
+    for item in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let path = item.map_err(io_error(dir))?.path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("wal") => {
+                let seq = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    .ok_or_else(|| damaged(&path, "a segment's name is not its number".to_owned()))?;
+                names.push((seq, path));
+            }
+            // A segment a crash left half made: the next rotation makes it again.
+            Some("new") => {}
+            _ => return Err(damaged(&path, "it is not a segment of the log".to_owned())),
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        return Err(damaged(dir, "it has no segment".to_owned()));
+    }
+    let mut replay = Replay::default();
+    let mut replayed = Replayed {
+        state: State::default(),
+        segments: Vec::new(),
+        end: 0,
+        torn: None,
+    };
+    let newest = names.last().map(|(seq, _)| *seq);
+    for (seq, path) in names {
+        let bytes = std::fs::read(&path).map_err(io_error(&path))?;
+        if !bytes.starts_with(MAGIC) {
+            return Err(damaged(
+                &path,
+                "it does not start as a segment of the log".to_owned(),
+            ));
+        }
+        // Open for writing too: the newest segment takes the next records.
+        let file = Arc::new(
+            File::options()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_error(&path))?,
+        );
+        let scanned = replay
+            .segment(&bytes, &file)
+            .map_err(|what| damaged(&path, what))?;
+        if let Some(torn) = scanned.torn {
+            if Some(seq) != newest {
+                return Err(damaged(
+                    &path,
+                    format!("the record at offset {torn} does not match its checksum"),
+                ));
+            }
+            replayed.torn = Some(torn);
+        }
+        replayed.end = scanned.end;
+        replayed.segments.push(Segment {
+            seq,
+            path,
+            file,
+            len: bytes.len() as u64,
+            last_index: scanned.last_index,
+        });
+    }
+    replay.finish().map_err(|what| damaged(dir, what))?;
+    replayed.state = replay.state;
+    Ok(replayed)
+}
+
+/// The body of the record at `at` in `bytes`, if one is there whole and matches its
+/// checksum.
+fn record_body(bytes: &[u8], at: usize) -> Option<&[u8]> {
+    let header = bytes.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    let body = bytes.get(at + HEADER..at.checked_add(HEADER + len)?)?;
+    (!body.is_empty() && crc32fast::hash(body) == crc && (ENTRY..=COMMITTED).contains(&body[0]))
+        .then_some(body)
+}
+
+/// The state of a replay so far.
+#[derive(Default)]
+struct Replay {
+    state: State,
+}
+
+/// What one segment's scan found.
+struct Scanned {
+    end: u64,
+    torn: Option<u64>,
+    last_index: Option<u64>,
+}
+
+impl Replay {
+    /// Replays the records of one segment, up to the first that is zero or does not check
+    /// out (its offset is `torn`).
+    fn segment(&mut self, bytes: &[u8], file: &Arc<File>) -> Result<Scanned, String> {
+        let mut at = MAGIC.len();
+        let mut scanned = Scanned {
+            end: at as u64,
+            torn: None,
+            last_index: None,
+        };
+        while let Some(header) = bytes.get(at..at + HEADER) {
+            let Some(body) = record_body(bytes, at) else {
+                if header.iter().chain(&bytes[at + HEADER..]).any(|b| *b != 0) {
+                    scanned.torn = Some(at as u64);
+                }
+                break;
+            };
+            let offset = (at + HEADER) as u64;
+            if let Some(index) = self.record(body, offset, file)? {
+                scanned.last_index = scanned.last_index.max(Some(index));
+            }
+            at += HEADER + body.len();
+            scanned.end = at as u64;
+        }
+        if let Some(torn) = scanned.torn
+            && let Some(after) = (torn as usize + 1..bytes.len()).find(|at| record_body(bytes, *at).is_some())
+        {
+            return Err(format!(
+                "the record at offset {torn} does not match its checksum, and a sound one follows at offset {after}"
+            ));
+        }
+        Ok(scanned)
+    }
+
+    /// Replays one record whose body starts at `offset`; answers an entry's index.
+    fn record(&mut self, body: &[u8], offset: u64, file: &Arc<File>) -> Result<Option<u64>, String> {
+        let at = |what: &str| format!("the {what} at offset {offset} does not decode");
+        let index_of = |bytes: &[u8]| {
+            bytes
+                .get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        let state = &mut self.state;
+        match body[0] {
+            ENTRY => {
+                let index = index_of(&body[1..]).ok_or_else(|| at("entry"))?;
+                let json = &body[9..];
+                let entry: Entry<TypeConfig> = serde_json::from_slice(json)
+                    .map_err(|e| format!("log entry {index} at offset {offset} does not decode: {e}"))?;
+                if entry.log_id.index != index {
+                    return Err(format!("log entry {index} holds entry {}", entry.log_id.index));
+                }
+                if let Some(last) = state.entries.keys().next_back().filter(|last| **last >= index) {
+                    return Err(format!(
+                        "log entry {index} follows entry {last} without a truncation"
+                    ));
+                }
+                state.entries.insert(
+                    index,
+                    Location {
+                        log_id: entry.log_id,
+                        file: file.clone(),
+                        offset: offset + 9,
+                        len: json.len(),
+                    },
+                );
+                return Ok(Some(index));
+            }
+            TRUNCATE => {
+                let index = index_of(&body[1..]).ok_or_else(|| at("truncation"))?;
+                state.entries.split_off(&index);
+            }
+            PURGED => {
+                let id: LogId<NodeId> = serde_json::from_slice(&body[1..]).map_err(|_| at("purge"))?;
+                state.purged = state.purged.max(Some(id));
+                state.entries.retain(|index, _| *index > id.index);
+            }
+            VOTE => state.vote = Some(serde_json::from_slice(&body[1..]).map_err(|_| at("vote"))?),
+            COMMITTED => {
+                state.committed = serde_json::from_slice(&body[1..]).map_err(|_| at("committed index"))?
+            }
+            kind => {
+                return Err(format!(
+                    "the record at offset {offset} is of no known kind ({kind})"
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks that the entries left are one run of indices right after the purged ones.
+    fn finish(&self) -> Result<(), String> {
+        let mut expected = self.state.purged.map(|id| id.index + 1);
+        for index in self.state.entries.keys() {
+            match expected {
+                Some(next) if *index != next => {
+                    return Err(format!("log entries {next} to {} are missing", index - 1));
+                }
+                _ => expected = Some(index + 1),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn id(index: u64) -> LogId<NodeId> {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    fn entry(index: u64) -> Op {
+        let entry = Entry::<TypeConfig> {
+            log_id: id(index),
+            payload: EntryPayload::Blank,
+        };
+        Op::Entry {
+            log_id: entry.log_id,
+            json: json(&entry),
+        }
+    }
+
+    fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Op> {
+        range.map(entry).collect()
+    }
+
+    fn indices(state: &State) -> Vec<u64> {
+        state.entries.keys().copied().collect()
+    }
+
+    fn segments(dir: &Path) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join(LOG_DIR))
+            .unwrap()
+            .map(|item| item.unwrap().path())
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn records_replay_to_the_same_log_after_truncation_and_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, state) = Wal::create(dir.path(), &entries(0..=2)).unwrap();
+        assert_eq!(indices(&state), [0, 1, 2]);
+        let vote = Vote::new(3, 1);
+        wal.write(&[Op::Vote(vote), Op::Truncate(2)]).unwrap();
+        wal.write(&[entry(2), entry(3), Op::Committed(Some(id(3))), Op::Purged(id(0))])
+            .unwrap();
+        drop(wal);
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(indices(&state), [1, 2, 3]);
+        assert_eq!(state.vote, Some(vote));
+        assert_eq!(state.committed, Some(id(3)));
+        assert_eq!(state.purged, Some(id(0)));
+        assert_eq!(state.entries[&3].read().unwrap().log_id, id(3));
+    }
+
+    #[test]
+    fn a_full_segment_rolls_over_and_purged_segments_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::create(dir.path(), &[Op::Vote(Vote::new(2, 1))]).unwrap();
+        // About 0.6 MiB a batch: the second one starts a new segment.
+        wal.write(&entries(0..=7999)).unwrap();
+        let written = wal.write(&entries(8000..=15999)).unwrap();
+        assert_eq!(
+            written.syncs, 3,
+            "a new segment's file and directory, then the batch"
+        );
+        assert_eq!(segments(dir.path()).len(), 2);
+        wal.write(&[Op::Purged(id(8000))]).unwrap();
+        assert_eq!(
+            segments(dir.path()).len(),
+            1,
+            "the first segment held only purged entries"
+        );
+        drop(wal);
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(
+            state.vote,
+            Some(Vote::new(2, 1)),
+            "carried by the new segment's preamble"
+        );
+        assert_eq!(state.entries.len(), 7999);
+        assert_eq!(state.entries[&15999].read().unwrap().log_id, id(15999));
+    }
+
+    #[test]
+    fn a_write_cut_short_at_the_end_is_dropped_and_zeroed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::create(dir.path(), &entries(0..=1)).unwrap();
+        let end = wal.offset;
+        let mut torn = Vec::new();
+        entry(2).encode(&mut torn);
+        wal.active()
+            .file
+            .write_all_at(&torn[..torn.len() / 2], end)
+            .unwrap();
+        drop(wal);
+        let (mut wal, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(indices(&state), [0, 1]);
+        wal.write(&entries(2..=2)).unwrap();
+        drop(wal);
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(indices(&state), [0, 1, 2]);
+    }
+
+    #[test]
+    fn damage_before_sound_records_is_reported_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::create(dir.path(), &entries(0..=1)).unwrap();
+        wal.write(&entries(2..=3)).unwrap();
+        drop(wal);
+        let path = segments(dir.path()).remove(0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let flipped = MAGIC.len() + HEADER + 20;
+        bytes[flipped] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let error = Wal::open(dir.path()).err().expect("refused").to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(
+            error.contains("the record at offset 8 does not match its checksum, and a sound one follows"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was changed");
+        assert!(Wal::check(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_gap_in_the_entries_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = [entry(1), entry(2), Op::Purged(id(0)), entry(4)];
+        let error = Wal::create(dir.path(), &ops).err().expect("refused").to_string();
+        assert!(error.contains("log entries 3 to 3 are missing"), "{error}");
+    }
+}
