@@ -66,7 +66,7 @@ pub async fn serve(node: Node, listener: TcpListener, tls: Arc<ServerConfig>, sh
     let name = node.name().to_owned();
     let incoming = serve_tls(listener, tls, name.clone());
     let result = tonic::transport::Server::builder()
-        .add_service(services::raft_server(node.clone()))
+        .add_service(services::raft_server(node.clone(), shutdown.clone()))
         .add_service(services::member_server(node.clone()))
         .add_service(services::admin_server(node))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{ADMISSION, ADMISSION_DENIED, ADMISSION_PENDING, AUTHORIZATION};
@@ -26,8 +27,10 @@ use crate::wire::proto::fabric::{CloudCommand, EmsCommand, SimReply};
 use crate::wire::proto::raft::RaftPayload;
 use crate::wire::proto::raft::raft_server::{Raft, RaftServer};
 
-pub(super) fn raft_server(node: Node) -> RaftServer<RaftService> {
-    RaftServer::new(RaftService { node })
+/// The Raft service; its AppendEntries streams end when `shutdown` is cancelled, so a
+/// stopping server is not held open by a leader that keeps its stream.
+pub(super) fn raft_server(node: Node, shutdown: CancellationToken) -> RaftServer<RaftService> {
+    RaftServer::new(RaftService { node, shutdown })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -117,13 +120,18 @@ impl tonic::service::Interceptor for TokenCheck {
 /// node it claims to be.
 pub(super) struct RaftService {
     node: Node,
+    shutdown: CancellationToken,
 }
 
 /// Refuses a call whose TLS peer is not the fabric node `claimed` (a Raft node id or a
 /// serial): its certificate's CN must be the serial the topology gives that node. The
 /// refusal is logged with the reason.
 fn check_peer<T>(node: &Node, request: &Request<T>, claimed: Claim<'_>) -> Result<(), Status> {
-    let peer = request.extensions().get::<PeerIdentity>();
+    check_identity(node, request.extensions().get::<PeerIdentity>(), claimed)
+}
+
+/// [`check_peer`] for the identity a connection showed.
+fn check_identity(node: &Node, peer: Option<&PeerIdentity>, claimed: Claim<'_>) -> Result<(), Status> {
     let common_name = peer.map(|peer| peer.common_name.as_str());
     let expected = node.fabric_nodes().iter().find(|spec| match claimed {
         Claim::Id(id) => spec.id == id,
@@ -180,16 +188,43 @@ fn encode<T: serde::Serialize>(value: &T) -> Response<RaftPayload> {
     })
 }
 
+/// Hands one AppendEntries request from the peer `peer` to the node's Raft.
+async fn append(
+    node: &Node,
+    peer: Option<&PeerIdentity>,
+    payload: &RaftPayload,
+) -> Result<RaftPayload, Status> {
+    let rpc: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig> = decode(payload)?;
+    check_identity(node, peer, sender(&rpc.vote))?;
+    let answer = node.raft().append_entries(rpc).await;
+    if answer.is_ok() {
+        node.heard_from_leader();
+    }
+    Ok(encode(&answer).into_inner())
+}
+
+type PayloadStream = Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Raft for RaftService {
-    async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig> = decode(request.get_ref())?;
-        check_peer(&self.node, &request, sender(&rpc.vote))?;
-        let answer = self.node.raft().append_entries(rpc).await;
-        if answer.is_ok() {
-            self.node.heard_from_leader();
-        }
-        Ok(encode(&answer))
+    type AppendStreamStream = PayloadStream;
+
+    /// Answers each request of the stream in turn; a request that is refused ends it.
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<RaftPayload>>,
+    ) -> Result<Response<PayloadStream>, Status> {
+        use futures::StreamExt as _;
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        let node = self.node.clone();
+        let answers = request
+            .into_inner()
+            .take_until(self.shutdown.clone().cancelled_owned())
+            .then(move |payload| {
+                let (node, peer) = (node.clone(), peer.clone());
+                async move { append(&node, peer.as_ref(), &payload?).await }
+            });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
