@@ -24,8 +24,9 @@ use super::store::{KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, OpenError, Store, e
 use super::wal::{Location, Op, State, Wal};
 use super::{NodeId, StorageError, TypeConfig};
 
-/// How many flushed entries stay in memory for readers.
-const FLUSHED_KEPT: usize = 256;
+/// How many flushed entries stay in memory for readers: replication reads an entry just
+/// after it is flushed; a follower that lags reads older ones from disk.
+const FLUSHED_KEPT: usize = 32;
 
 /// What readers see of the log: the entries in memory and where the others are on disk.
 #[derive(Default)]

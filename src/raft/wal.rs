@@ -277,6 +277,10 @@ impl Wal {
         let seq = self.active().seq + 1;
         let path = self.dir.join(segment_name(seq));
         let staging = path.with_extension("new");
+        // One a crash left half made.
+        if staging.exists() {
+            std::fs::remove_file(&staging)?;
+        }
         let len = allocate_sized(&staging, &preamble, need)?;
         std::fs::rename(&staging, &path)?;
         sync_dir(&self.dir)?;
@@ -628,6 +632,15 @@ mod tests {
         let (mut wal, _) = Wal::create(dir.path(), &[Op::Vote(Vote::new(2, 1))]).unwrap();
         // About 0.6 MiB a batch: the second one starts a new segment.
         wal.write(&entries(0..=7999)).unwrap();
+        // A segment a crash left half made is made again.
+        std::fs::write(
+            dir.path()
+                .join(LOG_DIR)
+                .join(segment_name(2))
+                .with_extension("new"),
+            b"half",
+        )
+        .unwrap();
         let written = wal.write(&entries(8000..=15999)).unwrap();
         assert_eq!(
             written.syncs, 3,
