@@ -39,6 +39,9 @@ const SEGMENT_BYTES: u64 = 1 << 20;
 /// A record's length and CRC.
 const HEADER: usize = 8;
 
+/// What comes before an entry's JSON in its record's body: the kind and the index.
+const ENTRY_PREFIX: usize = 9;
+
 const ENTRY: u8 = 1;
 const TRUNCATE: u8 = 2;
 const PURGED: u8 = 3;
@@ -223,7 +226,7 @@ impl Wal {
         for op in ops {
             if let Op::Entry { log_id, json } = op {
                 // The JSON starts after the record's header, kind and index.
-                entries.push((*log_id, bytes.len() + HEADER + 9, json.len()));
+                entries.push((*log_id, bytes.len() + HEADER + ENTRY_PREFIX, json.len()));
             }
             op.encode(&mut bytes);
         }
@@ -511,7 +514,7 @@ impl Replay {
         match body[0] {
             ENTRY => {
                 let index = index_of(&body[1..]).ok_or_else(|| at("entry"))?;
-                let json = &body[9..];
+                let json = &body[ENTRY_PREFIX..];
                 let entry: Entry<TypeConfig> = serde_json::from_slice(json)
                     .map_err(|e| format!("log entry {index} at offset {offset} does not decode: {e}"))?;
                 if entry.log_id.index != index {
@@ -527,7 +530,7 @@ impl Replay {
                     Location {
                         log_id: entry.log_id,
                         file: file.clone(),
-                        offset: offset + 9,
+                        offset: offset + ENTRY_PREFIX as u64,
                         len: json.len(),
                     },
                 );
