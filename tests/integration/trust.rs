@@ -97,10 +97,37 @@ async fn strangers_are_refused_on_the_fabric_port() {
     let payload = RaftPayload {
         json: serde_json::to_vec(&vote).unwrap(),
     };
-    let answer = RaftClient::new(channel)
+    let answer = RaftClient::new(channel.clone())
         .vote(payload)
         .await
         .expect_err("a vote under the root's id is refused");
+    assert_eq!(answer.code(), tonic::Code::PermissionDenied, "{answer:?}");
+    assert!(answer.message().contains(ROOT_SERIAL), "{answer:?}");
+
+    // ... and sending AppendEntries down a stream as the root: the stream ends refused.
+    let append = openraft::raft::AppendEntriesRequest::<fabricsim::raft::TypeConfig> {
+        vote: openraft::Vote::new_committed(99, 1),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    let payload = RaftPayload {
+        json: serde_json::to_vec(&append).unwrap(),
+    };
+    let member = fabric.addrs()["branch2"];
+    let channel = own
+        .connect(member, TIMEOUT)
+        .await
+        .expect("branch1's certificate is valid");
+    let mut answers = RaftClient::new(channel)
+        .append_stream(tokio_stream::iter([payload]))
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    let answer = answers
+        .message()
+        .await
+        .expect_err("AppendEntries under the root's id is refused");
     assert_eq!(answer.code(), tonic::Code::PermissionDenied, "{answer:?}");
     assert!(answer.message().contains(ROOT_SERIAL), "{answer:?}");
 
