@@ -83,8 +83,8 @@ pub struct Peer {
     target: NodeId,
     /// The channel, or why the peer's address is unusable.
     channel: Result<Channel, String>,
-    /// The AppendEntries stream to the peer, once opened; dropped on any error or
-    /// timeout (an answer could still be on its way) and opened again by the next call.
+    /// The AppendEntries stream to the peer, while no call is using it; a call that does
+    /// not end with its answer read drops it, and the next call opens another.
     stream: Option<AppendStream>,
 }
 
@@ -106,22 +106,22 @@ enum Rpc {
 struct TransportError(String);
 
 impl Peer {
-    /// The peer's AppendEntries stream, opened now if it is not open.
-    async fn stream(&mut self) -> Result<&mut AppendStream, tonic::Status> {
-        if self.stream.is_none() {
-            let channel = self.channel.clone().map_err(tonic::Status::unavailable)?;
-            let mut client = RaftClient::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES);
-            let (requests, outgoing) = tokio::sync::mpsc::channel(1);
-            let outgoing = tokio_stream::wrappers::ReceiverStream::new(outgoing);
-            let answers = client.append_stream(outgoing).await?.into_inner();
-            self.stream = Some(AppendStream { requests, answers });
-        }
-        Ok(self.stream.as_mut().expect("just opened"))
+    /// Opens an AppendEntries stream to the peer.
+    async fn open_stream(&self) -> Result<AppendStream, tonic::Status> {
+        let channel = self.channel.clone().map_err(tonic::Status::unavailable)?;
+        let mut client = RaftClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (requests, outgoing) = tokio::sync::mpsc::channel(1);
+        let outgoing = tokio_stream::wrappers::ReceiverStream::new(outgoing);
+        let answers = client.append_stream(outgoing).await?.into_inner();
+        Ok(AppendStream { requests, answers })
     }
 
-    /// Sends `request` down the AppendEntries stream and waits for its answer.
+    /// Sends `request` down the AppendEntries stream and waits for its answer. The stream
+    /// is kept only once the answer is read: a call that fails, or is dropped by a
+    /// timeout (openraft's own or ours), leaves no stream behind whose next answer would
+    /// be this request's.
     async fn append(
         &mut self,
         request: &AppendEntriesRequest<TypeConfig>,
@@ -129,17 +129,22 @@ impl Peer {
         let payload = RaftPayload {
             json: serde_json::to_vec(request).expect("Raft requests serialize to JSON"),
         };
-        let stream = self.stream().await?;
+        let mut stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => self.open_stream().await?,
+        };
         stream
             .requests
             .send(payload)
             .await
             .map_err(|_| tonic::Status::unavailable("the AppendEntries stream closed"))?;
-        stream
+        let answer = stream
             .answers
             .message()
             .await?
-            .ok_or_else(|| tonic::Status::unavailable("the peer ended the AppendEntries stream"))
+            .ok_or_else(|| tonic::Status::unavailable("the peer ended the AppendEntries stream"))?;
+        self.stream = Some(stream);
+        Ok(answer)
     }
 
     async fn call<Req, Resp, E>(
@@ -194,14 +199,12 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let answer = match tokio::time::timeout(option.hard_ttl(), self.append(&rpc)).await {
+        // openraft times the call out at the hard deadline itself; ours, at the soft one,
+        // normally comes first and says so.
+        let answer = match tokio::time::timeout(option.soft_ttl(), self.append(&rpc)).await {
             Ok(Ok(payload)) => payload,
-            Ok(Err(status)) => {
-                self.stream = None;
-                return Err(status_to_rpc_error(status));
-            }
+            Ok(Err(status)) => return Err(status_to_rpc_error(status)),
             Err(_) => {
-                self.stream = None;
                 let status = tonic::Status::deadline_exceeded("the peer did not answer in time");
                 return Err(status_to_rpc_error(status));
             }
@@ -228,5 +231,96 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(Rpc::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+
+    use futures::StreamExt as _;
+    use openraft::Vote;
+    use tonic::{Request, Response, Status, Streaming};
+
+    use super::*;
+    use crate::wire::proto::raft::raft_server::{Raft, RaftServer};
+
+    /// A peer that answers each AppendEntries with a higher vote naming the request's term,
+    /// so an answer tells which request it is for; term 1 it answers only after a second.
+    struct Echo;
+
+    type Answers = Pin<Box<dyn tokio_stream::Stream<Item = Result<RaftPayload, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl Raft for Echo {
+        type AppendStreamStream = Answers;
+
+        async fn append_stream(
+            &self,
+            request: Request<Streaming<RaftPayload>>,
+        ) -> Result<Response<Answers>, Status> {
+            let answers = request.into_inner().then(|payload| async move {
+                let rpc: AppendEntriesRequest<TypeConfig> = serde_json::from_slice(&payload?.json).unwrap();
+                if rpc.vote.leader_id().term == 1 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let answer: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+                    Ok(AppendEntriesResponse::HigherVote(rpc.vote));
+                Ok(RaftPayload {
+                    json: serde_json::to_vec(&answer).unwrap(),
+                })
+            });
+            Ok(Response::new(Box::pin(answers)))
+        }
+
+        async fn vote(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+
+        async fn install_snapshot(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+    }
+
+    fn request(term: u64) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(term, 1),
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        }
+    }
+
+    /// A call dropped before its answer came (openraft times calls out itself) must not
+    /// leave that answer for the next call to take as its own.
+    #[tokio::test]
+    async fn a_call_dropped_midway_does_not_hand_its_answer_to_the_next() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(RaftServer::new(Echo))
+                .serve_with_incoming(incoming),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        let mut peer = Peer {
+            target: 2,
+            channel: Ok(channel),
+            stream: None,
+        };
+        let option = RPCOption::new(Duration::from_secs(5));
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(200),
+            peer.append_entries(request(1), option.clone()),
+        );
+        assert!(dropped.await.is_err(), "term 1 is answered only after a second");
+        let answer = peer.append_entries(request(2), option).await.expect("an answer");
+        assert_eq!(
+            answer,
+            AppendEntriesResponse::HigherVote(Vote::new_committed(2, 1))
+        );
     }
 }
