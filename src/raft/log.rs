@@ -1,14 +1,14 @@
-//! openraft's log store over the node's write-ahead log ([`super::wal`]), with group
-//! commit.
+//! openraft's log store over the node's write-ahead log ([`super::wal`]).
 //!
 //! `append` keeps the entries in memory, where every reader sees them at once, and queues
 //! them for the node's log writer: one thread that takes everything queued (appends, the
-//! vote, truncations, purges) and the latest committed index, writes it as one batch of
-//! records and syncs it once, then tells openraft which appends are on disk. A write that
-//! arrives while a sync is under way waits for the next one, with every other write that
-//! arrived meanwhile. Writes reach the disk in the order openraft made them, and an append
-//! is reported flushed only once its batch is on disk, so an acknowledged entry survives a
-//! crash. The newest entries stay in memory after they are flushed, so replication reads
+//! vote, truncations, purges) and the latest committed index, writes it as one batch and
+//! syncs it once, then tells openraft which appends are on disk. (openraft 0.9 waits for
+//! each append, vote, truncation and purge to be on disk before it makes the next, so a
+//! batch holds one of them and the committed index; writes share a sync because the
+//! root groups them into one entry, `node::proposer`.) Writes reach the disk in the order
+//! openraft made them, and an append is reported flushed only once its batch is on disk,
+//! so an acknowledged entry survives a crash. The newest entries stay in memory after they are flushed, so replication reads
 //! them without touching the disk; older ones are read back from the log's files.
 
 use std::collections::BTreeMap;
@@ -237,40 +237,45 @@ impl Writer {
     /// Writes until every [`LogStore`] is gone: each turn, everything queued in one batch.
     fn run(mut self, writes: &mpsc::Receiver<Write>) {
         while let Ok(first) = writes.recv() {
-            let mut ops = Vec::new();
+            // The committed index before the rest of the queue: every entry it covers was
+            // queued before it was saved, so this batch or an earlier one holds it.
+            let mut ops = self.take_committed();
             let mut dones = Vec::new();
             for write in std::iter::once(first).chain(writes.try_iter()) {
                 ops.extend(write.ops);
                 dones.push(write.done);
             }
-            let result = self.commit(ops);
+            let result = self.commit(&ops);
             self.report(dones, result);
         }
         // A node that stops leaves its last committed index on disk too.
-        if let Err(e) = self.commit(Vec::new()) {
+        if let Err(e) = self.commit(&self.take_committed()) {
             tracing::warn!(error = %e, "the Raft log's committed index could not be saved");
         }
     }
 
-    /// Writes `ops` and the latest committed index as one synced batch, then shows readers
-    /// where the entries went.
-    fn commit(&mut self, mut ops: Vec<Op>) -> Result<(), String> {
-        let committed = self
-            .committed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        ops.extend(committed.map(Op::Committed));
+    /// Writes `ops` as one synced batch, then shows readers where the entries went.
+    fn commit(&mut self, ops: &[Op]) -> Result<(), String> {
         if ops.is_empty() {
             return Ok(());
         }
-        let written = self.wal.write(&ops).map_err(|e| e.to_string())?;
+        let written = self.wal.write(ops).map_err(|e| e.to_string())?;
         self.syncs.fetch_add(written.syncs, Ordering::Relaxed);
         self.tail
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .flushed(written.locations);
         Ok(())
+    }
+
+    /// The committed index openraft saved since the last batch, as a record.
+    fn take_committed(&self) -> Vec<Op> {
+        let committed = self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        committed.map(Op::Committed).into_iter().collect()
     }
 
     /// Tells everyone in the batch how it went.

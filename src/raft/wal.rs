@@ -3,17 +3,22 @@
 //!
 //! Everything the log store must keep goes in as records, one after another: entries,
 //! truncations, purges, the vote and the committed index. A batch of records is one
-//! positioned write and one `fdatasync`. A segment is allocated whole when it is created,
-//! so a sync writes data blocks and no file size, which is what makes it cheap; when a
-//! batch does not fit, the next segment starts with the state so far (vote, committed,
-//! purged) and the old ones go once every entry in them is purged.
+//! frame, written with one positioned write and synced with one `fdatasync`. A segment is
+//! allocated whole when it is created (`posix_fallocate`), so a sync never changes the
+//! file's size, which is what makes it cheap; when a batch does not fit, the next segment
+//! starts with the state so far (vote, committed, purged) and the old ones go once every
+//! entry in them is purged.
 //!
-//! A record is its length (4 bytes), the CRC-32 of its body (4 bytes) and the body: a
-//! kind byte, then for an entry its index (8 bytes) and its JSON, for a truncation the
-//! first index dropped, and for the rest their JSON. Replaying the records in order gives
-//! the log back. A record that does not check out at the end of the newest segment is a
-//! write a crash cut short, never acknowledged: it is dropped and zeroed. Anywhere else it
-//! is damage, reported with the file and offset, and nothing is changed.
+//! A frame and a record are each a length (4 bytes), the CRC-32 of the body (4 bytes) and
+//! the body. A frame's body is a kind byte and its records; a record's body is a kind
+//! byte, then for an entry its index (8 bytes) and its JSON, for a truncation the first
+//! index dropped, and for the rest their JSON. Replaying the records in order gives the
+//! log back. A frame that does not check out at the end of the newest segment, with no
+//! sound frame after it, is a batch a crash cut short (its pages may reach the disk in any
+//! order until its sync returns, and the next batch waits for that sync): it was never
+//! acknowledged, so it is dropped and zeroed. Anywhere else it is damage, reported with
+//! the file and offset, and nothing is changed. After a failed write or sync the log
+//! takes no more writes: what the failed batch left in the file is unknown.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -47,6 +52,8 @@ const TRUNCATE: u8 = 2;
 const PURGED: u8 = 3;
 const VOTE: u8 = 4;
 const COMMITTED: u8 = 5;
+/// A frame: the records of one batch.
+const BATCH: u8 = 6;
 
 /// One record to write.
 #[derive(Clone, Debug)]
@@ -79,6 +86,28 @@ impl Op {
         out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         out.extend_from_slice(&body);
     }
+}
+
+/// Where an entry's JSON is in a frame: its log id, offset and length.
+type Placed = (LogId<NodeId>, usize, usize);
+
+/// The frame of a batch of `ops`, and where each entry's JSON is in it.
+fn frame(ops: &[Op]) -> (Vec<u8>, Vec<Placed>) {
+    let mut body = vec![BATCH];
+    let mut entries = Vec::new();
+    for op in ops {
+        if let Op::Entry { log_id, json } = op {
+            // The JSON starts after the frame's header, the record's header, kind and index.
+            entries.push((*log_id, HEADER + body.len() + HEADER + ENTRY_PREFIX, json.len()));
+        }
+        op.encode(&mut body);
+    }
+    let len = u32::try_from(body.len()).expect("a batch of the Raft log is under 4 GiB");
+    let mut bytes = Vec::with_capacity(HEADER + body.len());
+    bytes.extend_from_slice(&len.to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    (bytes, entries)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -143,6 +172,8 @@ pub struct Wal {
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId<NodeId>>,
     purged: Option<LogId<NodeId>>,
+    /// Why a write or sync failed, after which the log takes no more writes.
+    failed: Option<String>,
 }
 
 /// What one [`Wal::write`] did.
@@ -183,6 +214,7 @@ impl Wal {
             vote: state.vote,
             committed: state.committed,
             purged: state.purged,
+            failed: None,
         };
         Ok(Some((wal, state)))
     }
@@ -206,10 +238,8 @@ impl Wal {
             std::fs::remove_dir_all(&staging).map_err(&io)?;
         }
         std::fs::create_dir(&staging).map_err(&io)?;
-        let mut bytes = Vec::new();
-        ops.iter().for_each(|op| op.encode(&mut bytes));
         let path = staging.join(segment_name(1));
-        allocate_segment(&path, &bytes).map_err(&io)?;
+        allocate_segment(&path, &frame(ops).0, 0).map_err(&io)?;
         sync_dir(&staging).map_err(&io)?;
         std::fs::rename(&staging, &dir).map_err(&io)?;
         sync_dir(data_dir).map_err(io_error(data_dir))?;
@@ -219,17 +249,23 @@ impl Wal {
         })
     }
 
-    /// Writes `ops` in order and syncs them: on disk when this returns.
+    /// Writes `ops` in order as one batch and syncs it: on disk when this returns. After
+    /// a failed write or sync every later one fails too.
     pub fn write(&mut self, ops: &[Op]) -> std::io::Result<Written> {
-        let mut bytes = Vec::new();
-        let mut entries = Vec::new();
-        for op in ops {
-            if let Op::Entry { log_id, json } = op {
-                // The JSON starts after the record's header, kind and index.
-                entries.push((*log_id, bytes.len() + HEADER + ENTRY_PREFIX, json.len()));
-            }
-            op.encode(&mut bytes);
+        if let Some(failed) = &self.failed {
+            return Err(std::io::Error::other(format!(
+                "the Raft log takes no more writes after an earlier one failed: {failed}"
+            )));
         }
+        let written = self.write_batch(ops);
+        if let Err(e) = &written {
+            self.failed = Some(e.to_string());
+        }
+        written
+    }
+
+    fn write_batch(&mut self, ops: &[Op]) -> std::io::Result<Written> {
+        let (bytes, entries) = frame(ops);
         let mut syncs = 0;
         if self.offset + bytes.len() as u64 > self.active().len {
             syncs += self.rotate(bytes.len() as u64)?;
@@ -269,14 +305,13 @@ impl Wal {
     /// Starts the next segment, big enough for `need` bytes after its preamble. Returns
     /// the syncs it took.
     fn rotate(&mut self, need: u64) -> std::io::Result<u64> {
-        let mut preamble = Vec::new();
         let state = State {
             vote: self.vote,
             committed: self.committed,
             purged: self.purged,
             entries: BTreeMap::new(),
         };
-        state.preamble().iter().for_each(|op| op.encode(&mut preamble));
+        let (preamble, _) = frame(&state.preamble());
         let seq = self.active().seq + 1;
         let path = self.dir.join(segment_name(seq));
         let staging = path.with_extension("new");
@@ -284,7 +319,7 @@ impl Wal {
         if staging.exists() {
             std::fs::remove_file(&staging)?;
         }
-        let len = allocate_sized(&staging, &preamble, need)?;
+        let len = allocate_segment(&staging, &preamble, need)?;
         std::fs::rename(&staging, &path)?;
         sync_dir(&self.dir)?;
         let file = File::options().read(true).write(true).open(&path)?;
@@ -308,10 +343,12 @@ impl Wal {
                 .last_index
                 .is_none_or(|last| Some(last) <= purged)
         {
-            let segment = self.segments.remove(0);
-            if let Err(e) = std::fs::remove_file(&segment.path) {
-                tracing::warn!(file = %segment.path.display(), error = %e, "a purged Raft log segment could not be deleted");
+            if let Err(e) = std::fs::remove_file(&self.segments[0].path) {
+                // Kept, and tried again after the next purge.
+                tracing::warn!(file = %self.segments[0].path.display(), error = %e, "a purged Raft log segment could not be deleted");
+                return;
             }
+            self.segments.remove(0);
         }
     }
 }
@@ -327,14 +364,9 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> OpenError + '_ {
     }
 }
 
-/// Creates a segment at `path` holding `records`, allocated whole, and syncs it.
-fn allocate_segment(path: &Path, records: &[u8]) -> std::io::Result<u64> {
-    allocate_sized(path, records, 0)
-}
-
 /// Creates a segment at `path` holding `records` with room for `room` more bytes (at
 /// least [`SEGMENT_BYTES`] in all), its blocks allocated, and syncs it with its size.
-fn allocate_sized(path: &Path, records: &[u8], room: u64) -> std::io::Result<u64> {
+fn allocate_segment(path: &Path, records: &[u8], room: u64) -> std::io::Result<u64> {
     let len = SEGMENT_BYTES.max((MAGIC.len() + records.len()) as u64 + room);
     let mut file = File::options()
         .read(true)
@@ -444,15 +476,20 @@ fn replay(dir: &Path) -> Result<Replayed, OpenError> {
     Ok(replayed)
 }
 
-/// The body of the record at `at` in `bytes`, if one is there whole and matches its
-/// checksum.
-fn record_body(bytes: &[u8], at: usize) -> Option<&[u8]> {
+/// The body of the frame or record at `at` in `bytes`, if one of `kinds` is there whole
+/// and matches its checksum.
+fn framed(bytes: &[u8], at: usize, kinds: std::ops::RangeInclusive<u8>) -> Option<&[u8]> {
     let header = bytes.get(at..at + HEADER)?;
     let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
     let body = bytes.get(at + HEADER..at.checked_add(HEADER + len)?)?;
-    (!body.is_empty() && crc32fast::hash(body) == crc && (ENTRY..=COMMITTED).contains(&body[0]))
-        .then_some(body)
+    (!body.is_empty() && crc32fast::hash(body) == crc && kinds.contains(&body[0])).then_some(body)
+}
+
+/// The body of the batch frame at `at` in `bytes`, if one is there whole and matches its
+/// checksum.
+fn batch_body(bytes: &[u8], at: usize) -> Option<&[u8]> {
+    framed(bytes, at, BATCH..=BATCH)
 }
 
 /// The state of a replay so far.
@@ -479,27 +516,45 @@ impl Replay {
             last_index: None,
         };
         while let Some(header) = bytes.get(at..at + HEADER) {
-            let Some(body) = record_body(bytes, at) else {
+            let Some(batch) = batch_body(bytes, at) else {
                 if header.iter().chain(&bytes[at + HEADER..]).any(|b| *b != 0) {
                     scanned.torn = Some(at as u64);
                 }
                 break;
             };
-            let offset = (at + HEADER) as u64;
-            if let Some(index) = self.record(body, offset, file)? {
-                scanned.last_index = scanned.last_index.max(Some(index));
-            }
-            at += HEADER + body.len();
+            let last = self.batch(batch, at + HEADER, file)?;
+            scanned.last_index = scanned.last_index.max(last);
+            at += HEADER + batch.len();
             scanned.end = at as u64;
         }
         if let Some(torn) = scanned.torn
-            && let Some(after) = (torn as usize + 1..bytes.len()).find(|at| record_body(bytes, *at).is_some())
+            && let Some(after) = (torn as usize + 1..bytes.len()).find(|at| batch_body(bytes, *at).is_some())
         {
             return Err(format!(
-                "the record at offset {torn} does not match its checksum, and a sound one follows at offset {after}"
+                "the batch at offset {torn} does not match its checksum, and a sound one follows at offset {after}"
             ));
         }
         Ok(scanned)
+    }
+
+    /// Replays the records of one batch, whose body starts at `offset` in the file;
+    /// answers the highest index of an entry in it. A batch that matched its checksum
+    /// holds only sound records, or it is damaged.
+    fn batch(&mut self, batch: &[u8], offset: usize, file: &Arc<File>) -> Result<Option<u64>, String> {
+        let mut last = None;
+        let mut at = 1;
+        while at < batch.len() {
+            let body = framed(batch, at, ENTRY..=COMMITTED).ok_or_else(|| {
+                format!(
+                    "the batch at offset {} holds a record that does not decode",
+                    offset - HEADER
+                )
+            })?;
+            let index = self.record(body, (offset + at + HEADER) as u64, file)?;
+            last = last.max(index);
+            at += HEADER + body.len();
+        }
+        Ok(last)
     }
 
     /// Replays one record whose body starts at `offset`; answers an entry's index.
@@ -687,6 +742,23 @@ mod tests {
         assert_eq!(indices(&state), [0, 1, 2]);
     }
 
+    /// Until its sync returns, a batch's pages reach the disk in any order: one whose
+    /// middle page is lost, with its last page written, is still a batch cut short.
+    #[test]
+    fn a_batch_with_a_page_lost_in_its_middle_is_dropped_as_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::create(dir.path(), &entries(0..=1)).unwrap();
+        let end = wal.offset as usize;
+        let (mut torn, _) = frame(&entries(2..=400));
+        assert!(torn.len() > 3 * 4096, "the batch spans several pages");
+        let page_after = (end / 4096 + 1) * 4096;
+        torn[page_after - end..page_after - end + 4096].fill(0);
+        wal.active().file.write_all_at(&torn, end as u64).unwrap();
+        drop(wal);
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(indices(&state), [0, 1]);
+    }
+
     #[test]
     fn damage_before_sound_records_is_reported_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
@@ -701,7 +773,7 @@ mod tests {
         let error = Wal::open(dir.path()).err().expect("refused").to_string();
         assert!(error.contains(&path.display().to_string()), "{error}");
         assert!(
-            error.contains("the record at offset 8 does not match its checksum, and a sound one follows"),
+            error.contains("the batch at offset 8 does not match its checksum, and a sound one follows"),
             "{error}"
         );
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was changed");
