@@ -14,7 +14,8 @@
 //! byte, then for an entry its index (8 bytes) and its JSON, for a truncation the first
 //! index dropped, and for the rest their JSON. Replaying the records in order gives the
 //! log back. A frame that does not check out at the end of the newest segment, with no
-//! sound frame after it, is a batch a crash cut short (its pages may reach the disk in any
+//! sound frame after it and not the segment's first (which is synced before the segment
+//! is used), is a batch a crash cut short (its pages may reach the disk in any
 //! order until its sync returns, and the next batch waits for that sync): it was never
 //! acknowledged, so it is dropped and zeroed. Anywhere else it is damage, reported with
 //! the file and offset, and nothing is changed. After a failed write or sync the log
@@ -527,12 +528,19 @@ impl Replay {
             at += HEADER + batch.len();
             scanned.end = at as u64;
         }
-        if let Some(torn) = scanned.torn
-            && let Some(after) = (torn as usize + 1..bytes.len()).find(|at| batch_body(bytes, *at).is_some())
-        {
-            return Err(format!(
-                "the batch at offset {torn} does not match its checksum, and a sound one follows at offset {after}"
-            ));
+        if let Some(torn) = scanned.torn {
+            if torn as usize == MAGIC.len() {
+                return Err(format!(
+                    "the batch at offset {torn} does not match its checksum, and a segment's first batch \
+                     is on disk before the segment is used"
+                ));
+            }
+            if let Some(after) = (torn as usize + 1..bytes.len()).find(|at| batch_body(bytes, *at).is_some())
+            {
+                return Err(format!(
+                    "the batch at offset {torn} does not match its checksum, and a sound one follows at offset {after}"
+                ));
+            }
         }
         Ok(scanned)
     }
@@ -759,25 +767,47 @@ mod tests {
         assert_eq!(indices(&state), [0, 1]);
     }
 
+    /// A log of three batches, its segment and where its second batch starts.
+    fn three_batches(dir: &Path) -> (PathBuf, usize) {
+        let (mut wal, _) = Wal::create(dir, &entries(0..=1)).unwrap();
+        let second = wal.offset as usize;
+        wal.write(&entries(2..=3)).unwrap();
+        wal.write(&entries(4..=5)).unwrap();
+        (segments(dir).remove(0), second)
+    }
+
+    /// Flips a bit `at` in `path`; answers the bytes as they are now.
+    fn flip(path: &Path, at: usize) -> Vec<u8> {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[at] ^= 0x40;
+        std::fs::write(path, &bytes).unwrap();
+        bytes
+    }
+
     #[test]
     fn damage_before_sound_records_is_reported_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::create(dir.path(), &entries(0..=1)).unwrap();
-        wal.write(&entries(2..=3)).unwrap();
-        drop(wal);
-        let path = segments(dir.path()).remove(0);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let flipped = MAGIC.len() + HEADER + 20;
-        bytes[flipped] ^= 0x40;
-        std::fs::write(&path, &bytes).unwrap();
+        let (path, second) = three_batches(dir.path());
+        let bytes = flip(&path, second + HEADER + 20);
         let error = Wal::open(dir.path()).err().expect("refused").to_string();
         assert!(error.contains(&path.display().to_string()), "{error}");
-        assert!(
-            error.contains("the batch at offset 8 does not match its checksum, and a sound one follows"),
-            "{error}"
-        );
+        let expected =
+            format!("the batch at offset {second} does not match its checksum, and a sound one follows");
+        assert!(error.contains(&expected), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was changed");
         assert!(Wal::check(dir.path()).is_err());
+    }
+
+    #[test]
+    fn damage_to_a_segments_first_batch_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = three_batches(dir.path());
+        flip(&path, MAGIC.len() + HEADER + 20);
+        let error = Wal::open(dir.path()).err().expect("refused").to_string();
+        assert!(
+            error.contains("the batch at offset 8 does not match its checksum, and a segment's first batch"),
+            "{error}"
+        );
     }
 
     #[test]

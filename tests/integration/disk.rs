@@ -23,8 +23,9 @@ pub(crate) fn scribble(path: &Path) {
     file.sync_all().unwrap();
 }
 
-/// Flips a bit in the first record of the oldest segment of the Raft log in `data_dir`,
-/// with sound records after it: damage, not a write a crash cut short.
+/// Flips a bit in the first batch of the oldest segment of the Raft log in `data_dir`:
+/// damage, not a write a crash cut short, since a segment's first batch is on disk before
+/// the segment is used.
 fn flip_first_record(data_dir: &Path) {
     let mut segments: Vec<_> = std::fs::read_dir(data_dir.join("raft-log"))
         .unwrap()
@@ -149,10 +150,8 @@ async fn every_damaged_node_is_reported_before_anything_starts() {
         assert!(text.contains(&path), "{path} missing from:\n{text}");
     }
     assert!(text.contains("fabricsim node --repair branch1"), "{text}");
-    assert!(
-        text.contains("does not match its checksum, and a sound one follows"),
-        "{text}"
-    );
+    let wal_damage = "0000000000000001.wal is damaged: the batch at offset 8 does not match its checksum";
+    assert!(text.contains(wal_damage), "{text}");
     assert!(text.contains("--fresh"), "{text}");
     println!("{text}");
 }
