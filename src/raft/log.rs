@@ -8,8 +8,9 @@
 //! batch holds one of them and the committed index; writes share a sync because the
 //! root groups them into one entry, `node::proposer`.) Writes reach the disk in the order
 //! openraft made them, and an append is reported flushed only once its batch is on disk,
-//! so an acknowledged entry survives a crash. The newest entries stay in memory after they are flushed, so replication reads
-//! them without touching the disk; older ones are read back from the log's files.
+//! so an acknowledged entry survives a crash. The newest entries stay in memory after
+//! they are flushed, so replication reads them without touching the disk; older ones are
+//! read back from the log's files.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
