@@ -436,13 +436,6 @@ fn replay(dir: &Path) -> Result<Replayed, OpenError> {
     };
     let newest = names.last().map(|(seq, _)| *seq);
     for (seq, path) in names {
-        let bytes = std::fs::read(&path).map_err(io_error(&path))?;
-        if !bytes.starts_with(MAGIC) {
-            return Err(damaged(
-                &path,
-                "it does not start as a segment of the log".to_owned(),
-            ));
-        }
         // Open for writing too: the newest segment takes the next records.
         let file = Arc::new(
             File::options()
@@ -451,6 +444,13 @@ fn replay(dir: &Path) -> Result<Replayed, OpenError> {
                 .open(&path)
                 .map_err(io_error(&path))?,
         );
+        let (bytes, len) = read_used(&file).map_err(io_error(&path))?;
+        if !bytes.starts_with(MAGIC) {
+            return Err(damaged(
+                &path,
+                "it does not start as a segment of the log".to_owned(),
+            ));
+        }
         let scanned = replay
             .segment(&bytes, &file)
             .map_err(|what| damaged(&path, what))?;
@@ -458,7 +458,7 @@ fn replay(dir: &Path) -> Result<Replayed, OpenError> {
             if Some(seq) != newest {
                 return Err(damaged(
                     &path,
-                    format!("the record at offset {torn} does not match its checksum"),
+                    format!("the batch at offset {torn} does not match its checksum"),
                 ));
             }
             replayed.torn = Some(torn);
@@ -468,7 +468,7 @@ fn replay(dir: &Path) -> Result<Replayed, OpenError> {
             seq,
             path,
             file,
-            len: bytes.len() as u64,
+            len,
             last_index: scanned.last_index,
         });
     }
@@ -491,6 +491,31 @@ fn framed(bytes: &[u8], at: usize, kinds: std::ops::RangeInclusive<u8>) -> Optio
 /// checksum.
 fn batch_body(bytes: &[u8], at: usize) -> Option<&[u8]> {
     framed(bytes, at, BATCH..=BATCH)
+}
+
+/// A segment's bytes up to its last one that is not zero (the rest is room no batch has
+/// used, which is most of a segment), and the file's length. The zeros are read in small
+/// pieces from the end, so opening a node reads and holds only what it wrote.
+fn read_used(file: &File) -> std::io::Result<(Vec<u8>, u64)> {
+    const PIECE: u64 = 64 * 1024;
+    let len = file.metadata()?.len();
+    let mut buffer = vec![0; PIECE as usize];
+    let mut used = len;
+    while used > 0 {
+        let start = used.saturating_sub(PIECE);
+        let piece = &mut buffer[..(used - start) as usize];
+        file.read_exact_at(piece, start)?;
+        match piece.iter().rposition(|b| *b != 0) {
+            Some(last) => {
+                used = start + last as u64 + 1;
+                break;
+            }
+            None => used = start,
+        }
+    }
+    let mut bytes = vec![0; usize::try_from(used).map_err(std::io::Error::other)?];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok((bytes, len))
 }
 
 /// The state of a replay so far.
@@ -516,11 +541,11 @@ impl Replay {
             torn: None,
             last_index: None,
         };
-        while let Some(header) = bytes.get(at..at + HEADER) {
+        // `bytes` ends at its last byte that is not zero: anything left after the sound
+        // batches is a batch that does not check out.
+        while at < bytes.len() {
             let Some(batch) = batch_body(bytes, at) else {
-                if header.iter().chain(&bytes[at + HEADER..]).any(|b| *b != 0) {
-                    scanned.torn = Some(at as u64);
-                }
+                scanned.torn = Some(at as u64);
                 break;
             };
             let last = self.batch(batch, at + HEADER, file)?;
