@@ -7,7 +7,7 @@ use fabricsim::connector::{CertificateState, Connection, DeviceState};
 use fabricsim::harness::Fabric;
 use fabricsim::topology::Topology;
 
-use crate::CONVERGE;
+use crate::{CONVERGE, run_ok};
 
 const ROOT: &str = "FGVM01TM22080001";
 const BRANCH1: &str = "FGVM01TM22080002";
@@ -92,8 +92,7 @@ async fn ems_cloud_needs_registration_and_entitlement_and_each_node_checks_its_o
         "{}",
         info.output
     );
-    let out = fabric.exec("root", ENABLE_CLOUD).await.unwrap();
-    assert!(!out.failed, "{}", out.output);
+    run_ok(&fabric, "root", ENABLE_CLOUD).await;
     fabric.wait_converged(CONVERGE).await.unwrap();
 
     // Registered members connect; the unregistered one fails with the reason.

@@ -2,7 +2,7 @@
 
 use fabricsim::harness::{Fabric, generated_topology};
 
-use crate::{CONVERGE, ems_entry, show_everywhere};
+use crate::{CONVERGE, ems_entry, run_ok, show_everywhere};
 
 async fn converges(nodes: usize) {
     let fabric = Fabric::start(generated_topology(&format!("conv{nodes}"), nodes))
@@ -14,8 +14,7 @@ async fn converges(nodes: usize) {
     let mut lines = ems_entry("ems1", "127.0.100.1", 8443);
     lines.extend(ems_entry("ems2", "ems.example.com", 443));
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let out = fabric.exec("root", &lines).await.expect("exec on root");
-    assert!(!out.failed, "{}", out.output);
+    run_ok(&fabric, "root", &lines).await;
 
     let status = fabric
         .wait_converged(CONVERGE)

@@ -8,7 +8,7 @@ use fabricsim::connector::{CertificateState, Connection, DeviceState, EmsStatus}
 use fabricsim::harness::Fabric;
 use fabricsim::topology::Topology;
 
-use crate::CONVERGE;
+use crate::{CONVERGE, run_ok};
 
 /// The FQDN of every test EMS.
 const EMS_HOST: &str = "ems.lab.example";
@@ -63,8 +63,7 @@ async fn configure(fabric: &Fabric, server: &str, extra: &[&str]) {
     lines.extend(extra.iter().map(|line| (*line).to_owned()));
     lines.push("end".to_owned());
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let out = fabric.exec("root", &lines).await.unwrap();
-    assert!(!out.failed, "{}", out.output);
+    run_ok(fabric, "root", &lines).await;
 }
 
 /// Waits until every node reports `ems1` as `check` accepts it.

@@ -4,7 +4,7 @@
 
 use fabricsim::harness::{Fabric, generated_topology};
 
-use crate::{CONVERGE, ems_entry};
+use crate::{CONVERGE, ems_entry, run_ok};
 
 /// `show endpoint-control fctems` on `node`.
 async fn show_fctems(fabric: &Fabric, node: &str) -> String {
@@ -23,18 +23,16 @@ fn lines(lines: &[String]) -> Vec<&str> {
 async fn gui_endpoint_control_is_replicated() {
     let fabric = Fabric::start(generated_topology("settings", 3)).await.unwrap();
     fabric.wait_converged(CONVERGE).await.unwrap();
-    let out = fabric
-        .exec(
-            "root",
-            &[
-                "config system settings",
-                "set gui-endpoint-control disable",
-                "end",
-            ],
-        )
-        .await
-        .unwrap();
-    assert!(!out.failed, "{}", out.output);
+    run_ok(
+        &fabric,
+        "root",
+        &[
+            "config system settings",
+            "set gui-endpoint-control disable",
+            "end",
+        ],
+    )
+    .await;
     fabric.wait_converged(CONVERGE).await.unwrap();
     let shown = fabric.exec("branch2", &["show system settings"]).await.unwrap();
     assert_eq!(
@@ -70,23 +68,21 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
     fabric.wait_converged(CONVERGE).await.unwrap();
 
     // branch1 goes local and edits its own copy.
-    let out = fabric
-        .exec(
-            "branch1",
-            &[
-                "config system csf",
-                "set status enable",
-                "set configuration-sync local",
-                "end",
-                "config endpoint-control fctems",
-                "edit ems1",
-                "set server 127.0.100.99",
-                "end",
-            ],
-        )
-        .await
-        .unwrap();
-    assert!(!out.failed, "{}", out.output);
+    run_ok(
+        &fabric,
+        "branch1",
+        &[
+            "config system csf",
+            "set status enable",
+            "set configuration-sync local",
+            "end",
+            "config endpoint-control fctems",
+            "edit ems1",
+            "set server 127.0.100.99",
+            "end",
+        ],
+    )
+    .await;
     let status = fabric.wait_converged(CONVERGE).await.unwrap();
     let sync: Vec<&str> = status
         .nodes
@@ -127,14 +123,12 @@ async fn configuration_sync_local_keeps_a_members_own_table_until_default() {
     assert!(shown.contains("set server \"127.0.100.99\""), "{shown}");
 
     // Back to default: branch1 adopts the root's table again.
-    let out = fabric
-        .exec(
-            "branch1",
-            &["config system csf", "set configuration-sync default", "end"],
-        )
-        .await
-        .unwrap();
-    assert!(!out.failed, "{}", out.output);
+    run_ok(
+        &fabric,
+        "branch1",
+        &["config system csf", "set configuration-sync default", "end"],
+    )
+    .await;
     let shown = show_fctems(&fabric, "branch1").await;
     assert!(shown.contains("set server \"127.0.100.2\""), "{shown}");
     let refused = fabric

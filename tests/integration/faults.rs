@@ -2,7 +2,7 @@
 
 use fabricsim::harness::{Fabric, generated_topology};
 
-use crate::{CONVERGE, ems_entry};
+use crate::{CONVERGE, ems_entry, run_ok};
 
 /// Rewrites entry `ems1`'s port `count` times, each write acknowledged.
 async fn write_many(fabric: &Fabric, count: u16) {
@@ -102,8 +102,7 @@ async fn root_restart_keeps_acknowledged_writes_and_leads_again() {
     // And it accepts writes again.
     let lines = ems_entry("ems3", "127.0.100.3", 443);
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let out = fabric.exec("root", &lines).await.unwrap();
-    assert!(!out.failed, "{}", out.output);
+    run_ok(&fabric, "root", &lines).await;
     let status = fabric.wait_converged(CONVERGE).await.expect("converges");
     assert_eq!(status.revision, before.revision.map(|r| r + 1));
     fabric.stop().await;

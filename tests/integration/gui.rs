@@ -16,8 +16,8 @@ use std::time::Duration;
 use fabricsim::harness::Fabric;
 use fabricsim::topology::Topology;
 
-use crate::CONVERGE;
 use crate::browser::{Browser, OrFail as _};
+use crate::{CONVERGE, run_ok};
 
 /// The administrator's password in this test's topology.
 const PASSWORD: &str = "fabricsim-gui";
@@ -94,18 +94,16 @@ async fn the_ems_connector_pages_work_as_on_a_fortigate() {
     let ems_port = fabric.lab().ems("ems1").unwrap().addr().port();
 
     // The page is hidden until Endpoint Control is visible.
-    let out = fabric
-        .exec(
-            "root",
-            &[
-                "config system settings",
-                "set gui-endpoint-control disable",
-                "end",
-            ],
-        )
-        .await
-        .unwrap();
-    assert!(!out.failed, "{}", out.output);
+    run_ok(
+        &fabric,
+        "root",
+        &[
+            "config system settings",
+            "set gui-endpoint-control disable",
+            "end",
+        ],
+    )
+    .await;
 
     // Without a session every page leads to the login page; a wrong password is refused.
     b.open(&format!("{root}/ng/fabric/connectors"))

@@ -52,3 +52,14 @@ pub async fn show_everywhere(fabric: &fabricsim::harness::Fabric) -> Vec<(String
     }
     shown
 }
+
+/// Runs `lines` on `node` in one session, as `fabricsim exec` does, and returns what they
+/// printed; fails the test with that output when one of them failed.
+pub async fn run_ok(fabric: &fabricsim::harness::Fabric, node: &str, lines: &[&str]) -> String {
+    let out = fabric
+        .exec(node, lines)
+        .await
+        .unwrap_or_else(|e| panic!("{node}: {e}"));
+    assert!(!out.failed, "{}", out.output);
+    out.output
+}

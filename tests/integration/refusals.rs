@@ -3,7 +3,7 @@
 use fabricsim::harness::{Fabric, generated_topology};
 use fabricsim::status::FabricReport;
 
-use crate::{CONVERGE, ems_entry};
+use crate::{CONVERGE, ems_entry, run_ok};
 
 /// Every node's (revision, hash).
 fn fingerprint(status: &FabricReport) -> Vec<(Option<u64>, Option<String>)> {
@@ -29,8 +29,7 @@ async fn refused_commands_print_fortios_errors_and_change_nothing() {
         "end".to_owned(),
     ]);
     let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
-    let out = fabric.exec("root", &setup).await.unwrap();
-    assert!(!out.failed, "{}", out.output);
+    run_ok(&fabric, "root", &setup).await;
     let before = fingerprint(&fabric.wait_converged(CONVERGE).await.unwrap());
 
     let cases: &[(&str, &[&str], &str)] = &[
