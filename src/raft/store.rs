@@ -255,7 +255,7 @@ impl Store {
         .await
     }
 
-    pub(crate) fn entries(
+    pub(super) fn entries(
         &self,
         range: (Bound<u64>, Bound<u64>),
     ) -> Result<Vec<Entry<TypeConfig>>, redb::Error> {
