@@ -1,5 +1,6 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::io;
 use std::fmt::Debug;
 use std::fmt::Display;
 use std::fmt::Formatter;
@@ -730,6 +731,39 @@ where
         Ok(())
     }
 
+    /// Submits a leader's own entries to the log store without waiting for them to reach the
+    /// disk; `Notify::LocalLogFlushed` reports when they did (fabricsim's patch).
+    async fn append_to_log_in_background<I>(
+        &mut self,
+        entries: I,
+        vote: Vote<C::NodeId>,
+        last_log_id: LogId<C::NodeId>,
+    ) -> Result<(), StorageError<C::NodeId>>
+    where
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let (tx, rx) = C::AsyncRuntime::oneshot();
+        let log_io_id = LogIOId::new(vote.clone(), Some(last_log_id.clone()));
+        self.log_store.append(entries, LogFlushed::new(log_io_id, tx)).await?;
+
+        let tx_notify = self.tx_notify.clone();
+        // False positive lint warning(`non-binding `let` on a future`): https://github.com/rust-lang/rust-clippy/issues/9932
+        #[allow(clippy::let_underscore_future)]
+        let _ = C::spawn(async move {
+            let result = match rx.await {
+                Ok(flushed) => flushed.map(|_| ()),
+                Err(e) => Err(io::Error::other(e.to_string())),
+            };
+            let _ = tx_notify.send(Notify::LocalLogFlushed {
+                vote,
+                log_id: last_log_id,
+                result,
+            });
+        });
+        Ok(())
+    }
+
     #[tracing::instrument(level = "debug", skip_all)]
     pub(crate) async fn apply_to_state_machine(
         &mut self,
@@ -1278,6 +1312,17 @@ where
                 }
             }
 
+            Notify::LocalLogFlushed { vote, log_id, result } => {
+                result.map_err(|e| StorageError::from(StorageIOError::write_logs(AnyError::error(e))))?;
+
+                // A write from an earlier term must not count towards this term's quorum.
+                if &vote == self.engine.state.vote_ref() {
+                    if let Ok(mut lh) = self.engine.leader_handler() {
+                        lh.replication_handler().update_local_progress(Some(log_id));
+                    }
+                }
+            }
+
             Notify::Tick { i } => {
                 // check every timer
 
@@ -1636,6 +1681,15 @@ where
             Command::AppendInputEntries { vote, entries } => {
                 let last_log_id = entries.last().unwrap().get_log_id().clone();
                 tracing::debug!("AppendInputEntries: {}", DisplaySlice::<_>(&entries),);
+
+                // fabricsim's patch: a leader's own entries are written while the commands
+                // after this one replicate them, so its disk write and its followers' run
+                // side by side (Raft thesis, 10.2.1). The leader counts itself towards the
+                // quorum only once its write is flushed: `Notify::LocalLogFlushed`.
+                if self.leader_data.is_some() && &vote == self.engine.state.vote_ref() {
+                    self.append_to_log_in_background(entries, vote, last_log_id).await?;
+                    return Ok(None);
+                }
 
                 self.append_to_log(entries, vote, last_log_id.clone()).await?;
 
