@@ -6,7 +6,8 @@
 //! - `grpc` (the default): the public path `fabricsim exec` takes. Each client holds its
 //!   own connection to the root's admin service (mutual TLS, the admin token) and one CLI
 //!   session in `config endpoint-control fctems`; a write is `edit`, two `set`s and
-//!   `next`, whose reply names the revision it committed.
+//!   `next`, sent together as a pasted block is (one round trip, not four), and `next`'s
+//!   reply names the revision it committed.
 //! - `inproc`: the node's own commit path (`Node::propose`), without gRPC or the CLI.
 //!
 //! A warm-up of a tenth of the writes (at least 50) comes first and is not measured; then
@@ -373,8 +374,7 @@ impl Client {
                     "next".to_owned(),
                 ];
                 let mut revision = None;
-                for line in &lines {
-                    let reply = client.session.run(line).await?;
+                for (line, reply) in lines.iter().zip(client.session.run_pasted(&lines).await?) {
                     if reply.failed {
                         return Err(Error::Bench(format!(
                             "the root refused `{line}`: {}",

@@ -259,23 +259,43 @@ impl CliSession {
     }
 
     async fn call(&mut self, kind: cli_request::Kind, line: &str) -> Result<CliReply, ClientError> {
+        self.send(kind, line).await?;
+        self.reply().await
+    }
+
+    async fn send(&mut self, kind: cli_request::Kind, line: &str) -> Result<(), ClientError> {
         let request = CliRequest {
             kind: kind as i32,
             line: line.to_owned(),
         };
-        let closed = ClientError::SessionClosed { addr: self.addr };
-        if self.request_tx.send(request).await.is_err() {
-            return Err(closed);
-        }
+        self.request_tx
+            .send(request)
+            .await
+            .map_err(|_| ClientError::SessionClosed { addr: self.addr })
+    }
+
+    async fn reply(&mut self) -> Result<CliReply, ClientError> {
         let reply = match self.replies.message().await {
             Ok(Some(reply)) => reply,
-            Ok(None) => return Err(closed),
-            Err(status) => {
-                return Err(ClientError::call(self.addr)(status));
-            }
+            Ok(None) => return Err(ClientError::SessionClosed { addr: self.addr }),
+            Err(status) => return Err(ClientError::call(self.addr)(status)),
         };
         self.prompt = reply.prompt.clone();
         Ok(reply)
+    }
+
+    /// Runs `lines` sent all at once, as a pasted block is, then reads their replies in
+    /// order: one round trip instead of one per line. For lines that ask no question (a
+    /// question would take the next line as its answer).
+    pub async fn run_pasted(&mut self, lines: &[String]) -> Result<Vec<Reply>, ClientError> {
+        for line in lines {
+            self.send(cli_request::Kind::Line, line).await?;
+        }
+        let mut replies = Vec::with_capacity(lines.len());
+        for _ in lines {
+            replies.push(self.reply().await?.into());
+        }
+        Ok(replies)
     }
 
     /// Runs one CLI line.

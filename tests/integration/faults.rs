@@ -21,11 +21,14 @@ async fn write_many(fabric: &Fabric, count: u16) {
         session.run(line).await.expect("line runs");
     }
     for port in 1..=count {
-        let set = session.run(&format!("set https-port {port}")).await.expect("set");
-        assert!(!set.failed, "{}", set.output);
-        let next = session.run("next").await.expect("next");
-        assert!(!next.failed, "{}", next.output);
-        session.run("edit ems1").await.expect("edit");
+        let lines = [
+            format!("set https-port {port}"),
+            "next".to_owned(),
+            "edit ems1".to_owned(),
+        ];
+        for reply in session.run_pasted(&lines).await.expect("lines run") {
+            assert!(!reply.failed, "{}", reply.output);
+        }
     }
     session.run("end").await.expect("end");
 }

@@ -117,3 +117,37 @@ async fn refused_commands_print_fortios_errors_and_change_nothing() {
     }
     fabric.stop().await;
 }
+
+/// A pasted block is answered line by line, in order, and a refused line in it is refused
+/// alone, as on a FortiGate's console: the lines around it still take effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_block_is_answered_line_by_line() {
+    let fabric = Fabric::start(generated_topology("pasted", 3))
+        .await
+        .expect("fabric starts");
+    fabric.wait_converged(CONVERGE).await.expect("converges");
+    let mut session = fabric.connect("root").await.unwrap().session().await.unwrap();
+    let lines = [
+        "config endpoint-control fctems",
+        "edit ems1",
+        "set server 127.0.100.1",
+        "set https-port nonsense",
+        "set https-port 8443",
+        "end",
+    ]
+    .map(str::to_owned);
+
+    let replies = session.run_pasted(&lines).await.expect("the block runs");
+
+    let failed: Vec<bool> = replies.iter().map(|reply| reply.failed).collect();
+    assert_eq!(failed, [false, false, false, true, false, false], "{replies:#?}");
+    assert!(
+        replies[3].output.contains("value parse error before 'nonsense'"),
+        "{}",
+        replies[3].output
+    );
+    assert!(replies[5].revision.is_some(), "`end` committed: {replies:#?}");
+    fabric.wait_converged(CONVERGE).await.expect("converges");
+    let shown = run_ok(&fabric, "branch2", &["show endpoint-control fctems"]).await;
+    assert!(shown.contains("set https-port 8443"), "{shown}");
+}
