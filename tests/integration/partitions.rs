@@ -74,7 +74,9 @@ async fn an_isolated_member_serves_its_configuration_and_catches_up_after_heal()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_cut_off_from_every_voter_acknowledges_nothing() {
-    let fabric = Fabric::start(generated_topology("rootcut", 3))
+    // Seven nodes: five voters and two learners, which are sent entries only once they
+    // are committed, so they too must get the entry the cut left waiting.
+    let fabric = Fabric::start(generated_topology("rootcut", 7))
         .await
         .expect("fabric starts");
     fabric.wait_converged(CONVERGE).await.expect("converges");

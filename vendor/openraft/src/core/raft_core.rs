@@ -858,6 +858,10 @@ where
 
         let session_id = ReplicationSessionId::new(leader.vote.clone(), membership_log_id.clone());
 
+        // fabricsim's patch: a learner is sent committed entries only. Streams are rebuilt
+        // whenever the membership changes, so a promoted learner gets a voter's stream.
+        let committed_only = !self.engine.state.membership_state.effective().is_voter(&target);
+
         ReplicationCore::<C, N, LS>::spawn(
             target.clone(),
             session_id,
@@ -869,6 +873,7 @@ where
             self.log_store.get_log_reader().await,
             self.sm_handle.new_snapshot_reader(),
             self.tx_notify.clone(),
+            committed_only,
             tracing::span!(parent: &self.span, Level::DEBUG, "replication", id=display(&self.id), target=display(&target)),
         )
     }

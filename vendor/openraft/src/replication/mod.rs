@@ -145,6 +145,14 @@ where
     /// Appropriate number of entries to send.
     /// This is only used by AppendEntries RPC.
     entries_hint: ReplicationHint,
+
+    /// fabricsim's patch: the target is a learner, which is sent entries only once they are
+    /// committed, together with the committed index, so it gets one AppendEntries per
+    /// write instead of two and leaves the voters' quorum round alone.
+    committed_only: bool,
+
+    /// Entries to send to a learner that were not committed yet (fabricsim's patch).
+    held: Option<DataWithId<LogIdRange<C::NodeId>>>,
 }
 
 impl<C, N, LS> ReplicationCore<C, N, LS>
@@ -168,6 +176,7 @@ where
         log_reader: LS::LogReader,
         snapshot_reader: SnapshotReader<C>,
         tx_raft_core: mpsc::UnboundedSender<Notify<C>>,
+        committed_only: bool,
         span: tracing::Span,
     ) -> ReplicationHandle<C> {
         tracing::debug!(
@@ -198,6 +207,8 @@ where
             weak_tx_event: tx_event.downgrade(),
             next_action: None,
             entries_hint: Default::default(),
+            committed_only,
+            held: None,
         };
 
         let join_handle = C::AsyncRuntime::spawn(this.main().instrument(span));
@@ -211,11 +222,26 @@ where
     #[tracing::instrument(level="debug", skip(self), fields(session=%self.session_id, target=display(&self.target), cluster=%self.config.cluster_name))]
     async fn main(mut self) -> Result<(), ReplicationClosed> {
         loop {
+            // fabricsim's patch: entries held back from a learner are tried again whenever
+            // nothing else is to be sent, and held again while none of them is committed.
+            if self.next_action.is_none() {
+                self.next_action = self.held.take().map(Data::Logs);
+            }
+
             let action = self.next_action.take();
 
             let Some(d) = action else {
                 self.drain_events_with_backoff().await?;
                 continue;
+            };
+
+            let d = match d {
+                Data::Logs(log) if self.waits_for_commit(&log) => {
+                    self.held = Some(log);
+                    self.drain_events_with_backoff().await?;
+                    continue;
+                }
+                d => d,
             };
 
             // Backup the log data for retrying.
@@ -333,6 +359,13 @@ where
         Ok(())
     }
 
+    /// Whether `log` is to a learner and holds no committed entry after its `prev` yet
+    /// (fabricsim's patch).
+    fn waits_for_commit(&self, log: &DataWithId<LogIdRange<C::NodeId>>) -> bool {
+        let range = log.data();
+        self.committed_only && range.prev != range.last && range.prev.next_index() >= self.committed.next_index()
+    }
+
     /// When a [`PayloadTooLarge`] error is received, update the hint for the next several RPC.
     fn update_hint(&mut self, too_large: &PayloadTooLarge) {
         const DEFAULT_ENTRIES_HINT_TTL: u64 = 10;
@@ -380,9 +413,16 @@ where
                 let start = rng.prev.next_index();
                 let end = rng.last.next_index();
 
-                if let Some(hint) = self.entries_hint.get() {
+                let end = if let Some(hint) = self.entries_hint.get() {
                     let hint_end = start + hint;
-                    (start, std::cmp::min(end, hint_end))
+                    std::cmp::min(end, hint_end)
+                } else {
+                    end
+                };
+
+                // fabricsim's patch: a learner is sent committed entries only.
+                if self.committed_only {
+                    (start, end.min(self.committed.next_index()).max(start))
                 } else {
                     (start, end)
                 }
@@ -629,7 +669,10 @@ where
 
         // If there is next action to run, do not block waiting for events,
         // instead, just try the best to drain all events.
-        if self.next_action.is_none() {
+        // fabricsim's patch: entries held for a learner that are committed by now are such
+        // an action: the events that committed them may have been drained during a backoff.
+        let held_ready = self.held.as_ref().is_some_and(|log| !self.waits_for_commit(log));
+        if self.next_action.is_none() && !held_ready {
             let event =
                 self.rx_event.recv().await.ok_or(ReplicationClosed::new("rx_repl is closed in drain_event()"))?;
             self.process_event(event);
@@ -680,7 +723,8 @@ where
                 self.committed = c;
 
                 // If there is no action, fill in an heartbeat action to send committed index.
-                if self.next_action.is_none() {
+                // fabricsim's patch: entries held for a learner carry it instead.
+                if self.next_action.is_none() && self.held.is_none() {
                     self.next_action = Some(Data::new_heartbeat());
                 }
             }
