@@ -65,9 +65,9 @@ use crate::wire::CloudAccess;
 const LEADERSHIP_WAIT: Duration = Duration::from_secs(5);
 /// How often the root checks that it leads.
 const KEEPER_INTERVAL: Duration = Duration::from_millis(300);
-/// `add_learner` waits for the learner to catch up; past this the member asks again
-/// rather than holding the root's join lock forever.
-const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the root waits for a new learner to catch up before it makes it a voter;
+/// past this the member asks again rather than holding the root's join lock forever.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A membership change waits for a quorum of the old and the new voters; past this the
 /// member asks again, so a member that left meanwhile never holds the root's join lock.
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -218,6 +218,9 @@ struct Shared {
     config_rx: watch::Receiver<Arc<ConfigDb>>,
     /// Serializes membership changes on the root: openraft allows one at a time.
     join_lock: tokio::sync::Mutex<()>,
+    /// On the root: members waiting to be added as learners by the next membership
+    /// change, with where to say how it went. A std Mutex: nothing awaits while it is held.
+    joining: std::sync::Mutex<Vec<Joining>>,
     checker: CheckerSetup,
     ems_tx: watch::Sender<CheckerStatus>,
     /// The tables this node keeps itself. A std Mutex: nothing awaits while it is held.
@@ -510,35 +513,25 @@ impl Node {
             return Err(JoinError::NotRoot);
         }
         self.authorize(&claim)?;
-        let (id, addr) = (claim.id, claim.addr.clone());
-        let _guard = self.shared.join_lock.lock().await;
+        let (id, node) = (
+            claim.id,
+            BasicNode {
+                addr: claim.addr.clone(),
+            },
+        );
         let raft = &self.shared.raft;
-        let metrics = raft.metrics().borrow().clone();
-        if metrics.current_leader != Some(self.id()) {
-            return Err(JoinError::NotLeader);
+        if self.leads_membership()?.get_node(&id).is_none() {
+            self.add_learner(id, node.clone()).await?;
+            tracing::info!(serial = claim.serial, name = claim.name, "member admitted");
         }
-        let membership = metrics.membership_config.membership().clone();
-        let node = BasicNode { addr: addr.clone() };
-        match membership.get_node(&id) {
-            None => {
-                let add = raft.add_learner(id, node, true);
-                match tokio::time::timeout(ADD_LEARNER_TIMEOUT, add).await {
-                    Ok(result) => {
-                        result.map_err(|e| JoinError::Membership(e.to_string()))?;
-                    }
-                    Err(_) => {
-                        return Err(JoinError::Membership(format!(
-                            "node {id} is a learner but has not caught up yet; ask again"
-                        )));
-                    }
-                }
-                tracing::info!(serial = claim.serial, name = claim.name, "member admitted");
-            }
-            Some(known) if known.addr != addr => {
-                let nodes = BTreeMap::from([(id, node)]);
-                bounded_membership(raft.change_membership(ChangeMembers::SetNodes(nodes), false)).await?;
-            }
-            Some(_) => {}
+        let _guard = self.shared.join_lock.lock().await;
+        let membership = self.leads_membership()?;
+        if membership
+            .get_node(&id)
+            .is_some_and(|known| known.addr != node.addr)
+        {
+            let nodes = BTreeMap::from([(id, node)]);
+            bounded_membership(raft.change_membership(ChangeMembers::SetNodes(nodes), false)).await?;
         }
         self.shared
             .pending
@@ -552,10 +545,91 @@ impl Node {
         if voters.len() >= self.shared.config.voters {
             return Ok(false);
         }
+        self.caught_up(id).await?;
         bounded_membership(raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false))
             .await?;
         Ok(true)
     }
+
+    /// The membership, while this node leads.
+    fn leads_membership(&self) -> Result<openraft::Membership<NodeId, BasicNode>, JoinError> {
+        let metrics = self.shared.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.id()) {
+            return Err(JoinError::NotLeader);
+        }
+        Ok(metrics.membership_config.membership().clone())
+    }
+
+    /// Adds `id` as a learner, in one membership change with every member that asked to
+    /// join meanwhile: a hundred members starting together cost a few changes, not a
+    /// hundred one after another (each rebuilds the root's replication to every node).
+    async fn add_learner(&self, id: NodeId, node: BasicNode) -> Result<(), JoinError> {
+        let (reply, added) = tokio::sync::oneshot::channel();
+        self.shared
+            .joining
+            .lock()
+            .expect("joining lock")
+            .push(Joining { id, node, reply });
+        {
+            let _guard = self.shared.join_lock.lock().await;
+            let batch = std::mem::take(&mut *self.shared.joining.lock().expect("joining lock"));
+            if !batch.is_empty() {
+                let (nodes, replies): (BTreeMap<NodeId, BasicNode>, Vec<_>) = batch
+                    .into_iter()
+                    .map(|joining| ((joining.id, joining.node), joining.reply))
+                    .unzip();
+                let change = self
+                    .shared
+                    .raft
+                    .change_membership(ChangeMembers::AddNodes(nodes), false);
+                let result = bounded_membership(change)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                for reply in replies {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        }
+        match added.await {
+            Ok(result) => result.map_err(JoinError::Membership),
+            Err(_) => Err(JoinError::Membership(
+                "the membership change that carried this member stopped; ask again".to_owned(),
+            )),
+        }
+    }
+
+    /// Waits until the root has replicated its whole log to learner `id`, as a voter must
+    /// have it before it counts towards a quorum.
+    async fn caught_up(&self, id: NodeId) -> Result<(), JoinError> {
+        let raft = &self.shared.raft;
+        let last = raft.metrics().borrow().last_log_index;
+        raft.wait(Some(CATCH_UP_TIMEOUT))
+            .metrics(
+                |metrics| {
+                    let matched = metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|replication| replication.get(&id).cloned().flatten());
+                    matched.map(|log_id| log_id.index) >= last
+                },
+                "the learner catches up",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                JoinError::Membership(format!(
+                    "node {id} is a learner but has not caught up yet; ask again"
+                ))
+            })
+    }
+}
+
+/// A member waiting to be added as a learner, and where to say how it went.
+struct Joining {
+    id: NodeId,
+    node: BasicNode,
+    reply: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// A membership change, given up after [`MEMBERSHIP_TIMEOUT`] (the member asks again).
@@ -724,6 +798,7 @@ impl RunningNode {
                 log_syncs,
                 config_rx,
                 join_lock: tokio::sync::Mutex::new(()),
+                joining: std::sync::Mutex::new(Vec::new()),
                 checker,
                 ems_tx,
                 ems_wake: Arc::new(tokio::sync::Notify::new()),
