@@ -520,12 +520,12 @@ impl Node {
             },
         );
         let raft = &self.shared.raft;
-        if self.leads_membership()?.get_node(&id).is_none() {
+        if self.membership_while_leading()?.get_node(&id).is_none() {
             self.add_learner(id, node.clone()).await?;
             tracing::info!(serial = claim.serial, name = claim.name, "member admitted");
         }
         let _guard = self.shared.join_lock.lock().await;
-        let membership = self.leads_membership()?;
+        let membership = self.membership_while_leading()?;
         if membership
             .get_node(&id)
             .is_some_and(|known| known.addr != node.addr)
@@ -551,8 +551,8 @@ impl Node {
         Ok(true)
     }
 
-    /// The membership, while this node leads.
-    fn leads_membership(&self) -> Result<openraft::Membership<NodeId, BasicNode>, JoinError> {
+    /// The Raft membership, or [`JoinError::NotLeader`] when this node does not lead.
+    fn membership_while_leading(&self) -> Result<openraft::Membership<NodeId, BasicNode>, JoinError> {
         let metrics = self.shared.raft.metrics().borrow().clone();
         if metrics.current_leader != Some(self.id()) {
             return Err(JoinError::NotLeader);
