@@ -520,13 +520,19 @@ impl Node {
             },
         );
         let raft = &self.shared.raft;
-        if self.membership_while_leading()?.get_node(&id).is_none() {
+        if self
+            .membership_while_leading()?
+            .membership()
+            .get_node(&id)
+            .is_none()
+        {
             self.add_learner(id, node.clone()).await?;
             tracing::info!(serial = claim.serial, name = claim.name, "member admitted");
         }
         let _guard = self.shared.join_lock.lock().await;
         let membership = self.membership_while_leading()?;
         if membership
+            .membership()
             .get_node(&id)
             .is_some_and(|known| known.addr != node.addr)
         {
@@ -538,7 +544,8 @@ impl Node {
             .lock()
             .expect("pending lock")
             .forget(&claim.serial);
-        let voters: BTreeSet<NodeId> = raft.metrics().borrow().membership_config.voter_ids().collect();
+        // A changed address leaves the voters as they were.
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         if voters.contains(&id) {
             return Ok(true);
         }
@@ -552,12 +559,15 @@ impl Node {
     }
 
     /// The Raft membership, or [`JoinError::NotLeader`] when this node does not lead.
-    fn membership_while_leading(&self) -> Result<openraft::Membership<NodeId, BasicNode>, JoinError> {
-        let metrics = self.shared.raft.metrics().borrow().clone();
+    fn membership_while_leading(
+        &self,
+    ) -> Result<Arc<openraft::StoredMembership<NodeId, BasicNode>>, JoinError> {
+        let metrics = self.shared.raft.metrics();
+        let metrics = metrics.borrow();
         if metrics.current_leader != Some(self.id()) {
             return Err(JoinError::NotLeader);
         }
-        Ok(metrics.membership_config.membership().clone())
+        Ok(metrics.membership_config.clone())
     }
 
     /// Adds `id` as a learner, in one membership change with every member that asked to
