@@ -9,8 +9,13 @@ use fabricsim::topology::Topology;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_seeds_keep_every_invariant() {
     let topology = Topology::load(Path::new("cluster-configs/default.toml")).expect("the default topology");
-    for seed in [1, 2, 3] {
-        match chaos::run(&topology, seed, 30).await {
+    play(&topology, &[1, 2, 3]).await;
+}
+
+/// Plays 30 steps of each seed on `topology`; fails with the first failure's report.
+async fn play(topology: &Topology, seeds: &[u64]) {
+    for &seed in seeds {
+        match chaos::run(topology, seed, 30).await {
             Ok(report) => assert_eq!(report.steps, 30),
             Err(failure) => panic!("{failure}"),
         }
@@ -37,10 +42,5 @@ async fn fixed_seeds_keep_every_invariant_with_learners() {
     let mut ems = default.ems[0].clone();
     ems.authorized = topology.nodes.iter().map(|node| node.serial.clone()).collect();
     topology.ems = vec![ems];
-    for seed in [806] {
-        match chaos::run(&topology, seed, 30).await {
-            Ok(report) => assert_eq!(report.steps, 30),
-            Err(failure) => panic!("{failure}"),
-        }
-    }
+    play(&topology, &[806]).await;
 }
