@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::cli::Reply;
-use crate::link::{LinkChange, LinkFault, LinkRule, Links, TlsError};
+use crate::link::{LinkChange, LinkFault, LinkRule, Links, Protocol, TlsError};
 use crate::node::{Node, NodeAddrs, NodeConfig, Provision};
 use crate::rpc::client::{AdminConnection, ClientError, Operator};
 use crate::server::{Listeners, RunningServer, ServerError};
@@ -334,7 +334,7 @@ impl RunningFabric {
         let tls = self
             .lab
             .operator_credentials()?
-            .server_config()
+            .server_config(&[Protocol::Grpc])
             .map_err(LaunchError::Operator)?;
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(crate::rpc::serve_sim(

@@ -19,7 +19,7 @@
 //! | 4 | [`topology`] | the cluster-config TOML file: validated types, defaults, problems with file:line |
 //! | 5 | [`wire`], [`state_dir`] | what crosses a socket (protobuf, the EMS and FortiCloud HTTP contracts); `.fabricsim/<fabric>/` |
 //! | 6 | [`link`] | the fabric's own connections: mutual TLS under the fabric CA, and the faults a link can be given (cut, delay) |
-//! | 7 | [`raft`], [`sim`], [`connector`] | openraft over redb and tonic; the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
+//! | 7 | [`raft`], [`sim`], [`connector`] | openraft over its write-ahead log, redb for snapshots, and TLS connections of its own (tonic for votes and snapshots); the simulated PKI, EMS servers and FortiCloud; the FortiGate side of reaching an EMS |
 //! | 8 | [`cli`] | the FortiOS CLI behind its `Backend`: tokenizer, contexts, verb tables, formatting, help, transcripts |
 //! | 9 | [`node`] | one FortiGate: Raft membership, its EMS checker, its local tables; no sockets |
 //! | 10 | [`rpc`], [`rest`], [`ssh`] | gRPC services (admin, member join, simulator control, Raft transport), their client, the proto conversions; the FortiOS REST API and web GUI over HTTPS; the FortiOS CLI over SSH |

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::link::Protocol;
 use crate::node::admission::Admission;
 use crate::node::{Node, NodeAddrs, NodeConfig, NodeError, RunningNode};
 use crate::rpc::client::{AdminConnection, Operator};
@@ -113,7 +114,7 @@ impl RunningServer {
             })?;
         let tls = config
             .credentials
-            .server_config()
+            .server_config(&[Protocol::Grpc, Protocol::Raft])
             .map_err(|source| ServerError::Tls {
                 node: config.name.clone(),
                 source,

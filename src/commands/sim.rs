@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{Error, FabricFiles};
+use crate::link::Protocol;
 use crate::sim::lab::Lab;
 use crate::state_dir::StateDir;
 use crate::topology::Topology;
@@ -113,7 +114,7 @@ pub(super) fn print_lab(lab: &Lab) {
 /// `cloud` verify by the fabric CA.
 fn control_tls(lab: &Lab, state: &StateDir) -> Result<Arc<rustls::ServerConfig>, Error> {
     lab.operator_credentials()?
-        .server_config()
+        .server_config(&[Protocol::Grpc])
         .map_err(|source| Error::Operator {
             dir: state.pki_dir(),
             source,

@@ -21,7 +21,7 @@ use super::faults::{LinkFault, LinkWatch};
 /// How much one read takes from the socket while a slow link holds what it read.
 const CHUNK: usize = 16 * 1024;
 
-type Healed = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Healed = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
 /// A chunk read from the socket and when it may be handed out; an empty chunk is the end
 /// of the stream.

@@ -26,8 +26,33 @@ use crate::wire::crypto_provider;
 
 /// How long a connection may take to complete its TLS handshake before it is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The protocol every fabric connection speaks inside TLS.
-const ALPN_H2: &[u8] = b"h2";
+/// What a fabric connection speaks inside TLS, agreed by ALPN in the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// gRPC over HTTP/2: every service of a node and of the simulator.
+    Grpc,
+    /// Raft's AppendEntries from a leader to one peer, in frames of its own
+    /// ([`crate::raft::append`]).
+    Raft,
+}
+
+impl Protocol {
+    fn alpn(self) -> &'static [u8] {
+        match self {
+            Protocol::Grpc => b"h2",
+            Protocol::Raft => b"fabricsim-raft/1",
+        }
+    }
+
+    /// The protocol a finished handshake agreed on. A client that offered none speaks
+    /// HTTP/2, as gRPC clients outside the fabric may.
+    fn agreed(alpn: Option<&[u8]>) -> Protocol {
+        match alpn {
+            Some(alpn) if alpn == Protocol::Raft.alpn() => Protocol::Raft,
+            _ => Protocol::Grpc,
+        }
+    }
+}
 
 /// Why a party's certificate cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -73,21 +98,22 @@ impl Credentials {
         Ok(Arc::new(roots))
     }
 
-    /// The client side: presents this party's certificate, trusts only the fabric CA.
-    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+    /// The client side: presents this party's certificate, trusts only the fabric CA, and
+    /// speaks `protocol`.
+    pub fn client_config(&self, protocol: Protocol) -> Result<Arc<ClientConfig>, TlsError> {
         let mut config = ClientConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Identity)?
             .with_root_certificates(self.roots()?)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(TlsError::Identity)?;
-        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        config.alpn_protocols = vec![protocol.alpn().to_vec()];
         Ok(Arc::new(config))
     }
 
-    /// The server side: presents this party's certificate and requires a client
-    /// certificate that chains to the fabric CA.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// The server side: presents this party's certificate, requires a client certificate
+    /// that chains to the fabric CA, and speaks any of `protocols`.
+    pub fn server_config(&self, protocols: &[Protocol]) -> Result<Arc<ServerConfig>, TlsError> {
         let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, crypto_provider())
             .build()
             .map_err(|e| TlsError::Ca(e.to_string()))?;
@@ -97,22 +123,31 @@ impl Credentials {
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(TlsError::Identity)?;
-        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        config.alpn_protocols = protocols
+            .iter()
+            .map(|protocol| protocol.alpn().to_vec())
+            .collect();
         Ok(Arc::new(config))
     }
 }
 
-/// Opens channels to fabric parties over TLS and the dialing node's [`Links`].
+/// A connection a [`Dialer`] opened: TLS over TCP under the link's faults.
+pub type FabricStream = tokio_rustls::client::TlsStream<LinkStream<TcpStream>>;
+
+/// Opens connections to fabric parties over TLS and the dialing node's [`Links`]: gRPC
+/// channels, and Raft streams.
 #[derive(Clone)]
 pub struct Dialer {
-    tls: TlsConnector,
+    grpc: TlsConnector,
+    raft: TlsConnector,
     links: Links,
 }
 
 impl Dialer {
     pub fn new(credentials: &Credentials, links: Links) -> Result<Dialer, TlsError> {
         Ok(Dialer {
-            tls: TlsConnector::from(credentials.client_config()?),
+            grpc: TlsConnector::from(credentials.client_config(Protocol::Grpc)?),
+            raft: TlsConnector::from(credentials.client_config(Protocol::Raft)?),
             links,
         })
     }
@@ -139,10 +174,28 @@ impl Dialer {
             .await
     }
 
-    async fn dial(
-        self,
-        uri: Uri,
-    ) -> io::Result<TokioIo<tokio_rustls::client::TlsStream<LinkStream<TcpStream>>>> {
+    /// A connection to `addr` speaking [`Protocol::Raft`], or why there is none within
+    /// `connect_timeout` (a cut link, a peer that is down).
+    pub async fn open_raft(&self, addr: SocketAddr, connect_timeout: Duration) -> io::Result<FabricStream> {
+        let connecting = self.open(&self.raft, addr);
+        tokio::time::timeout(connect_timeout, connecting)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "no connection in time")))
+    }
+
+    async fn open(&self, tls: &TlsConnector, addr: SocketAddr) -> io::Result<FabricStream> {
+        let link = self.links.watch(addr);
+        // A cut link loses the SYN: nothing happens until it heals or the caller's connect
+        // timeout gives up.
+        link.healed().await;
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        // The peer's certificate must name the address dialed.
+        let name = ServerName::IpAddress(addr.ip().into());
+        tls.connect(name, LinkStream::new(tcp, link)).await
+    }
+
+    async fn dial(self, uri: Uri) -> io::Result<TokioIo<FabricStream>> {
         let addr: SocketAddr = uri
             .authority()
             .and_then(|authority| authority.as_str().parse().ok())
@@ -152,21 +205,12 @@ impl Dialer {
                     format!("{uri} names no socket address"),
                 )
             })?;
-        let link = self.links.watch(addr);
-        // A cut link loses the SYN: nothing happens until it heals or the caller's connect
-        // timeout gives up.
-        link.healed().await;
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        // The peer's certificate must name the address dialed.
-        let name = ServerName::IpAddress(addr.ip().into());
-        let tls = self.tls.connect(name, LinkStream::new(tcp, link)).await?;
-        Ok(TokioIo::new(tls))
+        Ok(TokioIo::new(self.open(&self.grpc, addr).await?))
     }
 }
 
 impl tower_service::Service<Uri> for Dialer {
-    type Response = TokioIo<tokio_rustls::client::TlsStream<LinkStream<TcpStream>>>;
+    type Response = TokioIo<FabricStream>;
     type Error = io::Error;
     type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
 
@@ -191,6 +235,17 @@ pub struct PeerIdentity {
 pub struct TlsConnection {
     stream: tokio_rustls::server::TlsStream<TcpStream>,
     peer: PeerIdentity,
+    protocol: Protocol,
+}
+
+impl TlsConnection {
+    pub fn peer(&self) -> &PeerIdentity {
+        &self.peer
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
 }
 
 impl Connected for TlsConnection {
@@ -306,9 +361,11 @@ async fn handshake(
         .and_then(|chain| chain.first())
         .and_then(|leaf| common_name_of(leaf))
         .ok_or_else(|| refused("the client certificate has no common name".to_owned()))?;
+    let protocol = Protocol::agreed(stream.get_ref().1.alpn_protocol());
     Ok(TlsConnection {
         stream,
         peer: PeerIdentity { addr, common_name },
+        protocol,
     })
 }
 

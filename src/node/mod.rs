@@ -1046,7 +1046,7 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config, Box<openraft::Co
         snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
         max_in_snapshot_log_to_keep: settings.keep_logs,
         // A snapshot of the configuration is small: send it in one message.
-        snapshot_max_chunk_size: (crate::raft::network::MAX_MESSAGE_BYTES / 2) as u64,
+        snapshot_max_chunk_size: (crate::raft::MAX_MESSAGE_BYTES / 2) as u64,
         install_snapshot_timeout: 10_000,
         ..Default::default()
     }

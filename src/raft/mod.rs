@@ -6,12 +6,14 @@
 //!   which syncs everything queued at once.
 //! - [`state_machine`] applies [`ConfigCommand`]s to the node's [`ConfigDb`](crate::config::ConfigDb) and publishes
 //!   every new configuration on a watch channel; it builds and installs snapshots.
-//! - [`network`] carries openraft's RPCs over tonic, one cached channel per peer.
+//! - [`network`] carries openraft's RPCs to the peers: AppendEntries on a connection of
+//!   its own per peer, in [`append`]'s frames, votes and snapshots over tonic.
 //!
 //! Commands enter through `Raft::client_write` on the root, one [`Proposal`] per log
 //! entry; results leave as the [`ApplyResult`] of each entry and as the published
 //! `ConfigDb`.
 
+pub mod append;
 pub mod log;
 pub mod network;
 pub mod state_machine;
@@ -23,6 +25,10 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Applied, CommandError, ConfigCommand};
+
+/// The largest message a peer accepts: snapshots travel in one piece, and tonic's default
+/// of 4 MiB would refuse a large configuration's snapshot.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What one log entry carries: one configuration command, or several the root grouped
 /// into one entry (writes that arrived together, see `node::proposer`). A group's

@@ -1,15 +1,17 @@
-//! openraft's network over tonic: one cached, lazily connected channel per peer address,
-//! opened by the node's [`Dialer`] (mutual TLS, the link's faults), and a deadline on
-//! every RPC.
+//! openraft's network: every connection opened by the node's [`Dialer`] (mutual TLS, the
+//! link's faults), and a deadline on every RPC.
 //!
-//! AppendEntries (entries and heartbeats) goes down one stream per peer, kept open from
-//! call to call: a unary call cost its own headers, trailers and server task each time,
-//! which at 50 nodes was half the CPU of a write. Vote and InstallSnapshot stay unary.
-//! Requests and responses travel as JSON inside `RaftPayload`. A peer that cannot be
-//! reached answers `Unreachable`, which makes openraft back off instead of retrying in a
-//! tight loop; an error raised by the peer's Raft comes back as a `RemoteError`.
+//! AppendEntries (entries and heartbeats) goes down one [`AppendConnection`] per peer,
+//! kept open from call to call ([`super::append`]): as a unary gRPC call it cost its own
+//! headers, trailers and server task each time, which at 50 nodes was half the CPU of a
+//! write, and as a gRPC stream HTTP/2 still cost an eighth. Vote and InstallSnapshot,
+//! rare, are unary gRPC calls on one cached, lazily connected channel per peer address,
+//! their requests and responses JSON inside `RaftPayload`. A peer that cannot be reached
+//! answers `Unreachable`, which makes openraft back off instead of retrying in a tight
+//! loop; an error raised by the peer's Raft comes back as a `RemoteError`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,17 +26,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
 
-use super::{NodeId, TypeConfig};
+use super::append::{Answer, AppendConnection, StreamError};
+use super::{MAX_MESSAGE_BYTES, NodeId, TypeConfig};
 use crate::link::Dialer;
 use crate::wire::proto::raft::RaftPayload;
 use crate::wire::proto::raft::raft_client::RaftClient;
 
 /// How long a connection attempt to a peer may take before the peer counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// The largest message a peer accepts: snapshots travel in one piece, and tonic's default
-/// of 4 MiB would refuse a large configuration's snapshot.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Creates connections to peers, sharing one channel per address.
 #[derive(Clone)]
@@ -51,18 +50,13 @@ impl Network {
         }
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, String> {
+    fn channel(&self, addr: SocketAddr) -> Channel {
         // A std Mutex: nothing awaits while it is held.
         let mut channels = self.channels.lock().expect("channel cache lock poisoned");
-        if let Some(channel) = channels.get(addr) {
-            return Ok(channel.clone());
-        }
-        let socket = addr
-            .parse()
-            .map_err(|e| format!("peer address {addr:?} is not ip:port: {e}"))?;
-        let channel = self.dialer.channel(socket, CONNECT_TIMEOUT);
-        channels.insert(addr.to_owned(), channel.clone());
-        Ok(channel)
+        let channel = channels
+            .entry(addr.to_string())
+            .or_insert_with(|| self.dialer.channel(addr, CONNECT_TIMEOUT));
+        channel.clone()
     }
 }
 
@@ -70,9 +64,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        let addr = node
+            .addr
+            .parse()
+            .map_err(|e| format!("peer address {:?} is not ip:port: {e}", node.addr));
         Peer {
             target,
-            channel: self.channel(&node.addr),
+            channel: addr.clone().map(|addr| self.channel(addr)),
+            addr,
+            dialer: self.dialer.clone(),
             stream: None,
         }
     }
@@ -81,17 +81,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 /// A connection to one peer.
 pub struct Peer {
     target: NodeId,
-    /// The channel, or why the peer's address is unusable.
+    /// The peer's address, or why it is unusable.
+    addr: Result<SocketAddr, String>,
+    dialer: Dialer,
+    /// The channel for votes and snapshots.
     channel: Result<Channel, String>,
-    /// The AppendEntries stream to the peer, while no call is using it; a call that does
-    /// not end with its answer read drops it, and the next call opens another.
-    stream: Option<AppendStream>,
-}
-
-/// An open `AppendStream` call: requests go in, one answer each comes back in order.
-struct AppendStream {
-    requests: tokio::sync::mpsc::Sender<RaftPayload>,
-    answers: tonic::Streaming<RaftPayload>,
+    /// The AppendEntries connection to the peer, while no call is using it; a call that
+    /// does not end with its answer read drops it, and the next call opens another.
+    stream: Option<AppendConnection>,
 }
 
 /// Which RPC of the `Raft` service to call.
@@ -105,44 +102,33 @@ enum Rpc {
 #[error("{0}")]
 struct TransportError(String);
 
-impl Peer {
-    /// Opens an AppendEntries stream to the peer.
-    async fn open_stream(&self) -> Result<AppendStream, tonic::Status> {
-        let channel = self.channel.clone().map_err(tonic::Status::unavailable)?;
-        let mut client = RaftClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let (requests, outgoing) = tokio::sync::mpsc::channel(1);
-        let outgoing = tokio_stream::wrappers::ReceiverStream::new(outgoing);
-        let answers = client.append_stream(outgoing).await?.into_inner();
-        Ok(AppendStream { requests, answers })
-    }
+/// Why an AppendEntries call got no answer.
+enum Failure {
+    /// The peer is down, restarting, cut off, or slow: openraft backs off.
+    Unreachable(String),
+    /// The peer refused the call, or broke the protocol.
+    Network(String),
+}
 
-    /// Sends `request` down the AppendEntries stream and waits for its answer. The stream
-    /// is kept only once the answer is read: a call that fails, or is dropped by a
-    /// timeout (openraft's own or ours), leaves no stream behind whose next answer would
-    /// be this request's.
-    async fn append(
-        &mut self,
-        request: &AppendEntriesRequest<TypeConfig>,
-    ) -> Result<RaftPayload, tonic::Status> {
-        let payload = RaftPayload {
-            json: serde_json::to_vec(request).expect("Raft requests serialize to JSON"),
-        };
+impl Peer {
+    /// Sends `request` down the AppendEntries connection and waits for its answer. The
+    /// connection is kept only once the answer is read: a call that fails, or is dropped
+    /// by a timeout (openraft's own or ours), leaves no connection behind whose next
+    /// answer would be this request's.
+    async fn append(&mut self, request: &AppendEntriesRequest<TypeConfig>) -> Result<Answer, Failure> {
         let mut stream = match self.stream.take() {
             Some(stream) => stream,
-            None => self.open_stream().await?,
+            None => {
+                let addr = self.addr.clone().map_err(Failure::Unreachable)?;
+                AppendConnection::open(&self.dialer, addr, CONNECT_TIMEOUT)
+                    .await
+                    .map_err(|e| Failure::Unreachable(format!("no connection to {addr}: {e}")))?
+            }
         };
-        stream
-            .requests
-            .send(payload)
-            .await
-            .map_err(|_| tonic::Status::unavailable("the AppendEntries stream closed"))?;
-        let answer = stream
-            .answers
-            .message()
-            .await?
-            .ok_or_else(|| tonic::Status::unavailable("the peer ended the AppendEntries stream"))?;
+        let answer = stream.append(request).await.map_err(|e| match e {
+            StreamError::Io(_) => Failure::Unreachable(e.to_string()),
+            StreamError::Refused(_) | StreamError::Protocol(_) => Failure::Network(e.to_string()),
+        })?;
         self.stream = Some(stream);
         Ok(answer)
     }
@@ -202,15 +188,18 @@ impl RaftNetwork<TypeConfig> for Peer {
         // openraft times the call out at the hard deadline itself; ours, at the soft one,
         // normally comes first and says so.
         let answer = match tokio::time::timeout(option.soft_ttl(), self.append(&rpc)).await {
-            Ok(Ok(payload)) => payload,
-            Ok(Err(status)) => return Err(status_to_rpc_error(status)),
+            Ok(Ok(answer)) => answer,
+            Ok(Err(Failure::Unreachable(why))) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(why))));
+            }
+            Ok(Err(Failure::Network(why))) => {
+                return Err(RPCError::Network(NetworkError::new(&TransportError(why))));
+            }
             Err(_) => {
-                let status = tonic::Status::deadline_exceeded("the peer did not answer in time");
-                return Err(status_to_rpc_error(status));
+                let why = TransportError("the peer did not answer in time".to_owned());
+                return Err(RPCError::Unreachable(Unreachable::new(&why)));
             }
         };
-        let answer: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
-            serde_json::from_slice(&answer.json).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
@@ -236,51 +225,15 @@ impl RaftNetwork<TypeConfig> for Peer {
 
 #[cfg(test)]
 mod tests {
-    use std::pin::Pin;
+    use std::net::{IpAddr, Ipv4Addr};
 
     use futures::StreamExt as _;
     use openraft::Vote;
-    use tonic::{Request, Response, Status, Streaming};
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::wire::proto::raft::raft_server::{Raft, RaftServer};
-
-    /// A peer that answers each AppendEntries with a higher vote naming the request's term,
-    /// so an answer tells which request it is for; term 1 it answers only after a second.
-    struct Echo;
-
-    type Answers = Pin<Box<dyn tokio_stream::Stream<Item = Result<RaftPayload, Status>> + Send>>;
-
-    #[tonic::async_trait]
-    impl Raft for Echo {
-        type AppendStreamStream = Answers;
-
-        async fn append_stream(
-            &self,
-            request: Request<Streaming<RaftPayload>>,
-        ) -> Result<Response<Answers>, Status> {
-            let answers = request.into_inner().then(|payload| async move {
-                let rpc: AppendEntriesRequest<TypeConfig> = serde_json::from_slice(&payload?.json).unwrap();
-                if rpc.vote.leader_id().term == 1 {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                let answer: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
-                    Ok(AppendEntriesResponse::HigherVote(rpc.vote));
-                Ok(RaftPayload {
-                    json: serde_json::to_vec(&answer).unwrap(),
-                })
-            });
-            Ok(Response::new(Box::pin(answers)))
-        }
-
-        async fn vote(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-
-        async fn install_snapshot(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-    }
+    use crate::link::{Links, Protocol, serve_tls};
+    use crate::sim::pki::Pki;
 
     fn request(term: u64) -> AppendEntriesRequest<TypeConfig> {
         AppendEntriesRequest {
@@ -292,23 +245,39 @@ mod tests {
     }
 
     /// A call dropped before its answer came (openraft times calls out itself) must not
-    /// leave that answer for the next call to take as its own.
+    /// leave that answer for the next call to take as its own. The peer, over the fabric's
+    /// TLS, answers each AppendEntries with a higher vote naming the request's term, so an
+    /// answer tells which request it is for; term 1 it answers only after a second.
     #[tokio::test]
     async fn a_call_dropped_midway_does_not_hand_its_answer_to_the_next() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(RaftServer::new(Echo))
-                .serve_with_incoming(incoming),
-        );
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        let dir = tempfile::tempdir().unwrap();
+        let loopback = IpAddr::from(Ipv4Addr::LOCALHOST);
+        let credentials = Pki::open(dir.path())
             .unwrap()
-            .connect_lazy();
+            .csf_credentials("peer", "FGT60FTK00000001", loopback)
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind((loopback, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tls = credentials.server_config(&[Protocol::Raft]).unwrap();
+        tokio::spawn(serve_tls(listener, tls, "peer".to_owned()).for_each_concurrent(
+            None,
+            |connection| async {
+                let echo = |rpc: AppendEntriesRequest<TypeConfig>| async move {
+                    if rpc.vote.leader_id().term == 1 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Ok(Ok(AppendEntriesResponse::HigherVote(rpc.vote)))
+                };
+                let _ =
+                    super::super::append::serve(connection.unwrap(), CancellationToken::new(), echo).await;
+            },
+        ));
+        let dialer = Dialer::new(&credentials, Links::default()).unwrap();
         let mut peer = Peer {
             target: 2,
-            channel: Ok(channel),
+            addr: Ok(addr),
+            channel: Ok(dialer.channel(addr, CONNECT_TIMEOUT)),
+            dialer,
             stream: None,
         };
         let option = RPCOption::new(Duration::from_secs(5));

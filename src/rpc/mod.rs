@@ -1,6 +1,8 @@
 //! The gRPC edge of a node: the services it serves and the client the commands use.
 //!
-//! - `Raft` (peers only): openraft's RPCs, handed to the node's `Raft`.
+//! - `Raft` (peers only): openraft's votes and snapshots, handed to the node's `Raft`.
+//!   AppendEntries arrives on connections of its own ([`crate::raft::append`]), which
+//!   the node's listener tells apart by ALPN and hands to the same checks.
 //! - `Member`: a member asks the root to admit it.
 //! - `Admin`: a CLI session and the node's status, behind the state directory's token.
 //!
@@ -26,8 +28,10 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::link::serve_tls;
+use futures::StreamExt as _;
+use tracing::Instrument as _;
 
+use crate::link::{Protocol, serve_tls};
 use crate::node::Node;
 
 /// The metadata key that carries the admin token.
@@ -64,9 +68,21 @@ pub async fn serve_sim(
 /// `shutdown` is cancelled.
 pub async fn serve(node: Node, listener: TcpListener, tls: Arc<ServerConfig>, shutdown: CancellationToken) {
     let name = node.name().to_owned();
-    let incoming = serve_tls(listener, tls, name.clone());
+    // Raft connections go to their own task; the rest are tonic's.
+    let (raft_node, raft_shutdown) = (node.clone(), shutdown.clone());
+    let incoming = serve_tls(listener, tls, name.clone()).filter_map(move |connection| {
+        let grpc = match connection {
+            Ok(connection) if connection.protocol() == Protocol::Raft => {
+                let serving = services::serve_append(raft_node.clone(), connection, raft_shutdown.clone());
+                tokio::spawn(serving.in_current_span());
+                None
+            }
+            connection => Some(connection),
+        };
+        std::future::ready(grpc)
+    });
     let result = tonic::transport::Server::builder()
-        .add_service(services::raft_server(node.clone(), shutdown.clone()))
+        .add_service(services::raft_server(node.clone()))
         .add_service(services::member_server(node.clone()))
         .add_service(services::admin_server(node))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

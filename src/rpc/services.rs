@@ -11,10 +11,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{ADMISSION, ADMISSION_DENIED, ADMISSION_PENDING, AUTHORIZATION};
 use crate::cli::{Backend, Session};
-use crate::link::{LinkChange, PeerIdentity};
+use crate::link::{LinkChange, PeerIdentity, TlsConnection};
 use crate::node::admission::JoinClaim;
 use crate::node::{JoinError, Node};
-use crate::raft::network::MAX_MESSAGE_BYTES;
+use crate::raft::MAX_MESSAGE_BYTES;
+use crate::raft::append;
 use crate::sim::lab::{Lab, LabError};
 use crate::wire::proto::fabric::admin_server::{Admin, AdminServer};
 use crate::wire::proto::fabric::member_server::{Member, MemberServer};
@@ -27,10 +28,9 @@ use crate::wire::proto::fabric::{CloudCommand, EmsCommand, SimReply};
 use crate::wire::proto::raft::RaftPayload;
 use crate::wire::proto::raft::raft_server::{Raft, RaftServer};
 
-/// The Raft service; its AppendEntries streams end when `shutdown` is cancelled, so a
-/// stopping server is not held open by a leader that keeps its stream.
-pub(super) fn raft_server(node: Node, shutdown: CancellationToken) -> RaftServer<RaftService> {
-    RaftServer::new(RaftService { node, shutdown })
+/// The Raft service: votes and snapshots (AppendEntries comes by [`serve_append`]).
+pub(super) fn raft_server(node: Node) -> RaftServer<RaftService> {
+    RaftServer::new(RaftService { node })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -120,7 +120,6 @@ impl tonic::service::Interceptor for TokenCheck {
 /// node it claims to be.
 pub(super) struct RaftService {
     node: Node,
-    shutdown: CancellationToken,
 }
 
 /// Refuses a call whose TLS peer is not the fabric node `claimed` (a Raft node id or a
@@ -188,45 +187,30 @@ fn encode<T: serde::Serialize>(value: &T) -> Response<RaftPayload> {
     })
 }
 
-/// Hands one AppendEntries request from the peer `peer` to the node's Raft.
-async fn append(
-    node: &Node,
-    peer: Option<&PeerIdentity>,
-    payload: &RaftPayload,
-) -> Result<RaftPayload, Status> {
-    let rpc: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig> = decode(payload)?;
-    check_identity(node, peer, sender(&rpc.vote))?;
-    let answer = node.raft().append_entries(rpc).await;
-    if answer.is_ok() {
-        node.heard_from_leader();
+/// Answers the AppendEntries requests of a leader's Raft connection, each once its
+/// sender has shown it is the node it claims to be; the connection ends when `shutdown`
+/// is cancelled, so a stopping server is not held open by a leader that keeps it.
+pub(super) async fn serve_append(node: Node, connection: TlsConnection, shutdown: CancellationToken) {
+    let peer = connection.peer().clone();
+    let handle = |rpc: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig>| {
+        let (node, peer) = (node.clone(), peer.clone());
+        async move {
+            check_identity(&node, Some(&peer), sender(&rpc.vote))
+                .map_err(|status| status.message().to_owned())?;
+            let answer = node.raft().append_entries(rpc).await;
+            if answer.is_ok() {
+                node.heard_from_leader();
+            }
+            Ok(answer)
+        }
+    };
+    if let Err(error) = append::serve(connection, shutdown, handle).await {
+        tracing::debug!(node = node.name(), peer = %peer.addr, %error, "a Raft connection ended");
     }
-    Ok(encode(&answer).into_inner())
 }
-
-type PayloadStream = Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Raft for RaftService {
-    type AppendStreamStream = PayloadStream;
-
-    /// Answers each request of the stream in turn; a request that is refused ends it.
-    async fn append_stream(
-        &self,
-        request: Request<Streaming<RaftPayload>>,
-    ) -> Result<Response<PayloadStream>, Status> {
-        use futures::StreamExt as _;
-        let peer = request.extensions().get::<PeerIdentity>().cloned();
-        let node = self.node.clone();
-        let answers = request
-            .into_inner()
-            .take_until(self.shutdown.clone().cancelled_owned())
-            .then(move |payload| {
-                let (node, peer) = (node.clone(), peer.clone());
-                async move { append(&node, peer.as_ref(), &payload?).await }
-            });
-        Ok(Response::new(Box::pin(answers)))
-    }
-
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: openraft::raft::VoteRequest<crate::raft::NodeId> = decode(request.get_ref())?;
         check_peer(&self.node, &request, sender(&rpc.vote))?;

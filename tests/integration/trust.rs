@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use fabricsim::harness::{Fabric, ROOT_SERIAL, generated_topology};
 use fabricsim::link::{Credentials, Dialer, Links};
+use fabricsim::raft::append::{AppendConnection, StreamError};
 use fabricsim::rpc::client::{AdminConnection, Operator};
 use fabricsim::sim::pki::Pki;
 use fabricsim::wire::proto::fabric::admin_client::AdminClient;
@@ -104,32 +105,37 @@ async fn strangers_are_refused_on_the_fabric_port() {
     assert_eq!(answer.code(), tonic::Code::PermissionDenied, "{answer:?}");
     assert!(answer.message().contains(ROOT_SERIAL), "{answer:?}");
 
-    // ... and sending AppendEntries down a stream as the root: the stream ends refused.
+    // ... and sending AppendEntries on a Raft connection as the root: refused, and closed.
     let append = openraft::raft::AppendEntriesRequest::<fabricsim::raft::TypeConfig> {
         vote: openraft::Vote::new_committed(99, 1),
         prev_log_id: None,
         entries: Vec::new(),
         leader_commit: None,
     };
-    let payload = RaftPayload {
-        json: serde_json::to_vec(&append).unwrap(),
-    };
     let member = fabric.addrs()["branch2"];
-    let channel = own
-        .connect(member, TIMEOUT)
+    let mut connection = AppendConnection::open(&own, member, TIMEOUT)
         .await
         .expect("branch1's certificate is valid");
-    let mut answers = RaftClient::new(channel)
-        .append_stream(tokio_stream::iter([payload]))
-        .await
-        .expect("the stream opens")
-        .into_inner();
-    let answer = answers
-        .message()
+    let answer = connection
+        .append(&append)
         .await
         .expect_err("AppendEntries under the root's id is refused");
-    assert_eq!(answer.code(), tonic::Code::PermissionDenied, "{answer:?}");
-    assert!(answer.message().contains(ROOT_SERIAL), "{answer:?}");
+    assert!(
+        matches!(&answer, StreamError::Refused(why) if why.contains(ROOT_SERIAL)),
+        "{answer:?}"
+    );
+    let again = connection.append(&append).await;
+    assert!(matches!(again, Err(StreamError::Io(_))), "{again:?}");
+
+    // A certificate of another CA gets no answer on a Raft connection either.
+    let answered = match AppendConnection::open(&foreign, member, TIMEOUT).await {
+        Ok(mut connection) => connection.append(&append).await.ok(),
+        Err(_) => None,
+    };
+    assert!(
+        answered.is_none(),
+        "a foreign certificate was answered: {answered:?}"
+    );
 
     // The operator's own certificate without the admin token.
     let credentials = pki.operator_credentials().expect("the operator's certificate");
