@@ -13,6 +13,7 @@
 //! defaults is not stored at all, so "never set" and "set back to defaults" hash alike.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -92,12 +93,17 @@ pub struct Applied {
 /// The firmware is not stored with the content: it is the node's, set when the database is
 /// made or loaded ([`ConfigDb::with_firmware`]), so a snapshot taken under one release and
 /// read by a node of the same fabric is read under the same schemas.
+/// Table path -> the table's entries, by key.
+type Tables = BTreeMap<String, Arc<BTreeMap<String, Entry>>>;
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct ConfigDb {
     revision: u64,
     /// Table path -> entry key -> entry. Tables without entries are not kept, so equal
-    /// content has one representation.
-    tables: BTreeMap<String, BTreeMap<String, Entry>>,
+    /// content has one representation. Shared between copies and copied on write: every
+    /// node keeps, publishes and overlays a copy after each applied write, and a copy
+    /// costs one count, a change one table.
+    tables: Arc<Tables>,
     #[serde(skip)]
     firmware: Firmware,
 }
@@ -153,9 +159,9 @@ impl ConfigDb {
             hasher.update(text.as_bytes());
         };
         put("fabricsim-config-v1");
-        for (path, entries) in &self.tables {
+        for (path, entries) in self.tables.iter() {
             put(path);
-            for (key, entry) in entries {
+            for (key, entry) in entries.iter() {
                 put(key);
                 for (field, value) in &entry.values {
                     put(field);
@@ -176,10 +182,11 @@ impl ConfigDb {
     /// some tables are its own. The revision stays this database's.
     pub fn overlay(&self, local: &ConfigDb, paths: &[&str]) -> ConfigDb {
         let mut merged = self.clone();
+        let tables = Arc::make_mut(&mut merged.tables);
         for path in paths {
             match local.tables.get(*path) {
-                Some(entries) => merged.tables.insert((*path).to_owned(), entries.clone()),
-                None => merged.tables.remove(*path),
+                Some(entries) => tables.insert((*path).to_owned(), entries.clone()),
+                None => tables.remove(*path),
             };
         }
         merged
@@ -191,12 +198,13 @@ impl ConfigDb {
         ConfigDb {
             revision: 0,
             firmware: self.firmware,
-            tables: self
-                .tables
-                .iter()
-                .filter(|(path, _)| paths.contains(&path.as_str()))
-                .map(|(path, entries)| (path.clone(), entries.clone()))
-                .collect(),
+            tables: Arc::new(
+                self.tables
+                    .iter()
+                    .filter(|(path, _)| paths.contains(&path.as_str()))
+                    .map(|(path, entries)| (path.clone(), entries.clone()))
+                    .collect(),
+            ),
         }
     }
 
@@ -212,7 +220,7 @@ impl ConfigDb {
         self.tables
             .get(path)
             .into_iter()
-            .flatten()
+            .flat_map(|entries| entries.iter())
             .map(|(key, entry)| (key.as_str(), entry))
     }
 
@@ -280,7 +288,10 @@ impl ConfigDb {
         match cmd {
             ConfigCommand::SetEntry { key, values, .. } => {
                 let (key, entry) = self.check_set(table, key, values)?;
-                let entries = self.tables.entry(table.path.to_owned()).or_default();
+                let entries = Arc::make_mut(&mut self.tables)
+                    .entry(table.path.to_owned())
+                    .or_default();
+                let entries = Arc::make_mut(entries);
                 if table.kind == TableKind::Object && entry.values.is_empty() {
                     entries.remove(&key);
                 } else {
@@ -289,24 +300,31 @@ impl ConfigDb {
             }
             ConfigCommand::DeleteEntry { key, .. } => {
                 require_table(table)?;
-                let removed = self
+                if !self
                     .tables
-                    .get_mut(table.path)
-                    .and_then(|entries| entries.remove(key));
-                if removed.is_none() {
+                    .get(table.path)
+                    .is_some_and(|entries| entries.contains_key(key))
+                {
                     return Err(CommandError::EntryNotFound {
                         table: table.path.to_owned(),
                         key: key.clone(),
                     });
                 }
+                if let Some(entries) = Arc::make_mut(&mut self.tables).get_mut(table.path) {
+                    Arc::make_mut(entries).remove(key);
+                }
             }
             ConfigCommand::Purge { .. } => {
                 require_table(table)?;
-                self.tables.remove(table.path);
+                if self.tables.contains_key(table.path) {
+                    Arc::make_mut(&mut self.tables).remove(table.path);
+                }
             }
             ConfigCommand::Batch(_) => unreachable!("batches are unpacked above"),
         }
-        self.tables.retain(|_, entries| !entries.is_empty());
+        if self.tables.values().any(|entries| entries.is_empty()) {
+            Arc::make_mut(&mut self.tables).retain(|_, entries| !entries.is_empty());
+        }
         Ok(())
     }
 
@@ -372,7 +390,7 @@ impl ConfigDb {
         if let TableKind::Table { max_entries, .. } = table.kind {
             let entries = self.tables.get(table.path);
             let exists = entries.is_some_and(|entries| entries.contains_key(&key));
-            let count = entries.map_or(0, BTreeMap::len);
+            let count = entries.map_or(0, |entries| entries.len());
             if !exists && count >= max_entries {
                 return Err(CommandError::TableFull {
                     table: path,
@@ -516,6 +534,33 @@ mod tests {
             db.apply(&set(key, &[("server", &server)])).expect("applies");
         }
         db
+    }
+
+    /// Copies share their tables until one of them changes: a change to one never shows
+    /// in another, whichever of them changes and however.
+    #[test]
+    fn a_copy_keeps_its_content_whatever_happens_to_the_original() {
+        let mut db = three_entries();
+        let copy = db.clone();
+        let (copy_hash, copy_entries) = (copy.hash(), copy.entries(FCTEMS_PATH).count());
+        db.apply(&set("ems1", &[("server", "10.9.9.9")]))
+            .expect("applies");
+        db.apply(&delete("ems2")).expect("applies");
+        db.apply(&set("ems4", &[("server", "10.0.0.4")]))
+            .expect("applies");
+        let mut other = copy.clone();
+        other
+            .apply(&ConfigCommand::Purge {
+                table: FCTEMS_PATH.to_owned(),
+            })
+            .expect("applies");
+        assert_eq!(copy.hash(), copy_hash);
+        assert_eq!(copy.entries(FCTEMS_PATH).count(), copy_entries);
+        assert_eq!(copy.value(FCTEMS_PATH, "ems1", "server"), "10.0.0.1");
+        assert_eq!(db.value(FCTEMS_PATH, "ems1", "server"), "10.9.9.9");
+        assert_eq!(db.entries(FCTEMS_PATH).count(), 3);
+        assert_eq!(other.entries(FCTEMS_PATH).count(), 0);
+        assert_ne!(db.hash(), copy_hash);
     }
 
     #[test]
