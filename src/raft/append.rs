@@ -175,20 +175,23 @@ async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(Kind, Vec<u
     Ok((kind, body))
 }
 
+/// An empty AppendEntries from node 1 in `term`, which a test's peer can echo back to
+/// tell which request it answers.
+#[cfg(test)]
+pub(super) fn request(term: u64) -> AppendEntriesRequest<TypeConfig> {
+    AppendEntriesRequest {
+        vote: openraft::Vote::new_committed(term, 1),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use openraft::Vote;
 
     use super::*;
-
-    fn request(term: u64) -> AppendEntriesRequest<TypeConfig> {
-        AppendEntriesRequest {
-            vote: Vote::new_committed(term, 1),
-            prev_log_id: None,
-            entries: Vec::new(),
-            leader_commit: None,
-        }
-    }
 
     /// Serves one end of an in-memory pipe: term 0 is refused, every other request is
     /// answered with a higher vote naming its term.

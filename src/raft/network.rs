@@ -231,18 +231,10 @@ mod tests {
     use openraft::Vote;
     use tokio_util::sync::CancellationToken;
 
+    use super::super::append::{self, request};
     use super::*;
     use crate::link::{Links, Protocol, serve_tls};
     use crate::sim::pki::Pki;
-
-    fn request(term: u64) -> AppendEntriesRequest<TypeConfig> {
-        AppendEntriesRequest {
-            vote: Vote::new_committed(term, 1),
-            prev_log_id: None,
-            entries: Vec::new(),
-            leader_commit: None,
-        }
-    }
 
     /// A call dropped before its answer came (openraft times calls out itself) must not
     /// leave that answer for the next call to take as its own. The peer, over the fabric's
@@ -268,8 +260,7 @@ mod tests {
                     }
                     Ok(Ok(AppendEntriesResponse::HigherVote(rpc.vote)))
                 };
-                let _ =
-                    super::super::append::serve(connection.unwrap(), CancellationToken::new(), echo).await;
+                let _ = append::serve(connection.unwrap(), CancellationToken::new(), echo).await;
             },
         ));
         let dialer = Dialer::new(&credentials, Links::default()).unwrap();
