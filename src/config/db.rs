@@ -224,6 +224,15 @@ impl ConfigDb {
             .map(|(key, entry)| (key.as_str(), entry))
     }
 
+    /// Whether table `path` holds the same entries here and in `other`: at once when one
+    /// is a copy of the other and neither has changed the table since.
+    pub fn same_table(&self, other: &ConfigDb, path: &str) -> bool {
+        match (self.tables.get(path), other.tables.get(path)) {
+            (Some(mine), Some(theirs)) => Arc::ptr_eq(mine, theirs) || mine == theirs,
+            (mine, theirs) => mine.is_none() && theirs.is_none(),
+        }
+    }
+
     /// The entry `key` of `path`; for an object use `key = ""`.
     pub fn entry(&self, path: &str, key: &str) -> Option<&Entry> {
         self.tables.get(path)?.get(key)
@@ -561,6 +570,15 @@ mod tests {
         assert_eq!(db.entries(FCTEMS_PATH).count(), 3);
         assert_eq!(other.entries(FCTEMS_PATH).count(), 0);
         assert_ne!(db.hash(), copy_hash);
+        assert!(copy.same_table(&copy.clone(), FCTEMS_PATH));
+        assert!(!copy.same_table(&db, FCTEMS_PATH));
+        assert!(!copy.same_table(&other, FCTEMS_PATH));
+        assert!(other.same_table(&ConfigDb::new(), FCTEMS_PATH));
+        // Equal content reached apart is the same table too.
+        let mut again = three_entries();
+        assert!(again.same_table(&copy, FCTEMS_PATH));
+        again.apply(&delete("ems3")).expect("applies");
+        assert!(!again.same_table(&copy, FCTEMS_PATH));
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn checks_the_same(a: &ConfigDb, b: &ConfigDb) -> bool {
     a.firmware() == b.firmware()
         && [FCTEMS.path, REMOTE_CERTIFICATES.path]
             .iter()
-            .all(|path| a.entries(path).eq(b.entries(path)))
+            .all(|path| a.same_table(b, path))
 }
 
 /// Runs check rounds until `shutdown`: at start, every `interval`, whenever `wake` is
