@@ -34,6 +34,7 @@ pub type Answer = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
 /// A frame's length and kind.
 const HEADER: usize = 5;
 
+/// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Request = 0,
@@ -120,11 +121,12 @@ where
             Kind::Request => serde_json::from_slice(&body).map_err(|e| format!("bad AppendEntries: {e}")),
             kind => Err(format!("a {kind:?} frame where a request belongs")),
         };
-        match request {
-            Ok(request) => match handle(request).await {
-                Ok(answer) => write_frame(&mut stream, Kind::Answer, &json(&answer)).await?,
-                Err(refusal) => return refuse(&mut stream, refusal).await,
-            },
+        let answer = match request {
+            Ok(request) => handle(request).await,
+            Err(refusal) => Err(refusal),
+        };
+        match answer {
+            Ok(answer) => write_frame(&mut stream, Kind::Answer, &json(&answer)).await?,
             Err(refusal) => return refuse(&mut stream, refusal).await,
         }
     }
