@@ -87,15 +87,15 @@ pub struct Applied {
     pub revision: u64,
 }
 
+/// Table path -> the table's entries, by key.
+type Tables = BTreeMap<String, Arc<BTreeMap<String, Entry>>>;
+
 /// The replicated configuration: every table's entries plus a revision counter, under
 /// the schemas of one firmware.
 ///
 /// The firmware is not stored with the content: it is the node's, set when the database is
 /// made or loaded ([`ConfigDb::with_firmware`]), so a snapshot taken under one release and
 /// read by a node of the same fabric is read under the same schemas.
-/// Table path -> the table's entries, by key.
-type Tables = BTreeMap<String, Arc<BTreeMap<String, Entry>>>;
-
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct ConfigDb {
     revision: u64,
