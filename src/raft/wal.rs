@@ -556,7 +556,7 @@ fn replay(dir: &Path) -> Result<Replayed, OpenError> {
             ));
         }
         let scanned = replay
-            .segment(&bytes, &file)
+            .segment(bytes, len, &file)
             .map_err(|what| damaged(&path, what))?;
         if let Some(torn) = scanned.torn {
             if Some(seq) != newest {
@@ -589,6 +589,13 @@ fn framed(bytes: &[u8], at: usize, kinds: std::ops::RangeInclusive<u8>) -> Optio
     let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
     let body = bytes.get(at + HEADER..at.checked_add(HEADER + len)?)?;
     (!body.is_empty() && crc32fast::hash(body) == crc && kinds.contains(&body[0])).then_some(body)
+}
+
+/// Where the frame at `at` in `bytes` ends, by the length its header gives.
+fn declared_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let len = bytes.get(at..at + 4)?;
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    at.checked_add(HEADER + len)
 }
 
 /// The body of the batch frame at `at` in `bytes`, if one is there whole and matches its
@@ -637,18 +644,25 @@ struct Scanned {
 
 impl Replay {
     /// Replays the records of one segment, up to the first that is zero or does not check
-    /// out (its offset is `torn`).
-    fn segment(&mut self, bytes: &[u8], file: &Arc<File>) -> Result<Scanned, String> {
+    /// out (its offset is `torn`). `bytes` are the segment's up to its last that is not
+    /// zero, of the `len` in the file.
+    fn segment(&mut self, mut bytes: Vec<u8>, len: u64, file: &Arc<File>) -> Result<Scanned, String> {
         let mut at = MAGIC.len();
         let mut scanned = Scanned {
             end: at as u64,
             torn: None,
             last_index: None,
         };
-        // `bytes` ends at its last byte that is not zero: anything left after the sound
-        // batches is a batch that does not check out.
-        while at < bytes.len() {
-            let Some(batch) = batch_body(bytes, at) else {
+        // Anything left after the sound batches is a batch that does not check out.
+        let used = bytes.len();
+        while at < used {
+            // A batch may end in zeros (a truncation's index), where the bytes read stop
+            // short of it: the file holds those zeros, so the bytes take them too.
+            if let Some(end) = declared_end(&bytes, at).filter(|end| *end > bytes.len() && *end as u64 <= len)
+            {
+                bytes.resize(end, 0);
+            }
+            let Some(batch) = batch_body(&bytes, at) else {
                 scanned.torn = Some(at as u64);
                 break;
             };
@@ -664,7 +678,7 @@ impl Replay {
                      is on disk before the segment is used"
                 ));
             }
-            if let Some(after) = (torn as usize + 1..bytes.len()).find(|at| batch_body(bytes, *at).is_some())
+            if let Some(after) = (torn as usize + 1..bytes.len()).find(|at| batch_body(&bytes, *at).is_some())
             {
                 return Err(format!(
                     "the batch at offset {torn} does not match its checksum, and a sound one follows at offset {after}"
@@ -885,6 +899,22 @@ mod tests {
     #[test]
     fn batches_of_every_length_read_back_through_the_page_cache() {
         batches_of_every_length_read_back(false);
+    }
+
+    /// A truncation's record ends in its index's high bytes, zeros: a batch that is only a
+    /// truncation ends in zeros, and the last batch of a segment still replays whole.
+    #[test]
+    fn a_truncation_written_last_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::create(dir.path(), &entries(0..=5)).unwrap();
+        wal.write(&[Op::Truncate(3)]).unwrap();
+        drop(wal);
+        let (mut wal, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(indices(&state), [0, 1, 2]);
+        wal.write(&[Op::Truncate(0)]).unwrap();
+        drop(wal);
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(indices(&state), Vec::<u64>::new());
     }
 
     #[test]
