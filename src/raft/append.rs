@@ -96,7 +96,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AppendConnection<S> {
 
 /// Answers the requests that arrive on `stream`, each with what `handle` makes of it,
 /// until the client closes it, `handle` refuses one (the refusal is sent first), or
-/// `shutdown` is cancelled.
+/// `shutdown` is cancelled (a request then in hand goes unanswered).
 pub async fn serve<S, F, Fut>(
     mut stream: S,
     shutdown: CancellationToken,
@@ -122,7 +122,10 @@ where
             kind => Err(format!("a {kind:?} frame where a request belongs")),
         };
         let answer = match request {
-            Ok(request) => handle(request).await,
+            Ok(request) => tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                answer = handle(request) => answer,
+            },
             Err(refusal) => Err(refusal),
         };
         match answer {
@@ -236,6 +239,33 @@ mod tests {
             .await
             .expect_err("the connection is closed");
         assert!(matches!(after, StreamError::Io(_)), "{after:?}");
+    }
+
+    /// A stopping server does not wait for an answer its Raft is still working out.
+    #[tokio::test]
+    async fn a_shutdown_ends_the_connection_even_mid_request() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let shutdown = CancellationToken::new();
+        let in_hand = std::sync::Arc::new(tokio::sync::Notify::new());
+        let handle = {
+            let in_hand = in_hand.clone();
+            move |_| {
+                in_hand.notify_one();
+                std::future::pending()
+            }
+        };
+        let served = tokio::spawn(serve(server, shutdown.clone(), handle));
+        let mut connection = AppendConnection { stream: client };
+        let asked = tokio::spawn(async move { connection.append(&request(1)).await });
+        in_hand.notified().await;
+        shutdown.cancel();
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), served).await;
+        stopped
+            .expect("the connection ends")
+            .unwrap()
+            .expect("a clean stop");
+        let unanswered = asked.await.unwrap();
+        assert!(matches!(unanswered, Err(StreamError::Io(_))), "{unanswered:?}");
     }
 
     #[tokio::test]

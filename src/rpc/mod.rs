@@ -22,13 +22,13 @@ pub mod client;
 mod convert;
 mod services;
 
-use std::sync::Arc;
-
-use rustls::ServerConfig;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::link::{Protocol, serve_tls};
@@ -68,13 +68,17 @@ pub async fn serve_sim(
 /// `shutdown` is cancelled.
 pub async fn serve(node: Node, listener: TcpListener, tls: Arc<ServerConfig>, shutdown: CancellationToken) {
     let name = node.name().to_owned();
-    // Raft connections go to their own task; the rest are tonic's.
-    let (raft_node, raft_shutdown) = (node.clone(), shutdown.clone());
+    // Raft connections go to tasks of their own, which end with the shutdown or, when
+    // this future is dropped (a kill), with the set; the rest are tonic's.
+    let raft_connections: Arc<Mutex<JoinSet<()>>> = Arc::default();
+    let (raft_node, raft_shutdown, connections) = (node.clone(), shutdown.clone(), raft_connections.clone());
     let incoming = serve_tls(listener, tls, name.clone()).filter_map(move |connection| {
         let grpc = match connection {
             Ok(connection) if connection.protocol() == Protocol::Raft => {
                 let serving = services::serve_append(raft_node.clone(), connection, raft_shutdown.clone());
-                tokio::spawn(serving.in_current_span());
+                let mut connections = connections.lock().expect("Raft connections lock poisoned");
+                while connections.try_join_next().is_some() {}
+                connections.spawn(serving.in_current_span());
                 None
             }
             connection => Some(connection),
@@ -90,4 +94,7 @@ pub async fn serve(node: Node, listener: TcpListener, tls: Arc<ServerConfig>, sh
     if let Err(e) = result {
         tracing::error!(node = name, error = %e, "gRPC server stopped");
     }
+    let mut connections =
+        std::mem::take(&mut *raft_connections.lock().expect("Raft connections lock poisoned"));
+    while connections.join_next().await.is_some() {}
 }
