@@ -39,7 +39,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct Network {
     dialer: Dialer,
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Arc<Mutex<HashMap<SocketAddr, Channel>>>,
 }
 
 impl Network {
@@ -54,7 +54,7 @@ impl Network {
         // A std Mutex: nothing awaits while it is held.
         let mut channels = self.channels.lock().expect("channel cache lock poisoned");
         let channel = channels
-            .entry(addr.to_string())
+            .entry(addr)
             .or_insert_with(|| self.dialer.channel(addr, CONNECT_TIMEOUT));
         channel.clone()
     }
