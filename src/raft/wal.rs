@@ -195,6 +195,8 @@ pub struct Wal {
 struct Direct {
     file: File,
     head: Vec<u8>,
+    /// The blocks of the last write, kept for the next while they are small.
+    buffer: AlignedBuffer,
 }
 
 impl Direct {
@@ -208,7 +210,11 @@ impl Direct {
             .custom_flags(libc::O_DIRECT)
             .open(path);
         match opened {
-            Ok(file) => Ok(Some(Direct { file, head })),
+            Ok(file) => Ok(Some(Direct {
+                file,
+                head,
+                buffer: AlignedBuffer::default(),
+            })),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
             Err(e) => Err(e),
         }
@@ -217,40 +223,51 @@ impl Direct {
     /// Writes `bytes` at `start` (where the head ends) in whole blocks and syncs them.
     /// `Ok(false)`, having written nothing, where the file system refuses direct writes.
     fn write(&mut self, bytes: &[u8], start: u64) -> std::io::Result<bool> {
-        let block_start = start - self.head.len() as u64;
-        let len = self.head.len() + bytes.len();
-        let mut buffer = AlignedBuffer::zeroed(len.next_multiple_of(BLOCK));
-        let blocks = buffer.as_mut_slice();
-        blocks[..self.head.len()].copy_from_slice(&self.head);
-        blocks[self.head.len()..len].copy_from_slice(bytes);
-        match self.file.write_all_at(blocks, block_start) {
+        let Direct { file, head, buffer } = self;
+        let block_start = start - head.len() as u64;
+        let len = head.len() + bytes.len();
+        let blocks = buffer.get(len.next_multiple_of(BLOCK));
+        blocks[..head.len()].copy_from_slice(head);
+        blocks[head.len()..len].copy_from_slice(bytes);
+        blocks[len..].fill(0);
+        match file.write_all_at(blocks, block_start) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
             Err(e) => return Err(e),
         }
-        self.file.sync_data()?;
-        self.head = blocks[len - len % BLOCK..len].to_vec();
+        file.sync_data()?;
+        head.clear();
+        head.extend_from_slice(&blocks[len - len % BLOCK..len]);
+        buffer.shrink();
         Ok(true)
     }
 }
 
-/// Zeroed bytes at an address that is a multiple of [`BLOCK`], as direct writes need.
+/// Bytes at an address that is a multiple of [`BLOCK`], as direct writes need.
+#[derive(Default)]
 struct AlignedBuffer {
     bytes: Vec<u8>,
-    start: usize,
-    len: usize,
 }
 
 impl AlignedBuffer {
-    fn zeroed(len: usize) -> AlignedBuffer {
-        let bytes = vec![0; len + BLOCK];
-        let address = bytes.as_ptr() as usize;
+    /// The most a buffer keeps between writes: a catch-up's big batches do not stay.
+    const KEPT: usize = 16 * BLOCK;
+
+    /// `len` aligned bytes, holding what the last write left in them.
+    fn get(&mut self, len: usize) -> &mut [u8] {
+        if self.bytes.len() < len + BLOCK {
+            self.bytes = vec![0; len + BLOCK];
+        }
+        let address = self.bytes.as_ptr() as usize;
         let start = (BLOCK - address % BLOCK) % BLOCK;
-        AlignedBuffer { bytes, start, len }
+        &mut self.bytes[start..start + len]
     }
 
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.start..self.start + self.len]
+    /// Lets go of a buffer grown past [`Self::KEPT`].
+    fn shrink(&mut self) {
+        if self.bytes.len() > Self::KEPT + BLOCK {
+            self.bytes = Vec::new();
+        }
     }
 }
 
