@@ -21,8 +21,10 @@
 //!   applied the revision; a member with no record of applying it fails the bench.
 //! - `writes_per_sec`: writes divided by the time from the first submission to the last
 //!   answer.
-//! - `fsyncs_per_write`: the syncs of every node's Raft log while the writes ran, counted
-//!   by the log writer, per write.
+//! - `fsyncs_per_write`: the synced batches of every node's Raft log while the writes
+//!   ran, counted by the log store, per write.
+//! - `disk_syncs_per_write`: the syncs run for them, per write: one `syncfs` covers the
+//!   batches of every log it was run for (`raft::log::writers`).
 //! - `cpu_s_per_1000_writes`: the CPU time of the whole process (every node, the
 //!   simulators and the clients) per thousand writes.
 //! - `idle_rss_per_node_mb`: the process's resident memory once the fabric converged,
@@ -110,6 +112,7 @@ struct Report {
     writes_per_sec: f64,
     /// Log syncs of every node while the writes ran, per write.
     fsyncs_per_write: f64,
+    disk_syncs_per_write: f64,
     cpu_s_per_1000_writes: f64,
     idle_rss_per_node_mb: f64,
     peak_rss_per_node_mb: f64,
@@ -137,6 +140,7 @@ struct Run {
     writes: Vec<Write>,
     writes_per_sec: f64,
     fsyncs_per_write: f64,
+    disk_syncs_per_write: f64,
     cpu_s_per_1000_writes: f64,
 }
 
@@ -244,6 +248,7 @@ fn report(
         converge_p999_us: percentile(&mut converges, 99.9),
         writes_per_sec: median.writes_per_sec,
         fsyncs_per_write: median.fsyncs_per_write,
+        disk_syncs_per_write: median.disk_syncs_per_write,
         cpu_s_per_1000_writes: median.cpu_s_per_1000_writes,
         idle_rss_per_node_mb: round1(idle_rss_mb / nodes as f64),
         peak_rss_per_node_mb: round1(peak_rss_mb / nodes as f64),
@@ -294,6 +299,7 @@ async fn run(
     let first = counter.load(Ordering::Relaxed);
     let end = first + total;
     let syncs_before = log_syncs(fabric)?;
+    let disk_syncs_before = crate::raft::log::writers::syncs_ran();
     let cpu_before = cpu_seconds();
     let writing = Instant::now();
     let tasks: Vec<_> = clients
@@ -319,6 +325,7 @@ async fn run(
     let write_time = writing.elapsed();
     let cpu = cpu_seconds() - cpu_before;
     let syncs = log_syncs(fabric)? - syncs_before;
+    let disk_syncs = crate::raft::log::writers::syncs_ran() - disk_syncs_before;
     let last = writes.iter().map(|w| w.revision).max().unwrap_or(0);
     for (member, node) in members {
         wait_for_revision(node.config_watch(), last)
@@ -333,6 +340,7 @@ async fn run(
     Ok(Run {
         writes_per_sec: round1(writes.len() as f64 / write_time.as_secs_f64()),
         fsyncs_per_write: (syncs as f64 / count * 100.0).round() / 100.0,
+        disk_syncs_per_write: (disk_syncs as f64 / count * 100.0).round() / 100.0,
         cpu_s_per_1000_writes: (cpu / count * 1000.0 * 1000.0).round() / 1000.0,
         writes,
     })

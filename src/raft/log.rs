@@ -1,9 +1,10 @@
 //! openraft's log store over the node's write-ahead log ([`super::wal`]).
 //!
 //! `append` keeps the entries in memory, where every reader sees them at once, and queues
-//! them for the node's log writer: one thread that takes everything queued (appends, the
-//! vote, truncations, purges) and the latest committed index, writes it as one batch and
-//! syncs it once, then tells openraft which appends are on disk. (openraft 0.9 waits for
+//! them for the log's writer ([`writers`], threads shared by the logs on one file
+//! system), which takes everything queued (appends, the vote, truncations, purges) and the
+//! latest committed index, writes it as one batch and syncs it once, then tells openraft
+//! which appends are on disk. (openraft 0.9 waits for
 //! each append, vote, truncation and purge to be on disk before it makes the next, so a
 //! batch holds one of them and the committed index; writes share a sync because the
 //! root groups them into one entry, `node::proposer`.) Writes reach the disk in the order
@@ -12,18 +13,21 @@
 //! they are flushed, so replication reads them without touching the disk; older ones are
 //! read back from the log's files.
 
+pub mod writers;
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageIOError, Vote};
 
 use super::store::{KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, OpenError, Store, encode};
-use super::wal::{Location, Op, State, Wal};
+use super::wal::{Location, Op, State, Sync, Wal, Written};
 use super::{NodeId, StorageError, TypeConfig};
+use writers::Writers;
 
 /// How many flushed entries stay in memory for readers: replication reads an entry just
 /// after it is flushed; a follower that lags reads older ones from disk.
@@ -102,7 +106,7 @@ enum Done {
 pub struct LogStore {
     tail: Shared,
     committed: Committed,
-    queue: mpsc::Sender<Write>,
+    writer: Arc<Closer>,
     syncs: Arc<AtomicU64>,
 }
 
@@ -137,27 +141,25 @@ impl LogStore {
             vote,
             committed,
         }));
-        let (queue, writes) = mpsc::channel();
         let pending = Committed::default();
         let syncs = Arc::new(AtomicU64::new(0));
+        let writers = wal.device().map(Writers::of).map_err(|source| OpenError::LogIo {
+            path: data_dir.join(super::wal::LOG_DIR),
+            source,
+        })?;
         let writer = Writer {
-            wal,
-            _store: store.clone(),
+            wal: Mutex::new(Some(wal)),
+            queue: Mutex::default(),
+            store: Mutex::new(Some(store.clone())),
             tail: tail.clone(),
             committed: pending.clone(),
             syncs: syncs.clone(),
+            writers,
         };
-        std::thread::Builder::new()
-            .name("raft-log".to_owned())
-            .spawn(move || writer.run(&writes))
-            .map_err(|source| OpenError::LogIo {
-                path: data_dir.join(super::wal::LOG_DIR),
-                source,
-            })?;
         Ok(LogStore {
             tail,
             committed: pending,
-            queue,
+            writer: Arc::new(Closer(Arc::new(writer))),
             syncs,
         })
     }
@@ -171,12 +173,10 @@ impl LogStore {
     /// Queues `op` and waits until the writer has synced it.
     async fn write(&self, op: Op) -> Result<(), AnyError> {
         let (done, written) = tokio::sync::oneshot::channel();
-        self.queue
-            .send(Write {
-                ops: vec![op],
-                done: Done::Waiting(done),
-            })
-            .map_err(|_| writer_gone())?;
+        self.writer.0.submit(Write {
+            ops: vec![op],
+            done: Done::Waiting(done),
+        })?;
         match written.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(AnyError::error(e)),
@@ -223,50 +223,151 @@ fn writer_gone() -> AnyError {
     AnyError::error("the Raft log writer has stopped")
 }
 
-/// The thread that writes a node's log.
-struct Writer {
-    wal: Wal,
-    /// Held until the writer's last write: the data directory counts as open (and locked
-    /// against a second node in it) until then, see `Store::watch_closed`.
-    _store: Store,
+/// A node's log as the shared writers ([`writers`]) see it: the queue its
+/// [`LogStore`]s fill, and the log a writer empties it into.
+pub(super) struct Writer {
+    /// `None` once the last write is done.
+    wal: Mutex<Option<Wal>>,
+    queue: Mutex<Queue>,
     tail: Shared,
     committed: Committed,
     syncs: Arc<AtomicU64>,
+    /// Held until the log's last write: the data directory counts as open (and locked
+    /// against a second node in it) until then, see `Store::watch_closed`.
+    store: Mutex<Option<Store>>,
+    writers: Arc<Writers>,
+}
+
+#[derive(Default)]
+struct Queue {
+    writes: Vec<Write>,
+    /// Queued with the writers or in one of their turns: no one else takes it.
+    scheduled: bool,
+    /// Every [`LogStore`] is gone: once the queue is written, a last batch saves the
+    /// committed index and the log closes.
+    closing: bool,
+}
+
+/// One log's part of a writers' turn: the batch it wrote and whom to tell.
+pub(super) struct Batch {
+    dones: Vec<Done>,
+    written: Result<Option<Written>, String>,
+    last: bool,
+}
+
+impl Batch {
+    /// Whether the batch waits for a sync.
+    pub(super) fn unsynced(&self) -> bool {
+        matches!(self.written, Ok(Some(_)))
+    }
 }
 
 impl Writer {
-    /// Writes until every [`LogStore`] is gone: each turn, everything queued in one batch.
-    fn run(mut self, writes: &mpsc::Receiver<Write>) {
-        while let Ok(first) = writes.recv() {
-            // The committed index before the rest of the queue: every entry it covers was
-            // queued before it was saved, so this batch or an earlier one holds it.
-            let mut ops = self.take_committed();
-            let mut dones = Vec::new();
-            for write in std::iter::once(first).chain(writes.try_iter()) {
-                ops.extend(write.ops);
-                dones.push(write.done);
-            }
-            let result = self.commit(&ops);
-            self.report(dones, result);
+    /// Queues `write`, and the log with the writers unless it is already.
+    fn submit(self: &Arc<Writer>, write: Write) -> Result<(), AnyError> {
+        let mut queue = self.lock_queue();
+        if queue.closing {
+            return Err(writer_gone());
         }
-        // A node that stops leaves its last committed index on disk too.
-        if let Err(e) = self.commit(&self.take_committed()) {
-            tracing::warn!(error = %e, "the Raft log's committed index could not be saved");
+        queue.writes.push(write);
+        self.schedule(queue);
+        Ok(())
+    }
+
+    /// Every [`LogStore`] is gone: the log closes after its queue.
+    fn close(self: &Arc<Writer>) {
+        let mut queue = self.lock_queue();
+        queue.closing = true;
+        self.schedule(queue);
+    }
+
+    fn schedule(self: &Arc<Writer>, mut queue: MutexGuard<'_, Queue>) {
+        if !queue.scheduled {
+            queue.scheduled = true;
+            drop(queue);
+            self.writers.schedule(self.clone());
         }
     }
 
-    /// Writes `ops` as one synced batch, then shows readers where the entries went.
-    fn commit(&mut self, ops: &[Op]) -> Result<(), String> {
-        if ops.is_empty() {
-            return Ok(());
+    /// Writes everything queued as one batch, without syncing it. The committed index
+    /// goes first: every entry it covers was queued before it was saved, so this batch
+    /// or an earlier one holds it.
+    pub(super) fn write(&self) -> Batch {
+        let mut ops = self.take_committed();
+        let (writes, last) = {
+            let mut queue = self.lock_queue();
+            (std::mem::take(&mut queue.writes), queue.closing)
+        };
+        let mut dones = Vec::with_capacity(writes.len());
+        for write in writes {
+            ops.extend(write.ops);
+            dones.push(write.done);
         }
-        let written = self.wal.write(ops).map_err(|e| e.to_string())?;
-        self.syncs.fetch_add(written.syncs, Ordering::Relaxed);
-        self.tail
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .flushed(written.locations);
-        Ok(())
+        let written = match self.lock_wal().as_mut() {
+            _ if ops.is_empty() => Ok(None),
+            Some(wal) => wal.write_unsynced(&ops).map(Some).map_err(|e| e.to_string()),
+            None => Err(writer_gone().to_string()),
+        };
+        Batch { dones, written, last }
+    }
+
+    /// Syncs the batch [`Writer::write`] wrote, `how`.
+    pub(super) fn sync(&self, how: Sync) -> Result<(), String> {
+        match self.lock_wal().as_mut() {
+            Some(wal) => wal.sync(how).map_err(|e| e.to_string()),
+            None => Err(writer_gone().to_string()),
+        }
+    }
+
+    /// The batch [`Writer::write`] wrote was covered by another log's sync of the file
+    /// system, which ended `synced`.
+    pub(super) fn covered(&self, synced: &Result<(), String>) {
+        if let Some(wal) = self.lock_wal().as_mut() {
+            wal.covered(synced);
+        }
+    }
+
+    /// Ends `batch` once its sync ended `synced`: shows readers where its entries went,
+    /// tells everyone in it, and queues the log again if more came meanwhile.
+    pub(super) fn finish(self: &Arc<Writer>, batch: Batch, synced: Result<(), String>) {
+        let Batch { dones, written, last } = batch;
+        let result = written.and_then(|written| {
+            if let Some(written) = written {
+                synced?;
+                self.syncs.fetch_add(written.syncs, Ordering::Relaxed);
+                self.tail
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .flushed(written.locations);
+            }
+            Ok(())
+        });
+        if last && let Err(e) = &result {
+            tracing::warn!(error = %e, "the Raft log's committed index could not be saved");
+        }
+        for done in dones {
+            match done {
+                Done::Flushed(callback) => {
+                    callback.log_io_completed(result.clone().map_err(std::io::Error::other));
+                }
+                Done::Waiting(reply) => {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        }
+        if last {
+            // The files first, then the directory's lock.
+            drop(self.lock_wal().take());
+            drop(self.store.lock().unwrap_or_else(PoisonError::into_inner).take());
+            return;
+        }
+        let mut queue = self.lock_queue();
+        if queue.writes.is_empty() && !queue.closing {
+            queue.scheduled = false;
+        } else {
+            drop(queue);
+            self.writers.schedule(self.clone());
+        }
     }
 
     /// The committed index openraft saved since the last batch, as a record.
@@ -279,18 +380,21 @@ impl Writer {
         committed.map(Op::Committed).into_iter().collect()
     }
 
-    /// Tells everyone in the batch how it went.
-    fn report(&self, dones: Vec<Done>, result: Result<(), String>) {
-        for done in dones {
-            match done {
-                Done::Flushed(callback) => {
-                    callback.log_io_completed(result.clone().map_err(std::io::Error::other));
-                }
-                Done::Waiting(reply) => {
-                    let _ = reply.send(result.clone());
-                }
-            }
-        }
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_wal(&self) -> MutexGuard<'_, Option<Wal>> {
+        self.wal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes the log once the last [`LogStore`] holding it is gone.
+struct Closer(Arc<Writer>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -379,12 +483,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.lock()
             .memory
             .extend(entries.into_iter().map(|entry| (entry.log_id.index, entry)));
-        self.queue
-            .send(Write {
+        self.writer
+            .0
+            .submit(Write {
                 ops,
                 done: Done::Flushed(callback),
             })
-            .map_err(|_| StorageIOError::write_logs(writer_gone()).into())
+            .map_err(|e| StorageIOError::write_logs(e).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
@@ -491,8 +596,9 @@ mod tests {
             })
             .collect();
         let (done, _written) = tokio::sync::oneshot::channel();
-        log.queue
-            .send(Write {
+        log.writer
+            .0
+            .submit(Write {
                 ops,
                 done: Done::Waiting(done),
             })
@@ -503,6 +609,48 @@ mod tests {
         closed.wait().await;
         let (_, state) = Wal::open(dir.path()).unwrap().expect("the log");
         assert_eq!((state.entries.len(), state.committed), (30_000, committed));
+    }
+
+    /// Logs written in one turn share one sync of their file system: each hears that its
+    /// batch is on disk, takes the next batch, and has them all, read back after the log
+    /// closes.
+    #[tokio::test]
+    async fn logs_in_one_turn_share_a_sync_and_each_batch_is_on_disk() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs.iter().map(|dir| Store::open(dir.path()).unwrap()).collect();
+        let logs: Vec<_> = stores
+            .iter()
+            .map(|store| LogStore::open(store).unwrap())
+            .collect();
+        let writers: Vec<Arc<Writer>> = logs.iter().map(|log| log.writer.0.clone()).collect();
+        let vote = |turn: u64, n: usize| Vote::new(turn * 10 + n as u64, 1);
+        for turn in 1..=2 {
+            let mut answers = Vec::new();
+            for (n, writer) in writers.iter().enumerate() {
+                let (done, answer) = tokio::sync::oneshot::channel();
+                let mut queue = writer.lock_queue();
+                // Queued by hand, so no writer thread takes it before the turn below does.
+                queue.scheduled = true;
+                queue.writes.push(Write {
+                    ops: vec![Op::Vote(vote(turn, n))],
+                    done: Done::Waiting(done),
+                });
+                answers.push(answer);
+            }
+            writers::turn(writers.clone());
+            for answer in answers {
+                assert_eq!(answer.await.unwrap(), Ok(()));
+            }
+            assert!(writers.iter().all(|writer| !writer.lock_queue().scheduled));
+        }
+        drop((writers, logs));
+        for (n, (dir, store)) in dirs.iter().zip(stores).enumerate() {
+            let closed = store.watch_closed();
+            drop(store);
+            closed.wait().await;
+            let (_, state) = Wal::open(dir.path()).unwrap().expect("the log");
+            assert_eq!(state.vote, Some(vote(2, n)));
+        }
     }
 
     /// openraft's own conformance suite for log stores and state machines: appends

@@ -3,7 +3,8 @@
 //! - [`wal`] keeps the log, the vote and the committed index in segment files under the
 //!   node's data directory, and [`store`] the latest snapshot in a redb database, so a
 //!   killed node restarts where it was; [`log`] is openraft's log store over the former,
-//!   which syncs everything queued at once.
+//!   which syncs everything queued at once, its writers the threads that write the logs
+//!   of one file system and share their syncs.
 //! - [`state_machine`] applies [`ConfigCommand`]s to the node's [`ConfigDb`](crate::config::ConfigDb) and publishes
 //!   every new configuration on a watch channel; it builds and installs snapshots.
 //! - [`network`] carries openraft's RPCs to the peers: AppendEntries on a connection of

@@ -3,18 +3,12 @@
 //!
 //! Everything the log store must keep goes in as records, one after another: entries,
 //! truncations, purges, the vote and the committed index. A batch of records is one
-//! frame, written with one positioned write and synced with one `fdatasync`. A segment is
-//! allocated whole when it is created (`posix_fallocate`), so a sync never changes the
+//! frame, written with one positioned write and then synced: with `fdatasync`, or with
+//! `syncfs` when the logs on one file system share a sync ([`super::log::writers`]). A segment
+//! is allocated whole when it is created (`posix_fallocate`), so a sync never changes the
 //! file's size, which is what makes it cheap; when a batch does not fit, the next segment
 //! starts with the state so far (vote, committed, purged) and the old ones go once every
 //! entry in them is purged.
-//!
-//! Batches go around the page cache (`O_DIRECT`), as whole 4 KiB blocks: the block the
-//! last batch ended in is written again with the new batch after it and zeros up to the
-//! block's end (what the allocated file holds there anyway). That spares the kernel the
-//! page cache's dirtying and writeback on every sync: about 10 µs of CPU of the 45-50 a
-//! buffered sync took here, on every node for every write. A file system that takes no
-//! direct writes (tmpfs) gets the same batches through the page cache.
 //!
 //! A frame and a record are each a length (4 bytes), the CRC-32 of the body (4 bytes) and
 //! the body. A frame's body is a kind byte and its records; a record's body is a kind
@@ -31,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,10 +45,6 @@ const SEGMENT_BYTES: u64 = 1 << 20;
 
 /// A record's length and CRC.
 const HEADER: usize = 8;
-
-/// The unit of a direct write: its offset, its length and its buffer's address are
-/// multiples of it. 4 KiB suits disks of 512-byte and of 4 KiB sectors.
-const BLOCK: usize = 4096;
 
 /// What comes before an entry's JSON in its record's body: the kind and the index.
 const ENTRY_PREFIX: usize = 9;
@@ -186,89 +176,18 @@ pub struct Wal {
     purged: Option<LogId<NodeId>>,
     /// Why a write or sync failed, after which the log takes no more writes.
     failed: Option<String>,
-    /// The last segment opened for direct writes; `None` where the file system takes none.
-    direct: Option<Direct>,
+    /// Whether the last batch waits for its sync.
+    unsynced: bool,
 }
 
-/// A segment open for direct writes, and the bytes of its block that the next batch
-/// starts in, up to where it starts.
-struct Direct {
-    file: File,
-    head: Vec<u8>,
-    /// The blocks of the last write, kept for the next while they are small.
-    buffer: AlignedBuffer,
-}
-
-impl Direct {
-    /// Opens `path` for direct writes whose next batch goes at `offset`, after `head`
-    /// (the bytes from `offset`'s block start on); `None` where the file system takes no
-    /// direct writes.
-    fn open(path: &Path, offset: u64, head: Vec<u8>) -> std::io::Result<Option<Direct>> {
-        debug_assert_eq!(offset % BLOCK as u64, head.len() as u64);
-        let opened = File::options()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path);
-        match opened {
-            Ok(file) => Ok(Some(Direct {
-                file,
-                head,
-                buffer: AlignedBuffer::default(),
-            })),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Writes `bytes` at `start` (where the head ends) in whole blocks and syncs them.
-    /// `Ok(false)`, having written nothing, where the file system refuses direct writes.
-    fn write(&mut self, bytes: &[u8], start: u64) -> std::io::Result<bool> {
-        let Direct { file, head, buffer } = self;
-        let block_start = start - head.len() as u64;
-        let len = head.len() + bytes.len();
-        let blocks = buffer.get(len.next_multiple_of(BLOCK));
-        blocks[..head.len()].copy_from_slice(head);
-        blocks[head.len()..len].copy_from_slice(bytes);
-        blocks[len..].fill(0);
-        match file.write_all_at(blocks, block_start) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
-            Err(e) => return Err(e),
-        }
-        file.sync_data()?;
-        head.clear();
-        head.extend_from_slice(&blocks[len - len % BLOCK..len]);
-        buffer.shrink();
-        Ok(true)
-    }
-}
-
-/// Bytes at an address that is a multiple of [`BLOCK`], as direct writes need.
-#[derive(Default)]
-struct AlignedBuffer {
-    bytes: Vec<u8>,
-}
-
-impl AlignedBuffer {
-    /// The most a buffer keeps between writes: a catch-up's big batches do not stay.
-    const KEPT: usize = 16 * BLOCK;
-
-    /// `len` aligned bytes, holding what the last write left in them.
-    fn get(&mut self, len: usize) -> &mut [u8] {
-        if self.bytes.len() < len + BLOCK {
-            self.bytes = vec![0; len + BLOCK];
-        }
-        let address = self.bytes.as_ptr() as usize;
-        let start = (BLOCK - address % BLOCK) % BLOCK;
-        &mut self.bytes[start..start + len]
-    }
-
-    /// Lets go of a buffer grown past [`Self::KEPT`].
-    fn shrink(&mut self) {
-        if self.bytes.len() > Self::KEPT + BLOCK {
-            self.bytes = Vec::new();
-        }
-    }
+/// How a batch is made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sync {
+    /// `fdatasync` of the segment.
+    File,
+    /// `syncfs` of the segment's file system: every write on it that ended before the
+    /// sync started is on disk once it returns, other logs' as well.
+    FileSystem,
 }
 
 /// What one [`Wal::write`] did.
@@ -302,7 +221,6 @@ impl Wal {
             active.file.sync_data().map_err(&io)?;
         }
         let state = replayed.state;
-        let direct = open_direct(active, replayed.end).map_err(io_error(&active.path))?;
         let wal = Wal {
             dir,
             segments,
@@ -311,7 +229,7 @@ impl Wal {
             committed: state.committed,
             purged: state.purged,
             failed: None,
-            direct,
+            unsynced: false,
         };
         Ok(Some((wal, state)))
     }
@@ -349,16 +267,66 @@ impl Wal {
     /// Writes `ops` in order as one batch and syncs it: on disk when this returns. After
     /// a failed write or sync every later one fails too.
     pub fn write(&mut self, ops: &[Op]) -> std::io::Result<Written> {
-        if let Some(failed) = &self.failed {
-            return Err(std::io::Error::other(format!(
-                "the Raft log takes no more writes after an earlier one failed: {failed}"
-            )));
-        }
+        let written = self.write_unsynced(ops)?;
+        self.sync(Sync::File)?;
+        Ok(written)
+    }
+
+    /// Writes `ops` in order as one batch, which is on disk once [`Wal::sync`] returns;
+    /// the next batch waits for that. After a failed write or sync every later one
+    /// fails too.
+    pub fn write_unsynced(&mut self, ops: &[Op]) -> std::io::Result<Written> {
+        self.refuse_after_failure()?;
+        debug_assert!(!self.unsynced, "a batch waits for the last one's sync");
         let written = self.write_batch(ops);
-        if let Err(e) = &written {
-            self.failed = Some(e.to_string());
+        match &written {
+            Ok(_) => self.unsynced = true,
+            Err(e) => self.failed = Some(e.to_string()),
         }
         written
+    }
+
+    /// Makes the last batch durable, with `how`'s sync.
+    pub fn sync(&mut self, how: Sync) -> std::io::Result<()> {
+        self.refuse_after_failure()?;
+        let file = &self.active().file;
+        let synced = match how {
+            Sync::File => file.sync_data(),
+            Sync::FileSystem => syncfs(file),
+        };
+        match &synced {
+            Ok(()) => self.unsynced = false,
+            Err(e) => self.failed = Some(e.to_string()),
+        }
+        synced
+    }
+
+    /// The device number of the file system the log is on.
+    pub fn device(&self) -> std::io::Result<u64> {
+        Ok(std::os::unix::fs::MetadataExt::dev(
+            &self.active().file.metadata()?,
+        ))
+    }
+
+    /// The last batch was covered by a sync of the file system that another log ran
+    /// after it was written, which ended `synced`; after a failure the log takes no
+    /// more writes.
+    pub fn covered(&mut self, synced: &Result<(), String>) {
+        match synced {
+            Ok(()) => self.unsynced = false,
+            Err(why) => {
+                self.failed.get_or_insert_with(|| why.clone());
+            }
+        }
+    }
+
+    fn refuse_after_failure(&self) -> std::io::Result<()> {
+        match &self.failed {
+            Some(failed) => Err(std::io::Error::other(format!(
+                "the Raft log takes no more writes after an earlier one failed: {failed}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn write_batch(&mut self, ops: &[Op]) -> std::io::Result<Written> {
@@ -369,16 +337,7 @@ impl Wal {
         }
         let start = self.offset;
         let active = self.segments.last_mut().expect("an active segment");
-        let direct = match &mut self.direct {
-            Some(direct) => direct.write(&bytes, start)?,
-            None => false,
-        };
-        if !direct {
-            // Refused, or never possible: through the page cache from now on.
-            self.direct = None;
-            active.file.write_all_at(&bytes, start)?;
-            active.file.sync_data()?;
-        }
+        active.file.write_all_at(&bytes, start)?;
         syncs += 1;
         self.offset += bytes.len() as u64;
         let mut locations = Vec::with_capacity(entries.len());
@@ -436,10 +395,6 @@ impl Wal {
             last_index: None,
         };
         self.offset = (MAGIC.len() + preamble.len()) as u64;
-        // A file system that refused direct writes refuses them in every segment.
-        if self.direct.is_some() {
-            self.direct = open_direct(&segment, self.offset)?;
-        }
         self.segments.push(segment);
         Ok(2)
     }
@@ -463,14 +418,6 @@ impl Wal {
     }
 }
 
-/// `segment` opened for direct writes of batches from `offset` on, its head read back.
-fn open_direct(segment: &Segment, offset: u64) -> std::io::Result<Option<Direct>> {
-    let in_block = offset % BLOCK as u64;
-    let mut head = vec![0; usize::try_from(in_block).expect("a block fits in memory")];
-    segment.file.read_exact_at(&mut head, offset - in_block)?;
-    Direct::open(&segment.path, offset, head)
-}
-
 fn segment_name(seq: u64) -> String {
     format!("{seq:016x}.wal")
 }
@@ -483,13 +430,9 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> OpenError + '_ {
 }
 
 /// Creates a segment at `path` holding `records` with room for `room` more bytes (at
-/// least [`SEGMENT_BYTES`] in all, in whole blocks), its blocks allocated, and syncs it
-/// with its size.
+/// least [`SEGMENT_BYTES`] in all), its blocks allocated, and syncs it with its size.
 fn allocate_segment(path: &Path, records: &[u8], room: u64) -> std::io::Result<u64> {
-    // Whole blocks, so a direct write never reaches past the end.
-    let len = SEGMENT_BYTES
-        .max((MAGIC.len() + records.len()) as u64 + room)
-        .next_multiple_of(BLOCK as u64);
+    let len = SEGMENT_BYTES.max((MAGIC.len() + records.len()) as u64 + room);
     let mut file = File::options()
         .read(true)
         .write(true)
@@ -505,6 +448,16 @@ fn allocate_segment(path: &Path, records: &[u8], room: u64) -> std::io::Result<u
     file.write_all(records)?;
     file.sync_all()?;
     Ok(len)
+}
+
+/// Writes back and flushes the whole file system `file` is on.
+fn syncfs(file: &File) -> std::io::Result<()> {
+    // SAFETY: the file descriptor stays open for the whole call.
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(file)) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -866,17 +819,12 @@ mod tests {
         }
     }
 
-    /// Batches that start and end anywhere in a block, span blocks and roll over into a
-    /// new segment all read back, before and after reopening, written directly and
-    /// through the page cache alike.
-    fn batches_of_every_length_read_back(direct: bool) {
+    /// Batches that start and end anywhere in a page, span pages and roll over into a
+    /// new segment all read back, before and after reopening.
+    #[test]
+    fn batches_of_every_length_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::create(dir.path(), &[Op::Vote(Vote::new(2, 1))]).unwrap();
-        // Where the temporary directory takes no direct writes (tmpfs), both ways are one.
-        let direct = direct && wal.direct.is_some();
-        if !direct {
-            wal.direct = None;
-        }
         let sizes = [1, 300, 4096, 3000, 9000, 17, 70_000, 5000];
         let mut written = Vec::new();
         for index in 0..400 {
@@ -888,7 +836,6 @@ mod tests {
             segments(dir.path()).len() > 1,
             "the batches fill more than a segment"
         );
-        assert_eq!(wal.direct.is_some(), direct);
         drop(wal);
         let (mut wal, state) = Wal::open(dir.path()).unwrap().expect("a log");
         let more = sized_entry(400, 100);
@@ -906,16 +853,6 @@ mod tests {
             location.file.read_exact_at(&mut read, location.offset).unwrap();
             assert_eq!(&read, json, "entry {}", log_id.index);
         }
-    }
-
-    #[test]
-    fn batches_of_every_length_read_back_written_directly() {
-        batches_of_every_length_read_back(true);
-    }
-
-    #[test]
-    fn batches_of_every_length_read_back_through_the_page_cache() {
-        batches_of_every_length_read_back(false);
     }
 
     /// A truncation's record ends in its index's high bytes, zeros: a batch that is only a
