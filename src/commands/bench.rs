@@ -12,7 +12,10 @@
 //!
 //! A warm-up of a tenth of the writes (at least 50) comes first and is not measured; then
 //! `--runs` runs of `--writes` writes each, and the report is the run with the median
-//! throughput. Its fields (`--json` keeps these names):
+//! throughput. A client writes again as soon as its last write is answered; with `--rate`
+//! write `n` of a run waits until `n / rate` seconds after the run started (a write that
+//! is late goes at once), so the latencies are those of a load the fabric keeps up with.
+//! Its fields (`--json` keeps these names):
 //!
 //! - `up_ms`: from starting the first node until every member has joined and converged.
 //! - `commit_p50_us`, `_p99_us`, `_p999_us`: from submitting a write until the root
@@ -75,6 +78,10 @@ pub struct BenchArgs {
     /// commit path in this process.
     #[arg(long, value_enum, default_value_t = Via::Grpc)]
     via: Via,
+    /// Writes per second from all clients together, at most: each write waits for its
+    /// turn on an even schedule. Without it the clients write as fast as the root answers.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    rate: Option<u32>,
     /// Measured runs after the warm-up; the report is the run with the median throughput.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     runs: u16,
@@ -101,6 +108,8 @@ struct Report {
     writes: usize,
     clients: usize,
     via: Via,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<u32>,
     runs: usize,
     up_ms: u64,
     commit_p50_us: u64,
@@ -176,10 +185,11 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     let mut clients = connect_clients(&fabric, args.via, usize::from(args.clients)).await?;
     let counter = Arc::new(AtomicUsize::new(0));
     let warm_up = (args.writes / WARM_UP_DIVISOR).max(WARM_UP_MIN);
-    run(&fabric, &members, &mut clients, &counter, warm_up).await?;
+    let every = args.rate.map(|rate| Duration::from_secs(1) / rate);
+    run(&fabric, &members, &mut clients, &counter, warm_up, every).await?;
     let mut runs = Vec::new();
     for _ in 0..args.runs {
-        runs.push(run(&fabric, &members, &mut clients, &counter, args.writes).await?);
+        runs.push(run(&fabric, &members, &mut clients, &counter, args.writes, every).await?);
     }
     let last = runs.iter().flat_map(|run| &run.writes).map(|w| w.revision).max();
     last_tx.send_replace(Some(last.unwrap_or(0)));
@@ -238,6 +248,7 @@ fn report(
         writes: median.writes.len(),
         clients: usize::from(args.clients),
         via: args.via,
+        rate: args.rate,
         runs: usize::from(args.runs),
         up_ms: up.as_millis() as u64,
         commit_p50_us: percentile(&mut commits, 50.0),
@@ -287,14 +298,15 @@ async fn connect_clients(fabric: &Fabric, via: Via, clients: usize) -> Result<Ve
     Ok(connected)
 }
 
-/// One run of `total` writes from every client at once, until each member applied the
-/// last one.
+/// One run of `total` writes from every client at once, one write per `every` at most,
+/// until each member applied the last one.
 async fn run(
     fabric: &Fabric,
     members: &[(String, Node)],
     clients: &mut Vec<Client>,
     counter: &Arc<AtomicUsize>,
     total: usize,
+    every: Option<Duration>,
 ) -> Result<Run, Error> {
     let first = counter.load(Ordering::Relaxed);
     let end = first + total;
@@ -302,11 +314,16 @@ async fn run(
     let disk_syncs_before = crate::raft::log::writers::syncs_ran();
     let cpu_before = cpu_seconds();
     let writing = Instant::now();
+    let schedule = every.map(|every| Schedule {
+        start: writing,
+        first,
+        every,
+    });
     let tasks: Vec<_> = clients
         .drain(..)
         .map(|client| {
             let counter = counter.clone();
-            tokio::spawn(async move { client.write_until(counter, end).await })
+            tokio::spawn(async move { client.write_until(counter, end, schedule).await })
         })
         .collect();
     let mut writes = Vec::with_capacity(total);
@@ -346,18 +363,38 @@ async fn run(
     })
 }
 
+/// When each write of a run with `--rate` is due: write `first + n` at `start + n * every`.
+#[derive(Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    first: usize,
+    every: Duration,
+}
+
+impl Schedule {
+    fn due(&self, i: usize) -> Instant {
+        let n = u32::try_from(i - self.first).unwrap_or(u32::MAX);
+        self.start + self.every.saturating_mul(n)
+    }
+}
+
 impl Client {
-    /// Writes until `counter` reaches `end`; hands itself back with what it wrote.
+    /// Writes until `counter` reaches `end`, each write once `schedule` has it due;
+    /// hands itself back with what it wrote.
     async fn write_until(
         mut self,
         counter: Arc<AtomicUsize>,
         end: usize,
+        schedule: Option<Schedule>,
     ) -> (Client, Result<Vec<Write>, Error>) {
         let mut done = Vec::new();
         loop {
             let i = counter.fetch_add(1, Ordering::Relaxed);
             if i >= end {
                 return (self, Ok(done));
+            }
+            if let Some(schedule) = schedule {
+                tokio::time::sleep_until(schedule.due(i).into()).await;
             }
             match self.write(i).await {
                 Ok(write) => done.push(write),
@@ -564,4 +601,22 @@ fn cpu_seconds() -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(14) + ticks(15)) / TICKS_PER_SECOND
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_spaces_a_runs_writes_evenly_from_its_start() {
+        let start = Instant::now();
+        let schedule = Schedule {
+            start,
+            first: 200,
+            every: Duration::from_secs(1) / 400,
+        };
+        assert_eq!(schedule.due(200), start);
+        assert_eq!(schedule.due(203), start + Duration::from_micros(7_500));
+        assert_eq!(schedule.due(600), start + Duration::from_secs(1));
+    }
 }
