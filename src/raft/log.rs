@@ -25,7 +25,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageIOError, Vote};
 
 use super::store::{KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, OpenError, Store, encode};
-use super::wal::{Location, Op, State, Sync, Wal, Written};
+use super::wal::{Location, Op, State, SyncScope, Wal, Written};
 use super::{NodeId, StorageError, TypeConfig};
 use writers::Writers;
 
@@ -143,10 +143,13 @@ impl LogStore {
         }));
         let pending = Committed::default();
         let syncs = Arc::new(AtomicU64::new(0));
-        let writers = wal.device().map(Writers::of).map_err(|source| OpenError::LogIo {
-            path: data_dir.join(super::wal::LOG_DIR),
-            source,
-        })?;
+        let writers = wal
+            .device()
+            .and_then(Writers::of)
+            .map_err(|source| OpenError::LogIo {
+                path: data_dir.join(super::wal::LOG_DIR),
+                source,
+            })?;
         let writer = Writer {
             wal: Mutex::new(Some(wal)),
             queue: Mutex::default(),
@@ -312,7 +315,7 @@ impl Writer {
     }
 
     /// Syncs the batch [`Writer::write`] wrote, `how`.
-    pub(super) fn sync(&self, how: Sync) -> Result<(), String> {
+    pub(super) fn sync(&self, how: SyncScope) -> Result<(), String> {
         match self.lock_wal().as_mut() {
             Some(wal) => wal.sync(how).map_err(|e| e.to_string()),
             None => Err(writer_gone().to_string()),

@@ -182,7 +182,7 @@ pub struct Wal {
 
 /// How a batch is made durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sync {
+pub enum SyncScope {
     /// `fdatasync` of the segment.
     File,
     /// `syncfs` of the segment's file system: every write on it that ended before the
@@ -190,11 +190,11 @@ pub enum Sync {
     FileSystem,
 }
 
-/// What one [`Wal::write`] did.
+/// What one [`Wal::write_unsynced`] did.
 pub struct Written {
     /// Where each entry of the batch went, in order.
     pub locations: Vec<Location>,
-    /// How many syncs it took.
+    /// How many syncs it takes: a new segment's two and the batch's own, to come.
     pub syncs: u64,
 }
 
@@ -264,11 +264,12 @@ impl Wal {
         })
     }
 
-    /// Writes `ops` in order as one batch and syncs it: on disk when this returns. After
-    /// a failed write or sync every later one fails too.
+    /// Writes `ops` in order as one batch and syncs it: on disk when this returns. (The
+    /// log's writers sync a turn's batches together, [`super::log::writers`].)
+    #[cfg(test)]
     pub fn write(&mut self, ops: &[Op]) -> std::io::Result<Written> {
         let written = self.write_unsynced(ops)?;
-        self.sync(Sync::File)?;
+        self.sync(SyncScope::File)?;
         Ok(written)
     }
 
@@ -287,12 +288,12 @@ impl Wal {
     }
 
     /// Makes the last batch durable, with `how`'s sync.
-    pub fn sync(&mut self, how: Sync) -> std::io::Result<()> {
+    pub fn sync(&mut self, how: SyncScope) -> std::io::Result<()> {
         self.refuse_after_failure()?;
         let file = &self.active().file;
         let synced = match how {
-            Sync::File => file.sync_data(),
-            Sync::FileSystem => syncfs(file),
+            SyncScope::File => file.sync_data(),
+            SyncScope::FileSystem => syncfs(file),
         };
         match &synced {
             Ok(()) => self.unsynced = false,

@@ -18,9 +18,10 @@
 //! the disk in turn inside a turn, so batches go through the page cache and the sync
 //! writes them back together.
 //!
-//! A thread is started when a log is queued and none is waiting for work, up to
-//! [`THREADS`], so a voter's write that arrives while a thread syncs learners' batches is
-//! taken by another; a thread with nothing to write for [`IDLE`] ends.
+//! The first log on a file system starts its first thread, which stays. Another is
+//! started when a log is queued and none is waiting for work, up to [`THREADS`], so a
+//! voter's write that arrives while a thread syncs learners' batches is taken by
+//! another; those end after [`IDLE`] with nothing to write.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +29,7 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use super::Writer;
-use crate::raft::wal::Sync;
+use crate::raft::wal::SyncScope;
 
 /// The most threads that write one file system's logs.
 const THREADS: usize = 4;
@@ -64,16 +65,18 @@ pub fn syncs_ran() -> u64 {
 static FILE_SYSTEMS: LazyLock<Mutex<HashMap<u64, Weak<Writers>>>> = LazyLock::new(Mutex::default);
 
 impl Writers {
-    /// The writers of the logs on the file system with device number `device`.
-    pub fn of(device: u64) -> Arc<Writers> {
+    /// The writers of the logs on the file system with device number `device`; the
+    /// first log there starts their first thread, which stays.
+    pub fn of(device: u64) -> std::io::Result<Arc<Writers>> {
         let mut file_systems = FILE_SYSTEMS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(writers) = file_systems.get(&device).and_then(Weak::upgrade) {
-            return writers;
+            return Ok(writers);
         }
         file_systems.retain(|_, writers| writers.strong_count() > 0);
         let writers = Arc::new(Writers::default());
+        writers.start(&mut writers.lock())?;
         file_systems.insert(device, Arc::downgrade(&writers));
-        writers
+        Ok(writers)
     }
 
     /// Queues `log` for the next thread free, starting one if none is and there is room.
@@ -87,22 +90,21 @@ impl Writers {
     fn wake_or_start(self: &Arc<Writers>, state: &mut State) {
         if state.idle > 0 {
             self.work.notify_one();
-            return;
+        } else if state.threads < THREADS
+            && let Err(e) = self.start(state)
+        {
+            // The threads there are take the log once they are free.
+            tracing::warn!(error = %e, "no more threads could be started to write the Raft logs");
         }
-        if state.threads < THREADS {
-            let writers = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name("raft-log".to_owned())
-                .spawn(move || writers.run());
-            match spawned {
-                Ok(_) => state.threads += 1,
-                // The threads there are take the log.
-                Err(e) if state.threads > 0 => {
-                    tracing::warn!(error = %e, "no thread more could be started for the Raft logs");
-                }
-                Err(e) => panic!("no thread could be started to write the Raft logs: {e}"),
-            }
-        }
+    }
+
+    fn start(self: &Arc<Writers>, state: &mut State) -> std::io::Result<()> {
+        let writers = self.clone();
+        std::thread::Builder::new()
+            .name("raft-log".to_owned())
+            .spawn(move || writers.run())?;
+        state.threads += 1;
+        Ok(())
     }
 
     /// Writes the queued logs, turn after turn, until nothing came for [`IDLE`].
@@ -114,7 +116,8 @@ impl Writers {
         std::mem::forget(panicking);
     }
 
-    /// Every log queued, once there is one; `None` when none came for [`IDLE`].
+    /// Every log queued, once there is one; `None` when none came for [`IDLE`] and
+    /// another thread stays.
     fn next_turn(&self) -> Option<Vec<Arc<Writer>>> {
         let mut state = self.lock();
         while state.ready.is_empty() {
@@ -125,7 +128,7 @@ impl Writers {
                 .unwrap_or_else(PoisonError::into_inner);
             state = woken;
             state.idle -= 1;
-            if waited.timed_out() && state.ready.is_empty() {
+            if waited.timed_out() && state.ready.is_empty() && state.threads > 1 {
                 state.threads -= 1;
                 return None;
             }
@@ -138,16 +141,16 @@ impl Writers {
     }
 }
 
-/// A writer thread that a panic ends gives up its place, and the logs queued get another
-/// thread. (The logs of its turn wait forever: their writes' fate is unknown.)
+/// A writer thread that a panic ends gives up its place to another. (The logs of its
+/// turn wait forever: what their batches left on disk is unknown.)
 struct Panicking(Arc<Writers>);
 
 impl Drop for Panicking {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.threads -= 1;
-        if !state.ready.is_empty() {
-            self.0.wake_or_start(&mut state);
+        if let Err(e) = self.0.start(&mut state) {
+            tracing::error!(error = %e, "no thread could be started to write the Raft logs");
         }
     }
 }
@@ -166,9 +169,9 @@ pub(super) fn turn(logs: Vec<Arc<Writer>>) {
     }
     let synced = match unsynced.as_slice() {
         [] => Ok(()),
-        [log] => log.sync(Sync::File),
+        [log] => log.sync(SyncScope::File),
         [first, rest @ ..] => {
-            let synced = first.sync(Sync::FileSystem);
+            let synced = first.sync(SyncScope::FileSystem);
             for log in rest {
                 log.covered(&synced);
             }
@@ -187,8 +190,8 @@ mod tests {
     #[test]
     fn logs_share_the_writers_of_their_file_system_only() {
         // Device numbers no file system here has.
-        let writers = Writers::of(u64::MAX);
-        assert!(Arc::ptr_eq(&writers, &Writers::of(u64::MAX)));
-        assert!(!Arc::ptr_eq(&writers, &Writers::of(u64::MAX - 1)));
+        let writers = Writers::of(u64::MAX).unwrap();
+        assert!(Arc::ptr_eq(&writers, &Writers::of(u64::MAX).unwrap()));
+        assert!(!Arc::ptr_eq(&writers, &Writers::of(u64::MAX - 1).unwrap()));
     }
 }
