@@ -388,15 +388,14 @@ impl Wal {
         std::fs::rename(&staging, &path)?;
         sync_dir(&self.dir)?;
         let file = File::options().read(true).write(true).open(&path)?;
-        let segment = Segment {
+        self.segments.push(Segment {
             seq,
             path,
             file: Arc::new(file),
             len,
             last_index: None,
-        };
+        });
         self.offset = (MAGIC.len() + preamble.len()) as u64;
-        self.segments.push(segment);
         Ok(2)
     }
 
