@@ -229,7 +229,7 @@ where
         let res = self.do_main(rx_shutdown).instrument(span).await;
 
         // Flush buffered metrics
-        self.report_metrics(None);
+        self.report_metrics(false);
 
         // Safe unwrap: res is Result<Infallible, _>
         let err = res.unwrap_err();
@@ -266,7 +266,7 @@ where
         self.run_engine_commands().await?;
 
         // Initialize metrics.
-        self.report_metrics(None);
+        self.report_metrics(false);
 
         self.runtime_loop(rx_shutdown).await
     }
@@ -532,75 +532,36 @@ where
 
     #[tracing::instrument(level = "debug", skip_all)]
     pub fn flush_metrics(&mut self) {
-        let leader_metrics = if let Some(leader) = self.engine.leader.as_ref() {
-            let prog = &leader.progress;
-            Some(
-                prog.iter()
-                    .map(|(id, p)| {
-                        (
-                            id.clone(),
-                            <ProgressEntry<<C as RaftTypeConfig>::NodeId> as Borrow<Option<LogId<C::NodeId>>>>::borrow(
-                                p,
-                            )
-                            .clone(),
-                        )
-                    })
-                    .collect(),
-            )
-        } else {
-            None
-        };
-        self.report_metrics(leader_metrics);
+        self.report_metrics(true);
     }
 
-    /// Report a metrics payload on the current state of the Raft node.
+    /// Report a metrics payload on the current state of the Raft node; with `replication`, the
+    /// leader's replication progress too.
+    ///
+    /// fabricsim's patch: the metrics are updated where they are, in the watch channels, and
+    /// their watchers are woken only when something changed other than the milliseconds in
+    /// `millis_since_quorum_ack` (which are still kept current, for whoever reads them).
+    /// Unpatched, every turn of the core's loop built the leader's replication map anew,
+    /// cloned it and the other metrics twice, and woke the `RaftMetrics` watchers even when
+    /// nothing had changed: a leader of 50 nodes did so after every answer it got.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub(crate) fn report_metrics(&mut self, replication: Option<ReplicationMetrics<C::NodeId>>) {
+    pub(crate) fn report_metrics(&mut self, replication: bool) {
         let last_quorum_acked = self.last_quorum_acked_time();
         let millis_since_quorum_ack = last_quorum_acked.map(|t| t.elapsed().as_millis() as u64);
 
         let st = &self.engine.state;
-
-        let membership_config = st.membership_state.effective().stored_membership().clone();
+        let membership_config = st.membership_state.effective().stored_membership();
         let current_leader = self.current_leader();
-
-        let m = RaftMetrics {
-            running_state: Ok(()),
-            id: self.id.clone(),
-
-            // --- data ---
-            current_term: st.vote_ref().leader_id().get_term(),
-            vote: st.io_state().vote().clone(),
-            last_log_index: st.last_log_id().index(),
-            last_applied: st.io_applied().cloned(),
-            snapshot: st.io_snapshot_last_log_id().cloned(),
-            purged: st.io_purged().cloned(),
-
-            // --- cluster ---
-            state: st.server_state,
-            current_leader: current_leader.clone(),
-            millis_since_quorum_ack,
-            membership_config: membership_config.clone(),
-
-            // --- replication ---
-            replication: replication.clone(),
-        };
-
-        let data_metrics = RaftDataMetrics {
-            last_log: st.last_log_id().cloned(),
-            last_applied: st.io_applied().cloned(),
-            snapshot: st.io_snapshot_last_log_id().cloned(),
-            purged: st.io_purged().cloned(),
-            millis_since_quorum_ack,
-            replication,
-        };
-
-        let server_metrics = RaftServerMetrics {
-            id: self.id.clone(),
-            vote: st.io_state().vote().clone(),
-            state: st.server_state,
-            current_leader,
-            membership_config,
+        let progress = self.engine.leader.as_ref().filter(|_| replication).map(|leader| &leader.progress);
+        let matched = || {
+            progress.map(|progress| {
+                progress.iter().map(|(id, p)| {
+                    (
+                        id.clone(),
+                        <ProgressEntry<C::NodeId> as Borrow<Option<LogId<C::NodeId>>>>::borrow(p).clone(),
+                    )
+                })
+            })
         };
 
         // Start to send metrics
@@ -609,27 +570,43 @@ where
         // Thus if `RaftMetrics` change is perceived, the other two should have been updated.
 
         self.tx_data_metrics.send_if_modified(|metrix| {
-            if data_metrics.ne(metrix) {
-                *metrix = data_metrics.clone();
-                return true;
-            }
-            false
+            let mut changed = set(&mut metrix.last_log, st.last_log_id().cloned());
+            changed |= set(&mut metrix.last_applied, st.io_applied().cloned());
+            changed |= set(&mut metrix.snapshot, st.io_snapshot_last_log_id().cloned());
+            changed |= set(&mut metrix.purged, st.io_purged().cloned());
+            changed |= set_elapsed(&mut metrix.millis_since_quorum_ack, millis_since_quorum_ack);
+            changed |= set_replication(&mut metrix.replication, matched());
+            changed
         });
 
         self.tx_server_metrics.send_if_modified(|metrix| {
-            if server_metrics.ne(metrix) {
-                *metrix = server_metrics.clone();
-                return true;
-            }
-            false
+            let mut changed = set(&mut metrix.id, self.id.clone());
+            changed |= set(&mut metrix.vote, st.io_state().vote().clone());
+            changed |= set(&mut metrix.state, st.server_state);
+            changed |= set(&mut metrix.current_leader, current_leader.clone());
+            changed |= set(&mut metrix.membership_config, membership_config.clone());
+            changed
         });
 
-        tracing::debug!("report_metrics: {}", m.summary());
-        let res = self.tx_metrics.send(m);
-
-        if let Err(err) = res {
-            tracing::error!(error=%err, id=display(&self.id), "error reporting metrics");
-        }
+        self.tx_metrics.send_if_modified(|metrix| {
+            let mut changed = set(&mut metrix.running_state, Ok(()));
+            changed |= set(&mut metrix.id, self.id.clone());
+            changed |= set(&mut metrix.current_term, st.vote_ref().leader_id().get_term());
+            changed |= set(&mut metrix.vote, st.io_state().vote().clone());
+            changed |= set(&mut metrix.last_log_index, st.last_log_id().index());
+            changed |= set(&mut metrix.last_applied, st.io_applied().cloned());
+            changed |= set(&mut metrix.snapshot, st.io_snapshot_last_log_id().cloned());
+            changed |= set(&mut metrix.purged, st.io_purged().cloned());
+            changed |= set(&mut metrix.state, st.server_state);
+            changed |= set(&mut metrix.current_leader, current_leader.clone());
+            changed |= set_elapsed(&mut metrix.millis_since_quorum_ack, millis_since_quorum_ack);
+            changed |= set(&mut metrix.membership_config, membership_config.clone());
+            changed |= set_replication(&mut metrix.replication, matched());
+            if changed {
+                tracing::debug!("report_metrics: {}", metrix.summary());
+            }
+            changed
+        });
     }
 
     /// Handle the admin command `initialize`.
@@ -1809,4 +1786,50 @@ where
 
         Ok(None)
     }
+}
+
+/// Puts `value` in `slot`; whether that changed it (fabricsim's patch).
+fn set<T: PartialEq>(slot: &mut T, value: T) -> bool {
+    if *slot == value {
+        return false;
+    }
+    *slot = value;
+    true
+}
+
+/// Puts the milliseconds since the last quorum acknowledgement in `slot`; a change counts
+/// only when it starts or stops having a value (fabricsim's patch).
+fn set_elapsed(slot: &mut Option<u64>, value: Option<u64>) -> bool {
+    let changed = slot.is_some() != value.is_some();
+    *slot = value;
+    changed
+}
+
+/// Brings the replication metrics in `slot` to `matched`, each target's matching log id,
+/// allocating only for a target new to them; whether that changed them (fabricsim's patch).
+fn set_replication<NID: NodeId>(
+    slot: &mut Option<ReplicationMetrics<NID>>,
+    matched: Option<impl Iterator<Item = (NID, Option<LogId<NID>>)> + Clone>,
+) -> bool {
+    let Some(matched) = matched else {
+        return slot.take().is_some();
+    };
+    let mut changed = slot.is_none();
+    let metrics = slot.get_or_insert_with(ReplicationMetrics::new);
+    let mut targets = 0;
+    for (id, log_id) in matched.clone() {
+        targets += 1;
+        match metrics.get_mut(&id) {
+            Some(known) => changed |= set(known, log_id),
+            None => {
+                metrics.insert(id, log_id);
+                changed = true;
+            }
+        }
+    }
+    if metrics.len() != targets {
+        metrics.retain(|id, _| matched.clone().any(|(target, _)| target == *id));
+        changed = true;
+    }
+    changed
 }
