@@ -10,6 +10,9 @@
 //!   reply names the revision it committed.
 //! - `inproc`: the node's own commit path (`Node::propose`), without gRPC or the CLI.
 //!
+//! Either way the clients run on threads of their own (see [`client_threads`]), not as
+//! tasks of the fabric's runtime.
+//!
 //! A warm-up of a tenth of the writes (at least 50) comes first and is not measured; then
 //! `--runs` runs of `--writes` writes each, and the report is the run with the median
 //! throughput. A client writes again as soon as its last write is answered; with `--rate`
@@ -44,6 +47,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::{Error, rest_bench};
@@ -62,6 +66,8 @@ const MAX_CLIENTS: usize = 256;
 const MAX_NODES: usize = 100;
 /// The entries the writes spread over: the fctems table holds three.
 const ENTRIES: usize = 3;
+/// The clients' threads: as many as a separate process would have here.
+const CLIENT_THREADS: usize = 2;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -182,14 +188,22 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         .iter()
         .map(|(_, node)| tokio::spawn(record_revisions(node.config_watch(), last_rx.clone())))
         .collect();
-    let mut clients = connect_clients(&fabric, args.via, usize::from(args.clients)).await?;
+    let threads = client_threads()?;
+    let mut clients = connect_clients(&fabric, threads.handle(), args.via, usize::from(args.clients)).await?;
     let counter = Arc::new(AtomicUsize::new(0));
     let warm_up = (args.writes / WARM_UP_DIVISOR).max(WARM_UP_MIN);
     let every = args.rate.map(|rate| Duration::from_secs(1) / rate);
-    run(&fabric, &members, &mut clients, &counter, warm_up, every).await?;
+    let writing = Writing {
+        fabric: &fabric,
+        members: &members,
+        threads: threads.handle(),
+        counter: &counter,
+        every,
+    };
+    writing.run(&mut clients, warm_up).await?;
     let mut runs = Vec::new();
     for _ in 0..args.runs {
-        runs.push(run(&fabric, &members, &mut clients, &counter, args.writes, every).await?);
+        runs.push(writing.run(&mut clients, args.writes).await?);
     }
     let last = runs.iter().flat_map(|run| &run.writes).map(|w| w.revision).max();
     last_tx.send_replace(Some(last.unwrap_or(0)));
@@ -205,6 +219,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         None => None,
     };
     drop(clients);
+    threads.shutdown_background();
     fabric.stop().await;
     let report = report(&args, up, idle_rss_mb, &median, &timelines, rest)?;
     print_report(&report, args.json);
@@ -271,96 +286,135 @@ fn report(
     })
 }
 
-/// The clients, each connected before any write.
-async fn connect_clients(fabric: &Fabric, via: Via, clients: usize) -> Result<Vec<Client>, Error> {
+/// The threads the clients write from. `fabricsim exec` runs in a process of its own, so
+/// the kernel wakes it as soon as its answer arrives; a client task on the fabric's own
+/// runtime would instead wait in line behind the members' work for that answer (at 50
+/// nodes, behind the learners' AppendEntries that the commit has just set off).
+fn client_threads() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(CLIENT_THREADS)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            context: "starting the bench clients' threads".to_owned(),
+            source,
+        })
+}
+
+/// The clients, each connected before any write, from the clients' threads.
+async fn connect_clients(
+    fabric: &Fabric,
+    threads: &Handle,
+    via: Via,
+    clients: usize,
+) -> Result<Vec<Client>, Error> {
     let root = &fabric.topology().root().name;
     let mut connected = Vec::with_capacity(clients);
     for _ in 0..clients {
         connected.push(match via {
             Via::Inproc => Client::Inproc(fabric.node(root)?.clone()),
             Via::Grpc => {
-                let mut connection = fabric.connect(root).await?;
-                let mut session = connection.session().await?;
-                let entered = session.run("config endpoint-control fctems").await?;
-                if entered.failed {
-                    return Err(Error::Bench(format!(
-                        "the root's CLI refused the table: {}",
-                        entered.output
-                    )));
-                }
-                Client::Grpc(Box::new(GrpcClient {
-                    _connection: connection,
-                    session,
-                }))
+                let connect = fabric.connector(root)?;
+                let client = threads.spawn(async move {
+                    let mut connection = connect.await?;
+                    let mut session = connection.session().await?;
+                    let entered = session.run("config endpoint-control fctems").await?;
+                    if entered.failed {
+                        return Err(Error::Bench(format!(
+                            "the root's CLI refused the table: {}",
+                            entered.output
+                        )));
+                    }
+                    Ok(GrpcClient {
+                        _connection: connection,
+                        session,
+                    })
+                });
+                Client::Grpc(Box::new(client.await.expect("a bench client panicked")?))
             }
         });
     }
     Ok(connected)
 }
 
-/// One run of `total` writes from every client at once, one write per `every` at most,
-/// until each member applied the last one.
-async fn run(
-    fabric: &Fabric,
-    members: &[(String, Node)],
-    clients: &mut Vec<Client>,
-    counter: &Arc<AtomicUsize>,
-    total: usize,
+/// What the runs of one bench share.
+struct Writing<'a> {
+    fabric: &'a Fabric,
+    members: &'a [(String, Node)],
+    /// The clients' threads.
+    threads: &'a Handle,
+    /// The number of the next write, across runs.
+    counter: &'a Arc<AtomicUsize>,
+    /// One write per this much time at most, from all clients together.
     every: Option<Duration>,
-) -> Result<Run, Error> {
-    let first = counter.load(Ordering::Relaxed);
-    let end = first + total;
-    let syncs_before = log_syncs(fabric)?;
-    let disk_syncs_before = crate::raft::log::writers::syncs_ran();
-    let cpu_before = cpu_seconds();
-    let writing = Instant::now();
-    let schedule = every.map(|every| Schedule {
-        start: writing,
-        first,
-        every,
-    });
-    let tasks: Vec<_> = clients
-        .drain(..)
-        .map(|client| {
-            let counter = counter.clone();
-            tokio::spawn(async move { client.write_until(counter, end, schedule).await })
-        })
-        .collect();
-    let mut writes = Vec::with_capacity(total);
-    let mut failure = None;
-    for task in tasks {
-        let (client, written) = task.await.expect("a bench client panicked");
-        clients.push(client);
-        match written {
-            Ok(done) => writes.extend(done),
-            Err(e) => failure = Some(e),
+}
+
+impl Writing<'_> {
+    /// One run of `total` writes from every client at once, until each member applied the
+    /// last one.
+    async fn run(&self, clients: &mut Vec<Client>, total: usize) -> Result<Run, Error> {
+        let Writing {
+            fabric,
+            members,
+            threads,
+            counter,
+            every,
+        } = *self;
+        let first = counter.load(Ordering::Relaxed);
+        let end = first + total;
+        let syncs_before = log_syncs(fabric)?;
+        let disk_syncs_before = crate::raft::log::writers::syncs_ran();
+        let cpu_before = cpu_seconds();
+        let writing = Instant::now();
+        let schedule = every.map(|every| Schedule {
+            start: writing,
+            first,
+            every,
+        });
+        let tasks: Vec<_> = clients
+            .drain(..)
+            .map(|client| {
+                let counter = Arc::clone(counter);
+                threads.spawn(async move { client.write_until(counter, end, schedule).await })
+            })
+            .collect();
+        let mut writes = Vec::with_capacity(total);
+        let mut failure = None;
+        for task in tasks {
+            let (client, written) = task.await.expect("a bench client panicked");
+            clients.push(client);
+            match written {
+                Ok(done) => writes.extend(done),
+                Err(e) => failure = Some(e),
+            }
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let write_time = writing.elapsed();
+        let cpu = cpu_seconds() - cpu_before;
+        let syncs = log_syncs(fabric)? - syncs_before;
+        let disk_syncs = crate::raft::log::writers::syncs_ran() - disk_syncs_before;
+        let last = writes.iter().map(|w| w.revision).max().unwrap_or(0);
+        for (member, node) in members {
+            wait_for_revision(node.config_watch(), last)
+                .await
+                .map_err(|seen| {
+                    Error::Bench(format!(
+                        "{member} did not apply revision {last} (it is at {seen})"
+                    ))
+                })?;
+        }
+        let count = writes.len().max(1) as f64;
+        Ok(Run {
+            writes_per_sec: round1(writes.len() as f64 / write_time.as_secs_f64()),
+            fsyncs_per_write: (syncs as f64 / count * 100.0).round() / 100.0,
+            disk_syncs_per_write: (disk_syncs as f64 / count * 100.0).round() / 100.0,
+            cpu_s_per_1000_writes: (cpu / count * 1000.0 * 1000.0).round() / 1000.0,
+            writes,
+        })
     }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let write_time = writing.elapsed();
-    let cpu = cpu_seconds() - cpu_before;
-    let syncs = log_syncs(fabric)? - syncs_before;
-    let disk_syncs = crate::raft::log::writers::syncs_ran() - disk_syncs_before;
-    let last = writes.iter().map(|w| w.revision).max().unwrap_or(0);
-    for (member, node) in members {
-        wait_for_revision(node.config_watch(), last)
-            .await
-            .map_err(|seen| {
-                Error::Bench(format!(
-                    "{member} did not apply revision {last} (it is at {seen})"
-                ))
-            })?;
-    }
-    let count = writes.len().max(1) as f64;
-    Ok(Run {
-        writes_per_sec: round1(writes.len() as f64 / write_time.as_secs_f64()),
-        fsyncs_per_write: (syncs as f64 / count * 100.0).round() / 100.0,
-        disk_syncs_per_write: (disk_syncs as f64 / count * 100.0).round() / 100.0,
-        cpu_s_per_1000_writes: (cpu / count * 1000.0 * 1000.0).round() / 1000.0,
-        writes,
-    })
 }
 
 /// When each write of a run with `--rate` is due: write `first + n` at `start + n * every`.

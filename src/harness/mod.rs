@@ -227,6 +227,19 @@ impl Fabric {
         Ok(self.fabric.connect(name).await?)
     }
 
+    /// A future that connects to a node's admin service where it runs: the connection's
+    /// I/O stays on the runtime that ran it (a client on threads of its own, as a
+    /// separate process's would be).
+    pub fn connector(
+        &self,
+        name: &str,
+    ) -> Result<impl Future<Output = Result<AdminConnection, ClientError>> + Send + 'static, HarnessError>
+    {
+        let addr = self.fabric.addr(name)?;
+        let operator = self.fabric.operator().clone();
+        Ok(async move { AdminConnection::connect(addr, &operator).await })
+    }
+
     /// Asks every node for its state.
     pub async fn status(&self) -> FabricReport {
         status::collect(self.topology(), &self.addrs(), self.fabric.operator()).await
