@@ -78,6 +78,8 @@ use crate::raft::VoteResponse;
 use crate::raft_state::LogIOId;
 use crate::raft_state::LogStateReader;
 use crate::replication;
+use crate::replication::request::Data;
+use crate::replication::request::DataWithId;
 use crate::replication::request::Replicate;
 use crate::replication::request_id::RequestId;
 use crate::replication::response::ReplicationResult;
@@ -851,11 +853,18 @@ where
         // whenever the membership changes, so a promoted learner gets a voter's stream.
         let committed_only = !self.engine.state.membership_state.effective().is_voter(&target);
 
+        // A learner's stream counts entries as committed once they are applied here.
+        let committed = if committed_only {
+            self.engine.state.io_applied()
+        } else {
+            self.engine.state.committed()
+        };
+
         ReplicationCore::<C, N, LS>::spawn(
             target.clone(),
             session_id,
             self.config.clone(),
-            self.engine.state.committed().cloned(),
+            committed.cloned(),
             progress_entry.matching,
             network,
             snapshot_network,
@@ -865,6 +874,26 @@ where
             committed_only,
             tracing::span!(parent: &self.span, Level::DEBUG, "replication", id=display(&self.id), target=display(&target)),
         )
+    }
+
+    /// Tells the learners' streams that entries up to `applied` are committed, and hands
+    /// them the entries that waited for that (fabricsim's patch).
+    ///
+    /// On the leader, a learner hears of a commit only once the entries are applied here
+    /// and their writers answered: its AppendEntries then queue behind that answer, not in
+    /// front of it. A learner's stream takes `applied` for the committed index, which is
+    /// never ahead of it.
+    fn replicate_applied_to_learners(&mut self, applied: LogId<C::NodeId>) {
+        for node in self.replications.values_mut().filter(|node| node.committed_only) {
+            if let Some(logs) = node.deferred.take() {
+                if replication::none_committed(logs.data(), Some(&applied)) {
+                    node.deferred = Some(logs);
+                    continue;
+                }
+                let _ = node.tx_repl.send(Replicate::new_data(Data::Logs(logs)));
+            }
+            let _ = node.tx_repl.send(Replicate::Committed(Some(applied.clone())));
+        }
     }
 
     /// Remove all replication.
@@ -1467,7 +1496,9 @@ where
                     sm::Response::Apply(res) => {
                         self.engine.state.io_state_mut().update_applied(Some(res.last_applied.clone()));
 
+                        let applied = res.last_applied.clone();
                         self.handle_apply_result(res);
+                        self.replicate_applied_to_learners(applied);
                     }
                 }
             }
@@ -1735,7 +1766,9 @@ where
                 self.spawn_parallel_vote_requests(&vote_req).await;
             }
             Command::ReplicateCommitted { committed } => {
-                for node in self.replications.values() {
+                // fabricsim's patch: learners hear of a commit once it is applied here
+                // (`replicate_applied_to_learners`).
+                for node in self.replications.values().filter(|node| !node.committed_only) {
                     let _ = node.tx_repl.send(Replicate::Committed(committed.clone()));
                 }
             }
@@ -1748,14 +1781,22 @@ where
                 self.apply_to_state_machine(seq, already_committed.next_index(), upto.index).await?;
             }
             Command::Replicate { req, target } => {
-                let node = self.replications.get(&target).expect("replication to target node exists");
+                let node = self.replications.get_mut(&target).expect("replication to target node exists");
 
                 match req {
                     Inflight::None => {
                         let _ = node.tx_repl.send(Replicate::Heartbeat);
                     }
                     Inflight::Logs { id, log_id_range } => {
-                        let _ = node.tx_repl.send(Replicate::logs(RequestId::new_append_entries(id), log_id_range));
+                        let id = RequestId::new_append_entries(id);
+                        // fabricsim's patch: a learner is not woken for entries it may not
+                        // be sent yet; they wait here until they are applied.
+                        let applied = self.engine.state.io_applied();
+                        if node.committed_only && replication::none_committed(&log_id_range, applied) {
+                            node.deferred = Some(DataWithId::new(id, log_id_range));
+                        } else {
+                            let _ = node.tx_repl.send(Replicate::logs(id, log_id_range));
+                        }
                     }
                     Inflight::Snapshot { id, last_log_id } => {
                         // unwrap: The replication channel must not be dropped or it is a bug.

@@ -56,6 +56,7 @@ use crate::type_config::alias::LogIdOf;
 use crate::type_config::TypeConfigExt;
 use crate::AsyncRuntime;
 use crate::LogId;
+use crate::NodeId;
 use crate::MessageSummary;
 use crate::RaftLogId;
 use crate::RaftTypeConfig;
@@ -72,6 +73,20 @@ where C: RaftTypeConfig
 
     /// The channel used for communicating with the replication task.
     pub(crate) tx_repl: mpsc::UnboundedSender<Replicate<C>>,
+
+    /// fabricsim's patch: the target is a learner, sent committed entries only.
+    pub(crate) committed_only: bool,
+
+    /// Entries for a learner none of which is committed yet (fabricsim's patch): the core
+    /// keeps them until a commit reaches them and then hands them over with it, so the
+    /// learner's task wakes once per write, not also while the voters' quorum round runs.
+    pub(crate) deferred: Option<DataWithId<LogIdRange<C::NodeId>>>,
+}
+
+/// Whether `range` has entries and none of them is committed under `committed` (fabricsim's
+/// patch).
+pub(crate) fn none_committed<NID: NodeId>(range: &LogIdRange<NID>, committed: Option<&LogId<NID>>) -> bool {
+    range.prev != range.last && range.prev.next_index() >= committed.next_index()
 }
 
 /// A task responsible for sending replication events to a target follower in the Raft cluster.
@@ -216,6 +231,8 @@ where
         ReplicationHandle {
             join_handle,
             tx_repl: tx_event,
+            committed_only,
+            deferred: None,
         }
     }
 
@@ -362,8 +379,7 @@ where
     /// Whether `log` is to a learner and holds no committed entry after its `prev` yet
     /// (fabricsim's patch).
     fn waits_for_commit(&self, log: &DataWithId<LogIdRange<C::NodeId>>) -> bool {
-        let range = log.data();
-        self.committed_only && range.prev != range.last && range.prev.next_index() >= self.committed.next_index()
+        self.committed_only && none_committed(log.data(), self.committed.as_ref())
     }
 
     /// When a [`PayloadTooLarge`] error is received, update the hint for the next several RPC.
