@@ -77,9 +77,10 @@ where C: RaftTypeConfig
     /// fabricsim's patch: the target is a learner, sent committed entries only.
     pub(crate) committed_only: bool,
 
-    /// Entries for a learner none of which is committed yet (fabricsim's patch): the core
-    /// keeps them until a commit reaches them and then hands them over with it, so the
-    /// learner's task wakes once per write, not also while the voters' quorum round runs.
+    /// Entries for a learner none of which the leader has applied yet (fabricsim's patch):
+    /// the core keeps them until it has, then hands them over with the applied index, so
+    /// the learner's task wakes once per write, not also while the voters' quorum round
+    /// runs.
     pub(crate) deferred: Option<DataWithId<LogIdRange<C::NodeId>>>,
 }
 
