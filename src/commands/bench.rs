@@ -219,7 +219,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         None => None,
     };
     drop(clients);
-    threads.shutdown_background();
+    drop(threads);
     fabric.stop().await;
     let report = report(&args, up, idle_rss_mb, &median, &timelines, rest)?;
     print_report(&report, args.json);
@@ -290,16 +290,39 @@ fn report(
 /// the kernel wakes it as soon as its answer arrives; a client task on the fabric's own
 /// runtime would instead wait in line behind the members' work for that answer (at 50
 /// nodes, behind the learners' AppendEntries that the commit has just set off).
-fn client_threads() -> Result<tokio::runtime::Runtime, Error> {
+fn client_threads() -> Result<ClientThreads, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(CLIENT_THREADS)
         .thread_name("bench-client")
         .enable_all()
         .build()
+        .map(|runtime| ClientThreads(Some(runtime)))
         .map_err(|source| Error::Io {
             context: "starting the bench clients' threads".to_owned(),
             source,
         })
+}
+
+/// The clients' runtime, stopped without waiting for its threads when the bench ends,
+/// however it ends: a runtime dropped inside another would wait for them, which tokio
+/// refuses with a panic.
+struct ClientThreads(Option<tokio::runtime::Runtime>);
+
+impl ClientThreads {
+    fn handle(&self) -> &Handle {
+        self.0
+            .as_ref()
+            .expect("the clients' runtime runs until dropped")
+            .handle()
+    }
+}
+
+impl Drop for ClientThreads {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// The clients, each connected before any write, from the clients' threads.
@@ -672,5 +695,15 @@ mod tests {
         assert_eq!(schedule.due(200), start);
         assert_eq!(schedule.due(203), start + Duration::from_micros(7_500));
         assert_eq!(schedule.due(600), start + Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn the_clients_threads_stop_when_a_bench_ends_early() {
+        // A bench that fails returns its error from inside the fabric's runtime, and drops
+        // the clients' runtime there.
+        let threads = client_threads().unwrap();
+        let answered = threads.handle().spawn(async { 7 }).await.unwrap();
+        drop(threads);
+        assert_eq!(answered, 7);
     }
 }
