@@ -402,7 +402,19 @@ impl RunningFabric {
 
     /// An admin connection to node `name`.
     pub async fn connect(&self, name: &str) -> Result<AdminConnection, LaunchError> {
-        Ok(AdminConnection::connect(self.addr(name)?, &self.operator).await?)
+        Ok(self.connector(name)?.await?)
+    }
+
+    /// A future that makes an admin connection to node `name` where it runs: the
+    /// connection's I/O stays on the runtime that ran it.
+    pub fn connector(
+        &self,
+        name: &str,
+    ) -> Result<impl Future<Output = Result<AdminConnection, ClientError>> + Send + 'static, LaunchError>
+    {
+        let addr = self.addr(name)?;
+        let operator = self.operator.clone();
+        Ok(async move { AdminConnection::connect(addr, &operator).await })
     }
 
     /// Runs the topology's `[bootstrap]` lines on the root in one session, answering every

@@ -125,8 +125,9 @@ struct Report {
     converge_p99_us: u64,
     converge_p999_us: u64,
     writes_per_sec: f64,
-    /// Log syncs of every node while the writes ran, per write.
+    /// Batches every node's log synced while the writes ran, per write.
     fsyncs_per_write: f64,
+    /// The syncs the log writers ran for them, per write (one may cover many logs).
     disk_syncs_per_write: f64,
     cpu_s_per_1000_writes: f64,
     idle_rss_per_node_mb: f64,
@@ -389,9 +390,9 @@ impl Writing<'_> {
         let syncs_before = log_syncs(fabric)?;
         let disk_syncs_before = crate::raft::log::writers::syncs_ran();
         let cpu_before = cpu_seconds();
-        let writing = Instant::now();
+        let started = Instant::now();
         let schedule = every.map(|every| Schedule {
-            start: writing,
+            start: started,
             first,
             every,
         });
@@ -415,7 +416,7 @@ impl Writing<'_> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let write_time = writing.elapsed();
+        let write_time = started.elapsed();
         let cpu = cpu_seconds() - cpu_before;
         let syncs = log_syncs(fabric)? - syncs_before;
         let disk_syncs = crate::raft::log::writers::syncs_ran() - disk_syncs_before;

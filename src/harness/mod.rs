@@ -235,9 +235,7 @@ impl Fabric {
         name: &str,
     ) -> Result<impl Future<Output = Result<AdminConnection, ClientError>> + Send + 'static, HarnessError>
     {
-        let addr = self.fabric.addr(name)?;
-        let operator = self.fabric.operator().clone();
-        Ok(async move { AdminConnection::connect(addr, &operator).await })
+        Ok(self.fabric.connector(name)?)
     }
 
     /// Asks every node for its state.

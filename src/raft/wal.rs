@@ -4,11 +4,11 @@
 //! Everything the log store must keep goes in as records, one after another: entries,
 //! truncations, purges, the vote and the committed index. A batch of records is one
 //! frame, written with one positioned write and then synced: with `fdatasync`, or with
-//! `syncfs` when the logs on one file system share a sync ([`super::log::writers`]). A segment
-//! is allocated whole when it is created (`posix_fallocate`), so a sync never changes the
-//! file's size, which is what makes it cheap; when a batch does not fit, the next segment
-//! starts with the state so far (vote, committed, purged) and the old ones go once every
-//! entry in them is purged.
+//! `syncfs` when the logs on one file system share a sync ([`super::log::writers`]). A
+//! segment is allocated whole when it is created (`posix_fallocate`), so a sync never
+//! changes the file's size, which is what makes it cheap; when a batch does not fit, the
+//! next segment starts with the state so far (vote, committed, purged) and the old ones
+//! go once every entry in them is purged.
 //!
 //! A frame and a record are each a length (4 bytes), the CRC-32 of the body (4 bytes) and
 //! the body. A frame's body is a kind byte and its records; a record's body is a kind
