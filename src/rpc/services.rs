@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::FutureExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -272,6 +273,10 @@ pub(super) struct AdminService {
 
 type CliStream = Pin<Box<dyn Stream<Item = Result<CliReply, Status>> + Send>>;
 
+/// The most replies a CLI session holds back while lines that arrived with the first
+/// run: a long pasted script still shows its progress.
+const MAX_HELD_REPLIES: usize = 16;
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     type CliStream = CliStream;
@@ -283,9 +288,18 @@ impl Admin for AdminService {
         tokio::spawn(async move {
             let mut session = Session::new();
             while let Ok(Some(request)) = inbound.message().await {
-                let reply = answer(&mut session, &node, request).await;
-                if reply_tx.send(Ok(reply)).await.is_err() {
-                    return;
+                // Lines that arrived together (a pasted block) are answered together, once
+                // the last of them has run: one write back instead of one per line.
+                let mut replies = vec![answer(&mut session, &node, request).await];
+                while replies.len() < MAX_HELD_REPLIES
+                    && let Some(Ok(Some(request))) = inbound.message().now_or_never()
+                {
+                    replies.push(answer(&mut session, &node, request).await);
+                }
+                for reply in replies {
+                    if reply_tx.send(Ok(reply)).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
