@@ -6,21 +6,27 @@
 //! frame, written with one positioned write and then synced: with `fdatasync`, or with
 //! `syncfs` when the logs on one file system share a sync ([`super::log::writers`]). A
 //! segment is allocated whole when it is created (`posix_fallocate`), so a sync never
-//! changes the file's size, which is what makes it cheap; when a batch does not fit, the
-//! next segment starts with the state so far (vote, committed, purged) and the old ones
-//! go once every entry in them is purged.
+//! changes the file's size, which is what makes it cheap. Once the active segment is half
+//! full, the next one is made ahead on a thread of its own, as etcd's WAL does: allocated
+//! and synced under a staging name, renamed into place and the directory synced. A batch
+//! that does not fit then moves on to it without a sync of its own (every node of a
+//! fabric fills its segment at about the same entry, and making fifty at once, one after
+//! another on the log writers, stalled every write for tens of milliseconds). A segment's
+//! first batch starts with the state so far (vote, committed, purged), and the segments
+//! before it go once that batch is on disk and every entry in them is purged.
 //!
 //! A frame and a record are each a length (4 bytes), the CRC-32 of the body (4 bytes) and
 //! the body. A frame's body is a kind byte and its records; a record's body is a kind
 //! byte, then for an entry its index (8 bytes) and its JSON, for a truncation the first
 //! index dropped, and for the rest their JSON. Replaying the records in order gives the
-//! log back. A frame that does not check out at the end of the newest segment, with no
-//! sound frame after it and not the segment's first (which is synced before the segment
-//! is used), is a batch a crash cut short (its pages may reach the disk in any
-//! order until its sync returns, and the next batch waits for that sync): it was never
-//! acknowledged, so it is dropped and zeroed. Anywhere else it is damage, reported with
-//! the file and offset, and nothing is changed. After a failed write or sync the log
-//! takes no more writes: what the failed batch left in the file is unknown.
+//! log back; segments after the newest one used, made ahead, hold no frame. A frame that
+//! does not check out at the end of the newest segment used, with no sound frame after
+//! it and not the log's very first (which is synced before the log is used), is a batch
+//! a crash cut short (its pages may reach the disk in any order until its sync returns,
+//! and the next batch waits for that sync): it was never acknowledged, so it is dropped
+//! and zeroed. Anywhere else it is damage, reported with the file and offset, and
+//! nothing is changed. After a failed write or sync the log takes no more writes: what
+//! the failed batch left in the file is unknown.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -178,6 +184,16 @@ pub struct Wal {
     failed: Option<String>,
     /// Whether the last batch waits for its sync.
     unsynced: bool,
+    /// The next segment, being made ready once the active one is half full.
+    next: Option<NextSegment>,
+}
+
+/// A segment made ready ahead of need, on a thread of its own: its blocks allocated, and
+/// its file and name synced. Answers its length.
+struct NextSegment {
+    seq: u64,
+    path: PathBuf,
+    made: std::thread::JoinHandle<std::io::Result<u64>>,
 }
 
 /// How a batch is made durable.
@@ -194,7 +210,8 @@ pub enum SyncScope {
 pub struct Written {
     /// Where each entry of the batch went, in order.
     pub locations: Vec<Location>,
-    /// How many syncs it takes: a new segment's two and the batch's own, to come.
+    /// How many syncs it takes: the batch's own, to come, and when it moved on to a new
+    /// segment, the two that made it (ahead of time, or then).
     pub syncs: u64,
 }
 
@@ -208,17 +225,17 @@ impl Wal {
         }
         let replayed = replay(&dir)?;
         let segments: Vec<Segment> = replayed.segments;
-        let active = segments.last().expect("replay finds at least one segment");
-        if let Some(torn) = replayed.torn {
+        if let Some((i, torn)) = replayed.torn {
+            let cut = &segments[i];
             tracing::warn!(
-                file = %active.path.display(),
+                file = %cut.path.display(),
                 offset = torn,
                 "the Raft log ends in a write a crash cut short; it was never acknowledged and is dropped"
             );
-            let zeros = vec![0; usize::try_from(active.len - torn).expect("a segment fits in memory")];
-            let io = io_error(&active.path);
-            active.file.write_all_at(&zeros, torn).map_err(&io)?;
-            active.file.sync_data().map_err(&io)?;
+            let zeros = vec![0; usize::try_from(cut.len - torn).expect("a segment fits in memory")];
+            let io = io_error(&cut.path);
+            cut.file.write_all_at(&zeros, torn).map_err(&io)?;
+            cut.file.sync_data().map_err(&io)?;
         }
         let state = replayed.state;
         let wal = Wal {
@@ -230,6 +247,7 @@ impl Wal {
             purged: state.purged,
             failed: None,
             unsynced: false,
+            next: None,
         };
         Ok(Some((wal, state)))
     }
@@ -296,7 +314,7 @@ impl Wal {
             SyncScope::FileSystem => syncfs(file),
         };
         match &synced {
-            Ok(()) => self.unsynced = false,
+            Ok(()) => self.synced(),
             Err(e) => self.failed = Some(e.to_string()),
         }
         synced
@@ -314,11 +332,18 @@ impl Wal {
     /// more writes.
     pub fn covered(&mut self, synced: &Result<(), String>) {
         match synced {
-            Ok(()) => self.unsynced = false,
+            Ok(()) => self.synced(),
             Err(why) => {
                 self.failed.get_or_insert_with(|| why.clone());
             }
         }
+    }
+
+    /// Everything written is on disk: the active segment's preamble too, so the segments
+    /// before it that hold only purged entries can go.
+    fn synced(&mut self) {
+        self.unsynced = false;
+        self.remove_purged_segments();
     }
 
     fn refuse_after_failure(&self) -> std::io::Result<()> {
@@ -331,10 +356,11 @@ impl Wal {
     }
 
     fn write_batch(&mut self, ops: &[Op]) -> std::io::Result<Written> {
-        let (bytes, entries) = frame(ops);
         let mut syncs = 0;
+        let (mut bytes, mut entries) = self.frame_here(ops);
         if self.offset + bytes.len() as u64 > self.active().len {
-            syncs += self.rotate(bytes.len() as u64)?;
+            syncs += self.rotate(frame(&[self.preamble(), ops.to_vec()].concat()).0.len() as u64)?;
+            (bytes, entries) = self.frame_here(ops);
         }
         let start = self.offset;
         let active = self.segments.last_mut().expect("an active segment");
@@ -359,34 +385,60 @@ impl Wal {
                 Op::Entry { .. } | Op::Truncate(_) => {}
             }
         }
-        self.remove_purged_segments();
+        if self.next.is_none() && self.offset > self.active().len / 2 {
+            self.make_next_segment();
+        }
         Ok(Written { locations, syncs })
+    }
+
+    /// The frame of `ops` where the next batch goes: a segment's first batch starts with
+    /// its preamble.
+    fn frame_here(&self, ops: &[Op]) -> (Vec<u8>, Vec<Placed>) {
+        if self.offset == MAGIC.len() as u64 {
+            frame(&[self.preamble(), ops.to_vec()].concat())
+        } else {
+            frame(ops)
+        }
+    }
+
+    /// The records that carry the log's state but its entries, which begin a segment: the
+    /// segments before it may then go once their entries are purged.
+    fn preamble(&self) -> Vec<Op> {
+        State {
+            vote: self.vote,
+            committed: self.committed,
+            purged: self.purged,
+            entries: BTreeMap::new(),
+        }
+        .preamble()
     }
 
     fn active(&self) -> &Segment {
         self.segments.last().expect("an active segment")
     }
 
-    /// Starts the next segment, big enough for `need` bytes after its preamble. Returns
-    /// the syncs it took.
+    /// Moves on to the next segment, which takes a first batch of `need` bytes: the one
+    /// made ready ahead if it is and has the room, else one made now. Returns the syncs
+    /// that making it took (ahead or now).
     fn rotate(&mut self, need: u64) -> std::io::Result<u64> {
-        let state = State {
-            vote: self.vote,
-            committed: self.committed,
-            purged: self.purged,
-            entries: BTreeMap::new(),
-        };
-        let (preamble, _) = frame(&state.preamble());
         let seq = self.active().seq + 1;
         let path = self.dir.join(segment_name(seq));
-        let staging = path.with_extension("new");
-        // One a crash left half made.
-        if staging.exists() {
-            std::fs::remove_file(&staging)?;
-        }
-        let len = allocate_segment(&staging, &preamble, need)?;
-        std::fs::rename(&staging, &path)?;
-        sync_dir(&self.dir)?;
+        let ready = self.next.take().and_then(|next| {
+            debug_assert_eq!(next.seq, seq, "the segment made ahead is the next one");
+            match next.made.join() {
+                Ok(Ok(len)) => Some(len),
+                Ok(Err(e)) => {
+                    tracing::warn!(file = %next.path.display(), error = %e, "the next Raft log segment could not be made ahead; it is made now");
+                    None
+                }
+                Err(_) => None,
+            }
+        });
+        let len = match ready {
+            Some(len) if MAGIC.len() as u64 + need <= len => len,
+            // A segment made ahead that is too small is replaced whole.
+            _ => make_segment(&self.dir, &path, need)?,
+        };
         let file = File::options().read(true).write(true).open(&path)?;
         self.segments.push(Segment {
             seq,
@@ -395,8 +447,28 @@ impl Wal {
             len,
             last_index: None,
         });
-        self.offset = (MAGIC.len() + preamble.len()) as u64;
+        self.offset = MAGIC.len() as u64;
         Ok(2)
+    }
+
+    /// Starts making the segment after the active one on a thread of its own, so that
+    /// moving on to it costs the writes no allocation and no syncs of their own.
+    fn make_next_segment(&mut self) {
+        let seq = self.active().seq + 1;
+        let (dir, path) = (self.dir.clone(), self.dir.join(segment_name(seq)));
+        let made = std::thread::Builder::new()
+            .name("raft-log-segment".to_owned())
+            .spawn({
+                let path = path.clone();
+                move || make_segment(&dir, &path, 0)
+            });
+        match made {
+            Ok(made) => self.next = Some(NextSegment { seq, path, made }),
+            // The segment is made when it is needed.
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread could be started to make the next Raft log segment")
+            }
+        }
     }
 
     /// Deletes the segments before the active one whose entries are all purged: a newer
@@ -416,6 +488,30 @@ impl Wal {
             self.segments.remove(0);
         }
     }
+}
+
+impl Drop for Wal {
+    /// Waits for the next segment being made: nothing is left writing in the directory.
+    fn drop(&mut self) {
+        if let Some(next) = self.next.take() {
+            let _ = next.made.join();
+        }
+    }
+}
+
+/// Makes the empty segment `path` in `dir`, with room for `room` bytes after its magic
+/// (at least [`SEGMENT_BYTES`] in all): allocated and synced under a staging name, then
+/// renamed into place and the directory synced, so a segment under its own name is whole.
+fn make_segment(dir: &Path, path: &Path, room: u64) -> std::io::Result<u64> {
+    let staging = path.with_extension("new");
+    // One a crash left half made.
+    if staging.exists() {
+        std::fs::remove_file(&staging)?;
+    }
+    let len = allocate_segment(&staging, &[], room)?;
+    std::fs::rename(&staging, path)?;
+    sync_dir(dir)?;
+    Ok(len)
 }
 
 fn segment_name(seq: u64) -> String {
@@ -470,8 +566,8 @@ struct Replayed {
     segments: Vec<Segment>,
     /// Where the newest segment's records end.
     end: u64,
-    /// Where a write cut short by a crash starts, in the newest segment.
-    torn: Option<u64>,
+    /// Where a write cut short by a crash starts: the newest segment used, and the offset.
+    torn: Option<(usize, u64)>,
 }
 
 /// Reads every segment of `dir` in order and replays its records.
@@ -501,14 +597,7 @@ fn replay(dir: &Path) -> Result<Replayed, OpenError> {
     if names.is_empty() {
         return Err(damaged(dir, "it has no segment".to_owned()));
     }
-    let mut replay = Replay::default();
-    let mut replayed = Replayed {
-        state: State::default(),
-        segments: Vec::new(),
-        end: 0,
-        torn: None,
-    };
-    let newest = names.last().map(|(seq, _)| *seq);
+    let mut read = Vec::with_capacity(names.len());
     for (seq, path) in names {
         // Open for writing too: the newest segment takes the next records.
         let file = Arc::new(
@@ -525,17 +614,49 @@ fn replay(dir: &Path) -> Result<Replayed, OpenError> {
                 "it does not start as a segment of the log".to_owned(),
             ));
         }
+        read.push((seq, path, file, bytes, len));
+    }
+    // The segments after the newest that holds anything were made ahead and not used yet.
+    let newest_used = read
+        .iter()
+        .rposition(|(.., bytes, _)| bytes.len() > MAGIC.len())
+        .unwrap_or(0);
+    let mut replay = Replay::default();
+    let mut replayed = Replayed {
+        state: State::default(),
+        segments: Vec::new(),
+        end: 0,
+        torn: None,
+    };
+    for (i, (seq, path, file, bytes, len)) in read.into_iter().enumerate() {
+        if i < newest_used && bytes.len() == MAGIC.len() {
+            return Err(damaged(
+                &path,
+                "it holds no batch, and a later segment does".to_owned(),
+            ));
+        }
         let scanned = replay
             .segment(bytes, len, &file)
             .map_err(|what| damaged(&path, what))?;
         if let Some(torn) = scanned.torn {
-            if Some(seq) != newest {
+            if i != newest_used {
                 return Err(damaged(
                     &path,
                     format!("the batch at offset {torn} does not match its checksum"),
                 ));
             }
-            replayed.torn = Some(torn);
+            // A segment's first batch carries the preamble, with the batch it came with;
+            // a crash may cut it short, but the first segment's is synced as it is made.
+            if i == 0 && torn == MAGIC.len() as u64 {
+                return Err(damaged(
+                    &path,
+                    format!(
+                        "the batch at offset {torn} does not match its checksum, and the log's \
+                         first batch is on disk before the log is used"
+                    ),
+                ));
+            }
+            replayed.torn = Some((i, torn));
         }
         replayed.end = scanned.end;
         replayed.segments.push(Segment {
@@ -641,19 +762,12 @@ impl Replay {
             at += HEADER + batch.len();
             scanned.end = at as u64;
         }
-        if let Some(torn) = scanned.torn {
-            if torn as usize == MAGIC.len() {
-                return Err(format!(
-                    "the batch at offset {torn} does not match its checksum, and a segment's first batch \
-                     is on disk before the segment is used"
-                ));
-            }
-            if let Some(after) = (torn as usize + 1..bytes.len()).find(|at| batch_body(&bytes, *at).is_some())
-            {
-                return Err(format!(
-                    "the batch at offset {torn} does not match its checksum, and a sound one follows at offset {after}"
-                ));
-            }
+        if let Some(torn) = scanned.torn
+            && let Some(after) = (torn as usize + 1..bytes.len()).find(|at| batch_body(&bytes, *at).is_some())
+        {
+            return Err(format!(
+                "the batch at offset {torn} does not match its checksum, and a sound one follows at offset {after}"
+            ));
         }
         Ok(scanned)
     }
@@ -875,8 +989,6 @@ mod tests {
     fn a_full_segment_rolls_over_and_purged_segments_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::create(dir.path(), &[Op::Vote(Vote::new(2, 1))]).unwrap();
-        // About 0.6 MiB a batch: the second one starts a new segment.
-        wal.write(&entries(0..=7999)).unwrap();
         // A segment a crash left half made is made again.
         std::fs::write(
             dir.path()
@@ -886,18 +998,21 @@ mod tests {
             b"half",
         )
         .unwrap();
+        // About 0.6 MiB a batch: past half the segment, the next one is made ahead; the
+        // second batch moves on to it.
+        wal.write(&entries(0..=7999)).unwrap();
+        assert!(wal.next.is_some(), "the next segment is being made");
         let written = wal.write(&entries(8000..=15999)).unwrap();
         assert_eq!(
             written.syncs, 3,
-            "a new segment's file and directory, then the batch"
+            "the next segment's file and directory, then the batch"
         );
-        assert_eq!(segments(dir.path()).len(), 2);
-        wal.write(&[Op::Purged(id(8000))]).unwrap();
-        assert_eq!(
-            segments(dir.path()).len(),
-            1,
-            "the first segment held only purged entries"
-        );
+        assert_eq!(wal.segments.len(), 2);
+        let first = wal.segments[0].path.clone();
+        wal.write_unsynced(&[Op::Purged(id(8000))]).unwrap();
+        assert!(first.exists(), "kept until the purge is on disk");
+        wal.sync(SyncScope::File).unwrap();
+        assert!(!first.exists(), "the first segment held only purged entries");
         drop(wal);
         let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
         assert_eq!(
@@ -978,13 +1093,93 @@ mod tests {
     }
 
     #[test]
-    fn damage_to_a_segments_first_batch_is_reported() {
+    fn damage_to_the_logs_first_batch_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, _) = three_batches(dir.path());
-        flip(&path, MAGIC.len() + HEADER + 20);
+        drop(Wal::create(dir.path(), &entries(0..=1)).unwrap());
+        flip(&segments(dir.path())[0], MAGIC.len() + HEADER + 20);
         let error = Wal::open(dir.path()).err().expect("refused").to_string();
         assert!(
-            error.contains("the batch at offset 8 does not match its checksum, and a segment's first batch"),
+            error.contains("the batch at offset 8 does not match its checksum, and the log's first batch"),
+            "{error}"
+        );
+    }
+
+    /// A log whose first segment is past half full, with the vote in its first batch: the
+    /// second segment is made ahead and not used yet. Answers the first segment's end.
+    fn made_ahead(dir: &Path) -> u64 {
+        let (mut wal, _) = Wal::create(dir, &[Op::Vote(Vote::new(2, 1))]).unwrap();
+        wal.write(&entries(0..=7999)).unwrap();
+        let end = wal.offset;
+        drop(wal);
+        let files = segments(dir);
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(std::fs::metadata(&files[1]).unwrap().len(), SEGMENT_BYTES);
+        end
+    }
+
+    #[test]
+    fn a_segment_made_ahead_takes_the_next_batch_behind_a_preamble() {
+        let dir = tempfile::tempdir().unwrap();
+        made_ahead(dir.path());
+        let (mut wal, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(state.entries.len(), 8000);
+        assert_eq!(wal.segments.len(), 2, "the one made ahead is the active one");
+        wal.write(&entries(8000..=8001)).unwrap();
+        wal.write(&[Op::Purged(id(8000))]).unwrap();
+        assert_eq!(segments(dir.path()).len(), 1);
+        drop(wal);
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(state.vote, Some(Vote::new(2, 1)), "carried by the preamble");
+        assert_eq!(indices(&state), [8001]);
+    }
+
+    #[test]
+    fn a_segments_first_batch_cut_short_is_dropped_and_the_log_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        made_ahead(dir.path());
+        let second = segments(dir.path()).remove(1);
+        let (torn, _) = frame(&[Op::Vote(Vote::new(2, 1)), entry(8000)]);
+        let file = File::options().write(true).open(&second).unwrap();
+        file.write_all_at(&torn[..torn.len() / 2], MAGIC.len() as u64)
+            .unwrap();
+        drop(file);
+        let (mut wal, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(state.entries.len(), 8000);
+        wal.write(&entries(8000..=8000)).unwrap();
+        drop(wal);
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(state.entries.len(), 8001);
+    }
+
+    #[test]
+    fn a_write_cut_short_before_a_segment_made_ahead_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let end = made_ahead(dir.path());
+        let first = segments(dir.path()).remove(0);
+        let mut torn = Vec::new();
+        entry(8000).encode(&mut torn);
+        let file = File::options().write(true).open(&first).unwrap();
+        file.write_all_at(&torn[..torn.len() / 2], end).unwrap();
+        drop(file);
+        let (_, state) = Wal::open(dir.path()).unwrap().expect("a log");
+        assert_eq!(state.entries.len(), 8000);
+        let (bytes, _) = read_used(&File::open(&first).unwrap()).unwrap();
+        assert_eq!(bytes.len() as u64, end, "the write cut short is zeroed");
+    }
+
+    #[test]
+    fn an_empty_segment_before_a_used_one_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        made_ahead(dir.path());
+        let (mut wal, _) = Wal::open(dir.path()).unwrap().expect("a log");
+        wal.write(&entries(8000..=8000)).unwrap();
+        drop(wal);
+        let second = segments(dir.path()).remove(1);
+        std::fs::rename(&second, dir.path().join(LOG_DIR).join(segment_name(3))).unwrap();
+        allocate_segment(&second, &[], 0).unwrap();
+        let error = Wal::open(dir.path()).err().expect("refused").to_string();
+        assert!(
+            error.contains("it holds no batch, and a later segment does"),
             "{error}"
         );
     }
