@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, ServerState};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -1043,7 +1043,7 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config, Box<openraft::Co
         election_timeout_max: settings.election_timeout_max_ms,
         // See the module docs: members never start elections.
         enable_elect: config.role == Role::Root,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every(settings.snapshot_every, config.id)),
+        snapshot_policy: crate::raft::snapshot_policy(settings.snapshot_every, config.id),
         max_in_snapshot_log_to_keep: settings.keep_logs,
         // A snapshot of the configuration is small: send it in one message.
         snapshot_max_chunk_size: (crate::raft::MAX_MESSAGE_BYTES / 2) as u64,
@@ -1052,17 +1052,6 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config, Box<openraft::Co
     }
     .validate()
     .map_err(Box::new)
-}
-
-/// The log entries between node `id`'s snapshots: `every`, and up to a tenth more, which
-/// differs from node to node. The logs of a fabric's nodes grow together, and on one
-/// machine fifty snapshots at the same entry, each written and synced, held every write
-/// up for 10-20 ms.
-fn snapshot_every(every: u64, id: NodeId) -> u64 {
-    match every / 10 {
-        0 => every,
-        spread => every + id % spread,
-    }
 }
 
 /// Writes the topology's administrator and API users into the node's own tables.
@@ -1205,19 +1194,5 @@ impl NodeConfig {
             credentials: provision.credentials,
             links: provision.links,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::snapshot_every;
-
-    #[test]
-    fn nodes_snapshot_at_entries_of_their_own_up_to_a_tenth_apart() {
-        let every: Vec<u64> = (1..=50).map(|id| snapshot_every(500, id)).collect();
-        assert!(every.iter().all(|n| (500..550).contains(n)), "{every:?}");
-        let distinct: std::collections::BTreeSet<_> = every.iter().collect();
-        assert_eq!(distinct.len(), 50);
-        assert_eq!(snapshot_every(5, 3), 5, "too few entries to spread");
     }
 }

@@ -78,3 +78,37 @@ pub type Raft = openraft::Raft<TypeConfig>;
 
 /// openraft's storage error for this type configuration.
 pub type StorageError = openraft::StorageError<NodeId>;
+
+/// When node `id` builds a snapshot: after `every` log entries since the last one, and up
+/// to a tenth more, which differs from node to node. The logs of a fabric's nodes grow
+/// together, and on one machine fifty snapshots at the same entry, each written and
+/// synced, held every write up for 10-20 ms.
+pub fn snapshot_policy(every: u64, id: NodeId) -> openraft::SnapshotPolicy {
+    openraft::SnapshotPolicy::LogsSinceLast(match every / 10 {
+        0 => every,
+        spread => every + id % spread,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::SnapshotPolicy;
+
+    use super::snapshot_policy;
+
+    fn every(every: u64, id: u64) -> u64 {
+        let SnapshotPolicy::LogsSinceLast(every) = snapshot_policy(every, id) else {
+            unreachable!("a policy by entries")
+        };
+        every
+    }
+
+    #[test]
+    fn nodes_snapshot_at_entries_of_their_own_up_to_a_tenth_apart() {
+        let spread: Vec<u64> = (1..=50).map(|id| every(500, id)).collect();
+        assert!(spread.iter().all(|n| (500..550).contains(n)), "{spread:?}");
+        let distinct: std::collections::BTreeSet<_> = spread.iter().collect();
+        assert_eq!(distinct.len(), 50);
+        assert_eq!(every(5, 3), 5, "too few entries to spread");
+    }
+}
