@@ -154,16 +154,6 @@ pub struct State {
     pub entries: BTreeMap<u64, Location>,
 }
 
-impl State {
-    /// The records that carry everything but the entries: what a new segment starts with.
-    fn preamble(&self) -> Vec<Op> {
-        let mut ops: Vec<Op> = self.vote.map(Op::Vote).into_iter().collect();
-        ops.extend(self.purged.map(Op::Purged));
-        ops.push(Op::Committed(self.committed));
-        ops
-    }
-}
-
 /// One segment file.
 struct Segment {
     seq: u64,
@@ -363,8 +353,10 @@ impl Wal {
         let mut syncs = 0;
         let (mut bytes, mut entries) = self.frame_here(ops);
         if self.offset + bytes.len() as u64 > self.active().len {
-            syncs += self.rotate(frame(&[self.preamble(), ops.to_vec()].concat()).0.len() as u64)?;
-            (bytes, entries) = self.frame_here(ops);
+            // The next segment's first batch, which carries the preamble too.
+            let first = frame(&self.behind_preamble(ops));
+            syncs += self.rotate(first.0.len() as u64)?;
+            (bytes, entries) = first;
         }
         let start = self.offset;
         let active = self.segments.last_mut().expect("an active segment");
@@ -399,22 +391,21 @@ impl Wal {
     /// its preamble.
     fn frame_here(&self, ops: &[Op]) -> (Vec<u8>, Vec<Placed>) {
         if self.offset == MAGIC.len() as u64 {
-            frame(&[self.preamble(), ops.to_vec()].concat())
+            frame(&self.behind_preamble(ops))
         } else {
             frame(ops)
         }
     }
 
-    /// The records that carry the log's state but its entries, which begin a segment: the
-    /// segments before it may then go once their entries are purged.
-    fn preamble(&self) -> Vec<Op> {
-        State {
-            vote: self.vote,
-            committed: self.committed,
-            purged: self.purged,
-            entries: BTreeMap::new(),
-        }
-        .preamble()
+    /// `ops` after the records that carry the log's state but its entries (vote, purged,
+    /// committed), as a segment begins: the segments before it may then go once their
+    /// entries are purged.
+    fn behind_preamble(&self, ops: &[Op]) -> Vec<Op> {
+        let mut all: Vec<Op> = self.vote.map(Op::Vote).into_iter().collect();
+        all.extend(self.purged.map(Op::Purged));
+        all.push(Op::Committed(self.committed));
+        all.extend_from_slice(ops);
+        all
     }
 
     fn active(&self) -> &Segment {
@@ -435,6 +426,7 @@ impl Wal {
                     tracing::warn!(file = %next.path.display(), error = %e, "the next Raft log segment could not be made ahead; it is made now");
                     None
                 }
+                // The thread panicked.
                 Err(_) => None,
             }
         });
