@@ -274,7 +274,8 @@ pub(super) struct AdminService {
 type CliStream = Pin<Box<dyn Stream<Item = Result<CliReply, Status>> + Send>>;
 
 /// The most replies a CLI session holds back while lines that arrived with the first
-/// run: a long pasted script still shows its progress.
+/// run (a long pasted script still shows its progress), and the replies its stream
+/// holds, so a batch is sent without waiting.
 const MAX_HELD_REPLIES: usize = 16;
 
 #[tonic::async_trait]
@@ -284,7 +285,7 @@ impl Admin for AdminService {
     async fn cli(&self, request: Request<Streaming<CliRequest>>) -> Result<Response<CliStream>, Status> {
         let mut inbound = request.into_inner();
         let node = self.node.clone();
-        let (reply_tx, reply_rx) = mpsc::channel(16);
+        let (reply_tx, reply_rx) = mpsc::channel(MAX_HELD_REPLIES);
         tokio::spawn(async move {
             let mut session = Session::new();
             while let Ok(Some(request)) = inbound.message().await {
