@@ -277,8 +277,8 @@ fn report(
         fsyncs_per_write: median.fsyncs_per_write,
         disk_syncs_per_write: median.disk_syncs_per_write,
         cpu_s_per_1000_writes: median.cpu_s_per_1000_writes,
-        idle_rss_per_node_mb: round1(idle_rss_mb / nodes as f64),
-        peak_rss_per_node_mb: round1(peak_rss_mb / nodes as f64),
+        idle_rss_per_node_mb: round_to(idle_rss_mb / nodes as f64, 1),
+        peak_rss_per_node_mb: round_to(peak_rss_mb / nodes as f64, 1),
         rest_get_p50_us,
         rest_get_p99_us,
         rest_write_converge_p50_us,
@@ -432,10 +432,10 @@ impl Writing<'_> {
         }
         let count = writes.len().max(1) as f64;
         Ok(Run {
-            writes_per_sec: round1(writes.len() as f64 / write_time.as_secs_f64()),
-            fsyncs_per_write: (syncs as f64 / count * 100.0).round() / 100.0,
-            disk_syncs_per_write: (disk_syncs as f64 / count * 100.0).round() / 100.0,
-            cpu_s_per_1000_writes: (cpu / count * 1000.0 * 1000.0).round() / 1000.0,
+            writes_per_sec: round_to(writes.len() as f64 / write_time.as_secs_f64(), 1),
+            fsyncs_per_write: round_to(syncs as f64 / count, 2),
+            disk_syncs_per_write: round_to(disk_syncs as f64 / count, 2),
+            cpu_s_per_1000_writes: round_to(cpu / count * 1000.0, 3),
             writes,
         })
     }
@@ -644,8 +644,10 @@ fn percentile(values: &mut [u64], p: f64) -> u64 {
     values[rank.min(values.len() - 1)]
 }
 
-fn round1(value: f64) -> f64 {
-    (value * 10.0).round() / 10.0
+/// `value` rounded to `digits` decimal places.
+fn round_to(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
 }
 
 /// A line of `/proc/self/status` in kB (`VmRSS:`, `VmHWM:`), in MiB; 0 where /proc is
@@ -657,7 +659,7 @@ fn rss_mb(field: &str) -> f64 {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0);
-    round1(kib / 1024.0)
+    round_to(kib / 1024.0, 1)
 }
 
 /// The CPU time the process has used, user and system, in seconds (`/proc/self/stat`,
