@@ -740,8 +740,10 @@ where
                 self.committed = c;
 
                 // If there is no action, fill in an heartbeat action to send committed index.
-                // fabricsim's patch: entries held for a learner carry it instead.
-                if self.next_action.is_none() && self.held.is_none() {
+                // fabricsim's patch: a learner is sent none. Its entries left committed, with
+                // the committed index; one past them is of no use to it until the entries
+                // after them come, and they carry it (held ones too).
+                if self.next_action.is_none() && !self.committed_only {
                     self.next_action = Some(Data::new_heartbeat());
                 }
             }
