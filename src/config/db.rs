@@ -87,8 +87,12 @@ pub struct Applied {
     pub revision: u64,
 }
 
+/// A table: entry key -> entry. Entries are shared between copies too, so copying a table
+/// to change it copies its keys, not every entry's values.
+type Table = BTreeMap<String, Arc<Entry>>;
+
 /// Table path -> the table's entries, by key.
-type Tables = BTreeMap<String, Arc<BTreeMap<String, Entry>>>;
+type Tables = BTreeMap<String, Arc<Table>>;
 
 /// The replicated configuration: every table's entries plus a revision counter, under
 /// the schemas of one firmware.
@@ -102,7 +106,7 @@ pub struct ConfigDb {
     /// Table path -> entry key -> entry. Tables without entries are not kept, so equal
     /// content has one representation. Shared between copies and copied on write: every
     /// node keeps, publishes and overlays a copy after each applied write, and a copy
-    /// costs one count, a change one table.
+    /// costs one count, a change the table list and one table (its keys, not its entries).
     tables: Arc<Tables>,
     #[serde(skip)]
     firmware: Firmware,
@@ -221,7 +225,7 @@ impl ConfigDb {
             .get(path)
             .into_iter()
             .flat_map(|entries| entries.iter())
-            .map(|(key, entry)| (key.as_str(), entry))
+            .map(|(key, entry)| (key.as_str(), entry.as_ref()))
     }
 
     /// Whether table `path` holds the same entries here and in `other`: at once when one
@@ -235,7 +239,7 @@ impl ConfigDb {
 
     /// The entry `key` of `path`; for an object use `key = ""`.
     pub fn entry(&self, path: &str, key: &str) -> Option<&Entry> {
-        self.tables.get(path)?.get(key)
+        self.tables.get(path)?.get(key).map(Arc::as_ref)
     }
 
     /// The value of `field` in entry `key` of `path`: the stored value, or the schema
@@ -304,7 +308,7 @@ impl ConfigDb {
                 if table.kind == TableKind::Object && entry.values.is_empty() {
                     entries.remove(&key);
                 } else {
-                    entries.insert(key, entry);
+                    entries.insert(key, Arc::new(entry));
                 }
             }
             ConfigCommand::DeleteEntry { key, .. } => {
